@@ -1,0 +1,56 @@
+"""MovieLensRec: MovieLens rating logs as a Gymnasium recommendation environment.
+
+Importing the package registers ``MovieLensRec-v0`` (once, however often it is imported)::
+
+    import gymnasium as gym
+    import movielens_env
+
+    env = gym.make("MovieLensRec-v0", dataset="synthetic")
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+from .dataset import RatingsDataset, load_dataset
+from .env import MovieLensRecEnv
+from .errors import (
+    ChecksumError,
+    DataFormatError,
+    DataNotFoundError,
+    MovieLensRecError,
+    UnsafeArchiveError,
+)
+from .formats import DATASET_NAMES, FORMATS
+from .mf import MFConfig, MFModel
+from .split import TemporalSplit, UserRatings, temporal_split
+
+ENV_ID = "MovieLensRec-v0"
+MAX_EPISODE_STEPS = 10
+
+if ENV_ID not in registry:
+    register(
+        id=ENV_ID,
+        entry_point="movielens_env.env:MovieLensRecEnv",
+        max_episode_steps=MAX_EPISODE_STEPS,
+        kwargs={"dataset": "ml-1m"},
+    )
+
+__all__ = [
+    "DATASET_NAMES",
+    "ENV_ID",
+    "FORMATS",
+    "ChecksumError",
+    "DataFormatError",
+    "DataNotFoundError",
+    "MFConfig",
+    "MFModel",
+    "MovieLensRecEnv",
+    "MovieLensRecError",
+    "RatingsDataset",
+    "TemporalSplit",
+    "UnsafeArchiveError",
+    "UserRatings",
+    "load_dataset",
+    "temporal_split",
+]

@@ -1,0 +1,23 @@
+"""Exceptions raised by movielens_env, each naming what was wrong and where."""
+
+from __future__ import annotations
+
+
+class MovieLensRecError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class DataFormatError(MovieLensRecError, ValueError):
+    """A data file is malformed: the message names the file and the line."""
+
+
+class DataNotFoundError(MovieLensRecError, FileNotFoundError):
+    """A dataset is neither in ``data_dir``, nor cached, nor downloadable."""
+
+
+class ChecksumError(MovieLensRecError, ValueError):
+    """A downloaded file does not match its pinned SHA-256; nothing was cached."""
+
+
+class UnsafeArchiveError(MovieLensRecError, ValueError):
+    """A zip member would be written outside the folder it is extracted to."""

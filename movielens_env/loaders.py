@@ -1,0 +1,161 @@
+"""Parsers for GroupLens ratings and item files, with errors that name the file and the line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataFormatError, DataNotFoundError
+from .formats import ML_100K_GENRES, GroupLensFormat
+
+RATING_COLUMNS = ("user", "item", "rating", "timestamp")
+
+
+@dataclass(frozen=True, eq=False)
+class RawRatings:
+    """Ratings as read from disk, with GroupLens' own (raw) user and item ids."""
+
+    users: np.ndarray  # int64 raw user ids
+    items: np.ndarray  # int64 raw item ids
+    ratings: np.ndarray  # float32
+    timestamps: np.ndarray  # int64 seconds
+
+
+@dataclass(frozen=True, eq=False)
+class ItemMetadata:
+    """Titles and genres by raw item id."""
+
+    item_ids: np.ndarray  # int64 raw ids
+    titles: np.ndarray  # object (str)
+    genres: np.ndarray  # object (tuple[str, ...])
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataNotFoundError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataNotFoundError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _table(
+    path: Path,
+    fmt_sep: str,
+    header: bool,
+    names: tuple[str, ...],
+    encoding: str,
+    dtype: type | None,
+) -> pd.DataFrame:
+    """Read a separated file into strings or numbers, rewrapping parser errors with file:line."""
+    data = _read_bytes(path)
+    sep = fmt_sep
+    if sep == "::":
+        # Multi-character separators force pandas' slow Python engine; no field contains a tab.
+        data, sep = data.replace(b"::", b"\t"), "\t"
+    try:
+        return pd.read_csv(
+            io.BytesIO(data),
+            sep=sep,
+            header=0 if header else None,
+            names=list(names),
+            encoding=encoding,
+            encoding_errors="replace",
+            skip_blank_lines=False,
+            quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE,
+            dtype=dtype,
+            on_bad_lines="error",
+        )
+    except pd.errors.ParserError as exc:
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if match:
+            want, line, saw = match.groups()
+            raise DataFormatError(
+                f"{path}:{line}: expected {want} fields separated by {fmt_sep!r}, found {saw}"
+            ) from None
+        raise DataFormatError(f"{path}: cannot parse ({exc})") from None
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(f"{path}: file is empty") from None
+
+
+def read_ratings(path: Path, fmt: GroupLensFormat) -> RawRatings:
+    """Parse a ratings file (``u.data``, ``ratings.dat`` or ``ratings.csv``).
+
+    Raises:
+        DataNotFoundError: the file is missing or unreadable.
+        DataFormatError: a row is malformed or a rating is off the dataset's scale; the message
+            gives ``file:line``.
+    """
+    frame = _table(path, fmt.ratings_sep, fmt.ratings_header, RATING_COLUMNS, "ascii", None)
+    first_line = 2 if fmt.ratings_header else 1
+    if len(frame) == 0:
+        raise DataFormatError(f"{path}: no ratings in file")
+    columns = {}
+    for name in RATING_COLUMNS:
+        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if name != "rating":
+            bad |= values != np.round(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            value = frame[name].iloc[row]
+            found = "nothing (too few fields?)" if pd.isna(value) else repr(value)
+            kind = "a number" if name == "rating" else "an integer"
+            raise DataFormatError(f"{path}:{row + first_line}: {name} must be {kind}, got {found}")
+        columns[name] = values
+    low, high = fmt.rating_scale
+    rating = columns["rating"]
+    off_scale = (
+        (rating < low)
+        | (rating > high)
+        | (np.round(rating / fmt.rating_step) * fmt.rating_step != rating)
+    )
+    if off_scale.any():
+        row = int(np.flatnonzero(off_scale)[0])
+        raise DataFormatError(
+            f"{path}:{row + first_line}: rating {rating[row]:g} is outside {fmt.name}'s scale "
+            f"({low:g} to {high:g} in steps of {fmt.rating_step:g})"
+        )
+    return RawRatings(
+        users=columns["user"].astype(np.int64),
+        items=columns["item"].astype(np.int64),
+        ratings=rating.astype(np.float32),
+        timestamps=columns["timestamp"].astype(np.int64),
+    )
+
+
+def read_items(path: Path, fmt: GroupLensFormat) -> ItemMetadata | None:
+    """Parse the item file (``u.item``, ``movies.dat``, ``movies.csv``); ``None`` if absent.
+
+    Metadata is optional: a missing file returns ``None``, but a present, malformed one raises
+    :class:`DataFormatError` with ``file:line``.
+    """
+    if not path.exists():
+        return None
+    n_fields = 5 + len(ML_100K_GENRES) if fmt.genres_as_flags else 3
+    names = tuple(f"f{i}" for i in range(n_fields))
+    frame = _table(path, fmt.items_sep, fmt.items_header, names, fmt.items_encoding, str)
+    first_line = 2 if fmt.items_header else 1
+    ids = pd.to_numeric(frame["f0"], errors="coerce").to_numpy(dtype=np.float64)
+    missing = ~np.isfinite(ids) | frame["f1"].isna().to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise DataFormatError(f"{path}:{row + first_line}: expected an item id and a title")
+    titles = frame["f1"].to_numpy(dtype=object)
+    if fmt.genres_as_flags:
+        flags = frame[list(names[5:])].fillna("0").to_numpy() == "1"
+        genres = [
+            tuple(g for g, on in zip(ML_100K_GENRES, row, strict=True) if on) for row in flags
+        ]
+    else:
+        genres = [tuple(str(g).split("|")) if isinstance(g, str) else () for g in frame["f2"]]
+    genre_array = np.empty(len(genres), dtype=object)
+    for row, item_genres in enumerate(genres):
+        genre_array[row] = item_genres
+    return ItemMetadata(item_ids=ids.astype(np.int64), titles=titles, genres=genre_array)

@@ -1,0 +1,235 @@
+"""Biased matrix factorisation fitted by alternating least squares on train ratings, cached on disk.
+
+Its item factors are the env's item embeddings (they define the action space and the
+observation); its predictions are the ``mf`` rating simulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .split import UserRatings
+from .storage import atomic_write, cache_root
+
+_CACHE_VERSION = 1
+_CHUNK_ELEMENTS = 4_000_000  # floats per padded batch of users (~32 MB), bounding memory
+
+
+@dataclass(frozen=True)
+class MFConfig:
+    """Hyper-parameters of the factorisation.
+
+    Attributes:
+        dim: embedding dimension (the paper uses 100; 16 to 200 are common).
+        reg: weighted-lambda L2 penalty per rating (ALS-WR); larger values shrink the factors
+            towards the biases. 0.02 to 0.2 is the usual range.
+        iterations: ALS sweeps (each solves all users, then all items); 10 to 20 converge.
+        seed: seed of the random initial item factors; the fit is otherwise deterministic.
+        init_scale: standard deviation of the initial item factors.
+    """
+
+    dim: int = 100
+    reg: float = 0.1
+    iterations: int = 15
+    seed: int = 0
+    init_scale: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.dim < 1:
+            raise ValueError(f"MFConfig.dim must be >= 1, got {self.dim}")
+        if self.reg <= 0:
+            raise ValueError(f"MFConfig.reg must be > 0, got {self.reg}")
+        if self.iterations < 1:
+            raise ValueError(f"MFConfig.iterations must be >= 1, got {self.iterations}")
+
+
+@dataclass(frozen=True, eq=False)
+class MFModel:
+    """Fitted factors and biases: ``r(u, i) = mean + b_u + b_i + p_u . q_i``."""
+
+    user_factors: np.ndarray  # float32 (n_users, dim)
+    item_factors: np.ndarray  # float32 (n_items, dim)
+    user_bias: np.ndarray  # float32 (n_users,)
+    item_bias: np.ndarray  # float32 (n_items,)
+    global_mean: float
+
+    def predict(self, users: np.ndarray | int, items: np.ndarray | int) -> np.ndarray:
+        """Predicted ratings of (user, item) pairs (broadcast), unclipped."""
+        users, items = np.asarray(users), np.asarray(items)
+        dot = np.sum(self.user_factors[users] * self.item_factors[items], axis=-1)
+        return self.global_mean + self.user_bias[users] + self.item_bias[items] + dot
+
+    def predict_user(self, user: int) -> np.ndarray:
+        """Predicted ratings of one user for the whole catalogue, unclipped."""
+        scores = self.item_factors @ self.user_factors[user]
+        return self.global_mean + self.user_bias[user] + self.item_bias + scores
+
+
+def _transpose(rows: UserRatings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Item-major CSR of a user-major one: (indptr, users, ratings)."""
+    users = rows.user_of_each_rating()
+    order = np.argsort(rows.items, kind="stable")
+    counts = np.bincount(rows.items, minlength=rows.n_items)
+    return np.concatenate([[0], np.cumsum(counts)]), users[order], rows.ratings[order]
+
+
+def _solve_rows(
+    indptr: np.ndarray, cols: np.ndarray, targets: np.ndarray, other: np.ndarray, reg: float
+) -> np.ndarray:
+    """Ridge solutions ``w_r = argmin sum (t - x_c . w)^2 + reg * n_r * |w|^2`` for every row.
+
+    Rows are processed in batches of similar length, padded with zeros, so the Gram matrices come
+    from batched matrix products rather than a Python loop over rows.
+    """
+    n_rows, width = len(indptr) - 1, other.shape[1]
+    counts = np.diff(indptr)
+    solution = np.zeros((n_rows, width))
+    order = np.argsort(counts, kind="stable")
+    start = 0
+    while start < n_rows:
+        longest = max(int(counts[order[min(start + 1, n_rows) - 1]]), 1)
+        size = max(1, _CHUNK_ELEMENTS // (longest * width))
+        # Rows are sorted by length, so the last row of the batch is the longest one.
+        end = min(n_rows, start + size)
+        while end > start + 1 and counts[order[end - 1]] * width * (end - start) > _CHUNK_ELEMENTS:
+            end = start + max(1, (end - start) // 2)
+        batch = order[start:end]
+        lengths = counts[batch]
+        length = max(int(lengths.max()), 1)
+        slot = np.repeat(np.arange(len(batch)), lengths)
+        offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        source = np.repeat(indptr[batch], lengths) + offset
+        x = np.zeros((len(batch), length, width))
+        y = np.zeros((len(batch), length))
+        x[slot, offset] = other[cols[source]]
+        y[slot, offset] = targets[source]
+        gram = np.matmul(x.transpose(0, 2, 1), x)
+        gram += (reg * np.maximum(lengths, 1))[:, None, None] * np.eye(width)
+        rhs = np.matmul(x.transpose(0, 2, 1), y[:, :, None])
+        solution[batch] = np.linalg.solve(gram, rhs)[:, :, 0]
+        start = end
+    return solution
+
+
+def fit_mf(train: UserRatings, config: MFConfig) -> MFModel:
+    """Fit biased MF on the train ratings by ALS (deterministic given ``config.seed``)."""
+    rng = np.random.default_rng(config.seed)
+    mean = float(train.ratings.mean()) if len(train.ratings) else 3.0
+    residual = train.ratings.astype(np.float64) - mean
+    item_indptr, item_users, item_ratings = _transpose(train)
+    item_residual = item_ratings.astype(np.float64) - mean
+    # Each side is solved with the other side's factors augmented by a column of ones, so the
+    # last coordinate of every solution is that row's bias.
+    items = np.hstack(
+        [
+            rng.normal(0.0, config.init_scale, (train.n_items, config.dim)),
+            np.zeros((train.n_items, 1)),
+        ]
+    )
+    users = np.zeros((train.n_users, config.dim + 1))
+    for _ in range(config.iterations):
+        other = np.hstack([items[:, :-1], np.ones((train.n_items, 1))])
+        users = _solve_rows(
+            train.indptr, train.items, residual - items[train.items, -1], other, config.reg
+        )
+        other = np.hstack([users[:, :-1], np.ones((train.n_users, 1))])
+        items = _solve_rows(
+            item_indptr, item_users, item_residual - users[item_users, -1], other, config.reg
+        )
+    return MFModel(
+        user_factors=users[:, :-1].astype(np.float32),
+        item_factors=items[:, :-1].astype(np.float32),
+        user_bias=users[:, -1].astype(np.float32),
+        item_bias=items[:, -1].astype(np.float32),
+        global_mean=mean,
+    )
+
+
+def rmse(model: MFModel, rows: UserRatings, clip: tuple[float, float] | None = None) -> float:
+    """Root mean squared error of the model on the given ratings."""
+    predicted = model.predict(rows.user_of_each_rating(), rows.items)
+    if clip is not None:
+        predicted = np.clip(predicted, *clip)
+    return float(np.sqrt(np.mean((predicted - rows.ratings) ** 2)))
+
+
+def mf_cache_path(
+    fingerprint: str, train_fraction: float, config: MFConfig, cache_dir=None
+) -> Path:
+    """Cache file of a fit: keyed by dataset fingerprint, split and hyper-parameters."""
+    key = json.dumps(
+        {
+            "v": _CACHE_VERSION,
+            "data": fingerprint,
+            "split": train_fraction,
+            **dataclasses.asdict(config),
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return cache_root(cache_dir) / "embeddings" / f"mf-{digest}.npz"
+
+
+def _read_cached(path: Path, n_users: int, n_items: int, dim: int) -> MFModel | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            model = MFModel(
+                data["user_factors"],
+                data["item_factors"],
+                data["user_bias"],
+                data["item_bias"],
+                float(data["global_mean"]),
+            )
+    except Exception as exc:
+        warnings.warn(f"ignoring unreadable MF cache {path} ({exc}); refitting", stacklevel=3)
+        return None
+    shapes_ok = model.user_factors.shape == (n_users, dim) and model.item_factors.shape == (
+        n_items,
+        dim,
+    )
+    arrays = (model.user_factors, model.item_factors, model.user_bias, model.item_bias)
+    if not shapes_ok or not all(np.isfinite(a).all() for a in arrays):
+        warnings.warn(
+            f"ignoring MF cache {path} with wrong shapes or values; refitting", stacklevel=3
+        )
+        return None
+    return model
+
+
+def load_or_fit_mf(
+    train: UserRatings,
+    config: MFConfig,
+    fingerprint: str,
+    train_fraction: float,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+) -> MFModel:
+    """The cached fit for this data, split and config; fitted and cached atomically if absent."""
+    path = mf_cache_path(fingerprint, train_fraction, config, cache_dir)
+    if use_cache and path.exists():
+        model = _read_cached(path, train.n_users, train.n_items, config.dim)
+        if model is not None:
+            return model
+    model = fit_mf(train, config)
+    if use_cache:
+        atomic_write(
+            path,
+            lambda tmp: np.savez(
+                tmp,
+                user_factors=model.user_factors,
+                item_factors=model.item_factors,
+                user_bias=model.user_bias,
+                item_bias=model.item_bias,
+                global_mean=np.float64(model.global_mean),
+            ),
+            suffix=".npz",
+        )
+    return model

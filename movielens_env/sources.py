@@ -1,0 +1,151 @@
+"""Where a GroupLens dataset's files come from: ``data_dir``, then the cache, then a download."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from .errors import ChecksumError, DataNotFoundError, UnsafeArchiveError
+from .formats import GroupLensFormat
+from .storage import CACHE_ENV_VAR, cache_root
+
+
+def _dataset_folder(root: Path, fmt: GroupLensFormat) -> Path | None:
+    """``root``, or its sub-folder named after the dataset or its zip, if it holds the ratings."""
+    for folder in (root, root / fmt.name, root / fmt.zip_folder):
+        if (folder / fmt.ratings_file).is_file():
+            return folder
+    return None
+
+
+def _check_members(archive: zipfile.ZipFile, zip_path: Path) -> None:
+    for info in archive.infolist():
+        name = info.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]) or is_link:
+            raise UnsafeArchiveError(
+                f"{zip_path}: member {name!r} would extract outside its folder; "
+                "refusing the archive"
+            )
+
+
+def safe_extract(zip_path: Path, dest: Path) -> None:
+    """Extract ``zip_path`` into ``dest`` (which must not exist) all at once or not at all.
+
+    Every member is checked first: absolute paths, ``..`` components, drive letters and symlinks
+    are refused with :class:`UnsafeArchiveError`. Files go to a temporary sibling folder that is
+    renamed onto ``dest`` only once extraction finished.
+    """
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataNotFoundError(f"{zip_path}: not a readable zip archive ({exc})") from None
+    with archive:
+        _check_members(archive, zip_path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            archive.extractall(tmp)
+            os.replace(tmp, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _from_zip(zip_path: Path, fmt: GroupLensFormat, dest: Path) -> Path:
+    """Extract a GroupLens zip and move its dataset folder onto ``dest``."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{fmt.name}.zip.", dir=dest.parent))
+    try:
+        safe_extract(zip_path, staging / "x")
+        found = _dataset_folder(staging / "x", fmt)
+        if found is None:
+            raise DataNotFoundError(
+                f"{zip_path}: no {fmt.ratings_file} at the top or in {fmt.zip_folder}/; "
+                f"is this the {fmt.name} zip?"
+            )
+        os.replace(found, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def _download(fmt: GroupLensFormat, root: Path) -> Path:
+    import pooch  # imported lazily: most runs never download
+
+    downloads = root / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    try:
+        # pooch writes to a temporary file and keeps it only if the hash matches.
+        zip_name = pooch.retrieve(
+            fmt.url,
+            known_hash=f"sha256:{fmt.sha256}",
+            fname=f"{fmt.name}.zip",
+            path=downloads,
+            progressbar=True,
+        )
+    except ValueError as exc:
+        if "hash" in str(exc).lower():
+            raise ChecksumError(
+                f"download of {fmt.url} does not match its pinned SHA-256 {fmt.sha256}; "
+                "the file was deleted and nothing was cached"
+            ) from exc
+        raise
+    zip_path = Path(zip_name)
+    folder = _from_zip(zip_path, fmt, root / fmt.name)
+    zip_path.unlink(missing_ok=True)
+    return folder
+
+
+def locate_dataset(
+    fmt: GroupLensFormat,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
+    """Find the folder holding ``fmt``'s files, in the order ``data_dir``, cache, download.
+
+    ``data_dir`` may be the dataset folder, a folder containing it, or the GroupLens zip (which is
+    extracted safely to a temporary folder; the returned handle deletes it when closed).
+
+    Returns:
+        The folder and the temporary directory to clean up (``None`` unless ``data_dir`` is a zip).
+    """
+    if data_dir is not None:
+        given = Path(data_dir).expanduser()
+        if given.is_file() and zipfile.is_zipfile(given):
+            tmp = tempfile.TemporaryDirectory(prefix=f"{fmt.name}-")
+            try:
+                return _from_zip(given, fmt, Path(tmp.name) / fmt.name), tmp
+            except BaseException:
+                tmp.cleanup()
+                raise
+        folder = _dataset_folder(given, fmt) if given.is_dir() else None
+        if folder is None:
+            raise DataNotFoundError(
+                f"data_dir={str(given)!r} holds no {fmt.ratings_file} (looked in it and in its "
+                f"{fmt.name}/ and {fmt.zip_folder}/ sub-folders) and is not a zip archive"
+            )
+        return folder, None
+    root = cache_root(cache_dir)
+    folder = _dataset_folder(root, fmt)
+    if folder is not None:
+        return folder, None
+    if download:
+        try:
+            return _download(fmt, root), None
+        except (ChecksumError, UnsafeArchiveError):
+            raise
+        except Exception as exc:
+            reason = f"download failed: {type(exc).__name__}: {exc}"
+    else:
+        reason = "downloads are disabled (download=False)"
+    raise DataNotFoundError(
+        f"{fmt.name} is not available ({reason}). Three ways out: pass data_dir= pointing at the "
+        f"{fmt.name} folder or its zip; put the extracted folder in the cache as "
+        f"{root / fmt.name} (set ${CACHE_ENV_VAR} to move the cache); or connect to the network "
+        f"so that {fmt.url} can be downloaded"
+    )

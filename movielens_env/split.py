@@ -1,0 +1,85 @@
+"""The per-user temporal split, stored as compressed sparse rows (no users x items arrays)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dataset import RatingsDataset
+
+TRAIN_FRACTION = 0.8
+
+
+@dataclass(frozen=True, eq=False)
+class UserRatings:
+    """Each user's ratings in compressed sparse rows, in time order within a user.
+
+    User ``u``'s ratings are ``items[indptr[u]:indptr[u + 1]]`` (and the same slice of
+    ``ratings`` and ``timestamps``).
+    """
+
+    indptr: np.ndarray  # int64, n_users + 1
+    items: np.ndarray  # int32
+    ratings: np.ndarray  # float32
+    timestamps: np.ndarray  # int64
+    n_items: int
+
+    @property
+    def n_users(self) -> int:
+        """Number of rows (users), including users with no ratings here."""
+        return len(self.indptr) - 1
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Number of ratings of each user."""
+        return np.diff(self.indptr)
+
+    def row(self, user: int) -> tuple[np.ndarray, np.ndarray]:
+        """Items and ratings of one user, in time order."""
+        start, end = self.indptr[user], self.indptr[user + 1]
+        return self.items[start:end], self.ratings[start:end]
+
+    def user_of_each_rating(self) -> np.ndarray:
+        """The user of every stored rating (the rows expanded), int32."""
+        return np.repeat(np.arange(self.n_users, dtype=np.int32), self.counts)
+
+
+@dataclass(frozen=True, eq=False)
+class TemporalSplit:
+    """Train and test ratings: per user, the first ``floor(fraction * n)`` in time are train."""
+
+    train: UserRatings
+    test: UserRatings
+    train_fraction: float
+
+
+def temporal_split(
+    dataset: RatingsDataset, train_fraction: float = TRAIN_FRACTION
+) -> TemporalSplit:
+    """Split each user's ratings by time.
+
+    Ratings are sorted by (timestamp, raw item id) within each user, so ties in time are broken
+    the same way on every machine; the first ``floor(train_fraction * n)`` are train, the rest test.
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    order = np.lexsort((dataset.item_ids[dataset.items], dataset.timestamps, dataset.users))
+    users = dataset.users[order]
+    counts = np.bincount(users, minlength=dataset.n_users)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    position = np.arange(len(users)) - indptr[users]
+    n_train = np.floor(train_fraction * counts).astype(np.int64)
+    is_train = position < n_train[users]
+
+    def rows(mask: np.ndarray, per_user: np.ndarray) -> UserRatings:
+        picked = order[mask]
+        return UserRatings(
+            indptr=np.concatenate([[0], np.cumsum(per_user)]).astype(np.int64),
+            items=dataset.items[picked],
+            ratings=dataset.ratings[picked],
+            timestamps=dataset.timestamps[picked],
+            n_items=dataset.n_items,
+        )
+
+    return TemporalSplit(rows(is_train, n_train), rows(~is_train, counts - n_train), train_fraction)

@@ -1,0 +1,57 @@
+"""Where cached files live, and how they are written so that none is ever half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import platformdirs
+
+CACHE_ENV_VAR = "MOVIELENS_DATA"
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The cache folder: ``cache_dir`` if given, else ``$MOVIELENS_DATA``, else the user cache dir.
+
+    The user cache dir is ``~/.cache/movielens`` on Linux, the folder that GroupLens-layout
+    helper scripts write to, so data fetched by hand is found without configuration.
+    """
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("movielens", appauthor=False))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    An interrupted or failing writer leaves no file at ``path`` (and removes its temporary), so a
+    later run never trusts a half-written cache. ``suffix`` keeps extensions that writers such as
+    ``np.savez`` insist on.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[Path], None], suffix: str = ""
+) -> None:
+    """Call ``write(tmp)`` and move the finished file onto ``path`` in one rename."""
+    with atomic_path(path, suffix=suffix) as tmp:
+        write(tmp)

@@ -1,0 +1,121 @@
+"""Everything an env reads (data, split, fitted MF), built once per process and shared."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .dataset import RatingsDataset, load_dataset
+from .mf import MFConfig, MFModel, load_or_fit_mf
+from .split import TRAIN_FRACTION, TemporalSplit, UserRatings, temporal_split
+from .storage import cache_root
+
+POSITIVE_RATING = 4.0
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """What identifies a world: two envs with equal specs share one in memory."""
+
+    dataset: str | RatingsDataset
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    download: bool = True
+    mf: MFConfig = field(default_factory=MFConfig)
+    train_fraction: float = TRAIN_FRACTION
+
+
+@dataclass(frozen=True, eq=False)
+class RecWorld:
+    """A dataset with its temporal split, its MF model and each user's positive train ratings.
+
+    Immutable and shared between envs; pickles as its spec (the MF fit comes back from the disk
+    cache), so pickled envs stay small.
+    """
+
+    spec: WorldSpec
+    dataset: RatingsDataset
+    split: TemporalSplit
+    mf: MFModel
+    positives: UserRatings  # train ratings >= 4, per user in time order
+    embedding_bound: float  # max |value| over user and item factors
+
+    def __reduce__(self):
+        return (build_world, (self.spec,))
+
+
+_CACHE: dict[WorldSpec | tuple, RecWorld] = {}
+_LOCK = threading.Lock()
+_MAX_CACHED = 4
+
+
+def _cache_key(spec: WorldSpec) -> WorldSpec | tuple:
+    if isinstance(spec.dataset, RatingsDataset):
+        return (
+            spec.dataset.fingerprint(),
+            spec.data_dir,
+            spec.cache_dir,
+            spec.mf,
+            spec.train_fraction,
+        )
+    return spec
+
+
+def _positives(train: UserRatings) -> UserRatings:
+    keep = train.ratings >= POSITIVE_RATING
+    counts = np.bincount(train.user_of_each_rating()[keep], minlength=train.n_users)
+    return UserRatings(
+        indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        items=train.items[keep],
+        ratings=train.ratings[keep],
+        timestamps=train.timestamps[keep],
+        n_items=train.n_items,
+    )
+
+
+def build_world(spec: WorldSpec) -> RecWorld:
+    """Load (or reuse from this process) the world described by ``spec``."""
+    key = _cache_key(spec)
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+    if isinstance(spec.dataset, RatingsDataset):
+        dataset = spec.dataset
+    else:
+        dataset = load_dataset(
+            spec.dataset, spec.data_dir, cache_dir=spec.cache_dir, download=spec.download
+        )
+    split = temporal_split(dataset, spec.train_fraction)
+    mf = load_or_fit_mf(
+        split.train, spec.mf, dataset.fingerprint(), spec.train_fraction, spec.cache_dir
+    )
+    bound = float(
+        max(np.abs(mf.user_factors).max(initial=0.0), np.abs(mf.item_factors).max(initial=0.0))
+    )
+    world = RecWorld(spec, dataset, split, mf, _positives(split.train), bound)
+    with _LOCK:
+        while len(_CACHE) >= _MAX_CACHED:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = world
+    return world
+
+
+def world_spec(
+    dataset: str | RatingsDataset,
+    data_dir: str | os.PathLike[str] | None,
+    cache_dir: str | os.PathLike[str] | None,
+    download: bool,
+    mf: MFConfig,
+) -> WorldSpec:
+    """A spec with paths resolved to strings, the cache folder included (so that a changed
+    ``$MOVIELENS_DATA`` is a different world)."""
+    return WorldSpec(
+        dataset=dataset,
+        data_dir=None if data_dir is None else os.fspath(data_dir),
+        cache_dir=str(cache_root(cache_dir)),
+        download=download,
+        mf=mf,
+    )
