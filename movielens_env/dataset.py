@@ -101,10 +101,13 @@ def from_raw(
     metadata: ItemMetadata | None = None,
     truth: SyntheticTruth | None = None,
     source: str = "ratings",
+    first_line: int = 1,
 ) -> RatingsDataset:
     """Remap raw ids to contiguous ones and attach metadata; refuse duplicate (user, item) pairs.
 
-    ``truth`` (synthetic data) is indexed by raw id minus one and re-indexed here.
+    ``truth`` (synthetic data) is indexed by raw id minus one and re-indexed here. ``first_line``
+    is the line of ``source`` that holds the first rating (2 after a header), so that a duplicate
+    is reported as ``source:line``.
     """
     user_ids, users = np.unique(raw.users, return_inverse=True)
     item_ids, items = np.unique(raw.items, return_inverse=True)
@@ -113,9 +116,10 @@ def from_raw(
     dup = np.flatnonzero(keys[order][1:] == keys[order][:-1])
     if len(dup):
         first, second = sorted(order[dup[0] : dup[0] + 2])
+        line, other = first + first_line, second + first_line
         raise DataFormatError(
-            f"{source}: user {raw.users[first]} rated item {raw.items[first]} twice "
-            f"(rows {first + 1} and {second + 1})"
+            f"{source}:{line}: user {raw.users[first]} rated item {raw.items[first]} twice "
+            f"(lines {line} and {other})"
         )
     titles = genres = None
     if metadata is not None:
@@ -177,4 +181,11 @@ def load_dataset(
     finally:
         if tmp is not None:
             tmp.cleanup()
-    return from_raw(name, raw, fmt.rating_scale, metadata, source=str(ratings_path))
+    return from_raw(
+        name,
+        raw,
+        fmt.rating_scale,
+        metadata,
+        source=str(ratings_path),
+        first_line=2 if fmt.ratings_header else 1,
+    )

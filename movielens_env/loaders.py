@@ -59,16 +59,30 @@ def _table(
     if sep == "::":
         # Multi-character separators force pandas' slow Python engine; no field contains a tab.
         data, sep = data.replace(b"::", b"\t"), "\t"
+    quoting = csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE
+    # pandas turns the extra leading fields of a too-long *first* row into an index (or, with
+    # index_col=False, drops them), so that row is counted here; later rows raise ParserError.
+    first_line = 2 if header else 1
+    lines = data.split(b"\n", first_line)
+    if len(lines) >= first_line:
+        row = lines[first_line - 1].rstrip(b"\r").decode("latin-1")
+        fields = next(csv.reader([row], delimiter=sep, quoting=quoting), [])
+        if len(fields) > len(names):
+            raise DataFormatError(
+                f"{path}:{first_line}: expected {len(names)} fields separated by {fmt_sep!r}, "
+                f"found {len(fields)}"
+            )
     try:
         return pd.read_csv(
             io.BytesIO(data),
             sep=sep,
             header=0 if header else None,
             names=list(names),
+            index_col=False,
             encoding=encoding,
             encoding_errors="replace",
             skip_blank_lines=False,
-            quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE,
+            quoting=quoting,
             dtype=dtype,
             on_bad_lines="error",
         )

@@ -1,0 +1,48 @@
+"""Registration on import, the registered defaults, and gym.make without the import."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+
+import gymnasium as gym
+import pytest
+
+import movielens_env
+
+
+def test_registered_once_with_the_papers_defaults():
+    importlib.reload(movielens_env)  # a second import must not re-register
+    spec = gym.spec("MovieLensRec-v0")
+    assert spec.entry_point == "movielens_env.env:MovieLensRecEnv"
+    assert spec.max_episode_steps == 10
+    assert spec.kwargs["dataset"] == "ml-1m"
+    assert sum(env_id == "MovieLensRec-v0" for env_id in gym.registry) == 1
+
+
+def test_default_dataset_without_data_fails_with_the_three_ways_out(tmp_path):
+    with pytest.raises(movielens_env.DataNotFoundError) as error:
+        gym.make("MovieLensRec-v0", download=False, cache_dir=tmp_path)
+    message = str(error.value)
+    assert "ml-1m" in message and "data_dir=" in message
+    assert str(tmp_path / "ml-1m") in message and "download" in message
+
+
+def test_gym_make_with_module_prefix_works_without_importing(tmp_path):
+    code = (
+        "import sys, gymnasium as gym\n"
+        "assert 'movielens_env' not in sys.modules\n"
+        "env = gym.make('movielens_env:MovieLensRec-v0', dataset='synthetic', embedding_dim=4,\n"
+        "               mf_options={'iterations': 2})\n"
+        "obs, info = env.reset(seed=0)\n"
+        "obs, reward, terminated, truncated, info = env.step(env.action_space.sample())\n"
+        "print(obs.shape, type(reward).__name__, sorted(info))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "MOVIELENS_DATA": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "(44,) float ['hits', 'item_ids', 'logged', 'ratings', 'user_id']" in result.stdout
