@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from typing import Any, ClassVar
@@ -33,6 +34,17 @@ def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
+
+
+def _mf_config(dim: int, options: dict[str, Any] | None) -> MFConfig:
+    fields = {f.name for f in dataclasses.fields(MFConfig)} - {"dim"}
+    unknown = set(options or {}) - fields
+    if unknown:
+        raise ValueError(
+            f"mf_options has unknown keys {sorted(unknown)}; allowed: {sorted(fields)} "
+            "(the dimension is embedding_dim)"
+        )
+    return MFConfig(dim=dim, **(options or {}))
 
 
 class MovieLensRecEnv(gym.Env):
@@ -175,13 +187,18 @@ class MovieLensRecEnv(gym.Env):
         dim = _positive_int("embedding_dim", embedding_dim)
         if not math.isfinite(unrated_reward):
             raise ValueError(f"unrated_reward must be a finite number, got {unrated_reward!r}")
-        mf = MFConfig(dim=dim, **(mf_options or {}))
+        mf = _mf_config(dim, mf_options)
         self.world: RecWorld = build_world(world_spec(dataset, data_dir, cache_dir, download, mf))
         data = self.world.dataset
         if reward_model == "oracle" and data.truth is None:
             raise ValueError(
                 f"reward_model='oracle' needs synthetic data with a known truth; "
                 f"{data.name!r} is real data: use 'mf' or 'logged'"
+            )
+        if self.history_len >= data.n_items:
+            raise ValueError(
+                f"history_len={history_len} must be smaller than the catalogue "
+                f"({data.n_items} items)"
             )
         if self.slate_size > data.n_items - self.history_len:
             raise ValueError(
@@ -282,6 +299,10 @@ class MovieLensRecEnv(gym.Env):
         """Recommend the slate the action scores best; see the class docstring."""
         if self._user < 0:
             raise gym.error.ResetNeeded("call reset() before step(): no episode has started")
+        if self._n_available < self.slate_size:
+            raise gym.error.ResetNeeded(
+                "the episode has terminated (no candidates left); call reset()"
+            )
         scores_action = self._check_action(action)
         slate = self._top_slate(scores_action)
         ratings, logged, rewards = self._rate(slate)

@@ -94,9 +94,10 @@ def _download(fmt: GroupLensFormat, root: Path) -> Path:
             ) from exc
         raise
     zip_path = Path(zip_name)
-    folder = _from_zip(zip_path, fmt, root / fmt.name)
-    zip_path.unlink(missing_ok=True)
-    return folder
+    try:
+        return _from_zip(zip_path, fmt, root / fmt.name)
+    finally:
+        zip_path.unlink(missing_ok=True)  # extracted, or refused: either way it is not kept
 
 
 def locate_dataset(

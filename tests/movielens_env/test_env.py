@@ -185,14 +185,14 @@ def test_reset_picks_the_requested_user_and_draws_only_eligible_users(make_env):
 
 
 def test_render_ansi_names_user_history_and_slate(make_env):
-    env = make_env(render_mode="ansi")
+    env = make_env(render_mode="ansi", obs_mode="dict")
     _, info = env.reset(seed=0)
-    _, _, _, _, step_info = env.step(env.action_space.sample())
+    obs, _, _, _, step_info = env.step(env.action_space.sample())
     text = env.render()
     data = env.world.dataset
     assert f"User {info['user_id']}" in text
-    assert data.title(int(data.item_index(step_info["item_ids"][0]))) in text
-    assert all(data.title(int(i)) in text for i in data.item_index(info["history_item_ids"]))
+    assert f"{data.title(int(data.item_index(step_info['item_ids'][0])))}  rating" in text
+    assert all(f"- {data.title(int(i))}\n" in text for i in obs["history_ids"])
 
 
 # --------------------------------------------------------------------------- bad input
@@ -217,6 +217,14 @@ def test_step_before_reset_is_refused(make_env):
         make_env().step(np.zeros(16, np.float32))
 
 
+def test_step_after_the_last_candidate_is_refused(make_env):
+    env = make_env(candidates="rated")
+    *_, last = _rollout(env, 10_000, seed=3)
+    assert last[3] is True
+    with pytest.raises(gym.error.ResetNeeded, match="terminated"):
+        env.step(np.zeros(16, np.float32))
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -232,6 +240,12 @@ def test_step_before_reset_is_refused(make_env):
         ({"render_mode": "human"}, "allowed values: None, 'ansi'"),
         ({"unrated_reward": float("nan")}, "unrated_reward must be a finite number"),
         ({"history_len": 150}, "no user of 'synthetic-small' has 150 positive train ratings"),
+        ({"history_len": 296}, "history_len=296 must be smaller than the catalogue"),
+        ({"mf_options": {"dim": 3}}, r"mf_options has unknown keys \['dim'\]"),
+        (
+            {"mf_options": {"lr": 3}},
+            r"mf_options has unknown keys \['lr'\]; allowed: \['init_scale'",
+        ),
     ],
 )
 def test_impossible_arguments_are_refused(make_env, kwargs, message):
