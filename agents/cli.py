@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -52,6 +55,67 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+QUICK = {"dataset": "synthetic", "seeds": "0,1", "timesteps": 1000}
+
+
+def _csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _machine() -> str:
+    import platform
+
+    import torch
+
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}"
+    )
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    """Train and evaluate agents over seeds; print and write the leaderboard and plots."""
+    from .benchmark import BenchmarkConfig, run_benchmark
+    from .leaderboard import (
+        DEFAULT_METRICS,
+        aggregate,
+        check_metrics,
+        format_table,
+        write_leaderboard,
+    )
+    from .plots import plot_bars, plot_learning_curves
+    from .registry import agent_names, get_agent
+
+    if args.quick:
+        for key, value in QUICK.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    agents = _csv_list(args.agents) if args.agents else agent_names()
+    for agent in agents:
+        get_agent(agent)
+    seeds = [int(seed) for seed in _csv_list(args.seeds or "0,1,2")]
+    dataset = args.dataset or "synthetic"
+    out = Path(args.out or f"runs/benchmark-{dataset}")
+    config = BenchmarkConfig(
+        dataset=dataset, data_dir=args.data_dir, agents=tuple(agents), seeds=tuple(seeds),
+        timesteps=args.timesteps or 10_000, out_dir=out,
+    )  # fmt: skip
+    records = run_benchmark(config, progress=not args.no_progress)
+    table = aggregate(records)
+    metrics = check_metrics(_csv_list(args.metrics), table) if args.metrics else None
+    shown = metrics or [m for m in DEFAULT_METRICS if any(m in v for v in table.values())]
+    title = f"MovieLensRec-v0 leaderboard, {dataset}"
+    command = "movielens-rec " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
+    md_path, csv_path = write_leaderboard(table, out, title, command, _machine())
+    bars = plot_bars(table, out / "metrics.png", title)
+    curves = plot_learning_curves(records, out / "learning_curves.png", title)
+    print(f"\n{title} ({len(seeds)} seeds, mean ± 95% interval)\n")
+    print(format_table(table, shown))
+    print(f"\nLeaderboard: {md_path} and {csv_path}")
+    print(f"Plots: {bars}" + (f" and {curves}" if curves else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``movielens-rec``."""
     parser = argparse.ArgumentParser(prog="movielens-rec", description=__doc__)
@@ -64,12 +128,32 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--episodes", type=int, default=3)
     rollout.add_argument("--seed", type=int, default=0)
     rollout.set_defaults(run=_rollout)
+
+    bench = commands.add_parser(
+        "benchmark", help="train and evaluate agents over seeds; write the leaderboard and plots"
+    )
+    bench.add_argument("--dataset", default=None, choices=DATASET_NAMES, help="default: synthetic")
+    bench.add_argument("--data-dir", default=None, help="GroupLens folder or zip")
+    bench.add_argument("--agents", default=None, help="comma-separated names (default: all)")
+    bench.add_argument("--seeds", default=None, help="comma-separated seeds (default: 0,1,2)")
+    bench.add_argument("--timesteps", type=int, default=None, help="RL budget (default: 10000)")
+    bench.add_argument(
+        "--out", default=None, help="results folder (default: runs/benchmark-DATASET)"
+    )
+    bench.add_argument("--metrics", default=None, help="comma-separated metrics to print")
+    bench.add_argument(
+        "--quick", action="store_true",
+        help=f"small budgets on the synthetic data, a few minutes on 2 cores ({QUICK})",
+    )  # fmt: skip
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.set_defaults(run=_benchmark)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``movielens-rec`` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)
     try:
         return args.run(args)
     except (movielens_env.MovieLensRecError, ValueError) as exc:

@@ -297,14 +297,43 @@ class MovieLensRecEnv(gym.Env):
 
     def step(self, action: np.ndarray):
         """Recommend the slate the action scores best; see the class docstring."""
+        self._check_running()
+        return self._recommend(self._top_slate(self._check_action(action)))
+
+    def candidate_items(self) -> np.ndarray:
+        """Internal ids of the items that may be recommended now (for rankers), ascending."""
+        self._check_running()
+        if self.candidates == "rated":
+            return self._pool_items[self._available[self._pool_items]]
+        return np.flatnonzero(self._available)
+
+    def step_items(self, items: np.ndarray):
+        """Recommend an explicit slate of internal item ids instead of scoring an action.
+
+        For agents that rank items themselves (popularity, MF, third-party rankers), so they are
+        rated, rewarded and terminated exactly as :meth:`step` would. The slate must hold
+        ``slate_size`` distinct items from :meth:`candidate_items`.
+        """
+        self._check_running()
+        slate = np.asarray(items, dtype=np.int64).reshape(-1)
+        n_items = self.world.dataset.n_items
+        if len(slate) != self.slate_size or len(np.unique(slate)) != len(slate):
+            raise ValueError(f"a slate must hold {self.slate_size} distinct items, got {slate}")
+        if ((slate < 0) | (slate >= n_items)).any() or not self._available[slate].all():
+            raise ValueError(
+                f"items {slate} are not all current candidates (see candidate_items())"
+            )
+        return self._recommend(slate)
+
+    def _check_running(self) -> None:
         if self._user < 0:
             raise gym.error.ResetNeeded("call reset() before step(): no episode has started")
         if self._n_available < self.slate_size:
             raise gym.error.ResetNeeded(
                 "the episode has terminated (no candidates left); call reset()"
             )
-        scores_action = self._check_action(action)
-        slate = self._top_slate(scores_action)
+
+    def _recommend(self, slate: np.ndarray):
         ratings, logged, rewards = self._rate(slate)
         self._available[slate] = False
         self._n_available -= len(slate)
@@ -375,7 +404,7 @@ class MovieLensRecEnv(gym.Env):
 
     def _top_slate(self, action: np.ndarray) -> np.ndarray:
         if self.candidates == "rated":
-            items = self._pool_items[self._available[self._pool_items]]
+            items = self.candidate_items()
             scores = self._item_factors[items] @ action
         else:
             items = None

@@ -1,0 +1,45 @@
+"""Registry entries of the agents that ship with the project."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from .baselines import MFRanker, PopularityRanker, RandomRanker
+from .registry import AGENTS, TrainContext, TrainedAgent, register_agent
+from .sb3_agents import train_model
+
+
+def _random(ctx: TrainContext) -> TrainedAgent:
+    return TrainedAgent(RandomRanker(ctx.seed))
+
+
+def _popularity(ctx: TrainContext) -> TrainedAgent:
+    return TrainedAgent(PopularityRanker(ctx.world()))
+
+
+def _mf(ctx: TrainContext) -> TrainedAgent:
+    return TrainedAgent(MFRanker(ctx.world()))
+
+
+def _sb3(algorithm: str, ctx: TrainContext) -> TrainedAgent:
+    from .progress import StepCallback
+
+    save_to = None if ctx.run_dir is None else ctx.run_dir / f"{algorithm}.zip"
+    model, curve = train_model(
+        algorithm, ctx.env_kwargs, ctx.seed, ctx.timesteps, save_to=save_to,
+        callback=StepCallback(ctx.on_step),
+    )  # fmt: skip
+    return TrainedAgent(model, curve)
+
+
+_BUILTINS = [
+    ("random", _random, "uniformly random ranking", False),
+    ("popularity", _popularity, "most positive train ratings first", False),
+    ("mf", _mf, "highest MF-predicted rating first (the simulator itself)", False),
+    ("ddpg", partial(_sb3, "ddpg"), "Stable-Baselines3 DDPG, MLP policy", True),
+    ("td3", partial(_sb3, "td3"), "Stable-Baselines3 TD3, MLP policy", True),
+    ("sac", partial(_sb3, "sac"), "Stable-Baselines3 SAC, MLP policy", True),
+]
+for _name, _train, _description, _is_rl in _BUILTINS:
+    if _name not in AGENTS:
+        register_agent(_name, _train, _description, is_rl=_is_rl)

@@ -1,0 +1,118 @@
+"""The leaderboard: mean and 95% interval over seeds of every metric, as text, Markdown and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from movielens_env.storage import atomic_write
+
+from .stats import mean_ci95
+
+DEFAULT_METRICS = (
+    "rerank/precision@5",
+    "rerank/precision@10",
+    "rerank/ndcg@10",
+    "full/precision@10",
+    "full/ndcg@10",
+    "online/return_mf",
+)
+
+
+def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """agent -> metric -> (mean, 95% half-width, number of seeds), agents in record order."""
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        for metric, value in record["metrics"].items():
+            values[record["agent"]][metric].append(value)
+    return {
+        agent: {metric: (*mean_ci95(v), len(v)) for metric, v in metrics.items()}
+        for agent, metrics in values.items()
+    }
+
+
+def metric_names(table: dict[str, dict[str, tuple[float, float, int]]]) -> list[str]:
+    """Every metric in the table, in a stable order (protocols, then online)."""
+    names = {metric for metrics in table.values() for metric in metrics}
+    return sorted(names, key=lambda m: (m.startswith("online"), m.split("@")[0], _k(m)))
+
+
+def _k(metric: str) -> int:
+    return int(metric.split("@")[1]) if "@" in metric else 0
+
+
+def check_metrics(requested: Sequence[str], table) -> list[str]:
+    """The requested metrics, or an error listing the valid names."""
+    valid = metric_names(table)
+    unknown = [m for m in requested if m not in valid]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; valid metrics: {', '.join(valid)}")
+    return list(requested)
+
+
+def _cell(mean: float, half: float) -> str:
+    return f"{mean:.4f}" if math.isnan(half) else f"{mean:.4f} ± {half:.4f}"
+
+
+def format_table(table, metrics: Sequence[str], markdown: bool = False) -> str:
+    """One row per agent, one column per metric: ``mean ± 95% half-width``."""
+    header = ["agent", "seeds", *metrics]
+    rows = []
+    for agent, values in table.items():
+        seeds = max(n for _, _, n in values.values())
+        rows.append(
+            [agent, str(seeds), *(_cell(*values[m][:2]) if m in values else "-" for m in metrics)]
+        )
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]
+    )
+
+
+def write_leaderboard(
+    table, out_dir: Path, title: str, command: str, machine: str
+) -> tuple[Path, Path]:
+    """Write ``leaderboard.md`` (one table per protocol, and online) and ``leaderboard.csv``."""
+    names = metric_names(table)
+    sections = []
+    for group, heading in (
+        ("rerank/", "Offline, `rerank` protocol (candidates: the user's test-rated items)"),
+        ("full/", "Offline, `full` protocol (candidates: every item not rated in train)"),
+        ("online/", "Online: mean return of one 10-step test episode per test user"),
+    ):
+        metrics = [m for m in names if m.startswith(group)]
+        if metrics:
+            shown = [m.removeprefix(group) for m in metrics]
+            renamed = {
+                agent: {m.removeprefix(group): v for m, v in values.items() if m.startswith(group)}
+                for agent, values in table.items()
+            }
+            sections.append(f"## {heading}\n\n{format_table(renamed, shown, markdown=True)}\n")
+    markdown = (
+        f"# {title}\n\nMean over seeds ± half-width of the 95% t-interval over seeds. "
+        "Relevance: test rating >= 4.\n\n"
+        f"Command:\n\n```bash\n{command}\n```\n\nMachine: {machine}\n\n" + "\n".join(sections)
+    )
+    md_path, csv_path = out_dir / "leaderboard.md", out_dir / "leaderboard.csv"
+    atomic_write(md_path, lambda tmp: tmp.write_text(markdown), suffix=".md")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["agent", "metric", "mean", "ci95_low", "ci95_high", "seeds"])
+    for agent, values in table.items():
+        for metric in names:
+            if metric in values:
+                mean, half, n = values[metric]
+                bounds = (
+                    ("", "") if math.isnan(half) else (f"{mean - half:.6f}", f"{mean + half:.6f}")
+                )
+                writer.writerow([agent, metric, f"{mean:.6f}", *bounds, n])
+    atomic_write(csv_path, lambda tmp: tmp.write_text(buffer.getvalue()), suffix=".csv")
+    return md_path, csv_path

@@ -1,0 +1,93 @@
+"""PNG plots of a benchmark: metric bars with 95% intervals, and learning curves."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is assumed
+import matplotlib.pyplot as plt
+import numpy as np
+
+from movielens_env.storage import atomic_write
+
+BAR_METRICS = (
+    "rerank/precision@10",
+    "rerank/ndcg@10",
+    "full/precision@10",
+    "full/ndcg@10",
+    "online/return_mf",
+    "online/return_oracle",
+)
+
+
+def _save(figure, path: Path) -> Path:
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110), suffix=".png")
+    plt.close(figure)
+    return path
+
+
+def plot_bars(
+    table: dict[str, dict[str, tuple[float, float, int]]], path: Path, title: str
+) -> Path:
+    """One panel per headline metric: a bar per agent with its 95% interval over seeds."""
+    metrics = [m for m in BAR_METRICS if any(m in values for values in table.values())]
+    agents = list(table)
+    columns = min(3, len(metrics))
+    rows = math.ceil(len(metrics) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    for axis, metric in zip(axes.flat, metrics, strict=False):
+        means = [table[a].get(metric, (np.nan, np.nan, 0))[0] for a in agents]
+        halves = [table[a].get(metric, (np.nan, np.nan, 0))[1] for a in agents]
+        errors = [0.0 if math.isnan(h) else h for h in halves]
+        axis.bar(agents, means, yerr=errors, capsize=4, color="tab:blue", alpha=0.8)
+        axis.set_title(metric)
+        axis.set_xlabel("agent")
+        axis.set_ylabel("mean return" if metric.startswith("online") else metric.split("/")[1])
+        axis.tick_params(axis="x", labelrotation=30)
+    for axis in list(axes.flat)[len(metrics) :]:
+        axis.set_visible(False)
+    figure.suptitle(f"{title}: mean over seeds, bars are 95% intervals")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_learning_curves(
+    records: Sequence[dict[str, Any]], path: Path, title: str, bins: int = 20
+) -> Path | None:
+    """Training episode return against environment steps, per RL agent (mean over seeds)."""
+    curves: dict[str, list[np.ndarray]] = defaultdict(list)
+    for record in records:
+        if record.get("learning_curve"):
+            curves[record["agent"]].append(np.asarray(record["learning_curve"], dtype=np.float64))
+    if not curves:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for agent, runs in curves.items():
+        horizon = max(run[-1, 0] for run in runs)
+        edges = np.linspace(0, horizon, bins + 1)
+        per_seed = []
+        for run in runs:
+            which = np.clip(np.searchsorted(edges, run[:, 0], side="left") - 1, 0, bins - 1)
+            sums = np.bincount(which, weights=run[:, 1], minlength=bins)
+            counts = np.bincount(which, minlength=bins)
+            per_seed.append(np.where(counts > 0, sums / np.maximum(counts, 1), np.nan))
+        stacked = np.vstack(per_seed)
+        centres = (edges[:-1] + edges[1:]) / 2
+        mean = np.nanmean(stacked, axis=0)
+        axis.plot(centres, mean, label=f"{agent} ({len(runs)} seeds)")
+        if len(runs) > 1:
+            axis.fill_between(
+                centres, np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0), alpha=0.2
+            )
+    axis.set_xlabel("environment steps")
+    axis.set_ylabel("training episode return")
+    axis.set_title(f"{title}\nlearning curves: mean over seeds, band from min to max")
+    axis.legend()
+    figure.tight_layout()
+    return _save(figure, path)

@@ -1,0 +1,108 @@
+"""The agent registry: the benchmark and the CLI look agents up here by name.
+
+A third-party agent joins the leaderboard with one entry::
+
+    from agents.registry import TrainedAgent, register_agent
+
+    def train_my_agent(ctx):
+        return TrainedAgent(policy=lambda obs: my_action(obs))
+
+    register_agent("my-agent", train_my_agent, "what it is")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from movielens_env import ENV_ID
+from movielens_env.world import RecWorld
+
+
+@dataclass(frozen=True)
+class TrainContext:
+    """What a trainer gets.
+
+    Attributes:
+        env_kwargs: keyword arguments of ``gym.make("MovieLensRec-v0", ...)`` (train split).
+        seed: seed of this run; a trainer must be deterministic given it.
+        timesteps: environment-step budget for RL agents (baselines ignore it).
+        run_dir: a folder of this run for checkpoints, or ``None``.
+        on_step: call it with the number of environment steps just taken, for progress bars.
+    """
+
+    env_kwargs: dict[str, Any]
+    seed: int
+    timesteps: int
+    run_dir: Path | None = None
+    on_step: Callable[[int], None] = lambda steps: None
+
+    def world(self) -> RecWorld:
+        """The shared data, split and MF model of this run's env (train ratings only)."""
+        return gym.make(ENV_ID, **self.env_kwargs).unwrapped.world
+
+
+@dataclass
+class TrainedAgent:
+    """A trainer's result: any policy the evaluation accepts, and its learning curve.
+
+    Attributes:
+        policy: a Ranker, an SB3-style model (``predict``) or a callable ``obs -> action``.
+        learning_curve: (environment steps so far, episode return) per training episode.
+    """
+
+    policy: Any
+    learning_curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    """One registered agent."""
+
+    name: str
+    train: Callable[[TrainContext], TrainedAgent]
+    description: str
+    is_rl: bool
+
+
+AGENTS: dict[str, AgentEntry] = {}
+
+
+def register_agent(
+    name: str,
+    train: Callable[[TrainContext], TrainedAgent],
+    description: str,
+    *,
+    is_rl: bool = True,
+    replace: bool = False,
+) -> AgentEntry:
+    """Add an agent under ``name``; refuses to shadow an existing one unless ``replace``."""
+    _register_builtins()
+    if name in AGENTS and not replace:
+        raise ValueError(f"agent {name!r} is already registered; pass replace=True to override")
+    entry = AgentEntry(name, train, description, is_rl)
+    AGENTS[name] = entry
+    return entry
+
+
+def get_agent(name: str) -> AgentEntry:
+    """The entry of ``name``, or an error listing the registered agents."""
+    _register_builtins()
+    try:
+        return AGENTS[name]
+    except KeyError:
+        raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}") from None
+
+
+def agent_names() -> list[str]:
+    """Every registered agent, built-ins first."""
+    _register_builtins()
+    return list(AGENTS)
+
+
+def _register_builtins() -> None:
+    from . import builtin_agents  # noqa: F401 - registers on import

@@ -1,0 +1,106 @@
+"""Stable-Baselines3 DDPG, TD3 and SAC on MovieLensRec-v0, through thin factories.
+
+No SB3 class is subclassed: the factories only fix explicit hyper-parameters and action noise,
+and trained models save and load with SB3's own ``.zip`` format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3 import DDPG, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import NormalActionNoise
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ddpg": DDPG, "td3": TD3, "sac": SAC}
+
+
+@dataclass(frozen=True)
+class SB3Config:
+    """Hyper-parameters shared by the SB3 baselines.
+
+    Attributes:
+        learning_rate: Adam step size of actor and critic (1e-4 to 1e-3).
+        buffer_size: replay capacity in transitions.
+        learning_starts: random-action steps before the first update (a few hundred to 10k).
+        batch_size: transitions per gradient step (64 to 256).
+        tau: soft target-update rate (0.001 to 0.01).
+        gamma: discount; episodes are 10 steps, as in the DRR paper (0.9).
+        train_freq: environment steps between updates.
+        gradient_steps: updates per ``train_freq`` steps.
+        net_arch: hidden layers of actor and critic.
+        action_noise: std of the Gaussian exploration noise of DDPG and TD3 (0.05 to 0.3);
+            SAC explores through its entropy bonus instead.
+    """
+
+    learning_rate: float = 1e-3
+    buffer_size: int = 100_000
+    learning_starts: int = 500
+    batch_size: int = 128
+    tau: float = 0.005
+    gamma: float = 0.9
+    train_freq: int = 1
+    gradient_steps: int = 1
+    net_arch: tuple[int, ...] = (256, 256)
+    action_noise: float = 0.1
+
+
+def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config = SB3Config()):
+    """An untrained SB3 model of ``algorithm`` (``ddpg``, ``td3`` or ``sac``) on ``env``."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown SB3 algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
+    kwargs = {
+        "learning_rate": config.learning_rate,
+        "buffer_size": config.buffer_size,
+        "learning_starts": config.learning_starts,
+        "batch_size": config.batch_size,
+        "tau": config.tau,
+        "gamma": config.gamma,
+        "train_freq": config.train_freq,
+        "gradient_steps": config.gradient_steps,
+        "policy_kwargs": {"net_arch": list(config.net_arch)},
+        "seed": seed,
+        "device": "cpu",
+        "verbose": 0,
+    }
+    if algorithm != "sac":
+        dim = env.action_space.shape[0]
+        kwargs["action_noise"] = NormalActionNoise(
+            np.zeros(dim), config.action_noise * np.ones(dim)
+        )
+    return ALGORITHMS[algorithm]("MlpPolicy", env, **kwargs)
+
+
+def train_model(
+    algorithm: str,
+    env_kwargs: dict,
+    seed: int,
+    timesteps: int,
+    config: SB3Config = SB3Config(),
+    save_to: Path | None = None,
+    callback=None,
+) -> tuple[BaseAlgorithm, list[tuple[int, float]]]:
+    """Train on ``MovieLensRec-v0`` (train split); return the model and its learning curve.
+
+    The curve holds (environment steps so far, episode return) for every training episode.
+    """
+    env = Monitor(gym.make("MovieLensRec-v0", **env_kwargs))
+    env.reset(seed=seed)
+    model = make_model(algorithm, env, seed, config)
+    model.learn(total_timesteps=timesteps, callback=callback)
+    steps = np.cumsum(env.get_episode_lengths())
+    curve = [(int(t), float(r)) for t, r in zip(steps, env.get_episode_rewards(), strict=True)]
+    if save_to is not None:
+        model.save(save_to)
+    return model, curve
+
+
+def load_model(algorithm: str, path: str | Path) -> BaseAlgorithm:
+    """Load a model saved by :func:`train_model` (SB3's own format)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown SB3 algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[algorithm].load(path, device="cpu")

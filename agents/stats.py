@@ -1,0 +1,31 @@
+"""Means with 95% confidence intervals over seeds (Student's t)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t_quantile_975(dof: int) -> float:
+    """The 0.975 quantile of Student's t with ``dof`` degrees of freedom (normal above 30)."""
+    if dof < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {dof}")
+    return _T975[dof - 1] if dof <= len(_T975) else 1.960
+
+
+def mean_ci95(values) -> tuple[float, float]:
+    """Mean and half-width of its 95% t-interval; the half-width is NaN for a single value."""
+    array = np.asarray(values, dtype=np.float64)
+    mean = float(array.mean())
+    if len(array) < 2:
+        return mean, math.nan
+    half = t_quantile_975(len(array) - 1) * float(array.std(ddof=1)) / math.sqrt(len(array))
+    return mean, half

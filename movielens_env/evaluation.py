@@ -1,0 +1,197 @@
+"""The evaluation every agent and benchmark uses: offline ranking on held-out ratings and online
+return under the simulator.
+
+Offline, each test user (at least ``history_len`` positive train ratings, so that the test-split
+observation exists, and at least one positive test rating) is seen once, through the test-split
+observation, and the agent ranks candidates; a candidate is relevant when its test rating is
+>= 4. ``rerank`` ranks the user's test-rated items (the paper's offline protocol); ``full`` ranks
+every item the user did not rate in train. Online, each test user plays one episode of the
+test-split env and the return is recorded.
+
+Any agent plugs in: an object with SB3's ``predict(obs, deterministic=True)``, a callable
+``obs -> action``, or a :class:`Ranker` that orders candidates itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .env import MovieLensRecEnv
+from .metrics import coverage_at_k, per_user_metrics
+from .policies import PolicyActor, Ranker, checked_ranking, top_k_by_score
+from .world import POSITIVE_RATING, RecWorld
+
+PROTOCOLS = ("rerank", "full")
+DEFAULT_KS = (5, 10)
+EPISODE_STEPS = 10
+_LOCKSTEP = 256  # users whose online episodes run side by side
+
+
+@dataclass
+class EvaluationResult:
+    """Per-user results of one agent, so that any interval can be computed from them.
+
+    Attributes:
+        agent: the agent's name.
+        users: internal ids of the test users, in evaluation order.
+        per_user: ``"<protocol>/<metric>@k"`` and ``"online/<reward model>"`` -> value per user.
+        coverage: ``"<protocol>/coverage@k"`` -> share of the catalogue recommended.
+        top_items: protocol -> (users, max k) internal item ids, best first, -1 padded.
+    """
+
+    agent: str
+    users: np.ndarray
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
+    coverage: dict[str, float] = field(default_factory=dict)
+    top_items: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float]:
+        """Mean of every per-user metric, plus coverage."""
+        out = {name: float(np.mean(values)) for name, values in self.per_user.items()}
+        return {**out, **self.coverage}
+
+
+def evaluation_users(world: RecWorld, history_len: int) -> np.ndarray:
+    """Users with a test-split observation and at least one positive test rating."""
+    positives_in_test = np.bincount(
+        world.split.test.user_of_each_rating()[world.split.test.ratings >= POSITIVE_RATING],
+        minlength=world.dataset.n_users,
+    )
+    return np.flatnonzero((world.positives.counts >= history_len) & (positives_in_test > 0))
+
+
+def relevant_items(world: RecWorld, users: np.ndarray) -> list[np.ndarray]:
+    """Each user's positive test items: the only relevance labels any protocol uses."""
+    relevant = []
+    for user in users:
+        items, ratings = world.split.test.row(user)
+        relevant.append(items[ratings >= POSITIVE_RATING])
+    return relevant
+
+
+def _test_env(env_kwargs: dict[str, Any], **overrides: Any) -> MovieLensRecEnv:
+    kwargs = {**env_kwargs, "split": "test", "render_mode": None, **overrides}
+    return MovieLensRecEnv(**kwargs)
+
+
+def _candidates(world: RecWorld, user: int, protocol: str) -> np.ndarray:
+    if protocol == "rerank":
+        return np.sort(world.split.test.row(user)[0]).astype(np.int64)
+    available = np.ones(world.dataset.n_items, dtype=bool)
+    available[world.split.train.row(user)[0]] = False
+    return np.flatnonzero(available)
+
+
+def evaluate_offline(
+    agent: Any,
+    env_kwargs: dict[str, Any],
+    protocols: tuple[str, ...] = PROTOCOLS,
+    ks: tuple[int, ...] = DEFAULT_KS,
+    name: str = "agent",
+) -> EvaluationResult:
+    """Rank candidates for every test user under each protocol and score the rankings."""
+    for protocol in protocols:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    env = _test_env(env_kwargs)
+    world, depth = env.world, max(ks)
+    users = evaluation_users(world, env.history_len)
+    is_ranker = isinstance(agent, Ranker)
+    actions = None
+    if not is_ranker:
+        actor = PolicyActor(agent, env.action_space.shape[0], name)
+        observations = [env.reset(options={"user_id": world.dataset.user_ids[u]})[0] for u in users]
+        actions = actor(observations)
+    result = EvaluationResult(agent=name, users=users)
+    relevant = relevant_items(world, users)
+    for protocol in protocols:
+        top = np.full((len(users), depth), -1, dtype=np.int64)
+        for row, user in enumerate(users):
+            candidates = _candidates(world, int(user), protocol)
+            if is_ranker:
+                ranking = checked_ranking(agent, int(user), candidates, depth, name)
+            else:
+                scores = world.mf.item_factors[candidates] @ actions[row]
+                ranking = top_k_by_score(scores, candidates, depth)
+            top[row, : len(ranking)] = ranking
+        result.top_items[protocol] = top
+        for metric, values in per_user_metrics(top, relevant, ks).items():
+            result.per_user[f"{protocol}/{metric}"] = values
+        for k in ks:
+            result.coverage[f"{protocol}/coverage@{k}"] = coverage_at_k(
+                top, k, world.dataset.n_items
+            )
+    return result
+
+
+def evaluate_online(
+    agent: Any,
+    env_kwargs: dict[str, Any],
+    reward_model: str = "mf",
+    users: np.ndarray | None = None,
+    max_steps: int = EPISODE_STEPS,
+    name: str = "agent",
+) -> np.ndarray:
+    """Return of one test-split episode (at most ``max_steps``) per test user.
+
+    Episodes run in lockstep, a batch of users at a time, so that a policy that accepts batches
+    (any SB3 model) is asked once per step for the whole batch.
+    """
+    first = _test_env(env_kwargs, reward_model=reward_model)
+    world = first.world
+    if users is None:
+        users = evaluation_users(world, first.history_len)
+    lanes = min(len(users), _LOCKSTEP)
+    envs = [first] + [_test_env(env_kwargs, reward_model=reward_model) for _ in range(lanes - 1)]
+    is_ranker = isinstance(agent, Ranker)
+    actor = None if is_ranker else PolicyActor(agent, first.action_space.shape[0], name)
+
+    def step(lane: int, user: int, action: np.ndarray | None):
+        env = envs[lane]
+        if action is not None:
+            return env.step(action)
+        slate = checked_ranking(agent, user, env.candidate_items(), env.slate_size, name)
+        return env.step_items(slate)
+
+    returns = np.zeros(len(users))
+    for start in range(0, len(users), lanes):
+        batch = users[start : start + lanes]
+        obs = [
+            envs[lane].reset(options={"user_id": world.dataset.user_ids[u]})[0]
+            for lane, u in enumerate(batch)
+        ]
+        running = list(range(len(batch)))
+        for _ in range(max_steps):
+            if not running:
+                break
+            actions = actor([obs[lane] for lane in running]) if actor else [None] * len(running)
+            still = []
+            for lane, action in zip(running, actions, strict=True):
+                obs[lane], reward, terminated, _, _ = step(lane, int(batch[lane]), action)
+                returns[start + lane] += reward
+                if not terminated:
+                    still.append(lane)
+            running = still
+    return returns
+
+
+def evaluate(
+    agent: Any,
+    env_kwargs: dict[str, Any],
+    ks: tuple[int, ...] = DEFAULT_KS,
+    name: str = "agent",
+    online: bool = True,
+) -> EvaluationResult:
+    """Both offline protocols, and the online return under ``mf`` (and ``oracle`` when known)."""
+    result = evaluate_offline(agent, env_kwargs, PROTOCOLS, ks, name)
+    if online:
+        models = ["mf"]
+        if _test_env(env_kwargs).world.dataset.truth is not None:
+            models.append("oracle")
+        for model in models:
+            returns = evaluate_online(agent, env_kwargs, model, result.users, name=name)
+            result.per_user[f"online/return_{model}"] = returns
+    return result

@@ -1,0 +1,96 @@
+"""How any agent plugs into the evaluation: rankers, SB3-style models, and plain callables."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Ranker(Protocol):
+    """An agent that orders candidate items itself (popularity, MF, third-party rankers)."""
+
+    def rank(self, user: int, candidates: np.ndarray, k: int) -> np.ndarray:
+        """The best ``k`` (or fewer) of ``candidates`` (internal item ids), best first."""
+        ...
+
+
+class AgentError(ValueError):
+    """An agent returned something unusable; the message names the agent."""
+
+
+def top_k_by_score(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` best candidates by score, ties to the lower item id."""
+    k = min(k, len(candidates))
+    best = np.argpartition(-scores, k - 1)[:k] if k < len(candidates) else np.arange(k)
+    return candidates[best[np.lexsort((candidates[best], -scores[best]))]]
+
+
+def checked_ranking(
+    agent: Ranker, user: int, candidates: np.ndarray, k: int, name: str
+) -> np.ndarray:
+    """``agent.rank(...)``, refused unless it is ``min(k, len(candidates))`` distinct candidates."""
+    ranking = np.asarray(agent.rank(user, candidates, k), dtype=np.int64).reshape(-1)
+    if len(ranking) > k or len(np.unique(ranking)) != len(ranking):
+        raise AgentError(f"agent {name!r} must rank at most {k} distinct items, got {ranking}")
+    if not np.isin(ranking, candidates).all():
+        raise AgentError(f"agent {name!r} ranked items that are not candidates: {ranking}")
+    if len(ranking) < min(k, len(candidates)):
+        raise AgentError(f"agent {name!r} ranked {len(ranking)} of {len(candidates)} candidates")
+    return ranking
+
+
+def _stack(observations: list[Any]) -> Any:
+    if isinstance(observations[0], dict):
+        return {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
+    return np.stack(observations)
+
+
+class PolicyActor:
+    """Actions of an action-based agent for a batch of observations, checked.
+
+    An object with ``predict(obs, deterministic=True)`` (SB3's signature) is first asked for the
+    whole batch at once, as SB3 models accept; if it cannot, it is asked one observation at a
+    time, as is a plain callable ``obs -> action``.
+    """
+
+    def __init__(self, agent: Any, dim: int, name: str) -> None:
+        if not (hasattr(agent, "predict") or callable(agent)):
+            raise AgentError(
+                f"agent {name!r} is neither a Ranker (rank), an SB3-style model (predict) "
+                "nor a callable obs -> action"
+            )
+        self.agent, self.dim, self.name = agent, dim, name
+        self._batches = hasattr(agent, "predict")
+
+    def _one(self, obs: Any) -> Any:
+        if hasattr(self.agent, "predict"):
+            action = self.agent.predict(obs, deterministic=True)
+            return action[0] if isinstance(action, tuple) else action
+        return self.agent(obs)
+
+    def __call__(self, observations: list[Any]) -> np.ndarray:
+        """A (len(observations), dim) float32 array of actions."""
+        actions = None
+        if self._batches and len(observations) > 1:
+            try:
+                actions = np.asarray(self._one(_stack(observations)), dtype=np.float32)
+            except Exception:  # not batchable: ask one observation at a time
+                actions = None
+            if actions is None or actions.shape != (len(observations), self.dim):
+                self._batches, actions = False, None
+        if actions is None:
+            actions = np.stack(
+                [self._check(np.asarray(self._one(o), np.float32)) for o in observations]
+            )
+        if not np.isfinite(actions).all():
+            raise AgentError(f"agent {self.name!r} returned an action with NaN or inf")
+        return actions
+
+    def _check(self, action: np.ndarray) -> np.ndarray:
+        if action.shape != (self.dim,):
+            raise AgentError(
+                f"agent {self.name!r} returned an action of shape {action.shape}, not ({self.dim},)"
+            )
+        return action

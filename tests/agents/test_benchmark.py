@@ -1,0 +1,130 @@
+"""The benchmark runner, the leaderboard, and the agent registry."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from agents import registry
+from agents.baselines import RandomRanker
+from agents.benchmark import BenchmarkConfig, run_benchmark, run_path
+from agents.cli import main
+from agents.leaderboard import aggregate, check_metrics, format_table
+from agents.registry import TrainedAgent, get_agent, register_agent
+from agents.stats import mean_ci95
+
+# The synthetic data with small embeddings: every run takes a few seconds.
+TINY_ENV = {"embedding_dim": 8, "mf_options": {"iterations": 2}}
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """Agents registered by a test disappear after it."""
+    registry.agent_names()
+    monkeypatch.setattr(registry, "AGENTS", dict(registry.AGENTS))
+
+
+def test_mean_and_interval_over_seeds():
+    mean, half = mean_ci95([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / math.sqrt(3))
+    assert math.isnan(mean_ci95([5.0])[1])
+
+
+def test_unknown_agent_lists_the_valid_ones():
+    with pytest.raises(
+        ValueError, match="unknown agent 'dqn'; valid agents: random, popularity, mf"
+    ):
+        get_agent("dqn")
+
+
+def test_unknown_metric_lists_the_valid_ones():
+    table = aggregate([{"agent": "a", "metrics": {"rerank/ndcg@5": 0.5, "online/return_mf": 1.0}}])
+    with pytest.raises(
+        ValueError, match=r"unknown metrics \['ndcg'\]; valid metrics: rerank/ndcg@5"
+    ):
+        check_metrics(["ndcg"], table)
+
+
+def test_tiny_benchmark_end_to_end_and_rerun_skips_finished_runs(tmp_path, scratch_registry):
+    calls = []
+
+    def counted(ctx):
+        calls.append(ctx.seed)
+        return TrainedAgent(RandomRanker(ctx.seed), learning_curve=[(10, 0.5), (20, 1.0)])
+
+    register_agent("counted", counted, "a random ranker that counts its trainings", is_rl=False)
+    config = BenchmarkConfig(
+        dataset="synthetic", agents=("popularity", "counted", "td3"), seeds=(0, 1),
+        timesteps=60, out_dir=tmp_path, env_options=TINY_ENV,
+    )  # fmt: skip
+    records = run_benchmark(config, progress=False)
+    runs = [(r["agent"], r["seed"]) for r in records]
+    assert runs == [(a, s) for a in ("popularity", "counted", "td3") for s in (0, 1)]
+    assert calls == [0, 1]
+    assert (tmp_path / "runs" / "td3-seed0" / "td3.zip").exists()  # SB3's own format
+    stored = json.loads(run_path(tmp_path, "td3", 1).read_text())
+    assert (
+        stored["metrics"]["online/return_oracle"] == records[-1]["metrics"]["online/return_oracle"]
+    )
+    assert len(stored["learning_curve"]) == 6  # 60 steps, 10-step episodes
+
+    again = run_benchmark(config, progress=False)
+    assert calls == [0, 1] and again == records
+    table = aggregate(records)
+    assert table["popularity"]["rerank/precision@5"][1] == 0.0  # deterministic: no spread
+    assert "counted" in format_table(table, ["rerank/ndcg@10"])
+
+
+def test_interrupted_benchmark_keeps_finished_runs(tmp_path, scratch_registry):
+    def crash(ctx):
+        raise KeyboardInterrupt
+
+    register_agent("crash", crash, "dies while training", is_rl=False)
+    config = BenchmarkConfig(
+        dataset="synthetic", agents=("random", "crash"), seeds=(0,), out_dir=tmp_path,
+        env_options=TINY_ENV,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(config, progress=False)
+    assert run_path(tmp_path, "random", 0).exists()
+    assert not run_path(tmp_path, "crash", 0).exists()
+    assert not list((tmp_path / "runs").glob(".*"))  # no half-written result
+
+
+def test_changed_settings_are_not_skipped(tmp_path):
+    base = BenchmarkConfig(
+        dataset="synthetic", agents=("random",), seeds=(0,), out_dir=tmp_path, env_options=TINY_ENV
+    )
+    run_benchmark(base, progress=False)
+    first = run_path(tmp_path, "random", 0).stat().st_mtime_ns
+    changed = BenchmarkConfig(
+        dataset="synthetic", agents=("random",), seeds=(0,), out_dir=tmp_path,
+        env_options={**TINY_ENV, "history_len": 5},
+    )  # fmt: skip
+    run_benchmark(changed, progress=False)
+    assert run_path(tmp_path, "random", 0).stat().st_mtime_ns != first
+
+
+def test_cli_benchmark_prints_the_table_and_writes_leaderboard_and_plots(tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--agents", "random,popularity", "--seeds", "0,1", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "random" in printed and "popularity" in printed and "rerank/precision@5" in printed
+    for name in ("leaderboard.md", "leaderboard.csv", "metrics.png"):
+        assert (out / name).stat().st_size > 0
+    markdown = (out / "leaderboard.md").read_text()
+    assert "movielens-rec benchmark --agents random,popularity" in markdown
+    assert "## Offline, `full` protocol" in markdown
+
+
+def test_cli_benchmark_rejects_unknown_agents_and_metrics(tmp_path, capsys):
+    assert main(["benchmark", "--agents", "random,dqn", "--out", str(tmp_path)]) == 2
+    assert "unknown agent 'dqn'; valid agents:" in capsys.readouterr().err
+    argv = ["benchmark", "--agents", "random", "--seeds", "0", "--out", str(tmp_path),
+            "--metrics", "prec@5", "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    assert "unknown metrics ['prec@5']; valid metrics:" in capsys.readouterr().err

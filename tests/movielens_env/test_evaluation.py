@@ -1,0 +1,181 @@
+"""The evaluation protocols: what agents see, what counts as relevant, exports, bad agents."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from agents.baselines import MFRanker, PopularityRanker, RandomRanker
+from movielens_env import MovieLensRecEnv
+from movielens_env.evaluation import (
+    evaluate,
+    evaluate_offline,
+    evaluate_online,
+    evaluation_users,
+)
+from movielens_env.exports import export_recommendations, metrics_from_recommendations
+from movielens_env.policies import AgentError
+from tests.conftest import SMALL_ENV_KWARGS
+
+
+@pytest.fixture
+def env_kwargs(small_dataset):
+    return {"dataset": small_dataset, "history_len": 5, **SMALL_ENV_KWARGS}
+
+
+@pytest.fixture
+def world(env_kwargs):
+    return MovieLensRecEnv(**env_kwargs).world
+
+
+class SpyRanker:
+    """Ranks candidates by id and remembers what it was offered."""
+
+    def __init__(self) -> None:
+        self.offered: dict[int, np.ndarray] = {}
+
+    def rank(self, user, candidates, k):
+        self.offered[user] = candidates.copy()
+        return np.sort(candidates)[:k]
+
+
+def test_users_are_those_with_a_test_observation_and_a_positive_test_rating(world):
+    users = evaluation_users(world, 5)
+    for user in range(world.dataset.n_users):
+        test_ratings = world.split.test.row(user)[1]
+        expected = world.positives.counts[user] >= 5 and (test_ratings >= 4).any()
+        assert (user in users) == expected
+
+
+def test_rerank_offers_test_items_and_full_offers_items_not_rated_in_train(env_kwargs, world):
+    spy = SpyRanker()
+    evaluate_offline(spy, env_kwargs, protocols=("rerank",))
+    for user, offered in spy.offered.items():
+        np.testing.assert_array_equal(offered, np.sort(world.split.test.row(user)[0]))
+    spy = SpyRanker()
+    evaluate_offline(spy, env_kwargs, protocols=("full",))
+    for user, offered in spy.offered.items():
+        expected = np.setdiff1d(np.arange(world.dataset.n_items), world.split.train.row(user)[0])
+        np.testing.assert_array_equal(offered, expected)
+
+
+def test_policies_see_the_test_split_observation(env_kwargs, world):
+    seen = []
+
+    def policy(obs):
+        seen.append(obs)
+        return np.ones(16, np.float32)
+
+    result = evaluate_offline(policy, env_kwargs, protocols=("rerank",))
+    env = MovieLensRecEnv(**{**env_kwargs, "split": "test", "obs_mode": "dict"})
+    for obs, user in zip(seen, result.users, strict=True):
+        expected = env.reset(options={"user_id": world.dataset.user_ids[user]})[0]
+        np.testing.assert_array_equal(expected["history_ids"], world.positives.row(user)[0][-5:])
+        np.testing.assert_array_equal(obs[16:].reshape(5, 16), expected["history"])
+
+
+def test_action_policies_rank_by_inner_product_with_item_embeddings(env_kwargs, world):
+    action = np.random.default_rng(0).uniform(-1, 1, 16).astype(np.float32)
+    result = evaluate_offline(lambda obs: action, env_kwargs, protocols=("full",), ks=(10,))
+    scores = world.mf.item_factors @ action
+    for user, top in zip(result.users, result.top_items["full"], strict=True):
+        masked = scores.copy()
+        masked[world.split.train.row(user)[0]] = -np.inf
+        np.testing.assert_array_equal(top, np.argsort(-masked, kind="stable")[:10])
+
+
+def test_relevance_is_the_test_rating_and_a_perfect_ranker_scores_one(env_kwargs, world):
+    class Perfect:
+        def rank(self, user, candidates, k):
+            items, ratings = world.split.test.row(user)
+            rating = dict(zip(items.tolist(), ratings.tolist(), strict=True))
+            order = sorted(candidates.tolist(), key=lambda i: -(rating.get(i, 0) >= 4))
+            return np.array(order[:k])
+
+    summary = evaluate_offline(Perfect(), env_kwargs).summary()
+    assert summary["rerank/ndcg@10"] == pytest.approx(1.0)
+    assert summary["full/ndcg@5"] == pytest.approx(1.0)
+    assert summary["full/hit_rate@5"] == pytest.approx(1.0)
+
+
+def test_baselines_are_fitted_on_train_only(small_dataset, world):
+    # Flip every test rating: train-only models cannot change, the metrics must.
+    n_items = small_dataset.n_items
+    test = world.split.test
+    test_keys = test.user_of_each_rating().astype(np.int64) * n_items + test.items
+    is_test = np.isin(
+        small_dataset.users.astype(np.int64) * n_items + small_dataset.items, test_keys
+    )
+    flipped = small_dataset.ratings.copy()
+    flipped[is_test] = 6.0 - flipped[is_test]
+    changed = dataclasses.replace(small_dataset, name="flipped", ratings=flipped)
+    kwargs = {"history_len": 5, **SMALL_ENV_KWARGS}
+    other = MovieLensRecEnv(dataset=changed, **kwargs).world
+    np.testing.assert_array_equal(PopularityRanker(world).counts, PopularityRanker(other).counts)
+    np.testing.assert_array_equal(MFRanker(world).mf.item_factors, MFRanker(other).mf.item_factors)
+    before = evaluate_offline(PopularityRanker(world), {"dataset": small_dataset, **kwargs})
+    after = evaluate_offline(PopularityRanker(other), {"dataset": changed, **kwargs})
+    assert before.summary()["rerank/precision@5"] != after.summary()["rerank/precision@5"]
+
+
+@pytest.mark.parametrize("protocol", ["rerank", "full"])
+def test_exported_csv_reproduces_the_metrics(env_kwargs, world, tmp_path, protocol):
+    result = evaluate_offline(MFRanker(world), env_kwargs)
+    path = tmp_path / "recs.csv"
+    export_recommendations(result, world, protocol, path)
+    header, first = path.read_text().splitlines()[:2]
+    assert header == "user,item,rank"
+    user, item, rank = map(int, first.split(","))
+    assert user == world.dataset.user_ids[result.users[0]] and rank == 1
+    assert item == world.dataset.item_ids[result.top_items[protocol][0, 0]]
+    recomputed = metrics_from_recommendations(path, world)
+    printed = result.summary()
+    for name, value in recomputed.items():
+        assert value == pytest.approx(printed[f"{protocol}/{name}"]), name
+
+
+def test_online_return_of_a_ranker_matches_stepping_the_env_by_hand(env_kwargs, world):
+    users = evaluation_users(world, 5)[:10]
+    returns = evaluate_online(MFRanker(world), env_kwargs, "mf", users)
+    env = MovieLensRecEnv(**{**env_kwargs, "split": "test"})
+    for user, expected in zip(users, returns, strict=True):
+        env.reset(options={"user_id": world.dataset.user_ids[user]})
+        total = 0.0
+        for _ in range(10):
+            candidates = env.candidate_items()
+            best = candidates[np.argmax(world.mf.predict_user(user)[candidates])]
+            total += env.step_items([best])[1]
+        assert total == pytest.approx(expected)
+
+
+def test_evaluate_reports_every_protocol_and_the_oracle_on_synthetic_data(env_kwargs):
+    summary = evaluate(RandomRanker(0), env_kwargs).summary()
+    for name in ("rerank/precision@5", "full/ndcg@10", "full/coverage@10", "online/return_oracle"):
+        assert name in summary
+    assert 0.0 <= summary["full/coverage@10"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "agent, message",
+    [
+        (lambda obs: np.zeros(3), r"agent 'bad' returned an action of shape \(3,\), not \(16,\)"),
+        (lambda obs: np.full(16, np.nan), "agent 'bad' returned an action with NaN or inf"),
+        (object(), "agent 'bad' is neither a Ranker"),
+    ],
+)
+def test_bad_policies_fail_with_a_message_naming_the_agent(env_kwargs, agent, message):
+    with pytest.raises(AgentError, match=message):
+        evaluate_offline(agent, env_kwargs, name="bad")
+
+
+def test_bad_rankers_fail_with_a_message_naming_the_agent(env_kwargs):
+    class Outside:
+        def rank(self, user, candidates, k):
+            return np.array([-5])
+
+    with pytest.raises(AgentError, match="agent 'outside' ranked items that are not candidates"):
+        evaluate_offline(Outside(), env_kwargs, name="outside")
+    with pytest.raises(ValueError, match="unknown protocol 'topk'; valid: rerank, full"):
+        evaluate_offline(RandomRanker(), env_kwargs, protocols=("topk",))
