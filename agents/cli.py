@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shlex
 import sys
@@ -55,7 +56,7 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-QUICK = {"dataset": "synthetic", "seeds": "0,1", "timesteps": 1000}
+QUICK = {"dataset": "synthetic", "seeds": "0,1,2", "timesteps": 2000}
 
 
 def _csv_list(text: str) -> list[str]:
@@ -86,6 +87,8 @@ def _benchmark(args: argparse.Namespace) -> int:
     from .plots import plot_bars, plot_learning_curves
     from .registry import agent_names, get_agent
 
+    for module in args.plugin:
+        importlib.import_module(module)
     if args.quick:
         for key, value in QUICK.items():
             if getattr(args, key) is None:
@@ -144,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--quick", action="store_true",
         help=f"small budgets on the synthetic data, a few minutes on 2 cores ({QUICK})",
+    )  # fmt: skip
+    bench.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE",
+        help="import MODULE first (it may register agents); repeatable",
     )  # fmt: skip
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(run=_benchmark)

@@ -128,3 +128,18 @@ def test_cli_benchmark_rejects_unknown_agents_and_metrics(tmp_path, capsys):
             "--metrics", "prec@5", "--no-progress"]  # fmt: skip
     assert main(argv) == 2
     assert "unknown metrics ['prec@5']; valid metrics:" in capsys.readouterr().err
+
+
+def test_cli_plugin_module_registers_a_third_party_agent(tmp_path, capsys, monkeypatch):
+    (tmp_path / "my_plugin.py").write_text(
+        "from agents.baselines import RandomRanker\n"
+        "from agents.registry import TrainedAgent, register_agent\n"
+        "register_agent('plugged', lambda ctx: TrainedAgent(RandomRanker(ctx.seed)), 'x',"
+        " is_rl=False, replace=True)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "AGENTS", dict(registry.AGENTS))
+    argv = ["benchmark", "--plugin", "my_plugin", "--agents", "plugged", "--seeds", "0",
+            "--out", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "plugged" in capsys.readouterr().out

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 from stable_baselines3 import TD3
 
+from agents.sb3_agents import SB3Config, load_model, make_model, train_model
 from tests.conftest import SMALL_ENV_KWARGS
 
 
@@ -18,3 +20,24 @@ def test_td3_trains_and_predicts_on_the_env(small_dataset):
     assert env.action_space.contains(action)
     _, reward, *_ = env.step(action)
     assert np.isfinite(reward)
+
+
+def test_sb3_factories_save_and_load_in_sb3_format(small_dataset, tmp_path):
+    env_kwargs = {"dataset": small_dataset, **SMALL_ENV_KWARGS}
+    for algorithm in ("ddpg", "td3", "sac"):
+        config = SB3Config(learning_starts=20, batch_size=16, net_arch=(32,))
+        path = tmp_path / f"{algorithm}.zip"
+        model, curve = train_model(algorithm, env_kwargs, 0, 60, config, save_to=path)
+        assert [steps for steps, _ in curve] == [10, 20, 30, 40, 50, 60]
+        loaded = load_model(algorithm, path)
+        assert type(loaded) is type(model)
+        obs = gym.make("MovieLensRec-v0", **env_kwargs).reset(seed=1)[0]
+        np.testing.assert_array_equal(
+            loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0]
+        )
+
+
+def test_unknown_sb3_algorithm_lists_the_valid_ones(small_dataset):
+    env = gym.make("MovieLensRec-v0", dataset=small_dataset, **SMALL_ENV_KWARGS)
+    with pytest.raises(ValueError, match="unknown SB3 algorithm 'ppo'; valid: ddpg, td3, sac"):
+        make_model("ppo", env, 0)
