@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
+
+from movielens_env import MAX_EPISODE_STEPS
+
 from .baselines import MFRanker, PopularityRanker, RandomRanker
 from .registry import AGENTS, TrainContext, TrainedAgent, register_agent
 from .sb3_agents import train_model
@@ -32,6 +36,22 @@ def _sb3(algorithm: str, ctx: TrainContext) -> TrainedAgent:
     return TrainedAgent(model, curve)
 
 
+def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
+    from .drr.config import DRRConfig
+    from .drr.train import train_drr
+
+    episodes = max(1, ctx.timesteps // MAX_EPISODE_STEPS)
+    config = DRRConfig(state=state, eval_every=episodes, checkpoint_every=0)
+    result = train_drr(
+        ctx.env_kwargs, config, episodes, ctx.seed, ctx.run_dir,
+        on_episode=lambda episode, ret: ctx.on_step(MAX_EPISODE_STEPS),
+    )  # fmt: skip
+    steps = MAX_EPISODE_STEPS * np.arange(1, len(result.episode_returns) + 1)
+    return TrainedAgent(
+        result.agent, list(zip(steps.tolist(), result.episode_returns, strict=True))
+    )
+
+
 _BUILTINS = [
     ("random", _random, "uniformly random ranking", False),
     ("popularity", _popularity, "most positive train ratings first", False),
@@ -39,6 +59,10 @@ _BUILTINS = [
     ("ddpg", partial(_sb3, "ddpg"), "Stable-Baselines3 DDPG, MLP policy", True),
     ("td3", partial(_sb3, "td3"), "Stable-Baselines3 TD3, MLP policy", True),
     ("sac", partial(_sb3, "sac"), "Stable-Baselines3 SAC, MLP policy", True),
+    *(
+        (state, partial(_drr, state), f"DRR actor-critic, {state} state representation", True)
+        for state in ("drr-ave", "drr-u", "drr-p", "drr-n")
+    ),
 ]
 for _name, _train, _description, _is_rl in _BUILTINS:
     if _name not in AGENTS:

@@ -16,6 +16,8 @@ import numpy as np
 import movielens_env
 from movielens_env.formats import DATASET_NAMES
 
+from .drr.commands import add_commands as add_drr_commands
+
 
 def _rollout(args: argparse.Namespace) -> int:
     """Run a few episodes of a uniformly random policy and print what happened."""
@@ -154,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(run=_benchmark)
+    add_drr_commands(commands)
     return parser
 
 

@@ -91,3 +91,36 @@ def plot_learning_curves(
     axis.legend()
     figure.tight_layout()
     return _save(figure, path)
+
+
+def plot_training(rows: Sequence[dict[str, float]], out_dir: Path, title: str) -> list[Path]:
+    """``precision.png`` (precision@k on the test split) and ``return.png`` against episodes."""
+    episodes = [row["episode"] for row in rows]
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for metric in (m for m in rows[0] if "precision@" in m):
+        axis.plot(episodes, [row[metric] for row in rows], marker="o", label=metric)
+    axis.set_xlabel("training episodes")
+    axis.set_ylabel("precision@k on the test split")
+    axis.set_title(f"{title}: precision@k during training")
+    axis.legend()
+    figure.tight_layout()
+    paths = [_save(figure, out_dir / "precision.png")]
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    axis.plot(
+        episodes,
+        [row["train_return"] for row in rows],
+        marker="o",
+        label="training episodes (with noise)",
+    )
+    axis.plot(
+        episodes,
+        [row["online/return_mf"] for row in rows],
+        marker="o",
+        label="test users, mf simulator",
+    )
+    axis.set_xlabel("training episodes")
+    axis.set_ylabel("mean episode return")
+    axis.set_title(f"{title}: return during training")
+    axis.legend()
+    figure.tight_layout()
+    return [*paths, _save(figure, out_dir / "return.png")]

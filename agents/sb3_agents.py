@@ -16,6 +16,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 
+from .threads import torch_threads
+
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ddpg": DDPG, "td3": TD3, "sac": SAC}
 
 
@@ -90,8 +92,9 @@ def train_model(
     """
     env = Monitor(gym.make("MovieLensRec-v0", **env_kwargs))
     env.reset(seed=seed)
-    model = make_model(algorithm, env, seed, config)
-    model.learn(total_timesteps=timesteps, callback=callback)
+    with torch_threads(1):
+        model = make_model(algorithm, env, seed, config)
+        model.learn(total_timesteps=timesteps, callback=callback)
     steps = np.cumsum(env.get_episode_lengths())
     curve = [(int(t), float(r)) for t, r in zip(steps, env.get_episode_rewards(), strict=True)]
     if save_to is not None:

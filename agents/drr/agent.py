@@ -1,0 +1,154 @@
+"""The DRR agent: actor-critic with explicit user-item state representations (DDPG-style)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import DRRConfig
+from .networks import Actor, Critic
+from .replay import PrioritizedReplay
+
+
+@dataclass(frozen=True)
+class UpdateStats:
+    """What one gradient step did."""
+
+    critic_loss: float
+    actor_loss: float
+    mean_q: float
+
+
+def _soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters(), strict=True):
+            t.mul_(1.0 - tau).add_(s, alpha=tau)
+
+
+class DRRAgent:
+    """Actor, critic, their targets, optimisers, replay and exploration noise.
+
+    Args:
+        config: hyper-parameters.
+        dim: embedding dimension of the env (the action's length).
+        history_len: items in the observed history.
+        seed: seeds network initialisation (torch), exploration noise and replay sampling.
+    """
+
+    def __init__(self, config: DRRConfig, dim: int, history_len: int, seed: int) -> None:
+        self.config, self.dim, self.history_len = config, dim, history_len
+        torch.manual_seed(seed)
+        self.actor = Actor(config.state, dim, history_len, config.hidden)
+        self.critic = Critic(config.state, dim, history_len, config.hidden)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_optimizer = torch.optim.Adam(
+            self.actor.parameters(), lr=config.actor_lr, weight_decay=config.weight_decay
+        )
+        self.critic_optimizer = torch.optim.Adam(
+            self.critic.parameters(), lr=config.critic_lr, weight_decay=config.weight_decay
+        )
+        obs_dim = (history_len + 1) * dim
+        self.replay = PrioritizedReplay(
+            config.buffer_size, obs_dim, dim, config.per_alpha, config.per_eps
+        )
+        self.rng = np.random.default_rng(seed)
+        self.noise_std = config.noise_std
+        self.episodes = 0
+        self.updates = 0
+
+    # ------------------------------------------------------------------ acting
+    def act(self, observations: np.ndarray, explore: bool) -> np.ndarray:
+        """Actions for a batch of flat observations; with ``explore``, plus decaying noise."""
+        with torch.no_grad():
+            actions = self.actor(torch.as_tensor(observations, dtype=torch.float32)).numpy()
+        if explore:
+            actions = actions + self.rng.normal(0.0, self.noise_std, actions.shape)
+        return np.clip(actions, -1.0, 1.0).astype(np.float32)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        """SB3's signature: ``(action, None)`` for one observation or a batch of them."""
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.ndim == 1
+        actions = self.act(obs[None] if single else obs, explore=not deterministic)
+        return (actions[0] if single else actions), None
+
+    def end_episode(self) -> None:
+        """Decay the exploration noise towards its floor."""
+        self.episodes += 1
+        self.noise_std = max(self.config.noise_floor, self.noise_std * self.config.noise_decay)
+
+    # ------------------------------------------------------------------ learning
+    def _critic_loss(self, batch, weights: torch.Tensor):
+        obs = torch.as_tensor(batch.observations)
+        with torch.no_grad():
+            next_obs = torch.as_tensor(batch.next_observations)
+            next_q = self.critic_target(next_obs, self.actor_target(next_obs))
+            target = (
+                torch.as_tensor(batch.rewards)
+                + self.config.gamma * (1.0 - torch.as_tensor(batch.dones)) * next_q
+            )
+        q = self.critic(obs, torch.as_tensor(batch.actions))
+        td_error = target - q
+        return (weights * td_error.pow(2)).mean(), td_error.detach(), q.detach()
+
+    def _actor_loss(self, obs: torch.Tensor) -> torch.Tensor:
+        # The deterministic policy gradient is taken at the actor's own action mu(s), never at
+        # the replayed (noisy, stale) action.
+        return -self.critic(obs, self.actor(obs)).mean()
+
+    def update(self, beta: float) -> UpdateStats:
+        """One gradient step of critic and actor on a prioritized batch; soft target updates."""
+        batch = self.replay.sample(self.config.batch_size, beta, self.rng)
+        weights = torch.as_tensor(batch.weights)
+        critic_loss, td_error, q = self._critic_loss(batch, weights)
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        actor_loss = self._actor_loss(torch.as_tensor(batch.observations))
+        self.actor_optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor_optimizer.step()
+
+        _soft_update(self.critic_target, self.critic, self.config.tau)
+        _soft_update(self.actor_target, self.actor, self.config.tau)
+        self.replay.update_priorities(batch.indices, td_error.numpy())
+        self.updates += 1
+        return UpdateStats(critic_loss.item(), actor_loss.item(), q.mean().item())
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly: weights, optimisers, replay, noise, RNG states."""
+        replay = {
+            k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v
+            for k, v in self.replay.state_dict().items()
+        }
+        return {
+            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "replay": replay, "noise_std": self.noise_std, "episodes": self.episodes,
+            "updates": self.updates, "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s content (shapes are checked by torch and the replay)."""
+        for name in ("actor", "critic", "actor_target", "critic_target"):
+            getattr(self, name).load_state_dict(state[name])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.replay.load_state_dict(
+            {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state["replay"].items()}
+        )
+        self.noise_std, self.episodes = float(state["noise_std"]), int(state["episodes"])
+        self.updates = int(state["updates"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])

@@ -1,0 +1,53 @@
+"""DRR checkpoints: one ``torch.save`` file that loads with ``weights_only=True``, plus the config
+as JSON beside it. Both are written atomically."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from movielens_env.storage import atomic_write
+
+from .config import DRRConfig
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, corrupted or of another format."""
+
+
+def save_checkpoint(run_dir: Path, payload: dict[str, Any], config: DRRConfig) -> Path:
+    """Write ``run_dir/checkpoint.pt`` (payload + format version) and ``run_dir/config.json``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / CHECKPOINT
+    payload = {**payload, "format_version": FORMAT_VERSION, "config": json.loads(config.to_json())}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp), suffix=".pt")
+    atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(config.to_json()), suffix=".json")
+    return path
+
+
+def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DRRConfig]:
+    """Load ``run_dir/checkpoint.pt`` without executing any code from it.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, corrupted, holds objects other than
+            tensors and plain containers, or was written by another format version.
+    """
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint (is {run_dir} a DRR run directory?)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as exc:
+        raise CheckpointError(f"{path}: unreadable or corrupted checkpoint ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: not a DRR checkpoint of format version {FORMAT_VERSION}")
+    return payload, DRRConfig.from_dict(payload["config"])

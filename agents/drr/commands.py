@@ -1,0 +1,135 @@
+"""``movielens-rec train | evaluate | recommend``: DRR from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from movielens_env import MovieLensRecEnv
+from movielens_env.evaluation import PROTOCOLS, evaluate, evaluate_offline
+from movielens_env.exports import export_recommendations
+from movielens_env.formats import DATASET_NAMES
+from movielens_env.policies import top_k_by_score
+
+from ..plots import plot_training
+from .config import STATE_REPRESENTATIONS, DRRConfig
+from .train import load_agent, train_drr
+
+
+def _overrides(pairs: list[str]) -> dict:
+    fields = {f.name: f.type for f in dataclasses.fields(DRRConfig)}
+    values = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        if key not in fields or not text:
+            raise ValueError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
+        values[key] = json.loads(text) if fields[key] != "str" else text
+    return values
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = DRRConfig(**{"state": args.agent, **_overrides(args.set)})
+    env_kwargs = {"dataset": args.dataset, "data_dir": args.data_dir}
+    out = Path(args.out)
+    with tqdm(total=args.episodes, desc=f"{args.agent} seed {args.seed}", unit="episode") as bar:
+
+        def progress(episode: int, episode_return: float) -> None:
+            bar.n = episode
+            bar.set_postfix_str(f"return {episode_return:+.2f}")
+            bar.refresh()
+
+        result = train_drr(env_kwargs, config, args.episodes, args.seed, out, args.resume, progress)
+    plots = plot_training(result.curve, out, f"{args.agent} on {args.dataset}, seed {args.seed}")
+    last = result.curve[-1]
+    print(f"\nTrained {args.agent} for {args.episodes} episodes; test split after training:")
+    for name in ("rerank/precision@10", "full/precision@10", "online/return_mf"):
+        print(f"  {name}: {last[name]:.4f}")
+    print(f"Run directory: {out} (checkpoint.pt, config.json, learning_curve.csv)")
+    print("Plots: " + ", ".join(str(p) for p in plots))
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    agent, env_kwargs = load_agent(Path(args.run_dir))
+    if args.data_dir is not None:
+        env_kwargs = {**env_kwargs, "data_dir": args.data_dir}
+    return agent, env_kwargs
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    agent, env_kwargs = _load(args)
+    summary = evaluate(agent, env_kwargs, name=agent.config.state).summary()
+    print(f"{agent.config.state} from {args.run_dir} on {env_kwargs['dataset']} (test split)")
+    for name, value in summary.items():
+        print(f"  {name:24s} {value:.4f}")
+    return 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    agent, env_kwargs = _load(args)
+    if args.all_test_users:
+        if args.output is None:
+            raise ValueError("--all-test-users needs --output FILE.csv")
+        result = evaluate_offline(
+            agent, env_kwargs, (args.protocol,), (args.k,), agent.config.state
+        )
+        world = MovieLensRecEnv(**env_kwargs).world
+        export_recommendations(result, world, args.protocol, args.output)
+        users = len(result.users)
+        print(f"Wrote the top {args.k} ({args.protocol}) of {users} test users to {args.output}")
+        return 0
+    if args.user is None:
+        raise ValueError("give --user RAW_ID or --all-test-users")
+    env = MovieLensRecEnv(**{**env_kwargs, "split": "test"})
+    data = env.world.dataset
+    obs, info = env.reset(options={"user_id": args.user})
+    user = int(data.user_index(args.user))
+    action, _ = agent.predict(obs, deterministic=True)
+    unrated = np.ones(data.n_items, dtype=bool)
+    unrated[env.world.split.train.row(user)[0]] = False
+    candidates = np.flatnonzero(unrated)
+    top = top_k_by_score(env.world.mf.item_factors[candidates] @ action, candidates, args.k)
+    print(f"User {args.user}, who recently liked:")
+    for item in data.item_index(info["history_item_ids"]):
+        print(f"    {data.title(int(item))}")
+    print(f"Top {args.k} recommendations of {agent.config.state} (items not rated in train):")
+    for rank, item in enumerate(top, start=1):
+        print(f"  {rank:2d}. {data.title(int(item))}  (item {data.item_ids[item]})")
+    return 0
+
+
+def add_commands(commands) -> None:
+    """Register ``train``, ``evaluate`` and ``recommend`` on the CLI's sub-parsers."""
+    train = commands.add_parser("train", help="train a DRR agent")
+    train.add_argument("--agent", default="drr-ave", choices=STATE_REPRESENTATIONS)
+    train.add_argument("--dataset", default="synthetic", choices=DATASET_NAMES)
+    train.add_argument("--data-dir", default=None, help="GroupLens folder or zip")
+    train.add_argument("--episodes", type=int, default=5000)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a DRRConfig field, e.g. --set actor_lr=3e-4")  # fmt: skip
+    train.set_defaults(run=_train)
+
+    evaluate_cmd = commands.add_parser(
+        "evaluate", help="offline metrics and online return of a run"
+    )
+    evaluate_cmd.add_argument("run_dir")
+    evaluate_cmd.add_argument("--data-dir", default=None, help="if the data moved")
+    evaluate_cmd.set_defaults(run=_evaluate)
+
+    recommend = commands.add_parser("recommend", help="recommendations of a trained run")
+    recommend.add_argument("run_dir")
+    recommend.add_argument("--user", type=int, default=None, help="raw user id")
+    recommend.add_argument("--all-test-users", action="store_true")
+    recommend.add_argument("--protocol", default="full", choices=PROTOCOLS)
+    recommend.add_argument("--k", type=int, default=10)
+    recommend.add_argument("--output", default=None, help="CSV user,item,rank (raw ids)")
+    recommend.add_argument("--data-dir", default=None, help="if the data moved")
+    recommend.set_defaults(run=_recommend)

@@ -1,0 +1,88 @@
+"""DRR's hyper-parameters, saved as JSON beside the weights so a checkpoint can rebuild itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
+
+
+@dataclass(frozen=True)
+class DRRConfig:
+    """Every DRR hyper-parameter, with its effect and typical range.
+
+    Attributes:
+        state: state representation: ``drr-ave`` (weighted average pooling, then
+            [u, u * pooled, pooled]), ``drr-u`` (user-item and item-item products), ``drr-p``
+            (items and item-item products), ``drr-n`` (items concatenated).
+        hidden: width of the two hidden layers of actor and critic (64 to 512).
+        actor_lr: Adam step size of the actor and its state module (1e-4 to 1e-3).
+        critic_lr: Adam step size of the critic and its state module (1e-4 to 1e-2).
+        weight_decay: L2 penalty of both optimisers (0 to 1e-4).
+        gamma: discount; episodes last 10 steps in the paper, so 0.9 looks ~10 steps ahead.
+        tau: soft target-update rate per gradient step (0.001 to 0.01).
+        batch_size: transitions per gradient step (32 to 256).
+        buffer_size: replay capacity in transitions; each stores two observations.
+        learning_starts: transitions collected before the first update (>= batch_size).
+        updates_per_step: gradient steps per environment step (1 is usual).
+        per_alpha: how strongly priorities shape sampling (0 uniform, 1 proportional; ~0.6).
+        per_beta: initial importance-sampling exponent, annealed to 1 over training (0.4).
+        per_eps: added to |TD error| so no transition gets priority 0 (1e-6 to 1e-2).
+        noise_std: initial std of the Gaussian exploration noise on the action (0.1 to 0.5).
+        noise_decay: multiplicative decay of the noise std per episode (0.99 to 0.9999).
+        noise_floor: smallest noise std, kept to the end (0 to 0.05).
+        eval_every: episodes between evaluations on the test split during training.
+        checkpoint_every: episodes between checkpoints (0: only at the end).
+    """
+
+    state: str = "drr-ave"
+    hidden: int = 256
+    actor_lr: float = 1e-4
+    critic_lr: float = 1e-3
+    weight_decay: float = 0.0
+    gamma: float = 0.9
+    tau: float = 0.01
+    batch_size: int = 64
+    buffer_size: int = 20_000
+    learning_starts: int = 500
+    updates_per_step: int = 1
+    per_alpha: float = 0.6
+    per_beta: float = 0.4
+    per_eps: float = 1e-3
+    noise_std: float = 0.3
+    noise_decay: float = 0.999
+    noise_floor: float = 0.02
+    eval_every: int = 500
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        if self.state not in STATE_REPRESENTATIONS:
+            raise ValueError(
+                f"state={self.state!r} is not valid; allowed: {', '.join(STATE_REPRESENTATIONS)}"
+            )
+        for name in ("hidden", "batch_size", "buffer_size", "updates_per_step"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DRRConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_starts < self.batch_size:
+            raise ValueError(
+                f"DRRConfig.learning_starts ({self.learning_starts}) must be >= batch_size "
+                f"({self.batch_size})"
+            )
+        if not 0.0 <= self.gamma < 1.0 or not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"need 0 <= gamma < 1 and 0 < tau <= 1, got {self.gamma}, {self.tau}")
+
+    def to_json(self) -> str:
+        """The config as JSON text."""
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DRRConfig:
+        """Rebuild from :meth:`to_json`'s content; unknown keys are an error naming them."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"unknown DRRConfig keys {unknown}; valid: {sorted(fields)}")
+        return cls(**values)

@@ -1,0 +1,143 @@
+"""Prioritized experience replay (Schaul et al. 2016) on a vectorised sum tree.
+
+Transitions are sampled with probability proportional to ``(|TD error| + eps) ** alpha`` and
+corrected with importance weights ``(N * P(i)) ** -beta``; sampling and updates touch whole
+batches at once, with no Python loop over the batch.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class SumTree:
+    """Binary tree whose internal nodes hold the sum of their leaves' priorities."""
+
+    def __init__(self, capacity: int) -> None:
+        self.leaves = 1 << max(0, (capacity - 1).bit_length())
+        self.nodes = np.zeros(2 * self.leaves, dtype=np.float64)
+
+    @property
+    def total(self) -> float:
+        """Sum of every priority."""
+        return float(self.nodes[1])
+
+    def priorities(self, indices: np.ndarray) -> np.ndarray:
+        """Priorities of the given leaves."""
+        return self.nodes[self.leaves + indices]
+
+    def update(self, indices: np.ndarray, priorities: np.ndarray) -> None:
+        """Set leaf priorities and refresh the sums above them, one tree level at a time."""
+        nodes = self.leaves + np.asarray(indices)
+        self.nodes[nodes] = priorities
+        nodes = np.unique(nodes // 2)
+        while nodes[0] >= 1:
+            self.nodes[nodes] = self.nodes[2 * nodes] + self.nodes[2 * nodes + 1]
+            if nodes[0] == 1:
+                break
+            nodes = np.unique(nodes // 2)
+
+    def find(self, values: np.ndarray) -> np.ndarray:
+        """Leaves whose cumulative-priority interval holds each value in [0, total)."""
+        nodes = np.ones(len(values), dtype=np.int64)
+        values = values.astype(np.float64).copy()
+        while nodes[0] < self.leaves:
+            left = 2 * nodes
+            go_right = values >= self.nodes[left]
+            values = np.where(go_right, values - self.nodes[left], values)
+            nodes = left + go_right
+        return nodes - self.leaves
+
+
+class ReplayBatch(NamedTuple):
+    """A sampled batch; ``weights`` are the normalised importance weights."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray
+    dones: np.ndarray
+    weights: np.ndarray
+    indices: np.ndarray
+
+
+class PrioritizedReplay:
+    """A ring buffer of transitions with proportional prioritized sampling."""
+
+    def __init__(
+        self, capacity: int, obs_dim: int, action_dim: int, alpha: float, eps: float
+    ) -> None:
+        self.capacity, self.alpha, self.eps = capacity, alpha, eps
+        self.observations = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_observations = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((capacity, action_dim), dtype=np.float32)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.dones = np.zeros(capacity, dtype=np.float32)
+        self.tree = SumTree(capacity)
+        self.position, self.size, self.max_priority = 0, 0, 1.0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs, actions, rewards, next_obs, dones) -> None:
+        """Store a batch of transitions (leading axis = transitions) at the highest priority."""
+        count = len(rewards)
+        slots = (self.position + np.arange(count)) % self.capacity
+        self.observations[slots] = obs
+        self.actions[slots] = actions
+        self.rewards[slots] = rewards
+        self.next_observations[slots] = next_obs
+        self.dones[slots] = dones
+        self.tree.update(slots, np.full(count, self.max_priority))
+        self.position = int((self.position + count) % self.capacity)
+        self.size = min(self.capacity, self.size + count)
+
+    def sample(self, batch_size: int, beta: float, rng: np.random.Generator) -> ReplayBatch:
+        """A stratified sample: one draw in each of ``batch_size`` equal slices of the total."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        segment = self.tree.total / batch_size
+        values = (np.arange(batch_size) + rng.random(batch_size)) * segment
+        indices = np.minimum(
+            self.tree.find(np.minimum(values, np.nextafter(self.tree.total, 0))), self.size - 1
+        )
+        probabilities = self.tree.priorities(indices) / self.tree.total
+        weights = (self.size * probabilities) ** -beta
+        return ReplayBatch(
+            self.observations[indices], self.actions[indices], self.rewards[indices],
+            self.next_observations[indices], self.dones[indices],
+            (weights / weights.max()).astype(np.float32), indices,
+        )  # fmt: skip
+
+    def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
+        """Priorities from the absolute TD errors of the sampled transitions."""
+        priorities = (np.abs(td_errors) + self.eps) ** self.alpha
+        self.tree.update(indices, priorities)
+        self.max_priority = max(self.max_priority, float(priorities.max()))
+
+    def state_dict(self) -> dict:
+        """Filled contents and counters, as arrays and numbers (for ``weights_only`` loading)."""
+        filled = slice(0, self.size)
+        return {
+            "observations": self.observations[filled], "actions": self.actions[filled],
+            "rewards": self.rewards[filled], "next_observations": self.next_observations[filled],
+            "dones": self.dones[filled], "tree": self.tree.nodes, "position": self.position,
+            "size": self.size, "max_priority": self.max_priority,
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned, checking the shapes."""
+        size = int(state["size"])
+        if not 0 <= size <= self.capacity or len(state["tree"]) != len(self.tree.nodes):
+            raise ValueError(f"replay state of size {size} does not fit capacity {self.capacity}")
+        for name in ("observations", "actions", "rewards", "next_observations", "dones"):
+            array = np.asarray(state[name])
+            expected = (size, *getattr(self, name).shape[1:])
+            if array.shape != expected:
+                raise ValueError(f"replay {name} has shape {array.shape}, expected {expected}")
+            getattr(self, name)[:size] = array
+        self.tree.nodes = np.asarray(state["tree"], dtype=np.float64).copy()
+        self.position, self.size = int(state["position"]), size
+        self.max_priority = float(state["max_priority"])

@@ -1,0 +1,115 @@
+"""DRR training: loss goes down, same seed same agent, checkpoints resume exactly."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents.drr.agent import DRRAgent
+from agents.drr.checkpoint import CheckpointError, load_checkpoint
+from agents.drr.config import DRRConfig
+from agents.drr.train import load_agent, train_drr
+
+ENV = {
+    "dataset": "synthetic",
+    "embedding_dim": 8,
+    "history_len": 5,
+    "mf_options": {"iterations": 2},
+}
+SMALL = {"hidden": 32, "batch_size": 16, "learning_starts": 16, "buffer_size": 500}
+
+
+def _weights(agent: DRRAgent) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in (*agent.actor.parameters(), *agent.critic.parameters())]
+
+
+def test_critic_loss_falls_on_a_fixed_buffer():
+    env = gym.make("MovieLensRec-v0", **ENV)
+    agent = DRRAgent(DRRConfig(**SMALL, critic_lr=3e-3), 8, 5, seed=0)
+    obs, _ = env.reset(seed=0)
+    for _ in range(400):
+        action = agent.act(obs[None], explore=True)[0]
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        agent.replay.add(obs[None], action[None], [reward], next_obs[None], [float(terminated)])
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    losses = [agent.update(beta=1.0).critic_loss for _ in range(300)]
+    assert np.mean(losses[-30:]) < 0.5 * np.mean(losses[:30]), (losses[:30], losses[-30:])
+
+
+def test_same_seed_same_agent_other_seed_other_agent():
+    config = DRRConfig(**SMALL, eval_every=1000)
+    first = train_drr(ENV, config, 12, seed=3)
+    second = train_drr(ENV, config, 12, seed=3)
+    other = train_drr(ENV, config, 12, seed=4)
+    assert first.episode_returns == second.episode_returns
+    for a, b in zip(_weights(first.agent), _weights(second.agent), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert first.episode_returns != other.episode_returns
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    config = DRRConfig(**SMALL, eval_every=6, checkpoint_every=6)
+    straight = train_drr(ENV, config, 12, seed=1, run_dir=tmp_path / "straight")
+    # Kill a run just after its first checkpoint (episode 6), then resume it to the end.
+
+    def kill(episode: int, episode_return: float) -> None:
+        if episode == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_drr(ENV, config, 12, seed=1, run_dir=tmp_path / "resumed", on_episode=kill)
+    resumed = train_drr(ENV, config, 12, seed=1, run_dir=tmp_path / "resumed", resume=True)
+    assert resumed.episode_returns == straight.episode_returns
+    assert resumed.curve == straight.curve
+    for a, b in zip(_weights(resumed.agent), _weights(straight.agent), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert resumed.agent.replay.size == straight.agent.replay.size
+
+
+def test_checkpoint_loads_weights_only_with_its_config(tmp_path):
+    config = DRRConfig(**SMALL, state="drr-u", eval_every=1000)
+    result = train_drr(ENV, config, 4, seed=0, run_dir=tmp_path)
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert payload["config"]["state"] == "drr-u"
+    assert DRRConfig.from_dict(payload["config"]) == config
+    assert (tmp_path / "config.json").read_text() == config.to_json()
+    agent, env_kwargs = load_agent(tmp_path)
+    assert env_kwargs == ENV
+    obs = np.random.default_rng(0).normal(size=(3, 48)).astype(np.float32)
+    np.testing.assert_array_equal(agent.predict(obs)[0], result.agent.predict(obs)[0])
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a zip", None])
+def test_corrupted_or_foreign_checkpoints_are_refused(tmp_path, damage):
+    train_drr(ENV, DRRConfig(**SMALL, eval_every=1000), 2, seed=0, run_dir=tmp_path)
+    path = tmp_path / "checkpoint.pt"
+    if damage is None:
+        torch.save({"format_version": 99}, path)
+        message = "format version 1"
+    else:
+        path.write_bytes(damage if damage else path.read_bytes()[:1000])
+        message = "unreadable or corrupted"
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path)
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    torch.save({"format_version": 1, "evil": Exploit()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="unreadable or corrupted"):
+        load_checkpoint(tmp_path)
+
+
+def test_impossible_configs_are_refused():
+    with pytest.raises(ValueError, match="state='drr-x' is not valid; allowed: drr-ave, drr-u"):
+        DRRConfig(state="drr-x")
+    with pytest.raises(ValueError, match="learning_starts"):
+        DRRConfig(batch_size=64, learning_starts=10)
+    with pytest.raises(ValueError, match=r"unknown DRRConfig keys \['lr'\]"):
+        DRRConfig.from_dict({"lr": 1})
