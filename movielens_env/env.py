@@ -203,26 +203,23 @@ class MovieLensRecEnv(gym.Env):
         if self.slate_size > data.n_items - self.history_len:
             raise ValueError(
                 f"slate_size={slate_size} is larger than the {data.n_items - self.history_len} "
-                f"items "
-                f"left as candidates ({data.n_items} in the catalogue, history_len={history_len})"
+                f"items left as candidates ({data.n_items} in the catalogue, "
+                f"history_len={history_len})"
             )
         self.split, self.candidates, self.reward_model = split, candidates, reward_model
-        self.unrated_reward, self.obs_mode, self.render_mode = (
-            float(unrated_reward),
-            obs_mode,
-            render_mode,
-        )
+        self.unrated_reward = float(unrated_reward)
+        self.obs_mode, self.render_mode = obs_mode, render_mode
         self._item_factors = self.world.mf.item_factors
         self._user_factors = self.world.mf.user_factors
         self.eligible_users = self._eligible_users()
         if len(self.eligible_users) == 0:
+            pool = (
+                f" and {slate_size} rated items in the {split} pool"
+                if candidates == "rated"
+                else ""
+            )
             raise ValueError(
-                f"no user of {data.name!r} has {history_len} positive train ratings"
-                + (
-                    f" and {slate_size} rated items in the {split} pool"
-                    if candidates == "rated"
-                    else ""
-                )
+                f"no user of {data.name!r} has {history_len} positive train ratings{pool}"
             )
         self.action_space = spaces.Box(-1.0, 1.0, (dim,), np.float32)
         self.observation_space = self._observation_space(dim)

@@ -44,6 +44,17 @@ class UserRatings:
         """The user of every stored rating (the rows expanded), int32."""
         return np.repeat(np.arange(self.n_users, dtype=np.int32), self.counts)
 
+    def subset(self, keep: np.ndarray) -> UserRatings:
+        """The ratings where ``keep`` (one flag per stored rating) is true, order preserved."""
+        counts = np.bincount(self.user_of_each_rating()[keep], minlength=self.n_users)
+        return UserRatings(
+            indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            items=self.items[keep],
+            ratings=self.ratings[keep],
+            timestamps=self.timestamps[keep],
+            n_items=self.n_items,
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class TemporalSplit:
@@ -65,21 +76,15 @@ def temporal_split(
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
     order = np.lexsort((dataset.item_ids[dataset.items], dataset.timestamps, dataset.users))
+    counts = np.bincount(dataset.users, minlength=dataset.n_users)
+    ordered = UserRatings(
+        indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        items=dataset.items[order],
+        ratings=dataset.ratings[order],
+        timestamps=dataset.timestamps[order],
+        n_items=dataset.n_items,
+    )
     users = dataset.users[order]
-    counts = np.bincount(users, minlength=dataset.n_users)
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    position = np.arange(len(users)) - indptr[users]
-    n_train = np.floor(train_fraction * counts).astype(np.int64)
-    is_train = position < n_train[users]
-
-    def rows(mask: np.ndarray, per_user: np.ndarray) -> UserRatings:
-        picked = order[mask]
-        return UserRatings(
-            indptr=np.concatenate([[0], np.cumsum(per_user)]).astype(np.int64),
-            items=dataset.items[picked],
-            ratings=dataset.ratings[picked],
-            timestamps=dataset.timestamps[picked],
-            n_items=dataset.n_items,
-        )
-
-    return TemporalSplit(rows(is_train, n_train), rows(~is_train, counts - n_train), train_fraction)
+    position = np.arange(len(users)) - ordered.indptr[users]
+    is_train = position < np.floor(train_fraction * counts).astype(np.int64)[users]
+    return TemporalSplit(ordered.subset(is_train), ordered.subset(~is_train), train_fraction)

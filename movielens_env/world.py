@@ -64,18 +64,6 @@ def _cache_key(spec: WorldSpec) -> WorldSpec | tuple:
     return spec
 
 
-def _positives(train: UserRatings) -> UserRatings:
-    keep = train.ratings >= POSITIVE_RATING
-    counts = np.bincount(train.user_of_each_rating()[keep], minlength=train.n_users)
-    return UserRatings(
-        indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        items=train.items[keep],
-        ratings=train.ratings[keep],
-        timestamps=train.timestamps[keep],
-        n_items=train.n_items,
-    )
-
-
 def build_world(spec: WorldSpec) -> RecWorld:
     """Load (or reuse from this process) the world described by ``spec``."""
     key = _cache_key(spec)
@@ -95,7 +83,9 @@ def build_world(spec: WorldSpec) -> RecWorld:
     bound = float(
         max(np.abs(mf.user_factors).max(initial=0.0), np.abs(mf.item_factors).max(initial=0.0))
     )
-    world = RecWorld(spec, dataset, split, mf, _positives(split.train), bound)
+    world = RecWorld(
+        spec, dataset, split, mf, split.train.subset(split.train.ratings >= POSITIVE_RATING), bound
+    )
     with _LOCK:
         while len(_CACHE) >= _MAX_CACHED:
             _CACHE.pop(next(iter(_CACHE)))
