@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import shlex
@@ -70,8 +71,12 @@ def _machine() -> str:
 
     import torch
 
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        names = [line for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
     return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"{platform.system()}, {cpu}, {os.cpu_count()} CPU cores, "
         f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}"
     )
 
@@ -98,6 +103,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     agents = _csv_list(args.agents) if args.agents else agent_names()
     for agent in agents:
         get_agent(agent)
+    metrics = check_metrics(_csv_list(args.metrics)) if args.metrics else None
     seeds = [int(seed) for seed in _csv_list(args.seeds or "0,1,2")]
     dataset = args.dataset or "synthetic"
     out = Path(args.out or f"runs/benchmark-{dataset}")
@@ -107,7 +113,6 @@ def _benchmark(args: argparse.Namespace) -> int:
     )  # fmt: skip
     records = run_benchmark(config, progress=not args.no_progress)
     table = aggregate(records)
-    metrics = check_metrics(_csv_list(args.metrics), table) if args.metrics else None
     shown = metrics or [m for m in DEFAULT_METRICS if any(m in v for v in table.values())]
     title = f"MovieLensRec-v0 leaderboard, {dataset}"
     command = "movielens-rec " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)

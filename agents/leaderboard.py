@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from movielens_env.evaluation import DEFAULT_KS, PROTOCOLS
+from movielens_env.metrics import METRIC_NAMES
 from movielens_env.storage import atomic_write
 
 from .stats import mean_ci95
@@ -46,9 +48,16 @@ def _k(metric: str) -> int:
     return int(metric.split("@")[1]) if "@" in metric else 0
 
 
-def check_metrics(requested: Sequence[str], table) -> list[str]:
+ALL_METRICS = (
+    *(f"{p}/{metric}@{k}" for p in PROTOCOLS for metric in METRIC_NAMES for k in DEFAULT_KS),
+    "online/return_mf",
+    "online/return_oracle",
+)
+
+
+def check_metrics(requested: Sequence[str]) -> list[str]:
     """The requested metrics, or an error listing the valid names."""
-    valid = metric_names(table)
+    valid = ALL_METRICS
     unknown = [m for m in requested if m not in valid]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; valid metrics: {', '.join(valid)}")

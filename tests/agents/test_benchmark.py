@@ -40,11 +40,12 @@ def test_unknown_agent_lists_the_valid_ones():
 
 
 def test_unknown_metric_lists_the_valid_ones():
-    table = aggregate([{"agent": "a", "metrics": {"rerank/ndcg@5": 0.5, "online/return_mf": 1.0}}])
-    with pytest.raises(
-        ValueError, match=r"unknown metrics \['ndcg'\]; valid metrics: rerank/ndcg@5"
-    ):
-        check_metrics(["ndcg"], table)
+    assert check_metrics(["full/coverage@10", "online/return_mf"]) == [
+        "full/coverage@10",
+        "online/return_mf",
+    ]
+    with pytest.raises(ValueError, match=r"unknown metrics \['ndcg'\]; valid metrics: rerank/"):
+        check_metrics(["ndcg"])
 
 
 def test_tiny_benchmark_end_to_end_and_rerun_skips_finished_runs(tmp_path, scratch_registry):
@@ -128,6 +129,7 @@ def test_cli_benchmark_rejects_unknown_agents_and_metrics(tmp_path, capsys):
             "--metrics", "prec@5", "--no-progress"]  # fmt: skip
     assert main(argv) == 2
     assert "unknown metrics ['prec@5']; valid metrics:" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before any run
 
 
 def test_cli_plugin_module_registers_a_third_party_agent(tmp_path, capsys, monkeypatch):
