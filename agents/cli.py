@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 import movielens_env
+from movielens_env import MovieLensRecEnv
 from movielens_env.formats import DATASET_NAMES
 
 from .drr.commands import add_commands as add_drr_commands
@@ -87,6 +88,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     from .leaderboard import (
         DEFAULT_METRICS,
         aggregate,
+        baseline_comparison,
         check_metrics,
         format_table,
         write_leaderboard,
@@ -116,7 +118,15 @@ def _benchmark(args: argparse.Namespace) -> int:
     shown = metrics or [m for m in DEFAULT_METRICS if any(m in v for v in table.values())]
     title = f"MovieLensRec-v0 leaderboard, {dataset}"
     command = "movielens-rec " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
-    md_path, csv_path = write_leaderboard(table, out, title, command, _machine())
+    data = MovieLensRecEnv(**config.env_kwargs()).world.dataset
+    users = {record["n_users"] for record in records}
+    described = (
+        f"{data.name}, {data.n_users} users, {data.n_items} items, {data.n_ratings} ratings; "
+        f"per-user temporal 80/20 split; {', '.join(map(str, sorted(users)))} test users evaluated"
+    )
+    md_path, csv_path = write_leaderboard(table, out, title, command, _machine(), described)
+    for line in baseline_comparison(table):
+        print(line.removeprefix("- "))
     bars = plot_bars(table, out / "metrics.png", title)
     curves = plot_learning_curves(records, out / "learning_curves.png", title)
     print(f"\n{title} ({len(seeds)} seeds, mean ± 95% interval)\n")

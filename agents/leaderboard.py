@@ -26,6 +26,14 @@ DEFAULT_METRICS = (
 )
 
 
+BASELINES = ("random", "popularity", "mf")
+ALL_METRICS = (
+    *(f"{p}/{metric}@{k}" for p in PROTOCOLS for metric in METRIC_NAMES for k in DEFAULT_KS),
+    "online/return_mf",
+    "online/return_oracle",
+)
+
+
 def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float, int]]]:
     """agent -> metric -> (mean, 95% half-width, number of seeds), agents in record order."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -41,18 +49,33 @@ def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[fl
 def metric_names(table: dict[str, dict[str, tuple[float, float, int]]]) -> list[str]:
     """Every metric in the table, in a stable order (protocols, then online)."""
     names = {metric for metrics in table.values() for metric in metrics}
-    return sorted(names, key=lambda m: (m.startswith("online"), m.split("@")[0], _k(m)))
+    return sorted(
+        names, key=lambda m: ALL_METRICS.index(m) if m in ALL_METRICS else len(ALL_METRICS)
+    )
 
 
-def _k(metric: str) -> int:
-    return int(metric.split("@")[1]) if "@" in metric else 0
-
-
-ALL_METRICS = (
-    *(f"{p}/{metric}@{k}" for p in PROTOCOLS for metric in METRIC_NAMES for k in DEFAULT_KS),
-    "online/return_mf",
-    "online/return_oracle",
-)
+def baseline_comparison(table) -> list[str]:
+    """For each agent other than the baselines: on how many offline precision/NDCG metrics
+    (both protocols, k = 5 and 10) its mean is above popularity's and above MF's."""
+    headline = [
+        f"{p}/{m}@{k}" for p in PROTOCOLS for m in ("precision", "ndcg") for k in DEFAULT_KS
+    ]
+    lines = []
+    for agent, values in table.items():
+        if agent in BASELINES or not all(b in table for b in ("popularity", "mf")):
+            continue
+        above = {
+            b: sum(values[m][0] > table[b][m][0] for m in headline if m in values)
+            for b in ("popularity", "mf")
+        }
+        verdict = (
+            "meets" if above["popularity"] == above["mf"] == len(headline) else "does NOT meet"
+        )
+        lines.append(
+            f"- `{agent}` {verdict} the bar: above popularity on {above['popularity']} and "
+            f"above MF on {above['mf']} of the {len(headline)} offline precision/NDCG means."
+        )
+    return lines
 
 
 def check_metrics(requested: Sequence[str]) -> list[str]:
@@ -87,7 +110,7 @@ def format_table(table, metrics: Sequence[str], markdown: bool = False) -> str:
 
 
 def write_leaderboard(
-    table, out_dir: Path, title: str, command: str, machine: str
+    table, out_dir: Path, title: str, command: str, machine: str, data: str = ""
 ) -> tuple[Path, Path]:
     """Write ``leaderboard.md`` (one table per protocol, and online) and ``leaderboard.csv``."""
     names = metric_names(table)
@@ -108,8 +131,13 @@ def write_leaderboard(
     markdown = (
         f"# {title}\n\nMean over seeds ± half-width of the 95% t-interval over seeds. "
         "Relevance: test rating >= 4.\n\n"
-        f"Command:\n\n```bash\n{command}\n```\n\nMachine: {machine}\n\n" + "\n".join(sections)
+        f"Command:\n\n```bash\n{command}\n```\n\nMachine: {machine}\n\n"
+        + (f"Data: {data}\n\n" if data else "")
+        + "\n".join(sections)
     )
+    comparison = baseline_comparison(table)
+    if comparison:
+        markdown += "\n## Against the non-RL baselines\n\n" + "\n".join(comparison) + "\n"
     md_path, csv_path = out_dir / "leaderboard.md", out_dir / "leaderboard.csv"
     atomic_write(md_path, lambda tmp: tmp.write_text(markdown), suffix=".md")
     buffer = io.StringIO()

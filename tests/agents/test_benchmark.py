@@ -11,7 +11,7 @@ from agents import registry
 from agents.baselines import RandomRanker
 from agents.benchmark import BenchmarkConfig, run_benchmark, run_path
 from agents.cli import main
-from agents.leaderboard import aggregate, check_metrics, format_table
+from agents.leaderboard import aggregate, baseline_comparison, check_metrics, format_table
 from agents.registry import TrainedAgent, get_agent, register_agent
 from agents.stats import mean_ci95
 
@@ -145,3 +145,24 @@ def test_cli_plugin_module_registers_a_third_party_agent(tmp_path, capsys, monke
             "--out", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     assert "plugged" in capsys.readouterr().out
+
+
+def test_leaderboard_says_whether_an_agent_beats_popularity_and_mf():
+    def record(agent, value):
+        names = [
+            f"{p}/{m}@{k}"
+            for p in ("rerank", "full")
+            for m in ("precision", "ndcg")
+            for k in (5, 10)
+        ]
+        return {"agent": agent, "metrics": dict.fromkeys(names, value)}
+
+    table = aggregate([record("popularity", 0.5), record("mf", 0.4), record("good", 0.6),
+                       record("weak", 0.45)])  # fmt: skip
+    lines = baseline_comparison(table)
+    assert lines == [
+        "- `good` meets the bar: above popularity on 8 and above MF on 8 of the 8 offline "
+        "precision/NDCG means.",
+        "- `weak` does NOT meet the bar: above popularity on 0 and above MF on 8 of the 8 offline "
+        "precision/NDCG means.",
+    ]
