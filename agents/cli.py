@@ -60,7 +60,7 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-QUICK = {"dataset": "synthetic", "seeds": "0,1,2", "timesteps": 2000}
+QUICK = {"dataset": "synthetic", "seeds": "0,1,2", "timesteps": 1000}
 
 
 def _csv_list(text: str) -> list[str]:
