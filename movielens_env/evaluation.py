@@ -77,12 +77,21 @@ def _test_env(env_kwargs: dict[str, Any], **overrides: Any) -> MovieLensRecEnv:
     return MovieLensRecEnv(**kwargs)
 
 
-def _candidates(world: RecWorld, user: int, protocol: str) -> np.ndarray:
+def protocol_candidates(world: RecWorld, user: int, protocol: str) -> np.ndarray:
+    """What a protocol ranks for a user: test-rated items (``rerank``) or every item the user did
+    not rate in train (``full``), ascending internal ids."""
     if protocol == "rerank":
         return np.sort(world.split.test.row(user)[0]).astype(np.int64)
     available = np.ones(world.dataset.n_items, dtype=bool)
     available[world.split.train.row(user)[0]] = False
     return np.flatnonzero(available)
+
+
+def rank_by_action(
+    world: RecWorld, action: np.ndarray, candidates: np.ndarray, k: int
+) -> np.ndarray:
+    """The ``k`` candidates an action scores best, as the env scores them (inner product)."""
+    return top_k_by_score(world.mf.item_factors[candidates] @ action, candidates, k)
 
 
 def evaluate_offline(
@@ -110,12 +119,11 @@ def evaluate_offline(
     for protocol in protocols:
         top = np.full((len(users), depth), -1, dtype=np.int64)
         for row, user in enumerate(users):
-            candidates = _candidates(world, int(user), protocol)
+            candidates = protocol_candidates(world, int(user), protocol)
             if is_ranker:
                 ranking = checked_ranking(agent, int(user), candidates, depth, name)
             else:
-                scores = world.mf.item_factors[candidates] @ actions[row]
-                ranking = top_k_by_score(scores, candidates, depth)
+                ranking = rank_by_action(world, actions[row], candidates, depth)
             top[row, : len(ranking)] = ranking
         result.top_items[protocol] = top
         for metric, values in per_user_metrics(top, relevant, ks).items():

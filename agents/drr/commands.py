@@ -7,14 +7,18 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from movielens_env import MovieLensRecEnv
-from movielens_env.evaluation import PROTOCOLS, evaluate, evaluate_offline
+from movielens_env.evaluation import (
+    PROTOCOLS,
+    evaluate,
+    evaluate_offline,
+    protocol_candidates,
+    rank_by_action,
+)
 from movielens_env.exports import export_recommendations
 from movielens_env.formats import DATASET_NAMES
-from movielens_env.policies import top_k_by_score
 
 from ..plots import plot_training
 from .config import STATE_REPRESENTATIONS, DRRConfig
@@ -88,12 +92,9 @@ def _recommend(args: argparse.Namespace) -> int:
     env = MovieLensRecEnv(**{**env_kwargs, "split": "test"})
     data = env.world.dataset
     obs, info = env.reset(options={"user_id": args.user})
-    user = int(data.user_index(args.user))
     action, _ = agent.predict(obs, deterministic=True)
-    unrated = np.ones(data.n_items, dtype=bool)
-    unrated[env.world.split.train.row(user)[0]] = False
-    candidates = np.flatnonzero(unrated)
-    top = top_k_by_score(env.world.mf.item_factors[candidates] @ action, candidates, args.k)
+    candidates = protocol_candidates(env.world, int(data.user_index(args.user)), "full")
+    top = rank_by_action(env.world, action, candidates, args.k)
     print(f"User {args.user}, who recently liked:")
     for item in data.item_index(info["history_item_ids"]):
         print(f"    {data.title(int(item))}")
