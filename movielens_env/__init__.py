@@ -6,6 +6,7 @@ Importing the package registers ``MovieLensRec-v0`` (once, however often it is i
     import movielens_env
 
     env = gym.make("MovieLensRec-v0", dataset="synthetic")
+    envs = gym.make_vec("MovieLensRec-v0", num_envs=64, dataset="synthetic")  # native batch
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .errors import (
 from .formats import DATASET_NAMES, FORMATS
 from .mf import MFConfig, MFModel
 from .split import TemporalSplit, UserRatings, temporal_split
+from .vector_env import MovieLensRecVectorEnv
 
 ENV_ID = "MovieLensRec-v0"
 MAX_EPISODE_STEPS = 10
@@ -32,6 +34,7 @@ if ENV_ID not in registry:
     register(
         id=ENV_ID,
         entry_point="movielens_env.env:MovieLensRecEnv",
+        vector_entry_point="movielens_env.vector_env:MovieLensRecVectorEnv",
         max_episode_steps=MAX_EPISODE_STEPS,
         kwargs={"dataset": "ml-1m"},
     )
@@ -47,6 +50,7 @@ __all__ = [
     "MFModel",
     "MovieLensRecEnv",
     "MovieLensRecError",
+    "MovieLensRecVectorEnv",
     "RatingsDataset",
     "TemporalSplit",
     "UnsafeArchiveError",

@@ -13,6 +13,7 @@ from gymnasium import spaces
 
 from .dataset import RatingsDataset
 from .mf import MFConfig
+from .scoring import best_slates
 from .world import POSITIVE_RATING, RecWorld, build_world, world_spec
 
 SPLITS = ("train", "test")
@@ -284,6 +285,8 @@ class MovieLensRecEnv(gym.Env):
             self._available = np.zeros(n_items, dtype=bool)
             self._available[self._pool_items] = True
         self._available[self._history] = False
+        # Items no longer recommendable in "all" mode: few, so masking them beats a catalogue pass.
+        self._excluded = list(self._history)
         self._n_available = int(self._available.sum())
         self._last: dict[str, Any] | None = None
         info = {
@@ -333,6 +336,7 @@ class MovieLensRecEnv(gym.Env):
     def _recommend(self, slate: np.ndarray):
         ratings, logged, rewards = self._rate(slate)
         self._available[slate] = False
+        self._excluded.extend(slate.tolist())
         self._n_available -= len(slate)
         hits = ratings >= POSITIVE_RATING  # NaN (unrated) compares False
         liked = slate[hits]
@@ -402,16 +406,16 @@ class MovieLensRecEnv(gym.Env):
     def _top_slate(self, action: np.ndarray) -> np.ndarray:
         if self.candidates == "rated":
             items = self.candidate_items()
-            scores = self._item_factors[items] @ action
+            coarse = self._item_factors[items] @ action
+            factors = self.world.item_factors64[items]
         else:
             items = None
-            scores = np.where(self._available, self._item_factors @ action, -np.inf)
-        k = self.slate_size
-        if k == 1:
-            best = np.array([int(np.argmax(scores))])
-        else:
-            best = np.argpartition(-scores, k - 1)[:k]
-            best = best[np.lexsort((best, -scores[best]))]
+            coarse = self._item_factors @ action
+            coarse[self._excluded] = -np.inf
+            factors = self.world.item_factors64
+        best = best_slates(
+            coarse[None], action[None], factors, self.slate_size, self.world.embedding_bound
+        )[0]
         return best if items is None else items[best]
 
     def _logged(self, slate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

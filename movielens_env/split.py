@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -43,6 +44,25 @@ class UserRatings:
     def user_of_each_rating(self) -> np.ndarray:
         """The user of every stored rating (the rows expanded), int32."""
         return np.repeat(np.arange(self.n_users, dtype=np.int32), self.counts)
+
+    @cached_property
+    def _sorted_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        keys = self.user_of_each_rating().astype(np.int64) * self.n_items + self.items
+        order = np.argsort(keys)
+        return keys[order], self.ratings[order]
+
+    def lookup(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each (user, item) pair (broadcast) is rated here, and its rating (NaN if not).
+
+        A binary search in the ratings sorted by (user, item), built on first use.
+        """
+        keys, ratings = self._sorted_keys
+        query = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items)
+        if len(keys) == 0:
+            return np.zeros(query.shape, dtype=bool), np.full(query.shape, np.nan)
+        pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+        found = keys[pos] == query
+        return found, np.where(found, ratings[pos], np.nan)
 
     def subset(self, keep: np.ndarray) -> UserRatings:
         """The ratings where ``keep`` (one flag per stored rating) is true, order preserved."""

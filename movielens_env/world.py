@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -42,6 +43,11 @@ class RecWorld:
     mf: MFModel
     positives: UserRatings  # train ratings >= 4, per user in time order
     embedding_bound: float  # max |value| over user and item factors
+
+    @cached_property
+    def item_factors64(self) -> np.ndarray:
+        """The item factors in float64, for exact re-scoring of shortlisted items."""
+        return self.mf.item_factors.astype(np.float64)
 
     def __reduce__(self):
         return (build_world, (self.spec,))

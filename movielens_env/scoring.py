@@ -1,0 +1,81 @@
+"""Choosing slates from actions, with the same result for one user or for a batch of users.
+
+Scores are computed in float32 by BLAS, whose rounding depends on the batch shape (a row of
+``actions @ factors.T`` is not bit-identical to ``factors @ action``). A near-tie could then pick
+a different item in a vector env than in a single env. So the float32 scores only shortlist the
+items within a proven rounding bound of the k-th best; the shortlist is re-scored in float64 by
+one fixed summation per (user, item), and the slate is the top ``k`` of those exact scores, ties
+to the lower id. The result no longer depends on how many users were scored together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# A float32 dot product of length d is off by at most about d * 2**-24 * sum(|a_j * q_j|)
+# (any summation order, with or without FMA); twice that covers comparing two such products,
+# and the extra factor leaves room for the float64 re-scoring's own (much smaller) error.
+_ROUNDING_SLACK = 4.0 * np.finfo(np.float32).eps
+
+
+def rounding_tolerance(actions: np.ndarray, factor_bound: float) -> np.ndarray:
+    """Per action (row), a bound on how far two float32 scores of the same item can differ."""
+    dim = actions.shape[-1]
+    scale = np.abs(actions).sum(axis=-1, dtype=np.float64) * max(factor_bound, 1e-30)
+    return _ROUNDING_SLACK * dim * scale + 1e-30
+
+
+def best_slates(
+    coarse: np.ndarray,
+    actions: np.ndarray,
+    column_factors: np.ndarray,
+    k: int,
+    factor_bound: float,
+) -> np.ndarray:
+    """The ``k`` best columns of each row, best first, by exact score then lower column.
+
+    Args:
+        coarse: ``(n, m)`` float32 scores, ``-inf`` where a column may not be chosen; each row
+            must have at least ``k`` finite entries. Used as scratch space, restored on return.
+        actions: ``(n, d)`` actions that produced the scores.
+        column_factors: ``(m, d)`` factors of the columns, ideally float64 (exact re-scoring).
+        k: slate size.
+        factor_bound: the largest absolute value in ``column_factors``.
+
+    Returns:
+        ``(n, k)`` int64 column indices.
+    """
+    n = coarse.shape[0]
+    tolerance = rounding_tolerance(actions, factor_bound)
+    if k == 1:
+        rows = np.arange(n)
+        best = coarse.argmax(axis=1)
+        top = coarse[rows, best]
+        # The runner-up tells which rows have a near-tie; the others keep their float32 winner,
+        # which is then the exact one.
+        coarse[rows, best] = -np.inf
+        runner_up = coarse.max(axis=1)
+        coarse[rows, best] = top
+        tied = np.flatnonzero(runner_up >= top - tolerance)
+        if len(tied):
+            near = coarse[tied] >= (top[tied] - tolerance[tied])[:, None]
+            best[tied] = _exact_top(near, actions[tied], column_factors, 1)[:, 0]
+        return best[:, None]
+    kth = -np.partition(-coarse, k - 1, axis=1)[:, k - 1]
+    return _exact_top(coarse >= (kth - tolerance)[:, None], actions, column_factors, k)
+
+
+def _exact_top(
+    near: np.ndarray, actions: np.ndarray, column_factors: np.ndarray, k: int
+) -> np.ndarray:
+    """Top ``k`` of each row's shortlisted columns by float64 score, ties to the lower column."""
+    rows, cols = np.nonzero(near)
+    # One product-and-sum per (row, column) pair, so the result does not depend on the batch.
+    exact = np.sum(
+        actions[rows].astype(np.float64) * column_factors[cols].astype(np.float64, copy=False),
+        axis=1,
+    )
+    order = np.lexsort((cols, -exact, rows))
+    rows, cols = rows[order], cols[order]
+    starts = np.searchsorted(rows, np.arange(len(near)))
+    return cols[starts[:, None] + np.arange(k)]

@@ -1,0 +1,402 @@
+"""MovieLensRec as a native batched :class:`gymnasium.vector.VectorEnv`.
+
+One numpy path steps every sub-environment at once: one matrix product scores the catalogue for
+all users, a ``(num_envs, n_items)`` mask removes what each episode may no longer recommend,
+logged ratings are found by binary search in the ratings sorted by (user, item), and histories
+shift as one array. Each sub-environment keeps its own random generator, seeded as Gymnasium
+seeds the sub-environments of a :class:`~gymnasium.vector.SyncVectorEnv` (``seed + i``), so its
+trajectory equals, step for step, that of a single :class:`MovieLensRecEnv` with the same seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from .env import NEUTRAL_RATING, MovieLensRecEnv
+from .scoring import best_slates
+from .world import POSITIVE_RATING
+
+
+def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
+    try:
+        return AutoresetMode(value)
+    except ValueError:
+        allowed = ", ".join(repr(mode.value) for mode in AutoresetMode)
+        raise ValueError(
+            f"autoreset_mode={value!r} is not valid; allowed values: {allowed}"
+        ) from None
+
+
+class MovieLensRecVectorEnv(VectorEnv):
+    """``num_envs`` independent MovieLensRec episodes stepped as one batch.
+
+    ``gym.make_vec("MovieLensRec-v0", num_envs=N)`` returns it (the registered
+    ``vector_entry_point``); every keyword of :class:`MovieLensRecEnv` is accepted, except
+    ``render_mode``. The observation, action, reward, termination and info of sub-environment
+    ``i`` are row ``i`` of the batched ones (infos are dicts of arrays with ``_key`` masks, as in
+    Gymnasium's vector envs).
+
+    Args:
+        num_envs: number of sub-environments (users stepped at once).
+        max_episode_steps: truncate each episode after this many steps (``None``: never; the
+            registered env uses 10, as ``gym.make`` does).
+        autoreset_mode: ``"NextStep"`` (default, Gymnasium's default: the step after an episode
+            ends resets that sub-environment, ignoring its action, with reward 0),
+            ``"SameStep"`` (reset within the ending step; the last observation and info are in
+            ``info["final_obs"]`` and ``info["final_info"]``) or ``"Disabled"`` (call
+            ``reset(options={"reset_mask": mask})`` yourself).
+        **env_kwargs: the single env's arguments (``dataset``, ``split``, ``history_len``, ...).
+
+    ``reset(seed=s)`` seeds sub-environment ``i`` with ``s + i`` (or ``seed[i]`` for a list);
+    ``options={"user_id": raw}`` starts every reset sub-environment with that user, or row ``i``
+    of an array of ``num_envs`` raw ids; ``options={"reset_mask": mask}`` resets only some.
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        **env_kwargs: Any,
+    ) -> None:
+        if (
+            isinstance(num_envs, bool)
+            or not isinstance(num_envs, (int, np.integer))
+            or num_envs < 1
+        ):
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, bool)
+            or not isinstance(max_episode_steps, (int, np.integer))
+            or max_episode_steps < 1
+        ):
+            raise ValueError(
+                f"max_episode_steps must be None or an integer >= 1, got {max_episode_steps!r}"
+            )
+        if env_kwargs.get("render_mode") is not None:
+            raise ValueError(
+                "the vector env does not render; render a single env "
+                "(gym.make('MovieLensRec-v0', render_mode='ansi'))"
+            )
+        # A template single env validates the arguments and holds the shared world.
+        self._template = MovieLensRecEnv(**env_kwargs)
+        template = self._template
+        self.world = template.world
+        self.num_envs = int(num_envs)
+        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {"autoreset_mode": self.autoreset_mode}
+        self.single_observation_space = template.observation_space
+        self.single_action_space = template.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+        self.history_len, self.slate_size = template.history_len, template.slate_size
+        self.split, self.candidates = template.split, template.candidates
+        self.reward_model, self.unrated_reward = template.reward_model, template.unrated_reward
+        self.obs_mode = template.obs_mode
+        self.eligible_users = template.eligible_users
+        self._pool = self.world.split.train if self.split == "train" else self.world.split.test
+
+        n, n_items = self.num_envs, self.world.dataset.n_items
+        self._rngs: list[np.random.Generator | None] = [None] * n
+        self._users = np.full(n, -1, dtype=np.int64)
+        self._history = np.zeros((n, self.history_len), dtype=np.int64)
+        self._blocked = np.ones((n, n_items), dtype=bool)  # True: may not be recommended now
+        self._n_available = np.zeros(n, dtype=np.int64)
+        self._steps = np.zeros(n, dtype=np.int64)
+        self._autoreset = np.zeros(n, dtype=bool)
+        self._rows = np.arange(n)
+        self._scores: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(
+        self,
+        *,
+        seed: int | list[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset every sub-environment (or those in ``options["reset_mask"]``)."""
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            rows = self._rows
+        else:
+            mask = np.asarray(mask)
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) "
+                    f"with at least one True, got {mask!r}"
+                )
+            rows = np.flatnonzero(mask)
+        seeds = self._seeds(seed)
+        for row in rows:
+            if seeds[row] is not None or self._rngs[row] is None:
+                self._rngs[row] = seeding.np_random(seeds[row])[0]
+        users = self._chosen_users(rows, options.get("user_id"))
+        info = self._start(rows, users)
+        return self._observation(), info
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Recommend, for every sub-environment, the slate its action scores best."""
+        actions = self._check_actions(actions)
+        if self.autoreset_mode == AutoresetMode.DISABLED and self._autoreset.any():
+            raise gym.error.ResetNeeded(
+                f"sub-environments {np.flatnonzero(self._autoreset).tolist()} have ended and "
+                "autoreset is disabled: call reset(options={'reset_mask': mask}) first"
+            )
+        rewards = np.zeros(self.num_envs)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        resetting = self._autoreset if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
+        if resetting is not None and resetting.any():
+            stepping = np.flatnonzero(~resetting)
+            reset_rows = np.flatnonzero(resetting)
+        else:
+            stepping, reset_rows = self._rows, None
+        info: dict[str, Any] = {}
+        if len(stepping):
+            info = self._step_rows(stepping, actions, rewards, terminated, truncated)
+        if reset_rows is not None:
+            _merge_info(info, self._start(reset_rows, self._chosen_users(reset_rows, None)))
+        ended = terminated | truncated
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and ended.any():
+            done = np.flatnonzero(ended)
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for row, observation in zip(done, _rows_of(self._observation(), done), strict=True):
+                final_obs[row] = observation
+            final_info = {key: value.copy() for key, value in info.items()}
+            # As in SyncVectorEnv: an ended row's step info moves to final_info, its top-level
+            # info becomes that of the episode that starts in its place.
+            for key in [k for k in info if k.startswith("_")]:
+                final_info[key] &= ended
+                info[key] &= ~ended
+            info["final_obs"], info["_final_obs"] = final_obs, ended.copy()
+            info["final_info"], info["_final_info"] = final_info, ended.copy()
+            _merge_info(info, self._start(done, self._chosen_users(done, None)))
+        self._autoreset = ended
+        return self._observation(), rewards, terminated, truncated, info
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Nothing to release: the world is shared and lives as long as the process."""
+
+    # ------------------------------------------------------------------ episodes
+    def _seeds(self, seed: int | list[int | None] | None) -> list[int | None]:
+        if seed is None:
+            return [None] * self.num_envs
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            return [int(seed) + i for i in range(self.num_envs)]
+        seeds = list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(
+                f"seed must be an int, None or a list of {self.num_envs} seeds, "
+                f"got {len(seeds)} seeds"
+            )
+        return seeds
+
+    def _chosen_users(self, rows: np.ndarray, raw_ids: Any) -> np.ndarray:
+        if raw_ids is None:
+            eligible = self.eligible_users
+            # One draw per sub-environment from its own generator, as a single env draws.
+            return np.array(
+                [eligible[self._rngs[row].integers(len(eligible))] for row in rows], dtype=np.int64
+            )
+        raw = np.asarray(raw_ids)
+        if raw.ndim == 0:
+            raw = np.full(self.num_envs, raw)
+        if raw.shape != (self.num_envs,):
+            raise ValueError(
+                f"options['user_id'] must be one raw id or {self.num_envs} of them, "
+                f"got shape {raw.shape}"
+            )
+        return np.array([self._template._user_from_raw(r) for r in raw[rows]], dtype=np.int64)
+
+    def _start(self, rows: np.ndarray, users: np.ndarray) -> dict[str, Any]:
+        """Begin new episodes in ``rows`` for ``users``; the reset info."""
+        h = self.history_len
+        positives = self.world.positives
+        first = positives.indptr[users]
+        if self.split == "test":
+            first = positives.indptr[users + 1] - h
+        history = positives.items[first[:, None] + np.arange(h)].astype(np.int64)
+        self._users[rows] = users
+        self._history[rows] = history
+        self._steps[rows] = 0
+        self._autoreset[rows] = False
+        blocked = self._blocked
+        if self.candidates == "all":
+            blocked[rows] = False
+            self._n_available[rows] = self.world.dataset.n_items - h
+        else:
+            blocked[rows] = True
+            counts = self._pool.counts[users]
+            starts = self._pool.indptr[users]
+            owner = np.repeat(rows, counts)
+            offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            blocked[owner, self._pool.items[np.repeat(starts, counts) + offsets]] = False
+            # In train the pool is the train row minus the history, which it contains.
+            self._n_available[rows] = counts - (h if self.split == "train" else 0)
+        blocked[rows[:, None], history] = True
+        data = self.world.dataset
+        return _row_info(
+            self.num_envs,
+            rows,
+            {
+                "user_id": data.user_ids[users].astype(np.int64),
+                "history_item_ids": data.item_ids[history],
+            },
+        )
+
+    def _step_rows(
+        self,
+        rows: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> dict[str, Any]:
+        all_rows = len(rows) == self.num_envs
+        act = actions if all_rows else actions[rows]
+        blocked = self._blocked if all_rows else self._blocked[rows]
+        users = self._users[rows]
+        coarse = np.matmul(act, self.world.mf.item_factors.T, out=self._scores_buffer(len(rows)))
+        np.copyto(coarse, -np.inf, where=blocked)
+        slates = best_slates(
+            coarse, act, self.world.item_factors64, self.slate_size, self.world.embedding_bound
+        )
+        ratings, logged = self._rate(users, slates)
+        item_rewards = np.where(
+            np.isnan(ratings), self.unrated_reward, (ratings - NEUTRAL_RATING) / 2.0
+        )
+        rewards[rows] = item_rewards.sum(axis=1)
+        self._blocked[rows[:, None], slates] = True
+        self._n_available[rows] -= self.slate_size
+        hits = ratings >= POSITIVE_RATING  # NaN (unrated) compares False
+        self._push_history(rows, slates, hits)
+        self._steps[rows] += 1
+        terminated[rows] = self._n_available[rows] < self.slate_size
+        if self.max_episode_steps is not None:
+            truncated[rows] = self._steps[rows] >= self.max_episode_steps
+        data = self.world.dataset
+        return _row_info(
+            self.num_envs,
+            rows,
+            {
+                "user_id": data.user_ids[users].astype(np.int64),
+                "item_ids": data.item_ids[slates],
+                "ratings": ratings,
+                "logged": logged,
+                "hits": hits,
+            },
+        )
+
+    def _scores_buffer(self, n: int) -> np.ndarray:
+        """Reused (n, n_items) float32 scores: allocating them every step costs page faults."""
+        if self._scores is None or self._scores.shape[0] < n:
+            self._scores = np.empty((self.num_envs, self.world.dataset.n_items), np.float32)
+        return self._scores[:n]
+
+    def _rate(self, users: np.ndarray, slates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ratings of each slate item and whether each came from the log (as the single env)."""
+        in_pool, ratings = self._pool.lookup(users[:, None], slates)
+        if self.reward_model == "oracle":
+            truth = self.world.dataset.truth
+            flat = truth.true_rating(np.repeat(users, slates.shape[1]), slates.ravel())
+            return flat.reshape(slates.shape), np.zeros(slates.shape, dtype=bool)
+        if self.reward_model == "mf":
+            predicted = self.world.mf.predict(users[:, None], slates)
+            ratings = np.where(
+                in_pool, ratings, np.clip(predicted, *self.world.dataset.rating_scale)
+            )
+        return ratings.astype(np.float64), in_pool
+
+    def _push_history(self, rows: np.ndarray, slates: np.ndarray, hits: np.ndarray) -> None:
+        """Append each row's liked slate items to its history, first in, first out."""
+        liked = hits.any(axis=1)
+        if not liked.any():
+            return
+        rows, slates, hits = rows[liked], slates[liked], hits[liked]
+        h = self.history_len
+        combined = np.concatenate([self._history[rows], slates], axis=1)
+        keep = np.concatenate([np.ones((len(rows), h), dtype=bool), hits], axis=1)
+        # A stable sort moves the dropped entries to the front, keeping the order of the rest.
+        order = np.argsort(keep, axis=1, kind="stable")[:, -h:]
+        self._history[rows] = np.take_along_axis(combined, order, axis=1)
+
+    # ------------------------------------------------------------------ helpers
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        array = np.asarray(actions, dtype=np.float32)
+        if array.shape != self.action_space.shape:
+            raise ValueError(
+                f"actions must have shape {self.action_space.shape} (num_envs, embedding_dim), "
+                f"got {array.shape}"
+            )
+        bad = ~np.isfinite(array).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"actions of sub-environments {np.flatnonzero(bad).tolist()} contain NaN or inf"
+            )
+        if (self._users < 0).any():
+            raise gym.error.ResetNeeded("call reset() before step(): no episode has started")
+        return array
+
+    def _observation(self) -> np.ndarray | dict[str, np.ndarray]:
+        mf = self.world.mf
+        user = mf.user_factors[self._users]
+        history = mf.item_factors[self._history]
+        if self.obs_mode == "flat":
+            return np.concatenate([user, history.reshape(self.num_envs, -1)], axis=1)
+        return {
+            "user_id": self._users.copy(),
+            "history_ids": self._history.copy(),
+            "user": user,
+            "history": history,
+        }
+
+
+def _row_info(num_envs: int, rows: np.ndarray, values: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Gymnasium's vector info: each key an array over all sub-environments, plus its mask."""
+    mask = np.zeros(num_envs, dtype=bool)
+    mask[rows] = True
+    info: dict[str, Any] = {}
+    for key, value in values.items():
+        if len(rows) == num_envs:
+            full = value
+        else:
+            full = np.zeros((num_envs, *value.shape[1:]), dtype=value.dtype)
+            full[rows] = value
+        info[key], info[f"_{key}"] = full, mask.copy()
+    return info
+
+
+def _merge_info(info: dict[str, Any], other: dict[str, Any]) -> None:
+    """Add the rows of ``other`` (disjoint from those already in ``info``) into ``info``."""
+    for key, value in other.items():
+        if key.startswith("_"):
+            continue
+        mask = other[f"_{key}"]
+        if key not in info:
+            info[key], info[f"_{key}"] = value, mask
+            continue
+        info[key][mask] = value[mask]
+        info[f"_{key}"] = info[f"_{key}"] | mask
+
+
+def _rows_of(observation: np.ndarray | dict[str, np.ndarray], rows: np.ndarray):
+    """Per-row observations (for ``final_obs``), each as a single env returns it."""
+    for row in rows:
+        if isinstance(observation, dict):
+            yield {
+                "user_id": np.int64(observation["user_id"][row]),
+                "history_ids": observation["history_ids"][row],
+                "user": observation["user"][row],
+                "history": observation["history"][row],
+            }
+        else:
+            yield observation[row]

@@ -1,0 +1,195 @@
+"""The native vector env: same trajectories as single envs, Gymnasium's vector conventions."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from conftest import SMALL_ENV_KWARGS
+from gymnasium.vector import AutoresetMode
+
+from movielens_env import ENV_ID, MovieLensRecVectorEnv
+
+N_ENVS = 5
+STEP_INFO_KEYS = ("user_id", "item_ids", "ratings", "logged", "hits", "history_item_ids")
+
+CONFIGS = [
+    {},
+    {"slate_size": 3, "reward_model": "logged"},
+    {"candidates": "rated", "split": "test"},  # small pools: episodes terminate early
+    {"candidates": "rated", "slate_size": 2, "reward_model": "oracle", "obs_mode": "dict"},
+    {"split": "test", "history_len": 4, "slate_size": 4, "reward_model": "oracle"},
+]
+
+
+def _make(small_dataset, mode: str, autoreset=AutoresetMode.NEXT_STEP, **config):
+    kwargs = {"dataset": small_dataset, **SMALL_ENV_KWARGS, **config}
+    if mode == "sync":
+        return gym.make_vec(
+            ENV_ID,
+            num_envs=N_ENVS,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": autoreset},
+            **kwargs,
+        )
+    return gym.make_vec(
+        ENV_ID,
+        num_envs=N_ENVS,
+        vectorization_mode="vector_entry_point",
+        autoreset_mode=autoreset,
+        **kwargs,
+    )
+
+
+def _assert_obs_equal(a, b) -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+def _assert_info_equal(native: dict, sync: dict) -> None:
+    for key in STEP_INFO_KEYS:
+        mask = sync.get(f"_{key}", np.zeros(N_ENVS, dtype=bool))
+        np.testing.assert_array_equal(
+            native.get(f"_{key}", np.zeros(N_ENVS, dtype=bool)), mask, err_msg=f"_{key}"
+        )
+        if mask.any():
+            np.testing.assert_array_equal(native[key][mask], sync[key][mask], err_msg=key)
+
+
+def _run_both(native, sync, steps: int, seed: int = 0):
+    obs_n, info_n = native.reset(seed=seed)
+    obs_s, info_s = sync.reset(seed=seed)
+    _assert_obs_equal(obs_n, obs_s)
+    _assert_info_equal(info_n, info_s)
+    rng = np.random.default_rng(seed)
+    ended = 0
+    for _ in range(steps):
+        actions = rng.uniform(-1.0, 1.0, native.action_space.shape).astype(np.float32)
+        out_n, out_s = native.step(actions), sync.step(actions)
+        _assert_obs_equal(out_n[0], out_s[0])
+        for got, want in zip(out_n[1:4], out_s[1:4], strict=True):
+            np.testing.assert_array_equal(got, want)
+        _assert_info_equal(out_n[4], out_s[4])
+        ended += int((out_n[2] | out_n[3]).sum())
+        assert native.observation_space.contains(out_n[0])
+    return ended
+
+
+@pytest.mark.parametrize(
+    "config", CONFIGS, ids=lambda c: ",".join(map(str, c.values())) or "default"
+)
+def test_trajectories_equal_single_envs_step_for_step(small_dataset, config):
+    native = _make(small_dataset, "native", **config)
+    sync = _make(small_dataset, "sync", **config)
+    assert isinstance(native.unwrapped, MovieLensRecVectorEnv)
+    ended = _run_both(native, sync, steps=34)
+    assert ended >= N_ENVS  # episodes ended and were reset along the way
+
+
+def test_same_step_autoreset_matches_sync_vector_env(small_dataset):
+    config = {"candidates": "rated", "split": "test"}
+    native = _make(small_dataset, "native", AutoresetMode.SAME_STEP, **config)
+    sync = _make(small_dataset, "sync", AutoresetMode.SAME_STEP, **config)
+    native.reset(seed=3)
+    sync.reset(seed=3)
+    rng = np.random.default_rng(3)
+    seen_final = False
+    for _ in range(25):
+        actions = rng.uniform(-1.0, 1.0, native.action_space.shape).astype(np.float32)
+        out_n, out_s = native.step(actions), sync.step(actions)
+        np.testing.assert_array_equal(out_n[0], out_s[0])
+        np.testing.assert_array_equal(out_n[1], out_s[1])
+        _assert_info_equal(out_n[4], out_s[4])
+        if "final_obs" in out_s[4]:
+            seen_final = True
+            mask = out_s[4]["_final_obs"]
+            np.testing.assert_array_equal(out_n[4]["_final_obs"], mask)
+            for got, want in zip(
+                out_n[4]["final_obs"][mask], out_s[4]["final_obs"][mask], strict=True
+            ):
+                np.testing.assert_array_equal(got, want)
+            _assert_info_equal(out_n[4]["final_info"], out_s[4]["final_info"])
+    assert seen_final
+
+
+def test_registered_vector_entry_point_is_the_default(small_dataset):
+    envs = gym.make_vec(ENV_ID, num_envs=3, dataset=small_dataset, **SMALL_ENV_KWARGS)
+    assert isinstance(envs, MovieLensRecVectorEnv)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert envs.max_episode_steps == 10
+    assert envs.observation_space.shape == (3, *envs.single_observation_space.shape)
+
+
+def test_next_step_autoreset_ignores_the_action_and_gives_zero_reward(small_dataset):
+    envs = MovieLensRecVectorEnv(
+        num_envs=2, max_episode_steps=2, dataset=small_dataset, **SMALL_ENV_KWARGS
+    )
+    envs.reset(seed=1)
+    actions = np.ones(envs.action_space.shape, np.float32)
+    envs.step(actions)
+    _, _, _, truncated, _ = envs.step(actions)
+    assert truncated.all()
+    _, rewards, terminated, truncated, info = envs.step(actions)
+    assert (rewards == 0).all() and not terminated.any() and not truncated.any()
+    assert info["_history_item_ids"].all() and not info.get("_item_ids", np.zeros(2)).any()
+
+
+def test_disabled_autoreset_needs_a_masked_reset(small_dataset):
+    envs = MovieLensRecVectorEnv(
+        num_envs=3,
+        max_episode_steps=1,
+        autoreset_mode="Disabled",
+        dataset=small_dataset,
+        **SMALL_ENV_KWARGS,
+    )
+    envs.reset(seed=0, options={"reset_mask": np.array([True, True, True])})
+    actions = np.zeros(envs.action_space.shape, np.float32)
+    envs.step(actions)
+    with pytest.raises(gym.error.ResetNeeded, match=r"reset_mask"):
+        envs.step(actions)
+    _, info = envs.reset(options={"reset_mask": np.array([True, True, True])})
+    assert info["_user_id"].all()
+    envs.step(actions)
+
+
+def test_reset_with_user_ids(small_dataset):
+    envs = MovieLensRecVectorEnv(num_envs=2, dataset=small_dataset, **SMALL_ENV_KWARGS)
+    raw = envs.world.dataset.user_ids[envs.eligible_users[:2]]
+    _, info = envs.reset(options={"user_id": raw})
+    np.testing.assert_array_equal(info["user_id"], raw)
+    _, info = envs.reset(options={"user_id": raw[0]})
+    np.testing.assert_array_equal(info["user_id"], [raw[0], raw[0]])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_envs": 0}, "num_envs must be an integer >= 1"),
+        ({"max_episode_steps": 0}, "max_episode_steps must be None or an integer >= 1"),
+        ({"autoreset_mode": "sometimes"}, "autoreset_mode='sometimes' is not valid"),
+        ({"render_mode": "ansi"}, "does not render"),
+        ({"candidates": "some"}, "candidates='some' is not valid"),
+    ],
+)
+def test_bad_arguments_are_named(small_dataset, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MovieLensRecVectorEnv(dataset=small_dataset, **SMALL_ENV_KWARGS, **kwargs)
+
+
+def test_bad_actions_and_step_before_reset(small_dataset):
+    envs = MovieLensRecVectorEnv(num_envs=2, dataset=small_dataset, **SMALL_ENV_KWARGS)
+    actions = np.zeros(envs.action_space.shape, np.float32)
+    with pytest.raises(gym.error.ResetNeeded):
+        envs.step(actions)
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \(2, 16\)"):
+        envs.step(actions[0])
+    actions[1, 3] = np.nan
+    with pytest.raises(ValueError, match=r"sub-environments \[1\]"):
+        envs.step(actions)
+    with pytest.raises(ValueError, match="reset_mask"):
+        envs.reset(options={"reset_mask": np.array([False, False])})
