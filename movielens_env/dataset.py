@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .errors import DataFormatError, MovieLensRecError
-from .formats import SYNTHETIC_NAMES, get_format
+from .formats import SYNTHETIC_NAMES, GroupLensFormat, get_format
 from .loaders import ItemMetadata, RawRatings, read_items, read_ratings
+from .prepared import file_key, load_prepared, prepared_path, save_prepared
 from .sources import locate_dataset
-from .synthetic import SyntheticTruth, generate_synthetic
+from .synthetic import GENERATOR_VERSION, SyntheticTruth, generate_synthetic
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,20 +170,46 @@ def load_dataset(
     if name in SYNTHETIC_NAMES:
         if data_dir is not None:
             raise MovieLensRecError(f"dataset {name!r} is generated; it takes no data_dir")
-        raw, truth = generate_synthetic(name)
         canonical = "synthetic-100k" if name == "synthetic" else name
-        dataset = from_raw(canonical, raw, (1.0, 5.0), truth=truth, source=canonical)
-        titles = np.array([f"Synthetic movie {i}" for i in dataset.item_ids], dtype=object)
-        return dataclasses.replace(dataset, titles=titles)
+        path = prepared_path(canonical, f"generator-v{GENERATOR_VERSION}", cache_dir)
+        return _cached(path, canonical, lambda: _generate(canonical))
     fmt = get_format(name)
     folder, tmp = locate_dataset(fmt, data_dir, cache_dir=cache_dir, download=download)
     try:
         ratings_path = folder / fmt.ratings_file
-        raw = read_ratings(ratings_path, fmt)
-        metadata = read_items(folder / fmt.items_file, fmt)
+        path = None
+        if tmp is None:  # a lasting folder (not a zip extracted for this call): cache its parse
+            key = file_key(ratings_path, folder / fmt.items_file)
+            path = prepared_path(name, key, cache_dir)
+        return _cached(path, name, lambda: _parse(name, fmt, folder))
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _cached(path: Path | None, name: str, build: Callable[[], RatingsDataset]) -> RatingsDataset:
+    """The prepared dataset at ``path`` if usable, else ``build()`` (stored when ``path``)."""
+    if path is not None and path.exists():
+        dataset = load_prepared(path, name)
+        if dataset is not None:
+            return dataset
+    dataset = build()
+    if path is not None:
+        save_prepared(path, dataset)
+    return dataset
+
+
+def _generate(name: str) -> RatingsDataset:
+    raw, truth = generate_synthetic(name)
+    dataset = from_raw(name, raw, (1.0, 5.0), truth=truth, source=name)
+    titles = np.array([f"Synthetic movie {i}" for i in dataset.item_ids], dtype=object)
+    return dataclasses.replace(dataset, titles=titles)
+
+
+def _parse(name: str, fmt: GroupLensFormat, folder: Path) -> RatingsDataset:
+    ratings_path = folder / fmt.ratings_file
+    raw = read_ratings(ratings_path, fmt)
+    metadata = read_items(folder / fmt.items_file, fmt)
     return from_raw(
         name,
         raw,

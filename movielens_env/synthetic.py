@@ -26,6 +26,8 @@ SYNTHETIC_ALIASES = {"synthetic": "synthetic-100k"}
 # Shares of 1..5 stars in ml-100k.
 RATING_SHARES = np.array([0.0611, 0.1137, 0.2715, 0.3417, 0.2120])
 MIN_RATINGS_PER_USER = 20
+# Bump when the generator's output changes, so that prepared caches of old output are not used.
+GENERATOR_VERSION = 1
 _LATENT_DIM = 8
 _NOISE_SCALE = 0.45
 _TIME_START = 946_684_800  # 2000-01-01, MovieLens-like epoch seconds

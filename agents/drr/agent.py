@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import to_numpy, to_torch
 from .config import DRRConfig
 from .networks import Actor, Critic
 from .replay import PrioritizedReplay
@@ -124,10 +125,7 @@ class DRRAgent:
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict:
         """Everything needed to resume exactly: weights, optimisers, replay, noise, RNG states."""
-        replay = {
-            k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v
-            for k, v in self.replay.state_dict().items()
-        }
+        replay = to_torch(self.replay.state_dict())
         return {
             "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
             "actor_target": self.actor_target.state_dict(),
@@ -145,9 +143,7 @@ class DRRAgent:
             getattr(self, name).load_state_dict(state[name])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.replay.load_state_dict(
-            {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in state["replay"].items()}
-        )
+        self.replay.load_state_dict(to_numpy(state["replay"]))
         self.noise_std, self.episodes = float(state["noise_std"]), int(state["episodes"])
         self.updates = int(state["updates"])
         self.rng.bit_generator.state = state["numpy_rng"]

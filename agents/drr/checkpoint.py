@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from movielens_env.storage import atomic_write
@@ -17,7 +18,7 @@ from .config import DRRConfig
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the vector env's state replaces the single env's generator
 
 
 class CheckpointError(ValueError):
@@ -51,3 +52,25 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DRRConfig]:
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a DRR checkpoint of format version {FORMAT_VERSION}")
     return payload, DRRConfig.from_dict(payload["config"])
+
+
+def to_torch(value: Any) -> Any:
+    """Numpy arrays (also inside dicts and lists) as tensors, which ``weights_only`` loads."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, dict):
+        return {key: to_torch(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_torch(item) for item in value]
+    return value
+
+
+def to_numpy(value: Any) -> Any:
+    """The inverse of :func:`to_torch`."""
+    if isinstance(value, torch.Tensor):
+        return value.numpy()
+    if isinstance(value, dict):
+        return {key: to_numpy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_numpy(item) for item in value]
+    return value

@@ -27,7 +27,9 @@ class DRRConfig:
         batch_size: transitions per gradient step (32 to 256).
         buffer_size: replay capacity in transitions; each stores two observations.
         learning_starts: transitions collected before the first update (>= batch_size).
-        updates_per_step: gradient steps per environment step (1 is usual).
+        updates_per_step: gradient steps per collected transition (1 is usual).
+        num_envs: users stepped at once by the native vector env while collecting (1 to 64);
+            it speeds up collection, not learning, and changes which users are drawn.
         per_alpha: how strongly priorities shape sampling (0 uniform, 1 proportional; ~0.6).
         per_beta: initial importance-sampling exponent, annealed to 1 over training (0.4).
         per_eps: added to |TD error| so no transition gets priority 0 (1e-6 to 1e-2).
@@ -49,6 +51,7 @@ class DRRConfig:
     buffer_size: int = 20_000
     learning_starts: int = 500
     updates_per_step: int = 1
+    num_envs: int = 8
     per_alpha: float = 0.6
     per_beta: float = 0.4
     per_eps: float = 1e-3
@@ -63,7 +66,7 @@ class DRRConfig:
             raise ValueError(
                 f"state={self.state!r} is not valid; allowed: {', '.join(STATE_REPRESENTATIONS)}"
             )
-        for name in ("hidden", "batch_size", "buffer_size", "updates_per_step"):
+        for name in ("hidden", "batch_size", "buffer_size", "updates_per_step", "num_envs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DRRConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.learning_starts < self.batch_size:

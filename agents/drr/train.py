@@ -1,5 +1,7 @@
-"""DRR training, top to bottom: collect an episode, learn from replay, evaluate, checkpoint.
+"""DRR training, top to bottom: step a batch of users, learn from replay, evaluate, checkpoint.
 
+Experience comes from the native vector env (``config.num_envs`` users at once); each
+transition is followed by ``updates_per_step`` gradient steps, as with a single env.
 Seeded end to end: the env's user draws, the network initialisation, the exploration noise and
 the replay sampling all derive from ``seed``, so the same seed gives the same agent; a run
 resumed from its checkpoint continues exactly as the uninterrupted run would have.
@@ -16,14 +18,16 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
 
-from movielens_env import ENV_ID
+from movielens_env import ENV_ID, MovieLensRecVectorEnv
 from movielens_env.evaluation import evaluate
 from movielens_env.storage import atomic_write
 
 from ..threads import torch_threads
 from .agent import DRRAgent
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint, to_numpy, to_torch
 from .config import DRRConfig
 
 CURVE_FILE = "learning_curve.csv"
@@ -77,20 +81,23 @@ def train_drr(
 
 
 def _train(env_kwargs, config, episodes, seed, run_dir, resume, on_episode) -> TrainResult:
-    # --- set-up: env, agent, and (when resuming) everything the checkpoint restores
-    env = gym.make(ENV_ID, **env_kwargs)
-    dim, history_len = env.action_space.shape[0], env.unwrapped.history_len
+    # --- set-up: envs, agent, and (when resuming) everything the checkpoint restores
+    envs = training_envs(env_kwargs, config.num_envs)
+    dim, history_len = envs.single_action_space.shape[0], envs.history_len
     agent = DRRAgent(config, dim, history_len, seed)
-    result, start = TrainResult(agent), 0
+    result = TrainResult(agent)
+    running, losses = np.zeros(envs.num_envs), []
     if resume and run_dir is not None and (run_dir / "checkpoint.pt").exists():
         payload, saved_config = load_checkpoint(run_dir)
         if saved_config != config or payload["seed"] != seed:
             raise ValueError(f"{run_dir}: the checkpoint was made with another config or seed")
         agent.load_state_dict(payload["agent"])
-        env.unwrapped.np_random = np.random.default_rng()
-        env.unwrapped.np_random.bit_generator.state = payload["env_rng"]
+        envs.load_state_dict(to_numpy(payload["envs"]))
+        obs, running = payload["obs"].numpy(), payload["running"].numpy().copy()
+        losses = list(payload["losses"])
         result.curve, result.episode_returns = payload["curve"], payload["episode_returns"]
-        start = agent.episodes
+    else:
+        obs, _ = envs.reset(seed=seed)
     if run_dir is not None:
         run_info = {"env_kwargs": _json_env_kwargs(env_kwargs), "episodes": episodes, "seed": seed}
         atomic_write(
@@ -99,44 +106,71 @@ def _train(env_kwargs, config, episodes, seed, run_dir, resume, on_episode) -> T
             suffix=".json",
         )
 
-    for episode in range(start, episodes):
-        # --- collect one episode with exploration noise, learning after every step
-        obs, _ = env.reset(seed=seed if episode == 0 else None)
-        done, episode_return, losses = False, 0.0, []
-        beta = config.per_beta + (1.0 - config.per_beta) * episode / max(episodes - 1, 1)
-        while not done:
-            action = agent.act(obs[None], explore=True)[0]
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            agent.replay.add(obs[None], action[None], [reward], next_obs[None], [float(terminated)])
-            if len(agent.replay) >= config.learning_starts:
-                for _ in range(config.updates_per_step):
-                    losses.append(agent.update(beta).critic_loss)
-            obs, done = next_obs, terminated or truncated
-            episode_return += reward
-        agent.end_episode()
-        result.episode_returns.append(episode_return)
-        on_episode(episode + 1, episode_return)
+    while agent.episodes < episodes:
+        # --- one step of every sub-environment with exploration noise, then learn from replay
+        before = agent.episodes
+        beta = config.per_beta + (1.0 - config.per_beta) * before / max(episodes - 1, 1)
+        actions = agent.act(obs, explore=True)
+        next_obs, rewards, terminated, truncated, info = envs.step(actions)
+        ended = np.flatnonzero(terminated | truncated)
+        stored_next = next_obs
+        if len(ended):  # same-step autoreset: an ended row's true next state is its final_obs
+            stored_next = next_obs.copy()
+            stored_next[ended] = np.stack(info["final_obs"][ended])
+        agent.replay.add(obs, actions, rewards, stored_next, terminated.astype(np.float32))
+        if len(agent.replay) >= config.learning_starts:
+            for _ in range(config.updates_per_step * envs.num_envs):
+                losses.append(agent.update(beta).critic_loss)
+        running += rewards
+        for row in ended:
+            if agent.episodes == episodes:  # episodes beyond the budget are not counted
+                break
+            agent.end_episode()
+            result.episode_returns.append(float(running[row]))
+            on_episode(agent.episodes, float(running[row]))
+        running[ended] = 0.0
+        obs = next_obs
 
         # --- evaluate on the test split, and checkpoint
-        last = episode + 1 == episodes
-        if (episode + 1) % config.eval_every == 0 or last:
+        done = agent.episodes
+        last = done == episodes
+        if _crossed(before, done, config.eval_every) or (last and before < done):
             metrics = evaluate(agent, env_kwargs, name=config.state).summary()
             recent = result.episode_returns[-config.eval_every :]
-            row = {"episode": episode + 1, "train_return": float(np.mean(recent)),
+            row = {"episode": done, "train_return": float(np.mean(recent)),
                    "critic_loss": float(np.mean(losses)) if losses else float("nan")}  # fmt: skip
             result.curve.append({**row, **{m: metrics[m] for m in CURVE_METRICS}})
+            losses = []
         if run_dir is not None and (
-            last or (config.checkpoint_every and (episode + 1) % config.checkpoint_every == 0)
+            (last and before < done) or _crossed(before, done, config.checkpoint_every)
         ):
             payload = {
-                "agent": agent.state_dict(), "env_rng": env.unwrapped.np_random.bit_generator.state,
-                "curve": result.curve, "episode_returns": result.episode_returns, "seed": seed,
-                "dim": dim, "history_len": history_len, "env_kwargs": _json_env_kwargs(env_kwargs),
+                "agent": agent.state_dict(), "envs": to_torch(envs.state_dict()),
+                "obs": torch.as_tensor(obs), "running": torch.as_tensor(running),
+                "losses": losses, "curve": result.curve,
+                "episode_returns": result.episode_returns, "seed": seed, "dim": dim,
+                "history_len": history_len, "env_kwargs": _json_env_kwargs(env_kwargs),
             }  # fmt: skip
             save_checkpoint(run_dir, payload, config)
     if run_dir is not None and result.curve:
         write_curve(run_dir / CURVE_FILE, result.curve)
     return result
+
+
+def training_envs(env_kwargs: dict[str, Any], num_envs: int) -> MovieLensRecVectorEnv:
+    """The native vector env DRR collects from, with same-step autoreset (train split)."""
+    return gym.make_vec(
+        ENV_ID,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        autoreset_mode=AutoresetMode.SAME_STEP,
+        **env_kwargs,
+    )
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in ``(before, after]`` (never for ``every`` 0)."""
+    return every > 0 and after // every > before // every
 
 
 def write_curve(path: Path, rows: list[dict[str, float]]) -> None:

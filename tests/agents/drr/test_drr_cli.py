@@ -7,7 +7,7 @@ import csv
 from agents.cli import main
 
 TINY = ["--set", "hidden=16", "--set", "batch_size=8", "--set", "learning_starts=8",
-        "--set", "buffer_size=200", "--set", "eval_every=3"]  # fmt: skip
+        "--set", "buffer_size=200", "--set", "eval_every=3", "--set", "num_envs=3"]  # fmt: skip
 
 
 def test_train_evaluate_recommend(tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from agents.drr.agent import DRRAgent
-from agents.drr.checkpoint import CheckpointError, load_checkpoint
+from agents.drr.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from agents.drr.config import DRRConfig
 from agents.drr.train import load_agent, train_drr
 
@@ -50,12 +50,13 @@ def test_same_seed_same_agent_other_seed_other_agent():
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
-    config = DRRConfig(**SMALL, eval_every=6, checkpoint_every=6)
+    # 3 sub-environments: the checkpoint falls while new episodes are under way.
+    config = DRRConfig(**SMALL, eval_every=6, checkpoint_every=6, num_envs=3)
     straight = train_drr(ENV, config, 12, seed=1, run_dir=tmp_path / "straight")
-    # Kill a run just after its first checkpoint (episode 6), then resume it to the end.
+    # Kill a run at the first episode after its first checkpoint, then resume it to the end.
 
     def kill(episode: int, episode_return: float) -> None:
-        if episode == 7:
+        if (tmp_path / "resumed" / "checkpoint.pt").exists():
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -87,7 +88,7 @@ def test_corrupted_or_foreign_checkpoints_are_refused(tmp_path, damage):
     path = tmp_path / "checkpoint.pt"
     if damage is None:
         torch.save({"format_version": 99}, path)
-        message = "format version 1"
+        message = f"format version {FORMAT_VERSION}"
     else:
         path.write_bytes(damage if damage else path.read_bytes()[:1000])
         message = "unreadable or corrupted"
