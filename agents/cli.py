@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -19,6 +17,7 @@ from movielens_env import MovieLensRecEnv
 from movielens_env.formats import DATASET_NAMES
 
 from .drr.commands import add_commands as add_drr_commands
+from .machine import machine_description
 
 
 def _rollout(args: argparse.Namespace) -> int:
@@ -67,21 +66,6 @@ def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _machine() -> str:
-    import platform
-
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        names = [line for line in open("/proc/cpuinfo") if line.startswith("model name")]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    return (
-        f"{platform.system()}, {cpu}, {os.cpu_count()} CPU cores, "
-        f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}"
-    )
-
-
 def _benchmark(args: argparse.Namespace) -> int:
     """Train and evaluate agents over seeds; print and write the leaderboard and plots."""
     from .benchmark import BenchmarkConfig, run_benchmark
@@ -124,7 +108,9 @@ def _benchmark(args: argparse.Namespace) -> int:
         f"{data.name}, {data.n_users} users, {data.n_items} items, {data.n_ratings} ratings; "
         f"per-user temporal 80/20 split; {', '.join(map(str, sorted(users)))} test users evaluated"
     )
-    md_path, csv_path = write_leaderboard(table, out, title, command, _machine(), described)
+    md_path, csv_path = write_leaderboard(
+        table, out, title, command, machine_description(), described
+    )
     for line in baseline_comparison(table):
         print(line.removeprefix("- "))
     bars = plot_bars(table, out / "metrics.png", title)

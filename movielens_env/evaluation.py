@@ -22,6 +22,7 @@ import numpy as np
 from .env import MovieLensRecEnv
 from .metrics import coverage_at_k, per_user_metrics
 from .policies import PolicyActor, Ranker, checked_ranking, top_k_by_score
+from .vector_env import MovieLensRecVectorEnv
 from .world import POSITIVE_RATING, RecWorld
 
 PROTOCOLS = ("rerank", "full")
@@ -145,44 +146,66 @@ def evaluate_online(
 ) -> np.ndarray:
     """Return of one test-split episode (at most ``max_steps``) per test user.
 
-    Episodes run in lockstep, a batch of users at a time, so that a policy that accepts batches
-    (any SB3 model) is asked once per step for the whole batch.
+    Episodes run side by side, a batch of users at a time, so that a policy that accepts
+    batches (any SB3 model) is asked once per step for the whole batch: in the native vector
+    env for policies that output actions, in single envs stepped in lockstep for rankers.
     """
     first = _test_env(env_kwargs, reward_model=reward_model)
     world = first.world
     if users is None:
         users = evaluation_users(world, first.history_len)
+    if not isinstance(agent, Ranker):
+        actor = PolicyActor(agent, first.action_space.shape[0], name)
+        return _online_actions(actor, env_kwargs, reward_model, users, max_steps)
     lanes = min(len(users), _LOCKSTEP)
     envs = [first] + [_test_env(env_kwargs, reward_model=reward_model) for _ in range(lanes - 1)]
-    is_ranker = isinstance(agent, Ranker)
-    actor = None if is_ranker else PolicyActor(agent, first.action_space.shape[0], name)
-
-    def step(lane: int, user: int, action: np.ndarray | None):
-        env = envs[lane]
-        if action is not None:
-            return env.step(action)
-        slate = checked_ranking(agent, user, env.candidate_items(), env.slate_size, name)
-        return env.step_items(slate)
-
     returns = np.zeros(len(users))
     for start in range(0, len(users), lanes):
         batch = users[start : start + lanes]
-        obs = [
-            envs[lane].reset(options={"user_id": world.dataset.user_ids[u]})[0]
-            for lane, u in enumerate(batch)
-        ]
+        for lane, user in enumerate(batch):
+            envs[lane].reset(options={"user_id": world.dataset.user_ids[user]})
         running = list(range(len(batch)))
         for _ in range(max_steps):
             if not running:
                 break
-            actions = actor([obs[lane] for lane in running]) if actor else [None] * len(running)
             still = []
-            for lane, action in zip(running, actions, strict=True):
-                obs[lane], reward, terminated, _, _ = step(lane, int(batch[lane]), action)
+            for lane in running:
+                env, user = envs[lane], int(batch[lane])
+                slate = checked_ranking(agent, user, env.candidate_items(), env.slate_size, name)
+                _, reward, terminated, _, _ = env.step_items(slate)
                 returns[start + lane] += reward
                 if not terminated:
                     still.append(lane)
             running = still
+    return returns
+
+
+def _online_actions(
+    actor: PolicyActor,
+    env_kwargs: dict[str, Any],
+    reward_model: str,
+    users: np.ndarray,
+    max_steps: int,
+) -> np.ndarray:
+    lanes = max(1, min(len(users), _LOCKSTEP))
+    kwargs = {**env_kwargs, "split": "test", "render_mode": None, "reward_model": reward_model}
+    envs = MovieLensRecVectorEnv(num_envs=lanes, **kwargs)
+    raw_ids = envs.world.dataset.user_ids
+    returns = np.zeros(len(users))
+    for start in range(0, len(users), lanes):
+        batch = users[start : start + lanes]
+        # The last batch is padded with its first user; the padding's returns are dropped.
+        padded = np.concatenate([batch, np.full(lanes - len(batch), batch[0])])
+        obs, _ = envs.reset(options={"user_id": raw_ids[padded]})
+        alive = np.ones(lanes, dtype=bool)
+        for _ in range(max_steps):
+            actions = actor(list(obs))
+            # An ended row is reset on the next step (ignoring its action); it no longer counts.
+            obs, rewards, terminated, _, _ = envs.step(actions)
+            returns[start : start + len(batch)] += (rewards * alive)[: len(batch)]
+            alive &= ~terminated
+            if not alive.any():
+                break
     return returns
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from agents.baselines import MFRanker, PopularityRanker, RandomRanker
 from movielens_env import MovieLensRecEnv
+from movielens_env import evaluation as evaluation_module
 from movielens_env.evaluation import (
     evaluate,
     evaluate_offline,
@@ -148,6 +149,32 @@ def test_online_return_of_a_ranker_matches_stepping_the_env_by_hand(env_kwargs, 
             best = candidates[np.argmax(world.mf.predict_user(user)[candidates])]
             total += env.step_items([best])[1]
         assert total == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("candidates", ["all", "rated"])  # "rated": some episodes end early
+def test_online_return_of_a_policy_matches_stepping_the_env_by_hand(
+    env_kwargs, world, monkeypatch, candidates
+):
+    monkeypatch.setattr(evaluation_module, "_LOCKSTEP", 4)  # batches of 4, 4 and a padded 2
+    kwargs = {**env_kwargs, "candidates": candidates}
+    users = evaluation_users(world, 5)[:10]
+    weights = np.random.default_rng(0).normal(size=(world.mf.item_factors.shape[1], 96))
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return np.tanh(weights @ obs[:96]).astype(np.float32)
+
+    returns = evaluate_online(policy, kwargs, "mf", users)
+    env = MovieLensRecEnv(**{**kwargs, "split": "test"})
+    ended_early = 0
+    for user, expected in zip(users, returns, strict=True):
+        obs, _ = env.reset(options={"user_id": world.dataset.user_ids[user]})
+        total, steps, terminated = 0.0, 0, False
+        while steps < 10 and not terminated:
+            obs, reward, terminated, _, _ = env.step(policy(obs))
+            total, steps = total + reward, steps + 1
+        ended_early += steps < 10
+        assert total == pytest.approx(expected, abs=1e-9)
+    assert candidates == "all" or ended_early > 0
 
 
 def test_evaluate_reports_every_protocol_and_the_oracle_on_synthetic_data(env_kwargs):

@@ -1,0 +1,346 @@
+"""Throughput of MovieLensRec: env steps per second, build time, peak memory, DRR speed.
+
+Measures, on the synthetic data shaped like ML-1M and ML-25M (offline, nothing to download):
+
+- steps per second of the single env as ``gym.make`` returns it, of Gymnasium's
+  ``SyncVectorEnv`` over such envs, and of the native vector env, at several ``num_envs``;
+- the time to build an env with a cold cache (generate data, split, fit MF) and a warm one;
+- the peak resident memory of each measuring process;
+- DRR-ave gradient updates per second, and the wall time of a full DRR-ave training run.
+
+Every measurement runs in its own process (so memory peaks and caches do not mix), one after
+the other, with random uniform actions. Speeds measured in one run are comparable as ratios;
+absolute numbers depend on the machine, which the results record.
+
+    python benchmarks/throughput.py --out benchmarks/results/throughput
+
+``--quick`` runs a reduced set (ml-1m-sized only, short timings) to check the script itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SHAPES = {"ml-1m-sized": "synthetic-1m", "ml-25m-sized": "synthetic-25m"}
+NUM_ENVS = (1, 4, 16, 64, 256, 1024)
+SYNC_NUM_ENVS = (1, 4, 16, 64, 256)
+TARGETS = {
+    "single_ml1m_steps_per_s": 15_000,
+    "native_ml1m_steps_per_s": 80_000,
+    "native_over_sync": 5.0,
+    "warm_build_ml25m_s": 60.0,
+    "peak_memory_ml25m_gb": 4.0,
+    "drr_5000_episodes_ml1m_min": 15.0,
+}
+
+
+# ---------------------------------------------------------------------- measuring processes
+def _peak_memory_gb() -> float:
+    """Peak resident set size of this process (VmHWM), in GiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def _rate(step, batch: int, seconds: float) -> float:
+    """Steps per second of ``step()`` (``batch`` env steps per call), over about ``seconds``."""
+    for _ in range(3):
+        step()
+    calls, start = 0, time.perf_counter()
+    while True:
+        step()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and calls >= 5:
+            return calls * batch / elapsed
+
+
+def _work_build(dataset: str) -> dict[str, Any]:
+    import gymnasium as gym
+
+    import movielens_env  # noqa: F401  (registers the env)
+
+    start = time.perf_counter()
+    env = gym.make("MovieLensRec-v0", dataset=dataset)
+    env.reset(seed=0)
+    return {"seconds": time.perf_counter() - start, "peak_memory_gb": _peak_memory_gb()}
+
+
+def _work_steps(dataset: str, kind: str, num_envs: int, seconds: float) -> dict[str, Any]:
+    import gymnasium as gym
+    import numpy as np
+
+    import movielens_env  # noqa: F401
+
+    rng = np.random.default_rng(0)
+    if kind == "single":
+        env = gym.make("MovieLensRec-v0", dataset=dataset)
+        env.reset(seed=0)
+        actions = rng.uniform(-1, 1, (64, *env.action_space.shape)).astype(np.float32)
+        counter = [0]
+
+        def step() -> None:
+            counter[0] += 1
+            _, _, terminated, truncated, _ = env.step(actions[counter[0] % 64])
+            if terminated or truncated:
+                env.reset()
+
+        rate = _rate(step, 1, seconds)
+    else:
+        mode = "sync" if kind == "sync" else "vector_entry_point"
+        envs = gym.make_vec(
+            "MovieLensRec-v0", num_envs=num_envs, vectorization_mode=mode, dataset=dataset
+        )
+        envs.reset(seed=0)
+        actions = rng.uniform(-1, 1, (8, *envs.action_space.shape)).astype(np.float32)
+        counter = [0]
+
+        def step() -> None:
+            counter[0] += 1
+            envs.step(actions[counter[0] % 8])  # both autoreset on the next step
+
+        rate = _rate(step, num_envs, seconds)
+    return {"steps_per_s": rate, "peak_memory_gb": _peak_memory_gb()}
+
+
+def _work_drr_updates(dataset: str, seconds: float) -> dict[str, Any]:
+    import numpy as np
+
+    from agents.drr.agent import DRRAgent
+    from agents.drr.config import DRRConfig
+    from agents.drr.train import training_envs
+    from agents.threads import torch_threads
+
+    config = DRRConfig()
+    envs = training_envs({"dataset": dataset}, config.num_envs)
+    agent = DRRAgent(config, envs.single_action_space.shape[0], envs.history_len, seed=0)
+    obs, _ = envs.reset(seed=0)
+    while len(agent.replay) < 2 * config.learning_starts:
+        actions = agent.act(obs, explore=True)
+        next_obs, rewards, terminated, _, _ = envs.step(actions)
+        agent.replay.add(obs, actions, rewards, next_obs, terminated.astype(np.float32))
+        obs = next_obs
+    with torch_threads(1):
+        rate = _rate(lambda: agent.update(0.5), 1, seconds)
+    return {"updates_per_s": rate, "peak_memory_gb": _peak_memory_gb()}
+
+
+def _work_drr_train(dataset: str, episodes: int) -> dict[str, Any]:
+    from agents.drr.config import DRRConfig
+    from agents.drr.train import train_drr
+    from movielens_env.evaluation import evaluate
+
+    config = DRRConfig()
+    start = time.perf_counter()
+    result = train_drr({"dataset": dataset}, config, episodes, seed=0)
+    total = time.perf_counter() - start
+    start = time.perf_counter()
+    evaluate(result.agent, {"dataset": dataset}, name="drr-ave")
+    one_evaluation = time.perf_counter() - start
+    return {
+        "seconds": total,
+        "evaluations": len(result.curve),
+        "seconds_per_evaluation": one_evaluation,
+        "final": result.curve[-1],
+        "peak_memory_gb": _peak_memory_gb(),
+    }
+
+
+WORK = {
+    "build": _work_build,
+    "steps": _work_steps,
+    "drr_updates": _work_drr_updates,
+    "drr_train": _work_drr_train,
+}
+
+
+def _measure(task: str, cache: Path, **kwargs: Any) -> dict[str, Any]:
+    """Run one measurement in a fresh process with ``cache`` as its data cache."""
+    env = {**os.environ, "MOVIELENS_DATA": str(cache)}
+    command = [sys.executable, __file__, "--work", task, json.dumps(kwargs)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{task} {kwargs} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {task} {kwargs}: {_short(result)}", flush=True)
+    return result
+
+
+def _short(result: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in result.items()
+        if k != "final"
+    )
+
+
+# ---------------------------------------------------------------------- the run
+def run(out: Path, quick: bool, drr_episodes: int, cold_ml25m: bool) -> dict[str, Any]:
+    """Every measurement; results as a dict (also written to ``out``)."""
+    seconds = 0.5 if quick else 3.0
+    shapes = {"ml-1m-sized": SHAPES["ml-1m-sized"]} if quick else SHAPES
+    results: dict[str, Any] = {"build": {}, "steps": {}, "drr": {}}
+    with tempfile.TemporaryDirectory(prefix="movielens-throughput-") as tmp:
+        cache = Path(tmp)
+        for shape, dataset in shapes.items():
+            print(f"{shape} ({dataset}):", flush=True)
+            build = results["build"][shape] = {}
+            if shape == "ml-1m-sized" or cold_ml25m:
+                build["cold"] = _measure("build", cache, dataset=dataset)
+            else:  # a warm cache still needs one cold build first; it is not reported
+                _measure("build", cache, dataset=dataset)
+            build["warm"] = _measure("build", cache, dataset=dataset)
+            steps = results["steps"][shape] = {"single": {}, "sync": {}, "native": {}}
+            steps["single"]["1"] = _measure(
+                "steps", cache, dataset=dataset, kind="single", num_envs=1, seconds=seconds
+            )
+            for n in NUM_ENVS[:3] if quick else NUM_ENVS:
+                steps["native"][str(n)] = _measure(
+                    "steps", cache, dataset=dataset, kind="native", num_envs=n, seconds=seconds
+                )
+            for n in SYNC_NUM_ENVS[:3] if quick else SYNC_NUM_ENVS:
+                steps["sync"][str(n)] = _measure(
+                    "steps", cache, dataset=dataset, kind="sync", num_envs=n, seconds=seconds
+                )
+        ml1m = SHAPES["ml-1m-sized"]
+        results["drr"]["updates"] = _measure("drr_updates", cache, dataset=ml1m, seconds=seconds)
+        if drr_episodes:
+            results["drr"]["train"] = _measure(
+                "drr_train", cache, dataset=ml1m, episodes=drr_episodes
+            )
+            results["drr"]["train"]["episodes"] = drr_episodes
+    return results
+
+
+def verdicts(results: dict[str, Any]) -> list[str]:
+    """Each target of the speed-and-scale issue, met or missed, with the measurement."""
+    lines = []
+
+    def check(name: str, value: float, target: float, smaller_is_better: bool, unit: str) -> None:
+        met = value <= target if smaller_is_better else value >= target
+        relation = "<=" if smaller_is_better else ">="
+        ratio = value / target
+        lines.append(
+            f"- {'MET' if met else 'MISSED'}: {name}: {value:,.2f}{unit} "
+            f"(target {relation} {target:,.2f}{unit}; {ratio:.2f}x the target)"
+        )
+
+    steps = results["steps"].get("ml-1m-sized")
+    if steps:
+        check("ml-1m-sized single env steps/s", steps["single"]["1"]["steps_per_s"],
+              TARGETS["single_ml1m_steps_per_s"], False, "")  # fmt: skip
+        native = {int(n): r["steps_per_s"] for n, r in steps["native"].items()}
+        best = max(native, key=native.get)
+        check(f"ml-1m-sized native vector env steps/s (best, num_envs={best})", native[best],
+              TARGETS["native_ml1m_steps_per_s"], False, "")  # fmt: skip
+        sync = {int(n): r["steps_per_s"] for n, r in steps["sync"].items()}
+        common = [n for n in sync if n in native]
+        ratios = {n: native[n] / sync[n] for n in common}
+        at = best if best in ratios else max(common)
+        check(f"ml-1m-sized native / SyncVectorEnv at num_envs={at}", ratios[at],
+              TARGETS["native_over_sync"], False, "x")  # fmt: skip
+    build = results["build"].get("ml-25m-sized")
+    if build:
+        check("ml-25m-sized build from a warm cache", build["warm"]["seconds"],
+              TARGETS["warm_build_ml25m_s"], True, " s")  # fmt: skip
+        peaks = [build["warm"]["peak_memory_gb"]]
+        peaks += [r["peak_memory_gb"] for kind in results["steps"]["ml-25m-sized"].values()
+                  for r in kind.values()]  # fmt: skip
+        check("ml-25m-sized peak memory (warm build, then stepping; worst process)", max(peaks),
+              TARGETS["peak_memory_ml25m_gb"], True, " GiB")  # fmt: skip
+    train = results["drr"].get("train")
+    if train:
+        scaled = train["seconds"] / 60 * 5000 / train["episodes"]
+        check(f"DRR-ave 5,000 episodes on ml-1m-sized (measured {train['episodes']})", scaled,
+              TARGETS["drr_5000_episodes_ml1m_min"], True, " min")  # fmt: skip
+    return lines
+
+
+def markdown(results: dict[str, Any], command: str, machine: str) -> str:
+    """The results as a Markdown report."""
+    lines = ["# Throughput", "", f"Command: `{command}`", "", f"Machine: {machine}", ""]
+    lines += ["## Targets", "", *verdicts(results), ""]
+    lines += ["## Steps per second", "",
+              "Random uniform actions, full-catalogue scoring, `max_episode_steps=10`; "
+              "`single` is `gym.make` (with its wrappers), `sync` Gymnasium's `SyncVectorEnv` "
+              "over such envs, `native` the registered vector env.", ""]  # fmt: skip
+    for shape, kinds in results["steps"].items():
+        counts = sorted({int(n) for kind in kinds.values() for n in kind})
+        lines += [f"### {shape}", "", "| num_envs | " + " | ".join(map(str, counts)) + " |"]
+        lines.append("|---" * (len(counts) + 1) + "|")
+        for kind, by_n in kinds.items():
+            cells = [
+                f"{by_n[str(n)]['steps_per_s']:,.0f}" if str(n) in by_n else "" for n in counts
+            ]
+            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+        sync, native = kinds["sync"], kinds["native"]
+        ratios = [f"{native[str(n)]['steps_per_s'] / sync[str(n)]['steps_per_s']:.1f}x"
+                  if str(n) in sync and str(n) in native else "" for n in counts]  # fmt: skip
+        lines += ["| native / sync | " + " | ".join(ratios) + " |", ""]
+        peaks = [r["peak_memory_gb"] for kind in kinds.values() for r in kind.values()]
+        lines += [f"Peak memory of a stepping process: {max(peaks):.2f} GiB.", ""]
+    lines += ["## Building an env", "", "| data | cache | seconds | peak memory (GiB) |",
+              "|---|---|---|---|"]  # fmt: skip
+    for shape, builds in results["build"].items():
+        for cache, r in builds.items():
+            lines.append(f"| {shape} | {cache} | {r['seconds']:.1f} | {r['peak_memory_gb']:.2f} |")
+    lines += ["", "## DRR-ave (ml-1m-sized)", ""]
+    updates = results["drr"]["updates"]
+    lines.append(
+        f"- Gradient updates per second (batch 64, hidden 256, one torch thread): "
+        f"{updates['updates_per_s']:,.0f}"
+    )
+    train = results["drr"].get("train")
+    if train:
+        lines.append(
+            f"- Training {train['episodes']:,} episodes with the default config (8 sub-envs, "
+            f"one update per transition, {train['evaluations']} test-split evaluations): "
+            f"{train['seconds'] / 60:.1f} min; one evaluation takes "
+            f"{train['seconds_per_evaluation']:.1f} s"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print its report and write ``results.json`` and ``results.md``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput"))
+    parser.add_argument("--quick", action="store_true", help="ml-1m-sized only, short timings")
+    parser.add_argument("--drr-episodes", type=int, default=5000,
+                        help="episodes of the timed DRR-ave run (0: skip it)")  # fmt: skip
+    parser.add_argument("--no-cold-ml25m", action="store_true",
+                        help="do not report the cold ml-25m-sized build (it is still run once)")  # fmt: skip
+    parser.add_argument("--work", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.work:
+        task, kwargs = args.work
+        print(json.dumps(WORK[task](**json.loads(kwargs))), flush=True)
+        return 0
+
+    from agents.machine import machine_description
+
+    command = "python " + shlex.join(["benchmarks/throughput.py", *(argv or sys.argv[1:])])
+    results = run(args.out, args.quick, args.drr_episodes, not args.no_cold_ml25m)
+    machine = machine_description()
+    report = markdown(results, command, machine)
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload = {"command": command, "machine": machine, "results": results}
+    (args.out / "results.json").write_text(json.dumps(payload, indent=1) + "\n")
+    (args.out / "results.md").write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
