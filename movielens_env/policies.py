@@ -27,6 +27,17 @@ def top_k_by_score(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.nda
     return candidates[best[np.lexsort((candidates[best], -scores[best]))]]
 
 
+def action_direction(action: np.ndarray) -> np.ndarray:
+    """A finite action as float32, rescaled by the power of two that brings its largest magnitude
+    into [0.5, 1): exactly the same direction, but item scores (inner products) that neither
+    overflow to inf nor underflow to ties, however large or tiny the action."""
+    action = np.asarray(action, dtype=np.float64)
+    peak = float(np.abs(action).max(initial=0.0))
+    if peak == 0.0:
+        return action.astype(np.float32)
+    return np.ldexp(action, -int(np.frexp(peak)[1])).astype(np.float32)
+
+
 def checked_ranking(
     agent: Ranker, user: int, candidates: np.ndarray, k: int, name: str
 ) -> np.ndarray:
