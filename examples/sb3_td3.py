@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3 import TD3
 from stable_baselines3.common.noise import NormalActionNoise
 
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    # The networks are small: one thread is as fast, and threads waiting on each other make
+    # training crawl when another process shares the cores.
+    torch.set_num_threads(1)
     env_kwargs = {"dataset": args.dataset, "data_dir": args.data_dir}
     env = gym.make("MovieLensRec-v0", **env_kwargs)
     dim = env.action_space.shape[0]

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import gymnasium as gym
+import torch
 
 import movielens_env
 from agents.baselines import PopularityRanker
@@ -66,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--out", default=None, help="run folder for the checkpoint (optional)")
     args = parser.parse_args(argv)
 
+    # The networks are small: one thread is as fast, and threads waiting on each other make
+    # training and evaluation crawl when another process shares the cores.
+    torch.set_num_threads(1)
     env_kwargs = {"dataset": args.dataset, "data_dir": args.data_dir}
     config = DRRConfig(
         state="drr-ave",
