@@ -13,7 +13,7 @@ from gymnasium import spaces
 
 from .dataset import RatingsDataset
 from .mf import MFConfig
-from .scoring import best_slates
+from .scoring import action_direction, best_slates
 from .world import POSITIVE_RATING, RecWorld, build_world, world_spec
 
 SPLITS = ("train", "test")
@@ -82,8 +82,8 @@ class MovieLensRecEnv(gym.Env):
     ``Box(-1, 1, (embedding_dim,), float32)``. Every candidate item is scored by the inner
     product of the action with its item embedding; the ``slate_size`` best are recommended (ties
     go to the lower internal id). Only the action's direction and relative magnitudes matter, so
-    values outside [-1, 1] are accepted as they are; NaN, inf or a wrong shape raise
-    ``ValueError``.
+    values outside [-1, 1] are accepted as they are, at any finite magnitude; NaN, inf or a wrong
+    shape raise ``ValueError``.
 
     Candidates (``candidates=``): ``"all"`` is every item of the catalogue that has not been in
     this episode's history and has not been recommended in this episode; ``"rated"`` is the same
@@ -396,12 +396,14 @@ class MovieLensRecEnv(gym.Env):
         return user
 
     def _check_action(self, action: Any) -> np.ndarray:
-        array = np.asarray(action, dtype=np.float32)
+        array = np.asarray(action)
         if array.shape != self.action_space.shape:
             raise ValueError(f"action must have shape {self.action_space.shape}, got {array.shape}")
+        if array.dtype != np.float32:
+            array = array.astype(np.float64)  # a finite float64 may exceed float32's range
         if not np.isfinite(array).all():
             raise ValueError("action contains NaN or inf")
-        return array
+        return action_direction(array)
 
     def _top_slate(self, action: np.ndarray) -> np.ndarray:
         if self.candidates == "rated":

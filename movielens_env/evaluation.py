@@ -22,6 +22,7 @@ import numpy as np
 from .env import MovieLensRecEnv
 from .metrics import coverage_at_k, per_user_metrics
 from .policies import PolicyActor, Ranker, checked_ranking, top_k_by_score
+from .scoring import action_direction
 from .vector_env import MovieLensRecVectorEnv
 from .world import POSITIVE_RATING, RecWorld
 
@@ -92,7 +93,8 @@ def rank_by_action(
     world: RecWorld, action: np.ndarray, candidates: np.ndarray, k: int
 ) -> np.ndarray:
     """The ``k`` candidates an action scores best, as the env scores them (inner product)."""
-    return top_k_by_score(world.mf.item_factors[candidates] @ action, candidates, k)
+    scores = world.mf.item_factors[candidates] @ action_direction(action)
+    return top_k_by_score(scores, candidates, k)
 
 
 def evaluate_offline(

@@ -18,6 +18,30 @@ import numpy as np
 _ROUNDING_SLACK = 4.0 * np.finfo(np.float32).eps
 
 
+# Actions whose largest magnitude lies in this range score without overflow or underflow as
+# they are; others are rescaled by a power of two, which keeps their direction exactly.
+_SAFE_PEAK = (2.0**-30, 2.0**30)
+
+
+def action_direction(actions: np.ndarray) -> np.ndarray:
+    """Finite actions (one, or one per row) as float32 with the same direction, scaled if need be.
+
+    Only an action's direction matters, but a float32 inner product of a huge action overflows
+    to inf and one of a tiny action underflows to ties. Each action whose largest magnitude is
+    outside [2**-30, 2**30] is multiplied by the power of two that brings it into [0.5, 1):
+    exactly the same direction and the same slate, whatever the batch.
+    """
+    actions = np.asarray(actions)
+    peak = np.abs(actions).max(axis=-1, initial=0.0)
+    if np.all((peak >= _SAFE_PEAK[0]) & (peak <= _SAFE_PEAK[1])):
+        return actions.astype(np.float32, copy=False)
+    exponent = np.where(peak > 0, np.frexp(peak.astype(np.float64))[1], 0)
+    scaled = np.ldexp(
+        actions.astype(np.float64), -exponent[..., None] if actions.ndim > 1 else -exponent
+    )
+    return scaled.astype(np.float32)
+
+
 def rounding_tolerance(actions: np.ndarray, factor_bound: float) -> np.ndarray:
     """Per action (row), a bound on how far two float32 scores of the same item can differ."""
     scale = _ROUNDING_SLACK * actions.shape[-1] * max(factor_bound, 1e-30)

@@ -21,7 +21,7 @@ from gymnasium.vector.utils import batch_space
 from threadpoolctl import ThreadpoolController
 
 from .env import NEUTRAL_RATING, MovieLensRecEnv
-from .scoring import best_slates
+from .scoring import action_direction, best_slates
 from .world import POSITIVE_RATING
 
 
@@ -371,12 +371,14 @@ class MovieLensRecVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ helpers
     def _check_actions(self, actions: Any) -> np.ndarray:
-        array = np.asarray(actions, dtype=np.float32)
+        array = np.asarray(actions)
         if array.shape != self.action_space.shape:
             raise ValueError(
                 f"actions must have shape {self.action_space.shape} (num_envs, embedding_dim), "
                 f"got {array.shape}"
             )
+        if array.dtype != np.float32:
+            array = array.astype(np.float64)  # a finite float64 may exceed float32's range
         bad = ~np.isfinite(array).all(axis=1)
         if bad.any():
             raise ValueError(
@@ -384,7 +386,7 @@ class MovieLensRecVectorEnv(VectorEnv):
             )
         if (self._users < 0).any():
             raise gym.error.ResetNeeded("call reset() before step(): no episode has started")
-        return array
+        return action_direction(array)
 
     def _observation(self) -> np.ndarray | dict[str, np.ndarray]:
         mf = self.world.mf

@@ -1,0 +1,127 @@
+"""Every script in ``examples/`` runs end to end, offline, with its smallest budget.
+
+Each runs as a user would run it (a fresh interpreter on the script file), with this checkout's
+packages first on the module path and ``$MOVIELENS_DATA`` pointing at the session's cache.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+TESTED = {"quickstart.py", "train_drr.py", "sb3_td3.py", "custom_agent.py", "vector_env.py"}
+NUMBER = r"[-+]?\d+\.\d+"
+
+
+def _run(args: list[str], pythonpath: tuple[Path, ...] = ()) -> str:
+    """Run ``python ARGS`` from the repository root; its stdout, or a failure with stderr."""
+    path = os.pathsep.join(
+        [*(str(p) for p in (*pythonpath, ROOT)), os.environ.get("PYTHONPATH", "")]
+    )
+    env = {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"{args} failed:\n{done.stderr[-4000:]}"
+    return done.stdout
+
+
+def test_every_example_is_smoke_tested_and_documented():
+    scripts = {path.name for path in EXAMPLES.glob("*.py")}
+    assert scripts == TESTED
+    for name in scripts:
+        docstring = ast.get_docstring(ast.parse((EXAMPLES / name).read_text()))
+        assert docstring and f"python examples/{name}" in docstring, name
+
+
+def test_quickstart_plays_and_renders_one_episode():
+    out = _run(["examples/quickstart.py", "--slate-size", "2", "--max-steps", "3", "--seed", "4"])
+    rewards = [float(r) for r in re.findall(rf"--- step \d+: reward ({NUMBER})", out)]
+    assert len(rewards) == 3  # truncated by --max-steps, as the registered time limit does
+    assert out.count("Recommended:") == 3 and out.count("\n  * ") == 3 * 2
+    assert out.count("History:") == 1 + 3  # after reset, then after every step
+    total = float(re.search(rf"Episode return: ({NUMBER})\n$", out).group(1))
+    assert math.isfinite(total) and total == pytest.approx(sum(rewards), abs=3 * 5e-4 + 5e-4)
+    assert abs(total) <= 3 * 2  # at most 1 per recommended item
+
+
+def _table(out: str, columns: int) -> dict[str, list[float]]:
+    rows = re.findall(rf"^(\S+/\S+)((?:\s+{NUMBER}){{{columns}}})$", out, flags=re.MULTILINE)
+    return {metric: [float(v) for v in values.split()] for metric, values in rows}
+
+
+def test_train_drr_trains_checkpoints_and_compares_with_popularity(tmp_path):
+    out = _run(
+        ["examples/train_drr.py", "--episodes", "12", "--learning-starts", "64",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert re.search(rf"episode +12: training return {NUMBER}", out)
+    assert (tmp_path / "checkpoint.pt").is_file()
+    assert re.search(r"^metric +drr-ave +popularity$", out, flags=re.MULTILINE)
+    table = _table(out, 2)
+    assert set(table) == {
+        "rerank/precision@10", "rerank/ndcg@10", "full/precision@10", "full/ndcg@10",
+        "online/return_mf", "online/return_oracle",
+    }  # fmt: skip
+    for metric, values in table.items():
+        assert all(math.isfinite(v) for v in values), metric
+        if not metric.startswith("online/"):
+            assert all(0.0 <= v <= 1.0 for v in values), metric
+    # popularity is deterministic: its full-catalogue precision is far above chance
+    assert table["full/precision@10"][1] > 0.1
+
+
+def test_sb3_td3_trains_and_plugs_into_the_evaluation():
+    out = _run(["examples/sb3_td3.py", "--timesteps", "120", "--learning-starts", "100"])
+    assert "TD3 after 120 steps" in out
+    for agent in ("td3", "random"):
+        line = re.search(rf"^  {agent} +(.*)$", out, flags=re.MULTILINE).group(1)
+        values = dict(re.findall(rf"(\S+/\S+) ({NUMBER})", line))
+        assert set(values) == {"rerank/precision@10", "full/precision@10", "online/return_mf"}
+        assert 0.0 <= float(values["full/precision@10"]) <= 1.0
+        assert math.isfinite(float(values["online/return_mf"]))
+
+
+def _leaderboard_agents(path: Path) -> set[str]:
+    with open(path, newline="") as handle:
+        return {row["agent"] for row in csv.DictReader(handle)}
+
+
+def test_custom_agent_joins_the_leaderboard(tmp_path):
+    out = _run(["examples/custom_agent.py", "--out", str(tmp_path)])
+    assert _leaderboard_agents(tmp_path / "leaderboard.csv") == {
+        "random", "popularity", "mf", "recency-popular"
+    }  # fmt: skip
+    assert "| recency-popular | 1 |" in (tmp_path / "leaderboard.md").read_text()
+    assert (tmp_path / "runs" / "recency-popular-seed0.json").is_file()
+    row = re.search(rf"^recency-popular +1 +({NUMBER}) ", out, flags=re.MULTILINE)
+    assert row and 0.0 <= float(row.group(1)) <= 1.0
+
+
+def test_custom_agent_loads_as_a_cli_plugin(tmp_path):
+    _run(
+        ["-m", "agents.cli", "benchmark", "--plugin", "custom_agent", "--agents",
+         "recency-popular", "--seeds", "0", "--out", str(tmp_path), "--no-progress"],
+        pythonpath=(EXAMPLES,),
+    )  # fmt: skip
+    assert _leaderboard_agents(tmp_path / "leaderboard.csv") == {"recency-popular"}
+
+
+def test_vector_env_steps_many_users_and_compares_with_sync():
+    out = _run(["examples/vector_env.py", "--num-envs", "8", "--steps", "10"])
+    assert "MovieLensRecVectorEnv: 8 users, observations (8, 1100)" in out
+    mean = float(re.search(rf"mean return of one episode per user: ({NUMBER})", out).group(1))
+    assert -10.0 <= mean <= 10.0  # 10 steps of rewards in [-1, 1]
+    assert "episodes ended: 8 of 8" in out  # truncated after 10 steps, as registered
+    native, sync = re.search(r"steps/s: native ([\d,]+), SyncVectorEnv ([\d,]+)", out).groups()
+    assert int(native.replace(",", "")) > 0 and int(sync.replace(",", "")) > 0
