@@ -71,18 +71,19 @@ class PolicyActor:
         return self.agent(obs)
 
     def __call__(self, observations: list[Any]) -> np.ndarray:
-        """A (len(observations), dim) float32 array of actions."""
+        """A (len(observations), dim) float64 array of actions (float64: a finite action beyond
+        float32's range is valid, only its direction counts)."""
         actions = None
         if self._batches and len(observations) > 1:
             try:
-                actions = np.asarray(self._one(_stack(observations)), dtype=np.float32)
+                actions = np.asarray(self._one(_stack(observations)), dtype=np.float64)
             except Exception:  # not batchable: ask one observation at a time
                 actions = None
             if actions is None or actions.shape != (len(observations), self.dim):
                 self._batches, actions = False, None
         if actions is None:
             actions = np.stack(
-                [self._check(np.asarray(self._one(o), np.float32)) for o in observations]
+                [self._check(np.asarray(self._one(o), np.float64)) for o in observations]
             )
         if not np.isfinite(actions).all():
             raise AgentError(f"agent {self.name!r} returned an action with NaN or inf")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,13 @@ def _train(env_kwargs, config, episodes, seed, run_dir, resume, on_episode) -> T
             save_checkpoint(run_dir, payload, config)
     if run_dir is not None and result.curve:
         write_curve(run_dir / CURVE_FILE, result.curve)
+    if agent.updates == 0:
+        warnings.warn(
+            f"DRR took no gradient step: {len(agent.replay)} transitions were collected and "
+            f"learning starts at learning_starts={config.learning_starts}; train for more "
+            "episodes or lower learning_starts (--set learning_starts=N)",
+            stacklevel=3,
+        )
     return result
 
 

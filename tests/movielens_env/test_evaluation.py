@@ -177,6 +177,18 @@ def test_online_return_of_a_policy_matches_stepping_the_env_by_hand(
     assert candidates == "all" or ended_early > 0
 
 
+def test_only_the_direction_of_an_action_counts_even_beyond_float32(env_kwargs):
+    weights = np.random.default_rng(1).normal(size=(16, 96))
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return np.tanh(weights @ obs[:96])
+
+    normal = evaluate(policy, env_kwargs).summary()
+    huge = evaluate(lambda obs: 1e300 * policy(obs), env_kwargs).summary()
+    tiny = evaluate(lambda obs: 1e-300 * policy(obs), env_kwargs).summary()
+    assert normal == huge == tiny
+
+
 def test_evaluate_reports_every_protocol_and_the_oracle_on_synthetic_data(env_kwargs):
     summary = evaluate(RandomRanker(0), env_kwargs).summary()
     for name in ("rerank/precision@5", "full/ndcg@10", "full/coverage@10", "online/return_oracle"):

@@ -114,3 +114,12 @@ def test_impossible_configs_are_refused():
         DRRConfig(batch_size=64, learning_starts=10)
     with pytest.raises(ValueError, match=r"unknown DRRConfig keys \['lr'\]"):
         DRRConfig.from_dict({"lr": 1})
+
+
+def test_a_run_too_short_to_learn_says_so():
+    config = DRRConfig(**{**SMALL, "learning_starts": 400}, eval_every=1000, num_envs=2)
+    with pytest.warns(
+        UserWarning, match=r"no gradient step: 20 transitions .* learning_starts=400"
+    ):
+        result = train_drr(ENV, config, 2, seed=0)
+    assert result.agent.updates == 0
