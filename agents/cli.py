@@ -18,6 +18,7 @@ from movielens_env.formats import DATASET_NAMES
 
 from .drr.commands import add_commands as add_drr_commands
 from .machine import machine_description
+from .threads import torch_threads
 
 
 def _rollout(args: argparse.Namespace) -> int:
@@ -166,7 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = None if argv is None else list(argv)
     try:
-        return args.run(args)
+        # One torch thread for every command: a threaded torch waiting for a busy core made the
+        # same work up to 100 times slower on shared machines (see agents/threads.py).
+        with torch_threads(1):
+            return args.run(args)
     except (movielens_env.MovieLensRecError, ValueError) as exc:
         print(f"movielens-rec: error: {exc}", file=sys.stderr)
         return 2
