@@ -182,6 +182,7 @@ class MovieLensRecVectorEnv(VectorEnv):
             info["final_obs"], info["_final_obs"] = final_obs, ended.copy()
             info["final_info"], info["_final_info"] = final_info, ended.copy()
             _merge_info(info, self._start(done, self._chosen_users(done, None)))
+            ended = np.zeros_like(ended)  # those rows have already started a new episode
         self._autoreset = ended
         return self._observation(), rewards, terminated, truncated, info
 
