@@ -32,7 +32,12 @@ def _overrides(pairs: list[str]) -> dict:
         key, _, text = pair.partition("=")
         if key not in fields or not text:
             raise ValueError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
-        values[key] = json.loads(text) if fields[key] != "str" else text
+        try:
+            values[key] = json.loads(text) if fields[key] != "str" else text
+        except json.JSONDecodeError:
+            raise ValueError(
+                f"--set {pair!r}: {text!r} is not a number or JSON value for {key}"
+            ) from None
     return values
 
 
@@ -75,6 +80,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _recommend(args: argparse.Namespace) -> int:
+    if args.k < 1:
+        raise ValueError(f"--k must be >= 1, got {args.k}")
     agent, env_kwargs = _load(args)
     if args.all_test_users:
         if args.output is None:

@@ -77,6 +77,8 @@ def train_drr(
     split; every ``config.checkpoint_every`` episodes (and at the end) the run is checkpointed
     into ``run_dir``. With ``resume``, training continues from ``run_dir``'s checkpoint.
     """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
     with torch_threads(1):
         return _train(env_kwargs, config, episodes, seed, run_dir, resume, on_episode)
 

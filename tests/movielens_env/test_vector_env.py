@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 from conftest import SMALL_ENV_KWARGS
 from gymnasium.vector import AutoresetMode
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_env_properties import env_args
 
 from movielens_env import ENV_ID, MovieLensRecVectorEnv
 
@@ -193,3 +196,41 @@ def test_bad_actions_and_step_before_reset(small_dataset):
         envs.step(actions)
     with pytest.raises(ValueError, match="reset_mask"):
         envs.reset(options={"reset_mask": np.array([False, False])})
+
+
+@given(
+    args=env_args(),
+    num_envs=st.integers(1, 6),
+    seed=st.integers(0, 2**31),
+    steps=st.integers(1, 25),
+    autoreset=st.sampled_from([AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP]),
+    scales=st.lists(st.sampled_from([1e-40, 1e-3, 1.0, 1e35]), min_size=6, max_size=6),
+)
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+def test_any_arguments_give_the_single_envs_trajectories(
+    small_dataset, args, num_envs, seed, steps, autoreset, scales
+):
+    kwargs = {"dataset": small_dataset, **SMALL_ENV_KWARGS, **args}
+    native = gym.make_vec(ENV_ID, num_envs=num_envs, autoreset_mode=autoreset, **kwargs)
+    sync = gym.make_vec(
+        ENV_ID,
+        num_envs=num_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": autoreset},
+        **kwargs,
+    )
+    _assert_obs_equal(native.reset(seed=seed)[0], sync.reset(seed=seed)[0])
+    rng = np.random.default_rng(seed)
+    scale = np.array(scales[:num_envs], dtype=np.float32)[:, None]
+    for _ in range(steps):
+        actions = rng.uniform(-1, 1, native.action_space.shape).astype(np.float32) * scale
+        out_n, out_s = native.step(actions), sync.step(actions)
+        _assert_obs_equal(out_n[0], out_s[0])
+        for got, want in zip(out_n[1:4], out_s[1:4], strict=True):
+            np.testing.assert_array_equal(got, want)
+        for key in ("item_ids", "ratings", "hits"):
+            mask = out_s[4].get(f"_{key}", np.zeros(num_envs, dtype=bool))
+            np.testing.assert_array_equal(out_n[4].get(f"_{key}", np.zeros_like(mask)), mask)
+            if mask.any():
+                np.testing.assert_array_equal(out_n[4][key][mask], out_s[4][key][mask])
+        assert native.observation_space.contains(out_n[0])
