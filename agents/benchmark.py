@@ -20,7 +20,8 @@ from movielens_env.storage import atomic_write
 
 from .registry import TrainContext, get_agent
 
-RESULT_VERSION = 1
+# 2: slates chosen by exact re-scoring of near-ties; DRR collects from 8 sub-envs.
+RESULT_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,8 @@ def evaluate_offline(
     for protocol in protocols:
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+        raise ValueError(f"ks must be integers >= 1 (cut-offs of the rankings), got {ks!r}")
     env = _test_env(env_kwargs)
     world, depth = env.world, max(ks)
     users = evaluation_users(world, env.history_len)
@@ -152,6 +154,8 @@ def evaluate_online(
     batches (any SB3 model) is asked once per step for the whole batch: in the native vector
     env for policies that output actions, in single envs stepped in lockstep for rankers.
     """
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
     first = _test_env(env_kwargs, reward_model=reward_model)
     world = first.world
     if users is None:

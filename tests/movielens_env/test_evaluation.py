@@ -218,3 +218,18 @@ def test_bad_rankers_fail_with_a_message_naming_the_agent(env_kwargs):
         evaluate_offline(Outside(), env_kwargs, name="outside")
     with pytest.raises(ValueError, match="unknown protocol 'topk'; valid: rerank, full"):
         evaluate_offline(RandomRanker(), env_kwargs, protocols=("topk",))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda kw: evaluate_offline(RandomRanker(0), kw, ks=(0,)), "ks must be integers >= 1"),
+        (lambda kw: evaluate_offline(RandomRanker(0), kw, ks=()), "ks must be integers >= 1"),
+        (lambda kw: evaluate_offline(RandomRanker(0), kw, ("x",)), "unknown protocol 'x'"),
+        (lambda kw: evaluate_online(RandomRanker(0), kw, "mf", max_steps=0), "max_steps must"),
+        (lambda kw: evaluate_online(RandomRanker(0), kw, "bogus"), "reward_model='bogus'"),
+    ],
+)
+def test_bad_evaluation_arguments_are_named(env_kwargs, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(env_kwargs)
