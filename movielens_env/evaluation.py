@@ -74,9 +74,12 @@ def relevant_items(world: RecWorld, users: np.ndarray) -> list[np.ndarray]:
     return relevant
 
 
+def _test_kwargs(env_kwargs: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    return {**env_kwargs, "split": "test", "render_mode": None, **overrides}
+
+
 def _test_env(env_kwargs: dict[str, Any], **overrides: Any) -> MovieLensRecEnv:
-    kwargs = {**env_kwargs, "split": "test", "render_mode": None, **overrides}
-    return MovieLensRecEnv(**kwargs)
+    return MovieLensRecEnv(**_test_kwargs(env_kwargs, **overrides))
 
 
 def protocol_candidates(world: RecWorld, user: int, protocol: str) -> np.ndarray:
@@ -194,7 +197,7 @@ def _online_actions(
     max_steps: int,
 ) -> np.ndarray:
     lanes = max(1, min(len(users), _LOCKSTEP))
-    kwargs = {**env_kwargs, "split": "test", "render_mode": None, "reward_model": reward_model}
+    kwargs = _test_kwargs(env_kwargs, reward_model=reward_model)
     envs = MovieLensRecVectorEnv(num_envs=lanes, **kwargs)
     raw_ids = envs.world.dataset.user_ids
     returns = np.zeros(len(users))
