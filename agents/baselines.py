@@ -1,11 +1,17 @@
-"""Non-RL baselines: Rankers fitted on train ratings only (random, popularity, MF)."""
+"""Non-RL baselines: Rankers fitted on train ratings only (random, popularity, MF).
+
+The MF ranker is the greedy reference of :mod:`movielens_env.references`, imported here.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from movielens_env.policies import top_k_by_score
+from movielens_env.references import MFRanker
 from movielens_env.world import RecWorld
+
+__all__ = ["MFRanker", "PopularityRanker", "RandomRanker"]
 
 
 class RandomRanker:
@@ -28,14 +34,3 @@ class PopularityRanker:
     def rank(self, user: int, candidates: np.ndarray, k: int) -> np.ndarray:
         """The ``k`` most popular candidates."""
         return top_k_by_score(self.counts[candidates].astype(np.float64), candidates, k)
-
-
-class MFRanker:
-    """Candidates by the simulator's own predicted rating (biased MF fitted on train)."""
-
-    def __init__(self, world: RecWorld) -> None:
-        self.mf = world.mf
-
-    def rank(self, user: int, candidates: np.ndarray, k: int) -> np.ndarray:
-        """The ``k`` candidates with the highest predicted rating."""
-        return top_k_by_score(self.mf.predict_user(user)[candidates], candidates, k)

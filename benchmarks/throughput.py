@@ -124,7 +124,10 @@ def _work_drr_updates(dataset: str, seconds: float) -> dict[str, Any]:
 
     config = DRRConfig()
     envs = training_envs({"dataset": dataset}, config.num_envs)
-    agent = DRRAgent(config, envs.single_action_space.shape[0], envs.history_len, seed=0)
+    agent = DRRAgent(
+        config, envs.single_action_space.shape[0], envs.history_len, seed=0,
+        obs_dim=envs.single_observation_space.shape[0],
+    )  # fmt: skip
     obs, _ = envs.reset(seed=0)
     while len(agent.replay) < 2 * config.learning_starts:
         actions = agent.act(obs, explore=True)

@@ -135,6 +135,8 @@ def from_raw(
         genres[where[known]] = metadata.genres[known]
     if truth is not None:
         truth = truth.subset(user_ids - 1, item_ids - 1)
+        if genres is None:
+            genres = truth.item_genres()
     return RatingsDataset(
         name=name,
         user_ids=user_ids,

@@ -13,15 +13,15 @@ from gymnasium import spaces
 
 from .dataset import RatingsDataset
 from .mf import MFConfig
+from .observation import OBS_MODES, ObservationBuilder
 from .scoring import action_direction, best_slates
+from .user_model import REWARD_MODELS, UserModel, UserModelConfig, UserState, parse_user_model
 from .world import POSITIVE_RATING, RecWorld, build_world, world_spec
 
 SPLITS = ("train", "test")
 CANDIDATE_MODES = ("all", "rated")
-REWARD_MODELS = ("mf", "logged", "oracle")
-OBS_MODES = ("flat", "dict")
 RENDER_MODES = ("ansi",)
-NEUTRAL_RATING = 3.0
+_DEFAULTS = UserModelConfig()
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:
@@ -54,36 +54,51 @@ class MovieLensRecEnv(gym.Env):
 
     Recommendation on MovieLens as a Markov decision process, after Liu et al., "Deep
     Reinforcement Learning based Recommendation with Explicit User-Item Interactions Modeling"
-    (arXiv 1810.12027). An episode is one user: the agent sees the user's embedding and the
-    embeddings of the last ``history_len`` items the user liked, recommends a slate of items, and
+    (arXiv 1810.12027). An episode is one user: the agent sees the user's vector and the
+    vectors of the last ``history_len`` items the user liked, recommends a slate of items, and
     is rewarded by the user's ratings of them. Liked items enter the history.
 
-    Embeddings come from a biased matrix factorisation (ALS) fitted on the **train** part of a
+    Vectors come from a biased matrix factorisation (ALS) fitted on the **train** part of a
     per-user temporal split (the first 80% of each user's ratings in time); the same model
     predicts the rating of items the user never rated (the paper's simulator). Nothing fitted
     ever sees a test rating.
 
+    The user can have a state (``user_model=``): with ``"static"`` (default, the paper's) an
+    item's rating ignores what came before, so the greedy MF ranking is optimal; with
+    ``"boredom"``, ``"drift"`` and ``"patience"`` (and their combinations) what is recommended
+    now changes later ratings, and planning pays (see User Model).
+
     ## Observation Space
 
-    ``obs_mode="flat"`` (default): ``Box(-b, b, ((history_len + 1) * embedding_dim,), float32)``,
-    where ``b`` is the largest absolute value of any user or item factor.
+    ``obs_mode="flat"`` (default): a float32 ``Box`` with finite bounds. With ``D`` the vector
+    length (``embedding_dim + 1`` with ``item_bias=True``, the default; else ``embedding_dim``)
+    and ``G`` the number of genres:
 
-    | Slice                          | Content                                        |
-    |--------------------------------|------------------------------------------------|
-    | ``[0, dim)``                   | the user's MF embedding                        |
-    | ``[dim * (k + 1), dim * (k + 2))`` | embedding of history item ``k`` (oldest first) |
+    | Slice                       | Content                                                |
+    |-----------------------------|--------------------------------------------------------|
+    | ``[0, D)``                  | user vector ``[p_u, 1]`` (``p_u`` moves under drift)   |
+    | ``[D (k + 1), D (k + 2))``  | vector ``[q_i, b_i]`` of history item ``k``, oldest first |
+    | next ``G`` (boredom only)   | satiation per genre, genres sorted by name             |
+    | last 1 (patience only)      | remaining patience, clipped to ``[0, patience_budget]`` |
+
+    Vectors are bounded by ``b``, the largest absolute value of any user or item vector;
+    satiation by ``slate_size / (1 - max gamma_g)``.
 
     ``obs_mode="dict"``: ``Dict(user_id=Discrete(n_users), history_ids=MultiDiscrete,
-    user=Box((dim,)), history=Box((history_len, dim)))`` with internal (contiguous) ids; raw
+    user=Box((D,)), history=Box((history_len, D)))``, plus ``satiation=Box((G,))`` and
+    ``patience=Box((1,))`` where the user model has them; ids are internal (contiguous), raw
     GroupLens ids are in ``info``.
 
     ## Action Space
 
-    ``Box(-1, 1, (embedding_dim,), float32)``. Every candidate item is scored by the inner
-    product of the action with its item embedding; the ``slate_size`` best are recommended (ties
-    go to the lower internal id). Only the action's direction and relative magnitudes matter, so
-    values outside [-1, 1] are accepted as they are, at any finite magnitude; NaN, inf or a wrong
-    shape raise ``ValueError``.
+    ``Box(-1, 1, (D,), float32)``. Every candidate item is scored by the inner product of the
+    action with its item vector ``[q_i, b_i]``; the ``slate_size`` best are recommended (ties go
+    to the lower internal id). The user vector ``[p_u, 1]`` scores ``p_u . q_i + b_i``, MF's
+    predicted rating less a per-user constant, so the action "the observation's user vector"
+    ranks exactly as MF does. ``item_bias=False`` scores by ``a . q_i`` (the paper's; the item
+    bias is then out of every action's reach). Only the action's direction and relative
+    magnitudes matter, so values outside [-1, 1] are accepted as they are, at any finite
+    magnitude; NaN, inf or a wrong shape raise ``ValueError``.
 
     Candidates (``candidates=``): ``"all"`` is every item of the catalogue that has not been in
     this episode's history and has not been recommended in this episode; ``"rated"`` is the same
@@ -92,19 +107,42 @@ class MovieLensRecEnv(gym.Env):
 
     ## Reward
 
-    Each recommended item gets a rating (``reward_model=``):
+    Each recommended item gets a rating. Its ``static`` part (``reward_model=``):
 
     - ``"mf"`` (default): the logged rating if the item is in the user's rated pool, else the MF
-      prediction clipped to the dataset's rating scale ([1, 5] for ml-100k and ml-1m).
+      prediction.
     - ``"logged"``: the logged rating if the item is in the pool; otherwise there is no rating
       (NaN in ``info``) and the item's reward is ``unrated_reward`` (default -0.5).
-    - ``"oracle"`` (synthetic data only): the generator's true expected rating in [1, 5].
+    - ``"oracle"`` (synthetic data only): the generator's true expected rating.
 
-    The reward is ``(rating - 3) / 2`` per item, summed over the slate: in [-1, 1] per item on
-    a 1-5 scale.
+    The user model then adjusts it (below) and it is clipped to the dataset's rating scale
+    ([1, 5] for ml-100k and ml-1m). The reward is ``(rating - 3) / 2`` per item (in [-1, 1]
+    on a 1-5 scale), or, under ``"patience"``, ``(rating - low) / (high - low)`` (in [0, 1]:
+    keeping the user is worth something), summed over the slate.
 
     The rated pool depends on ``split``: with ``"train"`` it is the user's train ratings except
     the initial history; with ``"test"`` it is the user's held-out test ratings.
+
+    ## User Model
+
+    ``user_model=`` is ``"static"`` or components joined by ``+`` (``"boredom+drift+patience"``);
+    every part of the user's state is in the observation, so the problem stays Markov.
+
+    - ``"boredom"``: per-genre satiation ``s`` (0 at reset). An item ``i`` with genres ``G(i)`` is
+      rated ``lam * mean_{g in G(i)} s_g`` lower (``lam = satiation_strength``); after each step
+      ``s_g <- gamma_g * s_g + sum over the slate of [g in G(i)] / |G(i)|``. Decays ``gamma_g``
+      differ per genre: by default each is drawn from U[0.3, 0.98] seeded by the genre's name
+      (so "Drama" decays alike in every dataset); with equal decays satiation-aware greedy is
+      optimal (Leqi et al., Rebounding Bandits, 2021). Items without genres never bore. Needs
+      genres: ml-100k's ``u.item``, ``movies.dat``/``movies.csv`` elsewhere, generated with
+      the synthetic data.
+    - ``"drift"``: tastes move toward what is recommended: after each item,
+      ``p_u <- (1 - alpha) p_u + alpha q_i`` (``alpha = drift_rate``), biases fixed. Ratings add
+      ``(p_u - p_u(0)) . q_i`` to their static part, so an MF-predicted rating uses the current
+      tastes; the observation shows the current ``p_u``.
+    - ``"patience"``: a budget starts at ``patience_budget`` and changes every step by
+      ``sum_i min(0, rating_i - patience_threshold) - patience_cost`` (an unrated item counts as
+      the lowest rating); the user leaves (``terminated``) when it reaches 0.
 
     ## Starting State
 
@@ -112,13 +150,15 @@ class MovieLensRecEnv(gym.Env):
     train ratings >= 4 (and, with ``candidates="rated"``, a pool of at least ``slate_size``
     items); ``reset(options={"user_id": raw_id})`` picks one. The history is the user's first
     ``history_len`` positive train ratings in time (``split="train"``) or the last
-    ``history_len`` positive ratings of the train part (``split="test"``).
+    ``history_len`` positive ratings of the train part (``split="test"``). The user's state
+    starts fresh: no satiation, the fitted tastes, a full patience budget.
 
     ## Episode End
 
-    ``terminated`` when fewer than ``slate_size`` candidates remain. The registered env is
-    truncated after ``max_episode_steps=10`` steps (T in the paper); pass
-    ``max_episode_steps=`` to ``gym.make`` to change it.
+    ``terminated`` when fewer than ``slate_size`` candidates remain, or when the user leaves
+    (``"patience"``). ``MovieLensRec-v0`` is truncated after ``max_episode_steps=10`` steps (T
+    in the paper); the variants with a user state are registered with longer horizons (see
+    ``movielens_env.VARIANTS``); pass ``max_episode_steps=`` to ``gym.make`` to change it.
 
     ## Info
 
@@ -134,6 +174,8 @@ class MovieLensRecEnv(gym.Env):
 
     env = gym.make("MovieLensRec-v0", dataset="synthetic")  # offline
     env = gym.make("MovieLensRec-v0", dataset="ml-100k", data_dir="~/data/ml-100k")
+    env = gym.make("MovieLensRec-v0", dataset="ml-100k", user_model="boredom")
+    env = gym.make("MovieLensRec-BoredomDriftPatience-v0", dataset="synthetic")  # 50 steps
     ```
 
     - ``dataset``: ``"ml-1m"`` (default, the seed implementation's), ``"ml-100k"``, ``"ml-10m"``,
@@ -150,12 +192,24 @@ class MovieLensRecEnv(gym.Env):
     - ``unrated_reward``: reward of an unrated item under ``"logged"`` (default -0.5).
     - ``obs_mode``: ``"flat"`` (default) or ``"dict"``.
     - ``render_mode``: ``None`` or ``"ansi"``.
+    - ``item_bias``: score by ``[q_i, b_i]`` (default ``True``) or by ``q_i`` alone (``False``).
+    - ``user_model``: ``"static"`` (default), ``"boredom"``, ``"drift"``, ``"patience"`` or a
+      ``+``-joined combination.
+    - ``satiation_strength``: ``lam`` >= 0 (default 1.0; 0.5 to 2 sensible).
+    - ``satiation_decay``: ``gamma_g`` in [0, 1): ``None`` (default, per genre as above), one
+      number, or one per genre (genres sorted by name).
+    - ``drift_rate``: ``alpha`` in [0, 1] (default 0.5).
+    - ``patience_budget``: > 0 (default 5.0); ``patience_threshold`` (default 4.0);
+      ``patience_cost``: >= 0 per step (default 0.1). With the defaults a user who is only ever
+      recommended items rated >= 4 stays 50 steps; each star below 4 costs ten steps.
     - ``cache_dir``, ``download``: where cached data and MF fits live; whether to download.
     - ``mf_options``: other :class:`MFConfig` fields (``reg``, ``iterations``, ``seed``, ...).
 
     ## Version History
 
-    - v0: initial version.
+    - v0: initial version. The item vectors carry the MF item bias by default (action and
+      observation one dimension longer; ``item_bias=False`` gives the earlier scoring); user
+      models (``user_model=``) and their registered variants.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
@@ -174,6 +228,14 @@ class MovieLensRecEnv(gym.Env):
         obs_mode: str = "flat",
         render_mode: str | None = None,
         *,
+        item_bias: bool = True,
+        user_model: str = "static",
+        satiation_strength: float = _DEFAULTS.satiation_strength,
+        satiation_decay: float | tuple[float, ...] | None = _DEFAULTS.satiation_decay,
+        drift_rate: float = _DEFAULTS.drift_rate,
+        patience_budget: float = _DEFAULTS.patience_budget,
+        patience_threshold: float = _DEFAULTS.patience_threshold,
+        patience_cost: float = _DEFAULTS.patience_cost,
         cache_dir: str | os.PathLike[str] | None = None,
         download: bool = True,
         mf_options: dict[str, Any] | None = None,
@@ -183,19 +245,22 @@ class MovieLensRecEnv(gym.Env):
         _choice("reward_model", reward_model, REWARD_MODELS)
         _choice("obs_mode", obs_mode, OBS_MODES)
         _choice("render_mode", render_mode, (None, *RENDER_MODES))
+        if not isinstance(item_bias, (bool, np.bool_)):
+            raise ValueError(f"item_bias must be True or False, got {item_bias!r}")
         self.history_len = _positive_int("history_len", history_len)
         self.slate_size = _positive_int("slate_size", slate_size)
         dim = _positive_int("embedding_dim", embedding_dim)
         if not math.isfinite(unrated_reward):
             raise ValueError(f"unrated_reward must be a finite number, got {unrated_reward!r}")
+        user_config = parse_user_model(
+            user_model, satiation_strength=satiation_strength, satiation_decay=satiation_decay,
+            drift_rate=drift_rate, patience_budget=patience_budget,
+            patience_threshold=patience_threshold, patience_cost=patience_cost,
+        )  # fmt: skip
         mf = _mf_config(dim, mf_options)
-        self.world: RecWorld = build_world(world_spec(dataset, data_dir, cache_dir, download, mf))
+        spec = world_spec(dataset, data_dir, cache_dir, download, mf)
+        self.world: RecWorld = build_world(spec, check=_dataset_check(reward_model, user_config))
         data = self.world.dataset
-        if reward_model == "oracle" and data.truth is None:
-            raise ValueError(
-                f"reward_model='oracle' needs synthetic data with a known truth; "
-                f"{data.name!r} is real data: use 'mf' or 'logged'"
-            )
         if self.history_len >= data.n_items:
             raise ValueError(
                 f"history_len={history_len} must be smaller than the catalogue "
@@ -210,8 +275,9 @@ class MovieLensRecEnv(gym.Env):
         self.split, self.candidates, self.reward_model = split, candidates, reward_model
         self.unrated_reward = float(unrated_reward)
         self.obs_mode, self.render_mode = obs_mode, render_mode
-        self._item_factors = self.world.mf.item_factors
-        self._user_factors = self.world.mf.user_factors
+        self.item_bias = bool(item_bias)
+        self.vectors = self.world.vectors(self.item_bias)
+        self.user_model = UserModel(self.world, user_config, reward_model, split, unrated_reward)
         self.eligible_users = self._eligible_users()
         if len(self.eligible_users) == 0:
             pool = (
@@ -222,8 +288,12 @@ class MovieLensRecEnv(gym.Env):
             raise ValueError(
                 f"no user of {data.name!r} has {history_len} positive train ratings{pool}"
             )
-        self.action_space = spaces.Box(-1.0, 1.0, (dim,), np.float32)
-        self.observation_space = self._observation_space(dim)
+        self.observe = ObservationBuilder(
+            self.vectors, self.user_model, self.history_len, self.slate_size, obs_mode,
+            data.n_users,
+        )  # fmt: skip
+        self.action_space = spaces.Box(-1.0, 1.0, (self.vectors.dim,), np.float32)
+        self.observation_space = self.observe.space
         self._user = -1
 
     # ------------------------------------------------------------------ set-up helpers
@@ -239,55 +309,52 @@ class MovieLensRecEnv(gym.Env):
             enough &= pool >= self.slate_size
         return np.flatnonzero(enough)
 
-    def _observation_space(self, dim: int) -> spaces.Space:
-        bound = np.float32(self.world.embedding_bound or 1.0)
-        if self.obs_mode == "flat":
-            return spaces.Box(-bound, bound, ((self.history_len + 1) * dim,), np.float32)
-        data = self.world.dataset
-        return spaces.Dict(
-            {
-                "user_id": spaces.Discrete(data.n_users),
-                "history_ids": spaces.MultiDiscrete(np.full(self.history_len, data.n_items)),
-                "user": spaces.Box(-bound, bound, (dim,), np.float32),
-                "history": spaces.Box(-bound, bound, (self.history_len, dim), np.float32),
-            }
-        )
+    def initial_history(self, users: np.ndarray) -> np.ndarray:
+        """``(n, history_len)`` starting histories of users: their first positive train ratings
+        in time (train split) or the last ones of the train part (test split)."""
+        positives = self.world.positives
+        first = positives.indptr[users]
+        if self.split == "test":
+            first = positives.indptr[users + 1] - self.history_len
+        return positives.items[first[:, None] + np.arange(self.history_len)].astype(np.int64)
 
-    def _initial_history_and_pool(self, user: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        positives, _ = self.world.positives.row(user)
-        split = self.world.split
-        if self.split == "train":
-            history = positives[: self.history_len]
-            items, ratings = split.train.row(user)
-            keep = ~np.isin(items, history)
-            items, ratings = items[keep], ratings[keep]
-        else:
-            history = positives[-self.history_len :]
-            items, ratings = split.test.row(user)
-        order = np.argsort(items)
-        return history.astype(np.int64), items[order].astype(np.int64), ratings[order]
+    def user_from_raw(self, raw_id: Any) -> int:
+        """The internal id of a raw user id that can start an episode, or a ``ValueError``."""
+        user = int(self.world.dataset.user_index(int(raw_id)))
+        if user < 0:
+            raise ValueError(
+                f"options['user_id']={raw_id!r} is not a user of {self.world.dataset.name!r}"
+            )
+        if not np.isin(user, self.eligible_users):
+            raise ValueError(
+                f"user {raw_id} cannot start an episode: fewer than history_len={self.history_len} "
+                "positive train ratings"
+                + (" or too small a rated pool" if self.candidates == "rated" else "")
+            )
+        return user
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode with a random eligible user, or ``options["user_id"]`` (raw id)."""
         super().reset(seed=seed)
         if options and options.get("user_id") is not None:
-            self._user = self._user_from_raw(options["user_id"])
+            self._user = self.user_from_raw(options["user_id"])
         else:
             self._user = int(self.eligible_users[self.np_random.integers(len(self.eligible_users))])
-        self._history, self._pool_items, self._pool_ratings = self._initial_history_and_pool(
-            self._user
-        )
+        self._history = self.initial_history(np.array([self._user]))[0]
         n_items = self.world.dataset.n_items
         if self.candidates == "all":
             self._available = np.ones(n_items, dtype=bool)
         else:
+            pool = self.user_model.pool.row(self._user)[0]
             self._available = np.zeros(n_items, dtype=bool)
-            self._available[self._pool_items] = True
+            self._available[pool] = True
         self._available[self._history] = False
         # Items no longer recommendable in "all" mode: few, so masking them beats a catalogue pass.
         self._excluded = list(self._history)
         self._n_available = int(self._available.sum())
+        self._state = self.user_model.start(np.array([self._user]))
+        self._left = False
         self._last: dict[str, Any] | None = None
         info = {
             "user_id": int(self.world.dataset.user_ids[self._user]),
@@ -303,9 +370,13 @@ class MovieLensRecEnv(gym.Env):
     def candidate_items(self) -> np.ndarray:
         """Internal ids of the items that may be recommended now (for rankers), ascending."""
         self._check_running()
-        if self.candidates == "rated":
-            return self._pool_items[self._available[self._pool_items]]
         return np.flatnonzero(self._available)
+
+    @property
+    def user_state(self) -> UserState:
+        """The current user's state (privileged: for reference policies; do not modify)."""
+        self._check_running()
+        return self._state
 
     def step_items(self, items: np.ndarray):
         """Recommend an explicit slate of internal item ids instead of scoring an action.
@@ -328,13 +399,17 @@ class MovieLensRecEnv(gym.Env):
     def _check_running(self) -> None:
         if self._user < 0:
             raise gym.error.ResetNeeded("call reset() before step(): no episode has started")
+        if self._left:
+            raise gym.error.ResetNeeded("the user has left (patience spent); call reset()")
         if self._n_available < self.slate_size:
             raise gym.error.ResetNeeded(
                 "the episode has terminated (no candidates left); call reset()"
             )
 
     def _recommend(self, slate: np.ndarray):
-        ratings, logged, rewards = self._rate(slate)
+        response = self.user_model.respond(self._state, slate[None])
+        ratings = response.ratings[0]
+        self._left = bool(response.left[0])
         self._available[slate] = False
         self._excluded.extend(slate.tolist())
         self._n_available -= len(slate)
@@ -347,15 +422,16 @@ class MovieLensRecEnv(gym.Env):
             "user_id": int(data.user_ids[self._user]),
             "item_ids": data.item_ids[slate],
             "ratings": ratings,
-            "logged": logged,
+            "logged": response.logged[0],
             "hits": hits,
         }
         self._last = {"slate": slate, **info}
-        terminated = self._n_available < self.slate_size
-        return self._observation(), float(rewards.sum()), bool(terminated), False, info
+        terminated = self._n_available < self.slate_size or self._left
+        reward = float(response.rewards[0])
+        return self._observation(), reward, bool(terminated), False, info
 
     def render(self) -> str | None:
-        """``"ansi"``: the user, the history and the last slate, by title."""
+        """``"ansi"``: the user, the history, the user's state and the last slate, by title."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
             return None
@@ -364,6 +440,7 @@ class MovieLensRecEnv(gym.Env):
         data = self.world.dataset
         lines = [f"User {data.user_ids[self._user]} ({data.name}, split={self.split})", "History:"]
         lines += [f"  - {data.title(i)}" for i in self._history]
+        lines += self._render_state()
         if self._last is not None:
             lines.append("Recommended:")
             for item, rating, logged in zip(
@@ -380,21 +457,18 @@ class MovieLensRecEnv(gym.Env):
                 lines.append(f"  * {data.title(item)}  rating {shown} ({source})")
         return "\n".join(lines) + "\n"
 
-    # ------------------------------------------------------------------ step helpers
-    def _user_from_raw(self, raw_id: Any) -> int:
-        user = int(self.world.dataset.user_index(int(raw_id)))
-        if user < 0:
-            raise ValueError(
-                f"options['user_id']={raw_id!r} is not a user of {self.world.dataset.name!r}"
-            )
-        if not np.isin(user, self.eligible_users):
-            raise ValueError(
-                f"user {raw_id} cannot start an episode: fewer than history_len={self.history_len} "
-                "positive train ratings"
-                + (" or too small a rated pool" if self.candidates == "rated" else "")
-            )
-        return user
+    def _render_state(self) -> list[str]:
+        state, model, lines = self._state, self.user_model, []
+        if state.satiation is not None:
+            order = np.argsort(-state.satiation[0], kind="stable")[:3]
+            shown = ", ".join(f"{model.genres[g]} {state.satiation[0, g]:.2f}" for g in order)
+            lines.append(f"Satiation (most): {shown}")
+        if state.patience is not None:
+            budget = model.config.patience_budget
+            lines.append(f"Patience: {max(state.patience[0], 0.0):.2f} of {budget:g}")
+        return lines
 
+    # ------------------------------------------------------------------ step helpers
     def _check_action(self, action: Any) -> np.ndarray:
         array = np.asarray(action)
         if array.shape != self.action_space.shape:
@@ -406,50 +480,37 @@ class MovieLensRecEnv(gym.Env):
         return action_direction(array)
 
     def _top_slate(self, action: np.ndarray) -> np.ndarray:
+        vectors = self.vectors
         if self.candidates == "rated":
             items = self.candidate_items()
-            coarse = self._item_factors[items] @ action
-            factors = self.world.item_factors64[items]
+            coarse = vectors.items[items] @ action
+            factors = vectors.items64[items]
         else:
             items = None
-            coarse = self._item_factors @ action
+            coarse = vectors.items @ action
             coarse[self._excluded] = -np.inf
-            factors = self.world.item_factors64
-        best = best_slates(
-            coarse[None], action[None], factors, self.slate_size, self.world.embedding_bound
-        )[0]
+            factors = vectors.items64
+        best = best_slates(coarse[None], action[None], factors, self.slate_size, vectors.bound)[0]
         return best if items is None else items[best]
 
-    def _logged(self, slate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whether each slate item is in the rated pool, and its logged rating (NaN if not)."""
-        if len(self._pool_items) == 0:
-            return np.zeros(len(slate), dtype=bool), np.full(len(slate), np.nan)
-        pos = np.minimum(np.searchsorted(self._pool_items, slate), len(self._pool_items) - 1)
-        in_pool = self._pool_items[pos] == slate
-        return in_pool, np.where(in_pool, self._pool_ratings[pos], np.nan)
+    def _observation(self) -> Any:
+        return self.observe.row(self.observe(self._state, self._history[None]), 0)
 
-    def _rate(self, slate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Ratings of the slate, whether each came from the log, and each item's reward."""
-        in_pool, ratings = self._logged(slate)
-        if self.reward_model == "oracle":
-            ratings = self.world.dataset.truth.true_rating(np.full(len(slate), self._user), slate)
-            in_pool = np.zeros(len(slate), dtype=bool)
-        elif self.reward_model == "mf":
-            predicted = self.world.mf.predict(self._user, slate)
-            ratings = np.where(
-                in_pool, ratings, np.clip(predicted, *self.world.dataset.rating_scale)
+
+def _dataset_check(reward_model: str, config: UserModelConfig):
+    """What the dataset must have for these arguments, checked before the MF fit."""
+
+    def check(data: RatingsDataset) -> None:
+        if reward_model == "oracle" and data.truth is None:
+            raise ValueError(
+                f"reward_model='oracle' needs synthetic data with a known truth; "
+                f"{data.name!r} is real data: use 'mf' or 'logged'"
             )
-        rewards = np.where(np.isnan(ratings), self.unrated_reward, (ratings - NEUTRAL_RATING) / 2.0)
-        return ratings.astype(np.float64), in_pool, rewards
+        if config.boredom and data.genres is None:
+            raise ValueError(
+                f"user_model={config.name!r} needs item genres, and dataset {data.name!r} has "
+                "none (its item file, e.g. u.item or movies.dat, was not found beside the "
+                "ratings)"
+            )
 
-    def _observation(self) -> np.ndarray | dict[str, Any]:
-        user = self._user_factors[self._user]
-        history = self._item_factors[self._history]
-        if self.obs_mode == "flat":
-            return np.concatenate([user, history.ravel()]).astype(np.float32, copy=False)
-        return {
-            "user_id": np.int64(self._user),
-            "history_ids": self._history.copy(),
-            "user": user.copy(),
-            "history": history,
-        }
+    return check

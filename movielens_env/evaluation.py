@@ -9,7 +9,11 @@ every item the user did not rate in train. Online, each test user plays one epis
 test-split env and the return is recorded.
 
 Any agent plugs in: an object with SB3's ``predict(obs, deterministic=True)``, a callable
-``obs -> action``, or a :class:`Ranker` that orders candidates itself.
+``obs -> action``, or a :class:`Ranker` that orders candidates itself. Reference policies
+(:mod:`movielens_env.references`) are evaluated online only: they read the simulator.
+
+The env keyword arguments may hold ``max_episode_steps`` (as ``gym.make`` takes it): the
+length of the online episodes, 10 if absent.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import numpy as np
 
 from .env import MovieLensRecEnv
 from .metrics import coverage_at_k, per_user_metrics
-from .policies import PolicyActor, Ranker, checked_ranking, top_k_by_score
-from .scoring import action_direction
+from .policies import PolicyActor, Ranker, checked_ranking
+from .references import Reference
+from .scoring import rank_by_action
 from .vector_env import MovieLensRecVectorEnv
 from .world import POSITIVE_RATING, RecWorld
 
@@ -74,8 +79,18 @@ def relevant_items(world: RecWorld, users: np.ndarray) -> list[np.ndarray]:
     return relevant
 
 
+def episode_steps(env_kwargs: dict[str, Any]) -> int:
+    """The online episode length: ``env_kwargs["max_episode_steps"]``, else 10."""
+    steps = env_kwargs.get("max_episode_steps", EPISODE_STEPS)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"max_episode_steps must be an integer >= 1, got {steps!r}")
+    return steps
+
+
 def _test_kwargs(env_kwargs: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    return {**env_kwargs, "split": "test", "render_mode": None, **overrides}
+    kwargs = {**env_kwargs, "split": "test", "render_mode": None, **overrides}
+    kwargs.pop("max_episode_steps", None)
+    return kwargs
 
 
 def _test_env(env_kwargs: dict[str, Any], **overrides: Any) -> MovieLensRecEnv:
@@ -90,14 +105,6 @@ def protocol_candidates(world: RecWorld, user: int, protocol: str) -> np.ndarray
     available = np.ones(world.dataset.n_items, dtype=bool)
     available[world.split.train.row(user)[0]] = False
     return np.flatnonzero(available)
-
-
-def rank_by_action(
-    world: RecWorld, action: np.ndarray, candidates: np.ndarray, k: int
-) -> np.ndarray:
-    """The ``k`` candidates an action scores best, as the env scores them (inner product)."""
-    scores = world.mf.item_factors[candidates] @ action_direction(action)
-    return top_k_by_score(scores, candidates, k)
 
 
 def evaluate_offline(
@@ -131,7 +138,7 @@ def evaluate_offline(
             if is_ranker:
                 ranking = checked_ranking(agent, int(user), candidates, depth, name)
             else:
-                ranking = rank_by_action(world, actions[row], candidates, depth)
+                ranking = rank_by_action(env.vectors, actions[row], candidates, depth)
             top[row, : len(ranking)] = ranking
         result.top_items[protocol] = top
         for metric, values in per_user_metrics(top, relevant, ks).items():
@@ -148,21 +155,28 @@ def evaluate_online(
     env_kwargs: dict[str, Any],
     reward_model: str = "mf",
     users: np.ndarray | None = None,
-    max_steps: int = EPISODE_STEPS,
+    max_steps: int | None = None,
     name: str = "agent",
 ) -> np.ndarray:
-    """Return of one test-split episode (at most ``max_steps``) per test user.
+    """Return of one test-split episode (at most ``max_steps``, by default the episode length
+    of ``env_kwargs``) per test user.
 
     Episodes run side by side, a batch of users at a time, so that a policy that accepts
     batches (any SB3 model) is asked once per step for the whole batch: in the native vector
-    env for policies that output actions, in single envs stepped in lockstep for rankers.
+    env for policies that output actions, in single envs stepped in lockstep for rankers. A
+    :class:`~movielens_env.references.Reference` plans each user's episode and the plan is
+    played in the env.
     """
+    if max_steps is None:
+        max_steps = episode_steps(env_kwargs)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
     first = _test_env(env_kwargs, reward_model=reward_model)
     world = first.world
     if users is None:
         users = evaluation_users(world, first.history_len)
+    if isinstance(agent, Reference):
+        return _online_reference(agent, first, users, max_steps)
     if not isinstance(agent, Ranker):
         actor = PolicyActor(agent, first.action_space.shape[0], name)
         return _online_actions(actor, env_kwargs, reward_model, users, max_steps)
@@ -186,6 +200,23 @@ def evaluate_online(
                 if not terminated:
                     still.append(lane)
             running = still
+    return returns
+
+
+def _online_reference(
+    reference: Reference, env: MovieLensRecEnv, users: np.ndarray, max_steps: int
+) -> np.ndarray:
+    """Each user's planned episode, played in the env (the return is the env's, not the
+    plan's own estimate)."""
+    returns = np.zeros(len(users))
+    raw_ids = env.world.dataset.user_ids
+    for row, user in enumerate(users):
+        env.reset(options={"user_id": raw_ids[user]})
+        for slate in reference.plan(env, max_steps)[:max_steps]:
+            _, reward, terminated, _, _ = env.step_items(slate)
+            returns[row] += reward
+            if terminated:
+                break
     return returns
 
 
@@ -225,8 +256,16 @@ def evaluate(
     name: str = "agent",
     online: bool = True,
 ) -> EvaluationResult:
-    """Both offline protocols, and the online return under ``mf`` (and ``oracle`` when known)."""
-    result = evaluate_offline(agent, env_kwargs, PROTOCOLS, ks, name)
+    """Both offline protocols, and the online return under ``mf`` (and ``oracle`` when known).
+
+    A :class:`~movielens_env.references.Reference` is evaluated online only: it reads the
+    simulator, so ranking held-out ratings with it would measure nothing.
+    """
+    if isinstance(agent, Reference):
+        env = _test_env(env_kwargs)
+        result = EvaluationResult(name, evaluation_users(env.world, env.history_len))
+    else:
+        result = evaluate_offline(agent, env_kwargs, PROTOCOLS, ks, name)
     if online:
         models = ["mf"]
         if _test_env(env_kwargs).world.dataset.truth is not None:

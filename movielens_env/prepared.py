@@ -49,6 +49,8 @@ def save_prepared(path: Path, dataset) -> None:
         for name in _TRUTH:
             arrays[f"truth_{name}"] = getattr(dataset.truth, name)
         arrays["truth_noise_scale"] = np.float64(dataset.truth.noise_scale)
+        if dataset.truth.genre_flags is not None:
+            arrays["truth_genre_flags"] = dataset.truth.genre_flags
     atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
 
 
@@ -65,6 +67,7 @@ def load_prepared(path: Path, name: str):
             truth = SyntheticTruth(
                 *(arrays[f"truth_{key}"] for key in _TRUTH),
                 float(arrays["truth_noise_scale"]),
+                arrays.get("truth_genre_flags"),
             )
         titles = arrays["titles"].astype(object) if "titles" in arrays else None
         genres = None
@@ -100,7 +103,9 @@ def _check(dataset) -> None:
         raise ValueError("ratings outside the rating scale")
     truth = dataset.truth
     if truth is not None and (
-        len(truth.user_factors) != dataset.n_users or len(truth.item_factors) != dataset.n_items
+        len(truth.user_factors) != dataset.n_users
+        or len(truth.item_factors) != dataset.n_items
+        or (truth.genre_flags is not None and len(truth.genre_flags) != dataset.n_items)
     ):
         raise ValueError("the synthetic truth does not match the users and items")
     for extra in (dataset.titles, dataset.genres):

@@ -10,7 +10,12 @@ to the lower id. The result no longer depends on how many users were scored toge
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .world import ItemVectors
 
 # A float32 dot product of length d is off by at most about d * 2**-24 * sum(|a_j * q_j|)
 # (any summation order, with or without FMA); twice that covers comparing two such products,
@@ -115,3 +120,17 @@ def _exact_top(
     rows, cols = rows[order], cols[order]
     starts = np.searchsorted(rows, np.arange(len(near)))
     return cols[starts[:, None] + np.arange(k)]
+
+
+def rank_by_action(
+    vectors: ItemVectors, action: np.ndarray, candidates: np.ndarray, k: int
+) -> np.ndarray:
+    """The ``min(k, len(candidates))`` candidates an action scores best, best first, chosen
+    exactly as the env chooses a slate (so offline rankings and online slates agree)."""
+    k = min(k, len(candidates))
+    if k == 0:
+        return candidates[:0]
+    action = action_direction(np.asarray(action))
+    coarse = vectors.items[candidates] @ action
+    best = best_slates(coarse[None], action[None], vectors.items64[candidates], k, vectors.bound)
+    return candidates[best[0]]

@@ -9,11 +9,12 @@ shares of 1..5 stars match MovieLens. Because the model is kept, the expected ra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .errors import MovieLensRecError
+from .formats import ML_100K_GENRES
 from .loaders import RawRatings
 
 # (users, items, ratings) of the GroupLens releases each synthetic shape mimics.
@@ -27,7 +28,11 @@ SYNTHETIC_ALIASES = {"synthetic": "synthetic-100k"}
 RATING_SHARES = np.array([0.0611, 0.1137, 0.2715, 0.3417, 0.2120])
 MIN_RATINGS_PER_USER = 20
 # Bump when the generator's output changes, so that prepared caches of old output are not used.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+# MovieLens' genres (ml-100k's, without "unknown") and roughly their shares of ml-100k's
+# genre labels; a synthetic item gets 1 to 3 of them.
+SYNTHETIC_GENRES = ML_100K_GENRES[1:]
+_GENRE_SHARES = np.array([9, 5, 2, 4, 18, 4, 2, 25, 1, 1, 2, 2, 2, 9, 4, 9, 2, 1], dtype=np.float64)
 _LATENT_DIM = 8
 _NOISE_SCALE = 0.45
 _TIME_START = 946_684_800  # 2000-01-01, MovieLens-like epoch seconds
@@ -47,6 +52,18 @@ class SyntheticTruth:
     item_bias: np.ndarray
     thresholds: np.ndarray  # 4 cut points between 1|2, 2|3, 3|4, 4|5 stars
     noise_scale: float
+    genre_flags: np.ndarray | None = None  # (items, len(SYNTHETIC_GENRES)) bool
+
+    def item_genres(self) -> np.ndarray | None:
+        """Each item's genres as a tuple of names (an object array), or ``None``."""
+        if self.genre_flags is None:
+            return None
+        genres = np.empty(len(self.genre_flags), dtype=object)
+        genres[:] = [
+            tuple(g for g, on in zip(SYNTHETIC_GENRES, row, strict=True) if on)
+            for row in self.genre_flags
+        ]
+        return genres
 
     def utility(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Latent utility of each (user, item) pair."""
@@ -67,6 +84,7 @@ class SyntheticTruth:
             self.item_bias[items],
             self.thresholds,
             self.noise_scale,
+            None if self.genre_flags is None else self.genre_flags[items],
         )
 
 
@@ -187,4 +205,24 @@ def generate_ratings(
     span = np.minimum(rng.lognormal(np.log(30 * 86_400), 1.5, n_users), _TIME_RANGE)
     timestamps = start[users] + (rng.random(len(users)) * span[users]).astype(np.int64)
     raw = RawRatings(users=users + 1, items=items + 1, ratings=ratings, timestamps=timestamps)
-    return raw, truth
+    genres = _genre_flags(np.random.default_rng([seed, 1]), item_factors)
+    return raw, replace(truth, genre_flags=genres)
+
+
+def _genre_flags(rng: np.random.Generator, item_factors: np.ndarray) -> np.ndarray:
+    """1 to 3 genres per item, likelier where the item's latent vector points the genre's way.
+
+    Each genre has a random direction in the latent space, so genres correlate with the
+    tastes that drive the ratings, as real genres do. A stream of its own keeps the ratings
+    the same as before genres existed.
+    """
+    n_items, n_genres = len(item_factors), len(SYNTHETIC_GENRES)
+    directions = rng.normal(0.0, 1.0, (item_factors.shape[1], n_genres))
+    directions /= np.linalg.norm(directions, axis=0)
+    affinity = item_factors @ directions * (3.0 * np.sqrt(_LATENT_DIM))
+    scores = (
+        affinity + np.log(_GENRE_SHARES / _GENRE_SHARES.sum()) + rng.gumbel(size=affinity.shape)
+    )
+    counts = 1 + rng.binomial(2, 0.3, n_items)
+    ranks = np.argsort(np.argsort(-scores, axis=1), axis=1)
+    return ranks < counts[:, None]

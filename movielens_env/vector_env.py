@@ -20,7 +20,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from threadpoolctl import ThreadpoolController
 
-from .env import NEUTRAL_RATING, MovieLensRecEnv
+from .env import MovieLensRecEnv
+from .observation import ObservationBuilder
 from .scoring import action_direction, best_slates
 from .world import POSITIVE_RATING
 
@@ -104,11 +105,14 @@ class MovieLensRecVectorEnv(VectorEnv):
         self.reward_model, self.unrated_reward = template.reward_model, template.unrated_reward
         self.obs_mode = template.obs_mode
         self.eligible_users = template.eligible_users
-        self._pool = self.world.split.train if self.split == "train" else self.world.split.test
+        self.vectors, self.user_model = template.vectors, template.user_model
+        self.observe = template.observe
 
         n, n_items = self.num_envs, self.world.dataset.n_items
         self._rngs: list[np.random.Generator | None] = [None] * n
-        self._users = np.full(n, -1, dtype=np.int64)
+        self._state = self.user_model.start(np.zeros(n, dtype=np.int64))
+        self._users = self._state.users
+        self._users[:] = -1
         self._history = np.zeros((n, self.history_len), dtype=np.int64)
         self._blocked = np.ones((n, n_items), dtype=bool)  # True: may not be recommended now
         self._n_available = np.zeros(n, dtype=np.int64)
@@ -171,8 +175,9 @@ class MovieLensRecVectorEnv(VectorEnv):
         if self.autoreset_mode == AutoresetMode.SAME_STEP and ended.any():
             done = np.flatnonzero(ended)
             final_obs = np.full(self.num_envs, None, dtype=object)
-            for row, observation in zip(done, _rows_of(self._observation(), done), strict=True):
-                final_obs[row] = observation
+            observations = self._observation()
+            for row in done:
+                final_obs[row] = ObservationBuilder.row(observations, row)
             final_info = {key: value.copy() for key, value in info.items()}
             # As in SyncVectorEnv: an ended row's step info moves to final_info, its top-level
             # info becomes that of the episode that starts in its place.
@@ -192,8 +197,14 @@ class MovieLensRecVectorEnv(VectorEnv):
         With :meth:`load_state_dict`, a training run can stop and later continue exactly
         (the masks are bit-packed: a few KB per sub-environment even on ML-25M).
         """
+        state = self._state
         return {
             "users": self._users.copy(),
+            **{
+                name: getattr(state, name).copy()
+                for name in _STATE_ARRAYS
+                if getattr(state, name) is not None
+            },
             "history": self._history.copy(),
             "blocked": np.packbits(self._blocked, axis=1),
             "n_available": self._n_available.copy(),
@@ -214,6 +225,12 @@ class MovieLensRecVectorEnv(VectorEnv):
         if blocked.shape[1] < n_items or np.asarray(state["history"]).shape != self._history.shape:
             raise ValueError("the saved state was made with another catalogue or history_len")
         self._users[:] = users
+        for name in _STATE_ARRAYS:
+            mine = getattr(self._state, name)
+            if (mine is None) != (name not in state):
+                raise ValueError(f"the saved state was made with another user model ({name})")
+            if mine is not None:
+                mine[:] = state[name]
         self._history[:] = state["history"]
         self._blocked[:] = blocked[:, :n_items].astype(bool)
         self._n_available[:] = state["n_available"]
@@ -253,17 +270,13 @@ class MovieLensRecVectorEnv(VectorEnv):
                 f"options['user_id'] must be one raw id or {self.num_envs} of them, "
                 f"got shape {raw.shape}"
             )
-        return np.array([self._template._user_from_raw(r) for r in raw[rows]], dtype=np.int64)
+        return np.array([self._template.user_from_raw(r) for r in raw[rows]], dtype=np.int64)
 
     def _start(self, rows: np.ndarray, users: np.ndarray) -> dict[str, Any]:
         """Begin new episodes in ``rows`` for ``users``; the reset info."""
         h = self.history_len
-        positives = self.world.positives
-        first = positives.indptr[users]
-        if self.split == "test":
-            first = positives.indptr[users + 1] - h
-        history = positives.items[first[:, None] + np.arange(h)].astype(np.int64)
-        self._users[rows] = users
+        history = self._template.initial_history(users)
+        self._state.assign(rows, self.user_model.start(users))
         self._history[rows] = history
         self._steps[rows] = 0
         self._autoreset[rows] = False
@@ -273,11 +286,12 @@ class MovieLensRecVectorEnv(VectorEnv):
             self._n_available[rows] = self.world.dataset.n_items - h
         else:
             blocked[rows] = True
-            counts = self._pool.counts[users]
-            starts = self._pool.indptr[users]
+            pool = self.user_model.pool
+            counts = pool.counts[users]
+            starts = pool.indptr[users]
             owner = np.repeat(rows, counts)
             offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-            blocked[owner, self._pool.items[np.repeat(starts, counts) + offsets]] = False
+            blocked[owner, pool.items[np.repeat(starts, counts) + offsets]] = False
             # In train the pool is the train row minus the history, which it contains.
             self._n_available[rows] = counts - (h if self.split == "train" else 0)
         blocked[rows[:, None], history] = True
@@ -303,25 +317,23 @@ class MovieLensRecVectorEnv(VectorEnv):
         act = actions if all_rows else actions[rows]
         blocked = self._blocked if all_rows else self._blocked[rows]
         users = self._users[rows]
+        vectors = self.vectors
         with _single_threaded_blas():
-            coarse = np.matmul(
-                act, self.world.mf.item_factors.T, out=self._scores_buffer(len(rows))
-            )
+            coarse = np.matmul(act, vectors.items.T, out=self._scores_buffer(len(rows)))
         np.copyto(coarse, -np.inf, where=blocked)
-        slates = best_slates(
-            coarse, act, self.world.item_factors64, self.slate_size, self.world.embedding_bound
-        )
-        ratings, logged = self._rate(users, slates)
-        item_rewards = np.where(
-            np.isnan(ratings), self.unrated_reward, (ratings - NEUTRAL_RATING) / 2.0
-        )
-        rewards[rows] = item_rewards.sum(axis=1)
+        slates = best_slates(coarse, act, vectors.items64, self.slate_size, vectors.bound)
+        state = self._state if all_rows else self._state.rows(rows)
+        response = self.user_model.respond(state, slates)
+        if not all_rows:
+            self._state.assign(rows, state)
+        ratings = response.ratings
+        rewards[rows] = response.rewards
         self._blocked[rows[:, None], slates] = True
         self._n_available[rows] -= self.slate_size
         hits = ratings >= POSITIVE_RATING  # NaN (unrated) compares False
         self._push_history(rows, slates, hits)
         self._steps[rows] += 1
-        terminated[rows] = self._n_available[rows] < self.slate_size
+        terminated[rows] = (self._n_available[rows] < self.slate_size) | response.left
         if self.max_episode_steps is not None:
             truncated[rows] = self._steps[rows] >= self.max_episode_steps
         data = self.world.dataset
@@ -332,7 +344,7 @@ class MovieLensRecVectorEnv(VectorEnv):
                 "user_id": data.user_ids[users].astype(np.int64),
                 "item_ids": data.item_ids[slates],
                 "ratings": ratings,
-                "logged": logged,
+                "logged": response.logged,
                 "hits": hits,
             },
         )
@@ -342,20 +354,6 @@ class MovieLensRecVectorEnv(VectorEnv):
         if self._scores is None or self._scores.shape[0] < n:
             self._scores = np.empty((self.num_envs, self.world.dataset.n_items), np.float32)
         return self._scores[:n]
-
-    def _rate(self, users: np.ndarray, slates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Ratings of each slate item and whether each came from the log (as the single env)."""
-        in_pool, ratings = self._pool.lookup(users[:, None], slates)
-        if self.reward_model == "oracle":
-            truth = self.world.dataset.truth
-            flat = truth.true_rating(np.repeat(users, slates.shape[1]), slates.ravel())
-            return flat.reshape(slates.shape), np.zeros(slates.shape, dtype=bool)
-        if self.reward_model == "mf":
-            predicted = self.world.mf.predict(users[:, None], slates)
-            ratings = np.where(
-                in_pool, ratings, np.clip(predicted, *self.world.dataset.rating_scale)
-            )
-        return ratings.astype(np.float64), in_pool
 
     def _push_history(self, rows: np.ndarray, slates: np.ndarray, hits: np.ndarray) -> None:
         """Append each row's liked slate items to its history, first in, first out."""
@@ -389,18 +387,12 @@ class MovieLensRecVectorEnv(VectorEnv):
             raise gym.error.ResetNeeded("call reset() before step(): no episode has started")
         return action_direction(array)
 
-    def _observation(self) -> np.ndarray | dict[str, np.ndarray]:
-        mf = self.world.mf
-        user = mf.user_factors[self._users]
-        history = mf.item_factors[self._history]
-        if self.obs_mode == "flat":
-            return np.concatenate([user, history.reshape(self.num_envs, -1)], axis=1)
-        return {
-            "user_id": self._users.copy(),
-            "history_ids": self._history.copy(),
-            "user": user,
-            "history": history,
-        }
+    def _observation(self) -> Any:
+        return self.observe(self._state, self._history)
+
+
+# The user-state arrays a checkpoint of the vector env holds (those the user model uses).
+_STATE_ARRAYS = ("satiation", "taste", "patience")
 
 
 @functools.cache
@@ -452,17 +444,3 @@ def _merge_info(info: dict[str, Any], other: dict[str, Any]) -> None:
             continue
         info[key][mask] = value[mask]
         info[f"_{key}"] = info[f"_{key}"] | mask
-
-
-def _rows_of(observation: np.ndarray | dict[str, np.ndarray], rows: np.ndarray):
-    """Per-row observations (for ``final_obs``), each as a single env returns it."""
-    for row in rows:
-        if isinstance(observation, dict):
-            yield {
-                "user_id": np.int64(observation["user_id"][row]),
-                "history_ids": observation["history_ids"][row],
-                "user": observation["user"][row],
-                "history": observation["history"][row],
-            }
-        else:
-            yield observation[row]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -30,6 +31,40 @@ class WorldSpec:
 
 
 @dataclass(frozen=True, eq=False)
+class ItemVectors:
+    """The item vectors that actions are scored against, and how user vectors extend to match.
+
+    With ``bias`` the item vector is ``[q_i, b_i]`` and the user vector ``[p_u, 1]``, so the
+    user vector scores ``p_u . q_i + b_i``: MF's prediction less the user's own constant, hence
+    exactly MF's ranking. Without it, both are the plain MF factors (the paper's ``a . q_i``).
+
+    Attributes:
+        items: ``(n_items, d)`` float32, for the coarse scoring product.
+        items64: the same in float64, for exact re-scoring (see :mod:`movielens_env.scoring`).
+        bound: the largest absolute value of any user or item vector.
+        bias: whether the vectors carry the bias.
+    """
+
+    items: np.ndarray
+    items64: np.ndarray
+    bound: float
+    bias: bool
+
+    @property
+    def dim(self) -> int:
+        """Length of every item, user and action vector."""
+        return self.items.shape[1]
+
+    def users(self, factors: np.ndarray) -> np.ndarray:
+        """User vectors (float32) from MF user factors ``(..., dim)``: ``[p_u, 1]`` with bias."""
+        factors = np.asarray(factors, dtype=np.float32)
+        if not self.bias:
+            return factors
+        ones = np.ones((*factors.shape[:-1], 1), dtype=np.float32)
+        return np.concatenate([factors, ones], axis=-1)
+
+
+@dataclass(frozen=True, eq=False)
 class RecWorld:
     """A dataset with its temporal split, its MF model and each user's positive train ratings.
 
@@ -48,6 +83,20 @@ class RecWorld:
     def item_factors64(self) -> np.ndarray:
         """The item factors in float64, for exact re-scoring of shortlisted items."""
         return self.mf.item_factors.astype(np.float64)
+
+    def vectors(self, item_bias: bool) -> ItemVectors:
+        """The vectors actions score: ``[q_i, b_i]`` with ``item_bias``, else ``q_i``."""
+        return self._biased_vectors if item_bias else self._plain_vectors
+
+    @cached_property
+    def _plain_vectors(self) -> ItemVectors:
+        return ItemVectors(self.mf.item_factors, self.item_factors64, self.embedding_bound, False)
+
+    @cached_property
+    def _biased_vectors(self) -> ItemVectors:
+        items = np.hstack([self.mf.item_factors, self.mf.item_bias[:, None]])
+        bound = max(self.embedding_bound, 1.0, float(np.abs(self.mf.item_bias).max(initial=0.0)))
+        return ItemVectors(items, items.astype(np.float64), bound, True)
 
     def __reduce__(self):
         return (build_world, (self.spec,))
@@ -70,11 +119,18 @@ def _cache_key(spec: WorldSpec) -> WorldSpec | tuple:
     return spec
 
 
-def build_world(spec: WorldSpec) -> RecWorld:
-    """Load (or reuse from this process) the world described by ``spec``."""
+def build_world(
+    spec: WorldSpec, check: Callable[[RatingsDataset], None] = lambda dataset: None
+) -> RecWorld:
+    """Load (or reuse from this process) the world described by ``spec``.
+
+    ``check`` sees the dataset before anything is fitted, so that arguments the data cannot
+    serve are refused before a long MF fit (and before anything is cached for them).
+    """
     key = _cache_key(spec)
     with _LOCK:
         if key in _CACHE:
+            check(_CACHE[key].dataset)
             return _CACHE[key]
     if isinstance(spec.dataset, RatingsDataset):
         dataset = spec.dataset
@@ -82,6 +138,7 @@ def build_world(spec: WorldSpec) -> RecWorld:
         dataset = load_dataset(
             spec.dataset, spec.data_dir, cache_dir=spec.cache_dir, download=spec.download
         )
+    check(dataset)
     split = temporal_split(dataset, spec.train_fraction)
     mf = load_or_fit_mf(
         split.train, spec.mf, dataset.fingerprint(), spec.train_fraction, spec.cache_dir

@@ -119,7 +119,7 @@ def test_custom_agent_loads_as_a_cli_plugin(tmp_path):
 
 def test_vector_env_steps_many_users_and_compares_with_sync():
     out = _run(["examples/vector_env.py", "--num-envs", "8", "--steps", "10"])
-    assert "MovieLensRecVectorEnv: 8 users, observations (8, 1100)" in out
+    assert "MovieLensRecVectorEnv: 8 users, observations (8, 1111)" in out
     mean = float(re.search(rf"mean return of one episode per user: ({NUMBER})", out).group(1))
     assert -10.0 <= mean <= 10.0  # 10 steps of rewards in [-1, 1]
     assert "episodes ended: 8 of 8" in out  # truncated after 10 steps, as registered

@@ -35,16 +35,28 @@ class DRRAgent:
 
     Args:
         config: hyper-parameters.
-        dim: embedding dimension of the env (the action's length).
+        dim: length of the env's vectors (the action's length).
         history_len: items in the observed history.
         seed: seeds network initialisation (torch), exploration noise and replay sampling.
+        obs_dim: length of the flat observation; what follows the user and history vectors
+            (the user's satiation and patience) is read as context. Default: nothing follows.
     """
 
-    def __init__(self, config: DRRConfig, dim: int, history_len: int, seed: int) -> None:
+    def __init__(
+        self, config: DRRConfig, dim: int, history_len: int, seed: int, obs_dim: int | None = None
+    ) -> None:
         self.config, self.dim, self.history_len = config, dim, history_len
+        obs_dim = (history_len + 1) * dim if obs_dim is None else obs_dim
+        context = obs_dim - (history_len + 1) * dim
+        if context < 0:
+            raise ValueError(
+                f"obs_dim={obs_dim} is shorter than the user and {history_len} history vectors "
+                f"of length {dim}"
+            )
+        self.obs_dim = obs_dim
         torch.manual_seed(seed)
-        self.actor = Actor(config.state, dim, history_len, config.hidden)
-        self.critic = Critic(config.state, dim, history_len, config.hidden)
+        self.actor = Actor(config.state, dim, history_len, config.hidden, context)
+        self.critic = Critic(config.state, dim, history_len, config.hidden, context)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(
@@ -53,9 +65,8 @@ class DRRAgent:
         self.critic_optimizer = torch.optim.Adam(
             self.critic.parameters(), lr=config.critic_lr, weight_decay=config.weight_decay
         )
-        obs_dim = (history_len + 1) * dim
         self.replay = PrioritizedReplay(
-            config.buffer_size, obs_dim, dim, config.per_alpha, config.per_eps
+            config.buffer_size, self.obs_dim, dim, config.per_alpha, config.per_eps
         )
         self.rng = np.random.default_rng(seed)
         self.noise_std = config.noise_std

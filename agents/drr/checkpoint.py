@@ -18,7 +18,9 @@ from .config import DRRConfig
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
-FORMAT_VERSION = 2  # 2: the vector env's state replaces the single env's generator
+# 2: the vector env's state replaces the single env's generator; 3: item vectors with the bias
+# (one more dimension), the user model's state, and the observation's length.
+FORMAT_VERSION = 3
 
 
 class CheckpointError(ValueError):

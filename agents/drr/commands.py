@@ -15,10 +15,10 @@ from movielens_env.evaluation import (
     evaluate,
     evaluate_offline,
     protocol_candidates,
-    rank_by_action,
 )
 from movielens_env.exports import export_recommendations
 from movielens_env.formats import DATASET_NAMES
+from movielens_env.scoring import rank_by_action
 
 from ..plots import plot_training
 from .config import STATE_REPRESENTATIONS, DRRConfig
@@ -101,7 +101,7 @@ def _recommend(args: argparse.Namespace) -> int:
     obs, info = env.reset(options={"user_id": args.user})
     action, _ = agent.predict(obs, deterministic=True)
     candidates = protocol_candidates(env.world, int(data.user_index(args.user)), "full")
-    top = rank_by_action(env.world, action, candidates, args.k)
+    top = rank_by_action(env.vectors, action, candidates, args.k)
     print(f"User {args.user}, who recently liked:")
     for item in data.item_index(info["history_item_ids"]):
         print(f"    {data.title(int(item))}")

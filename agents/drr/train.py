@@ -87,7 +87,8 @@ def _train(env_kwargs, config, episodes, seed, run_dir, resume, on_episode) -> T
     # --- set-up: envs, agent, and (when resuming) everything the checkpoint restores
     envs = training_envs(env_kwargs, config.num_envs)
     dim, history_len = envs.single_action_space.shape[0], envs.history_len
-    agent = DRRAgent(config, dim, history_len, seed)
+    obs_dim = envs.single_observation_space.shape[0]
+    agent = DRRAgent(config, dim, history_len, seed, obs_dim)
     result = TrainResult(agent)
     running, losses = np.zeros(envs.num_envs), []
     if resume and run_dir is not None and (run_dir / "checkpoint.pt").exists():
@@ -152,7 +153,8 @@ def _train(env_kwargs, config, episodes, seed, run_dir, resume, on_episode) -> T
                 "obs": torch.as_tensor(obs), "running": torch.as_tensor(running),
                 "losses": losses, "curve": result.curve,
                 "episode_returns": result.episode_returns, "seed": seed, "dim": dim,
-                "history_len": history_len, "env_kwargs": _json_env_kwargs(env_kwargs),
+                "history_len": history_len, "obs_dim": obs_dim,
+                "env_kwargs": _json_env_kwargs(env_kwargs),
             }  # fmt: skip
             save_checkpoint(run_dir, payload, config)
     if run_dir is not None and result.curve:
@@ -198,6 +200,9 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
 def load_agent(run_dir: Path) -> tuple[DRRAgent, dict[str, Any]]:
     """The trained agent of a run directory and the env kwargs it was trained with."""
     payload, config = load_checkpoint(run_dir)
-    agent = DRRAgent(config, int(payload["dim"]), int(payload["history_len"]), int(payload["seed"]))
+    agent = DRRAgent(
+        config, int(payload["dim"]), int(payload["history_len"]), int(payload["seed"]),
+        int(payload["obs_dim"]),
+    )  # fmt: skip
     agent.load_state_dict(payload["agent"])
     return agent, payload["env_kwargs"]

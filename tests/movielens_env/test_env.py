@@ -36,10 +36,11 @@ def _pool(env: MovieLensRecEnv, user: int) -> dict[int, float]:
     return dict(zip(items.tolist(), ratings.tolist(), strict=True))
 
 
-def test_spaces_and_observation_layout(make_env):
-    env = make_env(history_len=5)
+@pytest.mark.parametrize("item_bias", [True, False])
+def test_spaces_and_observation_layout(make_env, item_bias):
+    env = make_env(history_len=5, item_bias=item_bias)
     obs, info = env.reset(seed=3)
-    dim = 16
+    dim = 16 + item_bias  # the vectors carry the item bias as one more coordinate
     assert env.action_space == gym.spaces.Box(-1, 1, (dim,), np.float32)
     assert obs.shape == ((5 + 1) * dim,) and obs.dtype == np.float32
     assert env.observation_space.contains(obs)
@@ -50,8 +51,12 @@ def test_spaces_and_observation_layout(make_env):
     data, mf = env.world.dataset, env.world.mf
     user = int(data.user_index(info["user_id"]))
     history = data.item_index(info["history_item_ids"])
-    np.testing.assert_array_equal(obs[:dim], mf.user_factors[user])
-    np.testing.assert_array_equal(obs[dim:].reshape(5, dim), mf.item_factors[history])
+    user_vector, items = mf.user_factors[user], mf.item_factors[history]
+    if item_bias:
+        user_vector = np.append(user_vector, np.float32(1.0))
+        items = np.hstack([items, mf.item_bias[history, None]])
+    np.testing.assert_array_equal(obs[:dim], user_vector)
+    np.testing.assert_array_equal(obs[dim:].reshape(5, dim), items)
     # split="train": the history is the user's first positives in time.
     np.testing.assert_array_equal(history, env.world.positives.row(user)[0][:5])
     assert (env.world.positives.ratings >= POSITIVE_RATING).all()
@@ -64,17 +69,19 @@ def test_dict_observation_mode(make_env):
     data = env.world.dataset
     assert data.user_ids[obs["user_id"]] == info["user_id"]
     np.testing.assert_array_equal(data.item_ids[obs["history_ids"]], info["history_item_ids"])
-    np.testing.assert_array_equal(obs["history"], env.world.mf.item_factors[obs["history_ids"]])
+    np.testing.assert_array_equal(obs["history"], env.vectors.items[obs["history_ids"]])
+    np.testing.assert_array_equal(obs["user"][-1], 1.0)
 
 
 def test_recommends_the_best_scored_available_items(make_env):
     env = make_env(slate_size=3)
     env.reset(seed=1)
-    factors = env.world.mf.item_factors
+    mf = env.world.mf
+    factors = np.hstack([mf.item_factors, mf.item_bias[:, None]]).astype(np.float64)
     excluded = set(env.world.dataset.item_index(env.reset(seed=1)[1]["history_item_ids"]).tolist())
     for action, _, _, _, info in _rollout(env, 5, seed=1):
         slate = env.world.dataset.item_index(info["item_ids"])
-        scores = factors @ action
+        scores = factors @ action.astype(np.float64)
         scores[list(excluded)] = -np.inf
         expected = np.argsort(-scores, kind="stable")[:3]
         np.testing.assert_array_equal(slate, expected)
@@ -199,10 +206,10 @@ def test_render_ansi_names_user_history_and_slate(make_env):
 @pytest.mark.parametrize(
     "action, message",
     [
-        (np.zeros(15, np.float32), r"shape \(16,\)"),
-        (np.zeros((1, 16), np.float32), r"shape \(16,\)"),
-        (np.full(16, np.nan, np.float32), "NaN or inf"),
-        (np.r_[np.zeros(15), np.inf].astype(np.float32), "NaN or inf"),
+        (np.zeros(16, np.float32), r"shape \(17,\)"),  # the length without the bias
+        (np.zeros((1, 17), np.float32), r"shape \(17,\)"),
+        (np.full(17, np.nan, np.float32), "NaN or inf"),
+        (np.r_[np.zeros(16), np.inf].astype(np.float32), "NaN or inf"),
     ],
 )
 def test_bad_actions_are_refused(make_env, action, message):

@@ -86,7 +86,7 @@ def test_pickle_round_trip_mid_episode(make_env):
         env.step(env.action_space.sample())
     clone = pickle.loads(pickle.dumps(env))
     assert clone.world is env.world  # the shared world comes back from the process cache
-    actions = np.random.default_rng(0).uniform(-1, 1, (6, 16)).astype(np.float32)
+    actions = np.random.default_rng(0).uniform(-1, 1, (6, 17)).astype(np.float32)
     _assert_same([env.step(a) for a in actions], [clone.step(a) for a in actions])
     _assert_same([env.reset()], [clone.reset()])  # the RNG state travelled too
 

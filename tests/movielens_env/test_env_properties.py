@@ -20,10 +20,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from movielens_env import MovieLensRecEnv, RatingsDataset
-from movielens_env.evaluation import protocol_candidates, rank_by_action
+from movielens_env.evaluation import protocol_candidates
+from movielens_env.scoring import rank_by_action
 from tests.conftest import SMALL_ENV_KWARGS
 
-DIM = SMALL_ENV_KWARGS["embedding_dim"]
+# Actions are drawn with one coordinate per MF factor plus the bias coordinate; an env without
+# item_bias uses the first DIM of them.
+DIM = SMALL_ENV_KWARGS["embedding_dim"] + 1
 PROPERTY_SETTINGS = settings(
     max_examples=150,
     deadline=None,
@@ -71,7 +74,23 @@ def env_args(draw: st.DrawFn) -> dict[str, Any]:
         "unrated_reward": draw(st.sampled_from([-0.5, -2.0, 0.0, 0.75])),
         "split": draw(st.sampled_from(["train", "test"])),
         "obs_mode": draw(st.sampled_from(["flat", "dict"])),
+        "item_bias": draw(st.booleans()),
     }
+
+
+def fitted(env: MovieLensRecEnv, action: np.ndarray) -> np.ndarray:
+    """The drawn action cut to the env's action length."""
+    return action[: env.action_space.shape[0]]
+
+
+def expected_vectors(env: MovieLensRecEnv, user: int, items) -> tuple[np.ndarray, np.ndarray]:
+    """The user and item vectors the docstring promises, from the MF model directly."""
+    mf = env.world.mf
+    user_vector, item_vectors = mf.user_factors[user], mf.item_factors[items]
+    if env.item_bias:
+        user_vector = np.append(user_vector, np.float32(1.0))
+        item_vectors = np.hstack([item_vectors, mf.item_bias[items, None]])
+    return user_vector, item_vectors
 
 
 _unit = hnp.arrays(np.float32, DIM, elements=st.floats(-1, 1, width=32))
@@ -116,16 +135,18 @@ class EpisodeModel:
 
     def check_observation(self, obs: Any) -> None:
         """The observation is in the space and shows the user and the modelled history."""
-        env, mf = self.env, self.env.world.mf
+        env = self.env
         assert env.observation_space.contains(obs)
         if env.obs_mode == "dict":
             assert int(obs["user_id"]) == self.user
             np.testing.assert_array_equal(obs["history_ids"], self.history)
             user, history = obs["user"], obs["history"]
         else:
-            user, history = obs[:DIM], obs[DIM:].reshape(env.history_len, DIM)
-        np.testing.assert_array_equal(user, mf.user_factors[self.user])
-        np.testing.assert_array_equal(history, mf.item_factors[self.history])
+            dim = env.action_space.shape[0]
+            user, history = obs[:dim], obs[dim:].reshape(env.history_len, dim)
+        want_user, want_history = expected_vectors(env, self.user, self.history)
+        np.testing.assert_array_equal(user, want_user)
+        np.testing.assert_array_equal(history, want_history)
 
     def check_step(self, slate: np.ndarray, before: np.ndarray, step: tuple) -> None:
         """Everything one step returned, given the slate it recommended."""
@@ -170,7 +191,8 @@ def _best_scored(model: EpisodeModel, action: np.ndarray, candidates: np.ndarray
     peak = np.abs(direction).max()
     if peak == 0:
         return  # every item ties
-    scores = model.env.world.mf.item_factors[candidates].astype(np.float64) @ (direction / peak)
+    vectors = expected_vectors(model.env, model.user, candidates)[1]
+    scores = vectors.astype(np.float64) @ (direction / peak)
     chosen = np.isin(candidates, slate)
     tolerance = 1e-4 * max(1.0, np.abs(scores).max())  # the env scores in float32
     assert chosen.all() or scores[chosen].min() >= scores[~chosen].max() - tolerance
@@ -191,13 +213,14 @@ def test_episode_invariants(envs, args, seed, moves):
             slate = rng.choice(before, env.slate_size, replace=False)
             step = env.step_items(slate)
         else:
+            move = fitted(env, move)
             step = env.step(move)
             slate = env.world.dataset.item_index(step[4]["item_ids"])
             _best_scored(model, move, before, slate)
         model.check_step(slate, before, step)
         if step[2]:
             with pytest.raises(gym.error.ResetNeeded):
-                env.step(np.ones(DIM, np.float32))
+                env.step(fitted(env, np.ones(DIM, np.float32)))
             break
 
 
@@ -209,7 +232,7 @@ def test_step_items_with_the_chosen_slate_is_step(envs, args, seed, actions):
     twin_obs, twin_info = by_items.reset(seed=seed)
     np.testing.assert_equal((obs, info), (twin_obs, twin_info))
     for action in actions:
-        step = by_action.step(action)
+        step = by_action.step(fitted(by_action, action))
         slate = by_action.world.dataset.item_index(step[4]["item_ids"])
         np.testing.assert_equal(by_items.step_items(slate), step)
         if step[2]:
@@ -250,8 +273,8 @@ def scaled_actions(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
 @PROPERTY_SETTINGS
 @given(args=env_args(), seed=st.integers(0, 2**32 - 1), actions=scaled_actions())
 def test_only_the_direction_of_an_action_counts(envs, args, seed, actions):
-    action, scaled = actions
     env, twin = envs(args), envs(args, twin=1)
+    action, scaled = (fitted(env, a) for a in actions)
     env.reset(seed=seed)
     info = twin.reset(seed=seed)[1]
     with warnings.catch_warnings():
@@ -262,6 +285,6 @@ def test_only_the_direction_of_an_action_counts(envs, args, seed, actions):
             world, int(world.dataset.user_index(info["user_id"])), "full"
         )
         np.testing.assert_array_equal(
-            rank_by_action(world, scaled, candidates, 10),
-            rank_by_action(world, action, candidates, 10),
+            rank_by_action(env.vectors, scaled, candidates, 10),
+            rank_by_action(env.vectors, action, candidates, 10),
         )

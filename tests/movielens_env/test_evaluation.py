@@ -67,20 +67,21 @@ def test_policies_see_the_test_split_observation(env_kwargs, world):
 
     def policy(obs):
         seen.append(obs)
-        return np.ones(16, np.float32)
+        return np.ones(17, np.float32)
 
     result = evaluate_offline(policy, env_kwargs, protocols=("rerank",))
     env = MovieLensRecEnv(**{**env_kwargs, "split": "test", "obs_mode": "dict"})
     for obs, user in zip(seen, result.users, strict=True):
         expected = env.reset(options={"user_id": world.dataset.user_ids[user]})[0]
         np.testing.assert_array_equal(expected["history_ids"], world.positives.row(user)[0][-5:])
-        np.testing.assert_array_equal(obs[16:].reshape(5, 16), expected["history"])
+        np.testing.assert_array_equal(obs[17:].reshape(5, 17), expected["history"])
 
 
-def test_action_policies_rank_by_inner_product_with_item_embeddings(env_kwargs, world):
-    action = np.random.default_rng(0).uniform(-1, 1, 16).astype(np.float32)
+def test_action_policies_rank_by_inner_product_with_item_vectors(env_kwargs, world):
+    action = np.random.default_rng(0).uniform(-1, 1, 17).astype(np.float32)
     result = evaluate_offline(lambda obs: action, env_kwargs, protocols=("full",), ks=(10,))
-    scores = world.mf.item_factors @ action
+    vectors = np.hstack([world.mf.item_factors, world.mf.item_bias[:, None]])
+    scores = vectors.astype(np.float64) @ action
     for user, top in zip(result.users, result.top_items["full"], strict=True):
         masked = scores.copy()
         masked[world.split.train.row(user)[0]] = -np.inf
@@ -158,7 +159,7 @@ def test_online_return_of_a_policy_matches_stepping_the_env_by_hand(
     monkeypatch.setattr(evaluation_module, "_LOCKSTEP", 4)  # batches of 4, 4 and a padded 2
     kwargs = {**env_kwargs, "candidates": candidates}
     users = evaluation_users(world, 5)[:10]
-    weights = np.random.default_rng(0).normal(size=(world.mf.item_factors.shape[1], 96))
+    weights = np.random.default_rng(0).normal(size=(17, 96))
 
     def policy(obs: np.ndarray) -> np.ndarray:
         return np.tanh(weights @ obs[:96]).astype(np.float32)
@@ -178,7 +179,7 @@ def test_online_return_of_a_policy_matches_stepping_the_env_by_hand(
 
 
 def test_only_the_direction_of_an_action_counts_even_beyond_float32(env_kwargs):
-    weights = np.random.default_rng(1).normal(size=(16, 96))
+    weights = np.random.default_rng(1).normal(size=(17, 96))
 
     def policy(obs: np.ndarray) -> np.ndarray:
         return np.tanh(weights @ obs[:96])
@@ -199,8 +200,8 @@ def test_evaluate_reports_every_protocol_and_the_oracle_on_synthetic_data(env_kw
 @pytest.mark.parametrize(
     "agent, message",
     [
-        (lambda obs: np.zeros(3), r"agent 'bad' returned an action of shape \(3,\), not \(16,\)"),
-        (lambda obs: np.full(16, np.nan), "agent 'bad' returned an action with NaN or inf"),
+        (lambda obs: np.zeros(3), r"agent 'bad' returned an action of shape \(3,\), not \(17,\)"),
+        (lambda obs: np.full(17, np.nan), "agent 'bad' returned an action with NaN or inf"),
         (object(), "agent 'bad' is neither a Ranker"),
     ],
 )

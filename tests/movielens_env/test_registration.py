@@ -45,4 +45,4 @@ def test_gym_make_with_module_prefix_works_without_importing(tmp_path):
         env={**os.environ, "MOVIELENS_DATA": str(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "(44,) float ['hits', 'item_ids', 'logged', 'ratings', 'user_id']" in result.stdout
+    assert "(55,) float ['hits', 'item_ids', 'logged', 'ratings', 'user_id']" in result.stdout

@@ -189,7 +189,7 @@ def test_bad_actions_and_step_before_reset(small_dataset):
     with pytest.raises(gym.error.ResetNeeded):
         envs.step(actions)
     envs.reset(seed=0)
-    with pytest.raises(ValueError, match=r"shape \(2, 16\)"):
+    with pytest.raises(ValueError, match=r"shape \(2, 17\)"):
         envs.step(actions[0])
     actions[1, 3] = np.nan
     with pytest.raises(ValueError, match=r"sub-environments \[1\]"):

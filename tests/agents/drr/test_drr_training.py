@@ -27,7 +27,7 @@ def _weights(agent: DRRAgent) -> list[torch.Tensor]:
 
 def test_critic_loss_falls_on_a_fixed_buffer():
     env = gym.make("MovieLensRec-v0", **ENV)
-    agent = DRRAgent(DRRConfig(**SMALL, critic_lr=3e-3), 8, 5, seed=0)
+    agent = DRRAgent(DRRConfig(**SMALL, critic_lr=3e-3), env.action_space.shape[0], 5, seed=0)
     obs, _ = env.reset(seed=0)
     for _ in range(400):
         action = agent.act(obs[None], explore=True)[0]
@@ -78,7 +78,7 @@ def test_checkpoint_loads_weights_only_with_its_config(tmp_path):
     assert (tmp_path / "config.json").read_text() == config.to_json()
     agent, env_kwargs = load_agent(tmp_path)
     assert env_kwargs == ENV
-    obs = np.random.default_rng(0).normal(size=(3, 48)).astype(np.float32)
+    obs = np.random.default_rng(0).normal(size=(3, 6 * 9)).astype(np.float32)  # dim 8 + the bias
     np.testing.assert_array_equal(agent.predict(obs)[0], result.agent.predict(obs)[0])
 
 

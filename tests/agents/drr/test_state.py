@@ -52,7 +52,7 @@ def test_position_weights_receive_gradients(kind):
 @pytest.mark.parametrize("kind", list(EXPECTED_DIMS))
 def test_actor_and_critic_train_their_state_module(kind):
     obs = torch.randn(BATCH, (N + 1) * DIM)
-    actor, critic = Actor(kind, DIM, N, 16), Critic(kind, DIM, N, 16)
+    actor, critic = Actor(kind, DIM, N, 16, 0), Critic(kind, DIM, N, 16, 0)
     action = actor(obs)
     assert action.shape == (BATCH, DIM) and action.abs().max() <= 1
     critic(obs, action).sum().backward()
@@ -60,3 +60,16 @@ def test_actor_and_critic_train_their_state_module(kind):
     trainable = [p for p in actor.state.parameters()] + [p for p in critic.state.parameters()]
     assert all(p.grad is not None for p in trainable) and (kind == "drr-n") == (not trainable)
     assert "state.weights" in critic.state_dict() or kind == "drr-n"  # saved with the network
+
+
+def test_actor_and_critic_read_the_context_after_the_history():
+    # Under user models with a state (satiation, patience), the observation goes on after the
+    # history; both networks read it, so changing it alone changes their outputs.
+    context = 4
+    obs = torch.randn(BATCH, (N + 1) * DIM + context)
+    actor, critic = Actor("drr-ave", DIM, N, 16, context), Critic("drr-ave", DIM, N, 16, context)
+    other = obs.clone()
+    other[:, -context:] += 1.0
+    action = actor(obs)
+    assert not torch.allclose(action, actor(other))
+    assert not torch.allclose(critic(obs, action), critic(other, action))

@@ -1,0 +1,95 @@
+"""The observation: its space and its values, for one user or a batch of users.
+
+Flat layout (``obs_mode="flat"``), float32: the user vector, the history item vectors (oldest
+first), then, where the user model has them, the per-genre satiation and the remaining patience.
+``obs_mode="dict"`` holds the same parts under their own keys, plus the internal ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from .user_model import UserModel, UserState
+from .world import ItemVectors
+
+OBS_MODES = ("flat", "dict")
+
+
+class ObservationBuilder:
+    """Builds the observation space and the observations of one env configuration.
+
+    Args:
+        vectors: the item vectors (with or without the bias) the observation shows.
+        model: the user model (whose state adds satiation and patience).
+        history_len: items in the history.
+        slate_size: items per step (bounds the satiation).
+        obs_mode: ``"flat"`` or ``"dict"``.
+        n_users: number of users (the range of ``user_id``).
+    """
+
+    def __init__(
+        self,
+        vectors: ItemVectors,
+        model: UserModel,
+        history_len: int,
+        slate_size: int,
+        obs_mode: str,
+        n_users: int,
+    ) -> None:
+        self.vectors, self.model = vectors, model
+        self.history_len, self.obs_mode = history_len, obs_mode
+        config = model.config
+        bound = np.float32(vectors.bound or 1.0)
+        dim, n_items = vectors.dim, len(vectors.items)
+        parts: dict[str, spaces.Box] = {
+            "user": spaces.Box(-bound, bound, (dim,), np.float32),
+            "history": spaces.Box(-bound, bound, (history_len, dim), np.float32),
+        }
+        if config.boredom:
+            high = np.float32(slate_size * model.satiation_bound)
+            parts["satiation"] = spaces.Box(0.0, high, (len(model.genres),), np.float32)
+        if config.patience:
+            parts["patience"] = spaces.Box(
+                0.0, np.float32(config.patience_budget), (1,), np.float32
+            )
+        self.parts = parts
+        if obs_mode == "flat":
+            low = np.concatenate([box.low.ravel() for box in parts.values()])
+            high = np.concatenate([box.high.ravel() for box in parts.values()])
+            self.space: spaces.Space = spaces.Box(low, high, dtype=np.float32)
+        else:
+            self.space = spaces.Dict(
+                {
+                    "user_id": spaces.Discrete(n_users),
+                    "history_ids": spaces.MultiDiscrete(np.full(history_len, n_items)),
+                    **parts,
+                }
+            )
+
+    def __call__(self, state: UserState, history: np.ndarray) -> Any:
+        """Observations of a batch: ``(n, obs_dim)`` float32, or a dict of batched arrays."""
+        values = {
+            "user": self.vectors.users(self.model.user_vectors(state)),
+            "history": self.vectors.items[history],
+        }
+        if state.satiation is not None:
+            values["satiation"] = state.satiation.astype(np.float32)
+        if state.patience is not None:
+            budget = self.model.config.patience_budget
+            values["patience"] = np.clip(state.patience, 0.0, budget).astype(np.float32)[:, None]
+        if self.obs_mode == "flat":
+            n = len(history)
+            return np.concatenate([v.reshape(n, -1) for v in values.values()], axis=1)
+        return {"user_id": state.users.copy(), "history_ids": history.copy(), **values}
+
+    @staticmethod
+    def row(observation: Any, row: int) -> Any:
+        """One observation of a batch, as a single env returns it."""
+        if isinstance(observation, dict):
+            one = {key: value[row] for key, value in observation.items()}
+            one["user_id"] = np.int64(one["user_id"])
+            return one
+        return observation[row]
