@@ -65,7 +65,7 @@ class MFModel:
     def predict(self, users: np.ndarray | int, items: np.ndarray | int) -> np.ndarray:
         """Predicted ratings of (user, item) pairs (broadcast), unclipped."""
         users, items = np.asarray(users), np.asarray(items)
-        dot = np.sum(self.user_factors[users] * self.item_factors[items], axis=-1)
+        dot = (self.user_factors[users] * self.item_factors[items]).sum(axis=-1)
         return self.global_mean + self.user_bias[users] + self.item_bias[items] + dot
 
     def predict_user(self, user: int) -> np.ndarray:

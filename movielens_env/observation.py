@@ -71,19 +71,31 @@ class ObservationBuilder:
 
     def __call__(self, state: UserState, history: np.ndarray) -> Any:
         """Observations of a batch: ``(n, obs_dim)`` float32, or a dict of batched arrays."""
-        values = {
-            "user": self.vectors.users(self.model.user_vectors(state)),
-            "history": self.vectors.items[history],
+        vectors, n = self.vectors, len(history)
+        user = (
+            vectors.fitted_users[state.users] if state.taste is None else vectors.users(state.taste)
+        )
+        items = vectors.items[history]
+        if self.obs_mode == "flat":
+            parts = [user, items.reshape(n, -1), *self._state_parts(state).values()]
+            return np.concatenate(parts, axis=1)
+        return {
+            "user_id": state.users.copy(),
+            "history_ids": history.copy(),
+            "user": user,
+            "history": items,
+            **self._state_parts(state),
         }
+
+    def _state_parts(self, state: UserState) -> dict[str, np.ndarray]:
+        """The observed parts of the user's state, as ``(n, size)`` float32 arrays."""
+        parts = {}
         if state.satiation is not None:
-            values["satiation"] = state.satiation.astype(np.float32)
+            parts["satiation"] = state.satiation.astype(np.float32)
         if state.patience is not None:
             budget = self.model.config.patience_budget
-            values["patience"] = np.clip(state.patience, 0.0, budget).astype(np.float32)[:, None]
-        if self.obs_mode == "flat":
-            n = len(history)
-            return np.concatenate([v.reshape(n, -1) for v in values.values()], axis=1)
-        return {"user_id": state.users.copy(), "history_ids": history.copy(), **values}
+            parts["patience"] = np.clip(state.patience, 0.0, budget).astype(np.float32)[:, None]
+        return parts
 
     @staticmethod
     def row(observation: Any, row: int) -> Any:

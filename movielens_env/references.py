@@ -59,7 +59,7 @@ class MFRanker:
 
     def rank(self, user: int, candidates: np.ndarray, k: int) -> np.ndarray:
         """The ``k`` candidates with the highest predicted rating, best first."""
-        action = self.vectors.users(self.mf.user_factors[user])
+        action = self.vectors.fitted_users[user]
         return rank_by_action(self.vectors, action, candidates, k)
 
 

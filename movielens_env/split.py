@@ -49,7 +49,9 @@ class UserRatings:
     def _sorted_keys(self) -> tuple[np.ndarray, np.ndarray]:
         keys = self.user_of_each_rating().astype(np.int64) * self.n_items + self.items
         order = np.argsort(keys)
-        return keys[order], self.ratings[order]
+        # A sentinel past every key: a binary search then always lands on a valid position.
+        sentinel = np.iinfo(np.int64).max
+        return np.append(keys[order], sentinel), np.append(self.ratings[order], np.nan)
 
     def lookup(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether each (user, item) pair (broadcast) is rated here, and its rating (NaN if not).
@@ -58,9 +60,7 @@ class UserRatings:
         """
         keys, ratings = self._sorted_keys
         query = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items)
-        if len(keys) == 0:
-            return np.zeros(query.shape, dtype=bool), np.full(query.shape, np.nan)
-        pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+        pos = keys.searchsorted(query)
         found = keys[pos] == query
         return found, np.where(found, ratings[pos], np.nan)
 

@@ -41,12 +41,14 @@ class ItemVectors:
     Attributes:
         items: ``(n_items, d)`` float32, for the coarse scoring product.
         items64: the same in float64, for exact re-scoring (see :mod:`movielens_env.scoring`).
+        fitted_users: ``(n_users, d)`` float32 vectors of the users' fitted tastes.
         bound: the largest absolute value of any user or item vector.
         bias: whether the vectors carry the bias.
     """
 
     items: np.ndarray
     items64: np.ndarray
+    fitted_users: np.ndarray
     bound: float
     bias: bool
 
@@ -90,13 +92,18 @@ class RecWorld:
 
     @cached_property
     def _plain_vectors(self) -> ItemVectors:
-        return ItemVectors(self.mf.item_factors, self.item_factors64, self.embedding_bound, False)
+        mf = self.mf
+        return ItemVectors(
+            mf.item_factors, self.item_factors64, mf.user_factors, self.embedding_bound, False
+        )
 
     @cached_property
     def _biased_vectors(self) -> ItemVectors:
-        items = np.hstack([self.mf.item_factors, self.mf.item_bias[:, None]])
-        bound = max(self.embedding_bound, 1.0, float(np.abs(self.mf.item_bias).max(initial=0.0)))
-        return ItemVectors(items, items.astype(np.float64), bound, True)
+        mf = self.mf
+        items = np.hstack([mf.item_factors, mf.item_bias[:, None]])
+        users = np.hstack([mf.user_factors, np.ones((len(mf.user_factors), 1), np.float32)])
+        bound = max(self.embedding_bound, 1.0, float(np.abs(mf.item_bias).max(initial=0.0)))
+        return ItemVectors(items, items.astype(np.float64), users, bound, True)
 
     def __reduce__(self):
         return (build_world, (self.spec,))
