@@ -2,7 +2,9 @@
 
 Each run's result is written (atomically) as soon as it ends, under ``OUT/runs/``; a rerun with
 the same settings skips the runs already there, so an interrupted benchmark loses at most the
-run in progress.
+run in progress. The reference policies (greedy, myopic, planner, and a random policy) are played
+once per configuration, before the runs, and kept in ``OUT/references.json``: every run's record
+holds its normalized score, ``100 * (R - R_random) / (R_planner - R_random)``.
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from movielens_env.evaluation import evaluate
+from movielens_env.evaluation import evaluate, evaluate_online, evaluation_users, heldout_env
+from movielens_env.headroom import normalized_score, reference_returns
 from movielens_env.storage import atomic_write
 
+from .baselines import RandomRanker
 from .registry import TrainContext, get_agent
+from .stats import mean_ci95
 
 # 2: slates chosen by exact re-scoring of near-ties; DRR collects from 8 sub-envs.
-RESULT_VERSION = 2
+# 3: item vectors carry the MF bias; offline rankings by exact scoring; user models; references
+#    and normalized scores.
+RESULT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,8 @@ class BenchmarkConfig:
         seeds: one run per agent and seed.
         timesteps: environment steps of each RL agent's training.
         out_dir: results folder (``runs/``, leaderboard, plots).
-        env_options: other ``MovieLensRec-v0`` arguments (``embedding_dim``, ``history_len``...).
+        env_options: other ``MovieLensRec-v0`` arguments (``user_model``, ``history_len``,
+            ``max_episode_steps`` (the episode length, 10 if absent), ...).
     """
 
     dataset: str = "synthetic"
@@ -66,6 +74,56 @@ def run_path(out_dir: Path, agent: str, seed: int) -> Path:
     return out_dir / "runs" / f"{agent}-seed{seed}.json"
 
 
+def references_key(config: BenchmarkConfig) -> dict[str, Any]:
+    """What must match for stored references to be reused."""
+    return {"version": RESULT_VERSION, "dataset": config.dataset, "env_options": config.env_options}
+
+
+def online_reward_models(env_kwargs: dict[str, Any]) -> list[str]:
+    """The reward models the online evaluation uses: ``mf``, and ``oracle`` where known."""
+    truth = heldout_env(env_kwargs).world.dataset.truth
+    return ["mf"] if truth is None else ["mf", "oracle"]
+
+
+def compute_references(config: BenchmarkConfig) -> dict[str, Any]:
+    """Every reference's online return (mean, 95% interval over users) per reward model, with a
+    seeded random policy as the normalized score's zero."""
+    env_kwargs = config.env_kwargs()
+    env = heldout_env(env_kwargs)
+    users = evaluation_users(env.world, env.history_len)
+    models: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for model in online_reward_models(env_kwargs):
+        found = reference_returns(env_kwargs, model, users)
+        found.returns["random"] = evaluate_online(RandomRanker(0), env_kwargs, model, users)
+        models[model] = {name: mean_ci95(values) for name, values in found.returns.items()}
+        seconds.update({f"{model}/{name}": s for name, s in found.seconds.items()})
+    return {"key": references_key(config), "n_users": len(users), "returns": models,
+            "seconds": seconds}  # fmt: skip
+
+
+def stored_or_computed_references(config: BenchmarkConfig) -> dict[str, Any]:
+    """The references of ``config``: stored in ``OUT/references.json``, else computed and stored."""
+    path = config.out_dir / "references.json"
+    stored = _stored(path, references_key(config))
+    if stored is not None:
+        return stored
+    record = json.loads(json.dumps(compute_references(config)))
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)), suffix=".json")
+    return record
+
+
+def normalized_metrics(metrics: dict[str, float], references: dict[str, Any]) -> dict[str, float]:
+    """``online/normalized_<model>`` for each ``online/return_<model>`` the references cover."""
+    out = {}
+    for model, refs in references["returns"].items():
+        value = metrics.get(f"online/return_{model}")
+        if value is not None:
+            score = normalized_score(value, refs["random"][0], refs["planner"][0])
+            out[f"online/normalized_{model}"] = score
+    return out
+
+
 def _stored(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     try:
         record = json.loads(path.read_text())
@@ -74,8 +132,15 @@ def _stored(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     return record if record.get("key") == key else None
 
 
-def run_one(config: BenchmarkConfig, agent: str, seed: int, on_step=lambda n: None) -> dict:
-    """Train and evaluate one agent with one seed; return its result record."""
+def run_one(
+    config: BenchmarkConfig,
+    agent: str,
+    seed: int,
+    on_step=lambda n: None,
+    references: dict[str, Any] | None = None,
+) -> dict:
+    """Train and evaluate one agent with one seed; return its result record (with normalized
+    scores where ``references`` are given)."""
     entry = get_agent(agent)
     env_kwargs = config.env_kwargs()
     run_dir = config.out_dir / "runs" / f"{agent}-seed{seed}"
@@ -84,12 +149,15 @@ def run_one(config: BenchmarkConfig, agent: str, seed: int, on_step=lambda n: No
     trained = entry.train(TrainContext(env_kwargs, seed, config.timesteps, run_dir, on_step))
     trained_at = time.perf_counter()
     result = evaluate(trained.policy, env_kwargs, name=agent)
+    metrics = result.summary()
+    if references is not None:
+        metrics.update(normalized_metrics(metrics, references))
     return {
         "agent": agent,
         "seed": seed,
         "key": config.run_key(agent),
         "n_users": len(result.users),
-        "metrics": result.summary(),
+        "metrics": metrics,
         "learning_curve": [[int(t), float(r)] for t, r in trained.learning_curve],
         "train_seconds": trained_at - started,
         "eval_seconds": time.perf_counter() - trained_at,
@@ -97,9 +165,12 @@ def run_one(config: BenchmarkConfig, agent: str, seed: int, on_step=lambda n: No
 
 
 def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> list[dict[str, Any]]:
-    """Run every (agent, seed) not already stored; return all records of this config."""
+    """Play the references (unless stored), then run every (agent, seed) not already stored;
+    return all run records of this config (:func:`stored_or_computed_references` then reads
+    the references back)."""
     for agent in config.agents:
         get_agent(agent)  # unknown names fail before any work
+    references = stored_or_computed_references(config)
     records, todo = [], []
     for agent in config.agents:
         for seed in config.seeds:
@@ -114,7 +185,7 @@ def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> list[dict[s
     ) as bar:
         for agent, seed in todo:
             bar.set_postfix_str(f"{agent} seed {seed}")
-            record = run_one(config, agent, seed, on_step=bar.update)
+            record = run_one(config, agent, seed, on_step=bar.update, references=references)
             record["config"] = {**asdict(config), "out_dir": str(config.out_dir)}
             record = json.loads(json.dumps(record))  # the record exactly as a rerun reads it
             atomic_write(

@@ -6,7 +6,7 @@ from functools import partial
 
 import numpy as np
 
-from movielens_env import MAX_EPISODE_STEPS
+from movielens_env.evaluation import episode_steps
 
 from .baselines import MFRanker, PopularityRanker, RandomRanker
 from .registry import AGENTS, TrainContext, TrainedAgent, register_agent
@@ -40,13 +40,14 @@ def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
     from .drr.config import DRRConfig
     from .drr.train import train_drr
 
-    episodes = max(1, ctx.timesteps // MAX_EPISODE_STEPS)
+    horizon = episode_steps(ctx.env_kwargs)
+    episodes = max(1, ctx.timesteps // horizon)
     config = DRRConfig(state=state, eval_every=episodes, checkpoint_every=0)
     result = train_drr(
         ctx.env_kwargs, config, episodes, ctx.seed, ctx.run_dir,
-        on_episode=lambda episode, ret: ctx.on_step(MAX_EPISODE_STEPS),
+        on_episode=lambda episode, ret: ctx.on_step(horizon),
     )  # fmt: skip
-    steps = MAX_EPISODE_STEPS * np.arange(1, len(result.episode_returns) + 1)
+    steps = horizon * np.arange(1, len(result.episode_returns) + 1)
     return TrainedAgent(
         result.agent, list(zip(steps.tolist(), result.episode_returns, strict=True))
     )

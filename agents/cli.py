@@ -13,10 +13,11 @@ import gymnasium as gym
 import numpy as np
 
 import movielens_env
-from movielens_env import MovieLensRecEnv
+from movielens_env.evaluation import episode_steps, heldout_env
 from movielens_env.formats import DATASET_NAMES
 
 from .drr.commands import add_commands as add_drr_commands
+from .env_options import add_env_options, env_options
 from .machine import machine_description
 from .threads import torch_threads
 
@@ -69,7 +70,7 @@ def _csv_list(text: str) -> list[str]:
 
 def _benchmark(args: argparse.Namespace) -> int:
     """Train and evaluate agents over seeds; print and write the leaderboard and plots."""
-    from .benchmark import BenchmarkConfig, run_benchmark
+    from .benchmark import BenchmarkConfig, run_benchmark, stored_or_computed_references
     from .leaderboard import (
         DEFAULT_METRICS,
         aggregate,
@@ -96,21 +97,28 @@ def _benchmark(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/benchmark-{dataset}")
     config = BenchmarkConfig(
         dataset=dataset, data_dir=args.data_dir, agents=tuple(agents), seeds=tuple(seeds),
-        timesteps=args.timesteps or 10_000, out_dir=out,
+        timesteps=args.timesteps or 10_000, out_dir=out, env_options=env_options(args),
     )  # fmt: skip
+    env = heldout_env(config.env_kwargs())  # refuses bad env arguments before any run
     records = run_benchmark(config, progress=not args.no_progress)
+    references = stored_or_computed_references(config)
     table = aggregate(records)
     shown = metrics or [m for m in DEFAULT_METRICS if any(m in v for v in table.values())]
-    title = f"MovieLensRec-v0 leaderboard, {dataset}"
+    model = env.user_model.config.name
+    title = (
+        f"MovieLensRec-v0 leaderboard, {dataset}, user model {model!r}, "
+        f"{episode_steps(config.env_kwargs())}-step episodes"
+    )
     command = "movielens-rec " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
-    data = MovieLensRecEnv(**config.env_kwargs()).world.dataset
+    data = env.world.dataset
     users = {record["n_users"] for record in records}
     described = (
         f"{data.name}, {data.n_users} users, {data.n_items} items, {data.n_ratings} ratings; "
         f"per-user temporal 80/20 split; {', '.join(map(str, sorted(users)))} test users evaluated"
+        f"; env arguments {config.env_options or 'the defaults'}"
     )
     md_path, csv_path = write_leaderboard(
-        table, out, title, command, machine_description(), described
+        table, out, title, command, machine_description(), described, references
     )
     for line in baseline_comparison(table):
         print(line.removeprefix("- "))
@@ -157,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="import MODULE first (it may register agents); repeatable",
     )  # fmt: skip
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_env_options(bench)
     bench.set_defaults(run=_benchmark)
     add_drr_commands(commands)
     return parser

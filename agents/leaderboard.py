@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from movielens_env.evaluation import DEFAULT_KS, PROTOCOLS
+from movielens_env.headroom import normalized_score
 from movielens_env.metrics import METRIC_NAMES
 from movielens_env.storage import atomic_write
 
@@ -23,6 +24,7 @@ DEFAULT_METRICS = (
     "full/precision@10",
     "full/ndcg@10",
     "online/return_mf",
+    "online/normalized_mf",
 )
 
 
@@ -30,8 +32,18 @@ BASELINES = ("random", "popularity", "mf")
 ALL_METRICS = (
     *(f"{p}/{metric}@{k}" for p in PROTOCOLS for metric in METRIC_NAMES for k in DEFAULT_KS),
     "online/return_mf",
+    "online/normalized_mf",
     "online/return_oracle",
+    "online/normalized_oracle",
 )
+# How the references table names its rows, in order.
+REFERENCE_ROWS = {
+    "random": "random (seed 0)",
+    "greedy": "greedy (MF ranking)",
+    "myopic": "myopic (best rating now)",
+    "planner": "planner (beam search)",
+    "ceiling": "static ceiling (top-T static ratings)",
+}
 
 
 def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float, int]]]:
@@ -109,16 +121,41 @@ def format_table(table, metrics: Sequence[str], markdown: bool = False) -> str:
     )
 
 
+def references_table(references: dict[str, Any]) -> str:
+    """Markdown: each reference's online return per reward model, mean ± 95% interval over
+    users, and the share of the planner's return over random that it reaches."""
+    models = list(references["returns"])
+    header = ["reference", *(f"return_{m}" for m in models), *(f"normalized_{m}" for m in models)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, label in REFERENCE_ROWS.items():
+        cells = [label]
+        for model in models:
+            cells.append(_cell(*references["returns"][model][name]))
+        for model in models:
+            refs = references["returns"][model]
+            score = normalized_score(refs[name][0], refs["random"][0], refs["planner"][0])
+            cells.append(f"{score:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_leaderboard(
-    table, out_dir: Path, title: str, command: str, machine: str, data: str = ""
+    table,
+    out_dir: Path,
+    title: str,
+    command: str,
+    machine: str,
+    data: str = "",
+    references: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``leaderboard.md`` (one table per protocol, and online) and ``leaderboard.csv``."""
+    """Write ``leaderboard.md`` (one table per protocol, online, and the references) and
+    ``leaderboard.csv``."""
     names = metric_names(table)
     sections = []
     for group, heading in (
         ("rerank/", "Offline, `rerank` protocol (candidates: the user's test-rated items)"),
         ("full/", "Offline, `full` protocol (candidates: every item not rated in train)"),
-        ("online/", "Online: mean return of one 10-step test episode per test user"),
+        ("online/", "Online: mean return of one test episode per test user"),
     ):
         metrics = [m for m in names if m.startswith(group)]
         if metrics:
@@ -128,6 +165,15 @@ def write_leaderboard(
                 for agent, values in table.items()
             }
             sections.append(f"## {heading}\n\n{format_table(renamed, shown, markdown=True)}\n")
+    if references is not None:
+        sections.append(
+            "## References (privileged: they read the simulator)\n\n"
+            f"Mean ± half-width of the 95% t-interval over the {references['n_users']} test "
+            "users (each reference is deterministic: one run). `normalized` is "
+            "`100 * (R - R_random) / (R_planner - R_random)`, as D4RL reports it; the agents' "
+            "`normalized_*` columns above use the same random and planner returns.\n\n"
+            f"{references_table(references)}\n"
+        )
     markdown = (
         f"# {title}\n\nMean over seeds ± half-width of the 95% t-interval over seeds. "
         "Relevance: test rating >= 4.\n\n"

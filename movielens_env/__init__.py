@@ -7,9 +7,14 @@ Importing the package registers ``MovieLensRec-v0`` (once, however often it is i
 
     env = gym.make("MovieLensRec-v0", dataset="synthetic")
     envs = gym.make_vec("MovieLensRec-v0", num_envs=64, dataset="synthetic")  # native batch
+    env = gym.make("MovieLensRec-BoredomDrift-v0", dataset="synthetic")  # users with a state
+
+and the variants in ``VARIANTS``, whose users get bored, drift in taste and may leave.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from gymnasium.envs.registration import register, registry
 
@@ -25,24 +30,47 @@ from .errors import (
 from .formats import DATASET_NAMES, FORMATS
 from .mf import MFConfig, MFModel
 from .split import TemporalSplit, UserRatings, temporal_split
+from .user_model import UserModelConfig, UserModelError, default_horizon, parse_user_model
 from .vector_env import MovieLensRecVectorEnv
 
 ENV_ID = "MovieLensRec-v0"
 MAX_EPISODE_STEPS = 10
+# Registered variants with a user state, by id: their user model; each gets the horizon that
+# suits it (default_horizon). A client that can only pass an id (rl-zoo3, RLlib) gets them.
+VARIANTS = {
+    "MovieLensRec-Boredom-v0": "boredom",
+    "MovieLensRec-BoredomDrift-v0": "boredom+drift",
+    "MovieLensRec-BoredomDriftPatience-v0": "boredom+drift+patience",
+}
+# The default long-horizon variant: boredom and drift over 20 steps, where planning pays.
+LONG_HORIZON_ID = "MovieLensRec-BoredomDrift-v0"
 
-if ENV_ID not in registry:
-    register(
-        id=ENV_ID,
-        entry_point="movielens_env.env:MovieLensRecEnv",
-        vector_entry_point="movielens_env.vector_env:MovieLensRecVectorEnv",
-        max_episode_steps=MAX_EPISODE_STEPS,
-        kwargs={"dataset": "ml-1m"},
-    )
+
+def variant_kwargs(user_model: str) -> dict[str, Any]:
+    """Env keyword arguments of a user model with the horizon that suits it, as the registered
+    variants have it: ``{"user_model": ..., "max_episode_steps": ...}``."""
+    config = parse_user_model(user_model)
+    return {"user_model": config.name, "max_episode_steps": default_horizon(config)}
+
+
+for _id, _model in {ENV_ID: "static", **VARIANTS}.items():
+    if _id not in registry:
+        _kwargs = variant_kwargs(_model)
+        register(
+            id=_id,
+            entry_point="movielens_env.env:MovieLensRecEnv",
+            vector_entry_point="movielens_env.vector_env:MovieLensRecVectorEnv",
+            max_episode_steps=_kwargs.pop("max_episode_steps"),
+            kwargs={"dataset": "ml-1m", **_kwargs},
+        )
 
 __all__ = [
     "DATASET_NAMES",
     "ENV_ID",
     "FORMATS",
+    "LONG_HORIZON_ID",
+    "MAX_EPISODE_STEPS",
+    "VARIANTS",
     "ChecksumError",
     "DataFormatError",
     "DataNotFoundError",
@@ -54,7 +82,12 @@ __all__ = [
     "RatingsDataset",
     "TemporalSplit",
     "UnsafeArchiveError",
+    "UserModelConfig",
+    "UserModelError",
     "UserRatings",
+    "default_horizon",
     "load_dataset",
+    "parse_user_model",
     "temporal_split",
+    "variant_kwargs",
 ]

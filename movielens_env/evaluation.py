@@ -87,14 +87,16 @@ def episode_steps(env_kwargs: dict[str, Any]) -> int:
     return steps
 
 
-def _test_kwargs(env_kwargs: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+def heldout_kwargs(env_kwargs: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """Arguments of the test-split env for ``env_kwargs`` (the horizon is the caller's)."""
     kwargs = {**env_kwargs, "split": "test", "render_mode": None, **overrides}
     kwargs.pop("max_episode_steps", None)
     return kwargs
 
 
-def _test_env(env_kwargs: dict[str, Any], **overrides: Any) -> MovieLensRecEnv:
-    return MovieLensRecEnv(**_test_kwargs(env_kwargs, **overrides))
+def heldout_env(env_kwargs: dict[str, Any], **overrides: Any) -> MovieLensRecEnv:
+    """The test-split env of ``env_kwargs``, unwrapped (the evaluation steps it itself)."""
+    return MovieLensRecEnv(**heldout_kwargs(env_kwargs, **overrides))
 
 
 def protocol_candidates(world: RecWorld, user: int, protocol: str) -> np.ndarray:
@@ -120,7 +122,7 @@ def evaluate_offline(
             raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
         raise ValueError(f"ks must be integers >= 1 (cut-offs of the rankings), got {ks!r}")
-    env = _test_env(env_kwargs)
+    env = heldout_env(env_kwargs)
     world, depth = env.world, max(ks)
     users = evaluation_users(world, env.history_len)
     is_ranker = isinstance(agent, Ranker)
@@ -171,7 +173,7 @@ def evaluate_online(
         max_steps = episode_steps(env_kwargs)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
-    first = _test_env(env_kwargs, reward_model=reward_model)
+    first = heldout_env(env_kwargs, reward_model=reward_model)
     world = first.world
     if users is None:
         users = evaluation_users(world, first.history_len)
@@ -181,7 +183,7 @@ def evaluate_online(
         actor = PolicyActor(agent, first.action_space.shape[0], name)
         return _online_actions(actor, env_kwargs, reward_model, users, max_steps)
     lanes = min(len(users), _LOCKSTEP)
-    envs = [first] + [_test_env(env_kwargs, reward_model=reward_model) for _ in range(lanes - 1)]
+    envs = [first] + [heldout_env(env_kwargs, reward_model=reward_model) for _ in range(lanes - 1)]
     returns = np.zeros(len(users))
     for start in range(0, len(users), lanes):
         batch = users[start : start + lanes]
@@ -228,7 +230,7 @@ def _online_actions(
     max_steps: int,
 ) -> np.ndarray:
     lanes = max(1, min(len(users), _LOCKSTEP))
-    kwargs = _test_kwargs(env_kwargs, reward_model=reward_model)
+    kwargs = heldout_kwargs(env_kwargs, reward_model=reward_model)
     envs = MovieLensRecVectorEnv(num_envs=lanes, **kwargs)
     raw_ids = envs.world.dataset.user_ids
     returns = np.zeros(len(users))
@@ -262,13 +264,13 @@ def evaluate(
     simulator, so ranking held-out ratings with it would measure nothing.
     """
     if isinstance(agent, Reference):
-        env = _test_env(env_kwargs)
+        env = heldout_env(env_kwargs)
         result = EvaluationResult(name, evaluation_users(env.world, env.history_len))
     else:
         result = evaluate_offline(agent, env_kwargs, PROTOCOLS, ks, name)
     if online:
         models = ["mf"]
-        if _test_env(env_kwargs).world.dataset.truth is not None:
+        if heldout_env(env_kwargs).world.dataset.truth is not None:
             models.append("oracle")
         for model in models:
             returns = evaluate_online(agent, env_kwargs, model, result.users, name=name)

@@ -6,6 +6,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .scoring import top_k_per_row
+
 
 @runtime_checkable
 class Ranker(Protocol):
@@ -21,10 +23,11 @@ class AgentError(ValueError):
 
 
 def top_k_by_score(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best candidates by score, ties to the lower item id."""
+    """The ``k`` best candidates (ascending ids) by score, ties to the lower item id."""
     k = min(k, len(candidates))
-    best = np.argpartition(-scores, k - 1)[:k] if k < len(candidates) else np.arange(k)
-    return candidates[best[np.lexsort((candidates[best], -scores[best]))]]
+    if k == 0:
+        return candidates[:0]
+    return candidates[top_k_per_row(np.asarray(scores, dtype=np.float64)[None], k)[0]]
 
 
 def checked_ranking(

@@ -116,10 +116,30 @@ def _exact_top(
         actions[rows].astype(np.float64) * column_factors[cols].astype(np.float64, copy=False),
         axis=1,
     )
-    order = np.lexsort((cols, -exact, rows))
+    return _first_k(rows, cols, exact, len(near), k)
+
+
+def _first_k(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int, k: int
+) -> np.ndarray:
+    """Per row, the ``k`` (row, col) entries with the largest values, ties to the lower col;
+    every row must have at least ``k`` entries."""
+    order = np.lexsort((cols, -values, rows))
     rows, cols = rows[order], cols[order]
-    starts = np.searchsorted(rows, np.arange(len(near)))
+    starts = np.searchsorted(rows, np.arange(n_rows))
     return cols[starts[:, None] + np.arange(k)]
+
+
+def top_k_per_row(values: np.ndarray, k: int) -> np.ndarray:
+    """``(n, k)`` columns of the ``k`` largest values of each row of ``values`` ``(n, m)``,
+    best first, ties to the lower column (also across the k-th place); ``-inf`` marks columns
+    that may not be chosen, and each row needs ``k`` others."""
+    if k >= values.shape[1]:
+        kth = values.min(axis=1)
+    else:
+        kth = -np.partition(-values, k - 1, axis=1)[:, k - 1]
+    rows, cols = np.nonzero(values >= kth[:, None])
+    return _first_k(rows, cols, values[rows, cols], len(values), k)
 
 
 def rank_by_action(

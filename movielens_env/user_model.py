@@ -358,7 +358,8 @@ class UserModel:
         if state.taste is not None:
             for column in range(slates.shape[1]):
                 state.taste *= 1.0 - c.drift_rate
-                state.taste += c.drift_rate * self.world.mf.item_factors[slates[:, column]]
+                items = self.world.mf.item_factors[slates[:, column]].astype(np.float64)
+                state.taste += c.drift_rate * items
         if state.patience is None:
             return np.zeros(len(state.users), dtype=bool)
         # An unrated item (``"logged"``) disappoints like the lowest rating.

@@ -10,7 +10,6 @@ trajectory equals, step for step, that of a single :class:`MovieLensRecEnv` with
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import gymnasium as gym
@@ -18,8 +17,8 @@ import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-from threadpoolctl import ThreadpoolController
 
+from .blas import single_threaded_blas
 from .env import MovieLensRecEnv
 from .observation import ObservationBuilder
 from .scoring import action_direction, best_slates
@@ -318,7 +317,7 @@ class MovieLensRecVectorEnv(VectorEnv):
         blocked = self._blocked if all_rows else self._blocked[rows]
         users = self._users[rows]
         vectors = self.vectors
-        with _single_threaded_blas():
+        with single_threaded_blas():
             coarse = np.matmul(act, vectors.items.T, out=self._scores_buffer(len(rows)))
         np.copyto(coarse, -np.inf, where=blocked)
         slates = best_slates(coarse, act, vectors.items64, self.slate_size, vectors.bound)
@@ -393,22 +392,6 @@ class MovieLensRecVectorEnv(VectorEnv):
 
 # The user-state arrays a checkpoint of the vector env holds (those the user model uses).
 _STATE_ARRAYS = ("satiation", "taste", "patience")
-
-
-@functools.cache
-def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
-def _single_threaded_blas():
-    """BLAS limited to one thread for the scoring product.
-
-    On a shared machine a threaded BLAS spins waiting for a busy core: with another process
-    running, 4 to 16 sub-environments stepped 100 to 200 times slower (370 instead of ~70,000
-    steps/s on 2 cores). One thread loses at most a third on an idle machine. The controller is
-    built once; entering its limit costs about 10 microseconds.
-    """
-    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _generator(state: dict[str, Any]) -> np.random.Generator:

@@ -20,6 +20,7 @@ from movielens_env.exports import export_recommendations
 from movielens_env.formats import DATASET_NAMES
 from movielens_env.scoring import rank_by_action
 
+from ..env_options import add_env_options, env_options
 from ..plots import plot_training
 from .config import STATE_REPRESENTATIONS, DRRConfig
 from .train import load_agent, train_drr
@@ -43,7 +44,7 @@ def _overrides(pairs: list[str]) -> dict:
 
 def _train(args: argparse.Namespace) -> int:
     config = DRRConfig(**{"state": args.agent, **_overrides(args.set)})
-    env_kwargs = {"dataset": args.dataset, "data_dir": args.data_dir}
+    env_kwargs = {"dataset": args.dataset, "data_dir": args.data_dir, **env_options(args)}
     out = Path(args.out)
     with tqdm(total=args.episodes, desc=f"{args.agent} seed {args.seed}", unit="episode") as bar:
 
@@ -123,6 +124,7 @@ def add_commands(commands) -> None:
     train.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a DRRConfig field, e.g. --set actor_lr=3e-4")  # fmt: skip
+    add_env_options(train)
     train.set_defaults(run=_train)
 
     evaluate_cmd = commands.add_parser(

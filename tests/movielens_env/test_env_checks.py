@@ -13,6 +13,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import movielens_env
 from tests.conftest import SMALL_ENV_KWARGS
+from tests.movielens_env.test_user_model import write_ml100k
 
 # Warnings the checkers may raise that are not faults of the env. Each entry says why.
 WARNING_WHITELIST: tuple[str, ...] = (
@@ -53,6 +54,29 @@ def test_sb3_check_env(make_env, obs_mode):
     _check_without_warnings(sb3_check_env, make_env(obs_mode=obs_mode))
 
 
+@pytest.mark.parametrize("env_id", list(movielens_env.VARIANTS))
+@pytest.mark.parametrize("obs_mode", ["flat", "dict"])
+def test_registered_variants_pass_both_checkers(small_dataset, env_id, obs_mode):
+    env = gym.make(
+        env_id, dataset=small_dataset, obs_mode=obs_mode, render_mode="ansi", **SMALL_ENV_KWARGS
+    )
+    _check_without_warnings(gym_check_env, env.unwrapped)
+    _check_without_warnings(sb3_check_env, env.unwrapped)
+
+
+def test_boredom_on_ml100k_files_passes_both_checkers(tmp_path):
+    write_ml100k(tmp_path / "ml-100k")
+    env = gym.make(
+        "MovieLensRec-v0", dataset="ml-100k", data_dir=tmp_path / "ml-100k", user_model="boredom",
+        render_mode="ansi", **SMALL_ENV_KWARGS,
+    )  # fmt: skip
+    _check_without_warnings(gym_check_env, env.unwrapped)
+    _check_without_warnings(sb3_check_env, env.unwrapped)
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    assert "Satiation (most):" in env.render()
+
+
 def _seeded_rollout(env: gym.Env, steps: int = 50):
     env.action_space.seed(123)
     obs, info = env.reset(seed=42)
@@ -79,8 +103,9 @@ def test_seeded_50_step_rollout_is_reproduced_by_two_envs(small_dataset):
     assert sum(isinstance(step[0], np.ndarray) and len(step) == 2 for step in first) >= 5  # resets
 
 
-def test_pickle_round_trip_mid_episode(make_env):
-    env = make_env(slate_size=2)
+@pytest.mark.parametrize("user_model", ["static", "boredom+drift+patience"])
+def test_pickle_round_trip_mid_episode(make_env, user_model):
+    env = make_env(slate_size=2, user_model=user_model, patience_budget=50.0)
     env.reset(seed=11)
     for _ in range(3):
         env.step(env.action_space.sample())

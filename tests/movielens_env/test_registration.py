@@ -22,6 +22,22 @@ def test_registered_once_with_the_papers_defaults():
     assert sum(env_id == "MovieLensRec-v0" for env_id in gym.registry) == 1
 
 
+def test_variants_are_registered_with_their_user_models_and_horizons():
+    importlib.reload(movielens_env)
+    horizons = {"boredom": 10, "boredom+drift": 20, "boredom+drift+patience": 50}
+    for env_id, user_model in movielens_env.VARIANTS.items():
+        spec = gym.spec(env_id)
+        assert spec.kwargs == {"dataset": "ml-1m", "user_model": user_model}
+        assert spec.max_episode_steps == horizons[user_model]
+        assert spec.vector_entry_point == "movielens_env.vector_env:MovieLensRecVectorEnv"
+        assert sum(other == env_id for other in gym.registry) == 1
+    assert gym.spec(movielens_env.LONG_HORIZON_ID).kwargs["user_model"] == "boredom+drift"
+    assert movielens_env.variant_kwargs("drift+patience") == {
+        "user_model": "drift+patience",
+        "max_episode_steps": 50,
+    }
+
+
 def test_default_dataset_without_data_fails_with_the_three_ways_out(tmp_path):
     with pytest.raises(movielens_env.DataNotFoundError) as error:
         gym.make("MovieLensRec-v0", download=False, cache_dir=tmp_path)
@@ -39,6 +55,9 @@ def test_gym_make_with_module_prefix_works_without_importing(tmp_path):
         "obs, info = env.reset(seed=0)\n"
         "obs, reward, terminated, truncated, info = env.step(env.action_space.sample())\n"
         "print(obs.shape, type(reward).__name__, sorted(info))\n"
+        "env = gym.make('movielens_env:MovieLensRec-BoredomDrift-v0', dataset='synthetic',\n"
+        "               embedding_dim=4, mf_options={'iterations': 2})\n"
+        "print('variant', env.spec.max_episode_steps, env.reset(seed=0)[0].shape)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -46,3 +65,4 @@ def test_gym_make_with_module_prefix_works_without_importing(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "(55,) float ['hits', 'item_ids', 'logged', 'ratings', 'user_id']" in result.stdout
+    assert "variant 20 (73,)" in result.stdout  # 11 vectors of 5, and 18 genres' satiation

@@ -22,7 +22,13 @@ CONFIGS = [
     {"candidates": "rated", "split": "test"},  # small pools: episodes terminate early
     {"candidates": "rated", "slate_size": 2, "reward_model": "oracle", "obs_mode": "dict"},
     {"split": "test", "history_len": 4, "slate_size": 4, "reward_model": "oracle"},
+    # user models: patience ends some episodes early, others run to the time limit
+    {"user_model": "boredom+drift+patience", "patience_budget": 0.8},
+    {"user_model": "boredom", "obs_mode": "dict", "slate_size": 2, "item_bias": False},
+    {"user_model": "drift", "reward_model": "logged", "split": "test"},
+    {"user_model": "patience", "candidates": "rated", "reward_model": "oracle", "slate_size": 2},
 ]
+USER_MODELS = ["static", "boredom", "drift", "patience", "boredom+drift+patience"]
 
 
 def _make(small_dataset, mode: str, autoreset=AutoresetMode.NEXT_STEP, **config):
@@ -200,6 +206,8 @@ def test_bad_actions_and_step_before_reset(small_dataset):
 
 @given(
     args=env_args(),
+    user_model=st.sampled_from(USER_MODELS),
+    patience=st.sampled_from([0.5, 2.0, 5.0]),
     num_envs=st.integers(1, 6),
     seed=st.integers(0, 2**31),
     steps=st.integers(1, 25),
@@ -208,9 +216,10 @@ def test_bad_actions_and_step_before_reset(small_dataset):
 )
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)
 def test_any_arguments_give_the_single_envs_trajectories(
-    small_dataset, args, num_envs, seed, steps, autoreset, scales
+    small_dataset, args, user_model, patience, num_envs, seed, steps, autoreset, scales
 ):
     kwargs = {"dataset": small_dataset, **SMALL_ENV_KWARGS, **args}
+    kwargs.update(user_model=user_model, patience_budget=patience)
     native = gym.make_vec(ENV_ID, num_envs=num_envs, autoreset_mode=autoreset, **kwargs)
     sync = gym.make_vec(
         ENV_ID,
@@ -234,3 +243,22 @@ def test_any_arguments_give_the_single_envs_trajectories(
             if mask.any():
                 np.testing.assert_array_equal(out_n[4][key][mask], out_s[4][key][mask])
         assert native.observation_space.contains(out_n[0])
+
+
+def test_state_dict_resumes_every_user_model_exactly(small_dataset):
+    kwargs = {"dataset": small_dataset, "user_model": "boredom+drift+patience", **SMALL_ENV_KWARGS}
+    first = MovieLensRecVectorEnv(num_envs=3, max_episode_steps=7, **kwargs)
+    second = MovieLensRecVectorEnv(num_envs=3, max_episode_steps=7, **kwargs)
+    first.reset(seed=2)
+    rng = np.random.default_rng(2)
+    actions = rng.uniform(-1, 1, (20, *first.action_space.shape)).astype(np.float32)
+    for action in actions[:5]:
+        first.step(action)
+    second.load_state_dict(first.state_dict())
+    for action in actions[5:]:
+        out_a, out_b = first.step(action), second.step(action)
+        np.testing.assert_array_equal(out_a[0], out_b[0])
+        np.testing.assert_array_equal(out_a[1], out_b[1])
+    static = MovieLensRecVectorEnv(num_envs=3, dataset=small_dataset, **SMALL_ENV_KWARGS)
+    with pytest.raises(ValueError, match="another user model"):
+        static.load_state_dict(first.state_dict())

@@ -1,0 +1,61 @@
+"""The env's user model and other arguments from the command line (``--user-model``,
+``--env-kwargs``), checked before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+from typing import Any
+
+from movielens_env import MovieLensRecEnv, variant_kwargs
+
+# Chosen by other options of the commands, or by the evaluation itself.
+_NOT_HERE = ("dataset", "data_dir", "split", "render_mode")
+
+
+def add_env_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--user-model`` and ``--env-kwargs`` to a command."""
+    parser.add_argument(
+        "--user-model", default=None, metavar="MODEL",
+        help="'static' (default), 'boredom', 'drift', 'patience' or a '+'-joined combination; "
+        "episodes get the horizon that suits the model (as the registered variants: 10, 20 "
+        "with drift, 50 with patience)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--env-kwargs", default=None, metavar="JSON",
+        help="other MovieLensRec-v0 arguments as a JSON object, e.g. "
+        '\'{"drift_rate": 0.3, "max_episode_steps": 30}\'; they override --user-model\'s',
+    )  # fmt: skip
+
+
+def env_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The env arguments ``--user-model`` and ``--env-kwargs`` ask for.
+
+    Raises:
+        ValueError: unknown user model, text that is not a JSON object, or an argument the env
+            does not take; the message names it and what is allowed.
+    """
+    options: dict[str, Any] = {}
+    if args.user_model is not None:
+        options.update(variant_kwargs(args.user_model))
+    if args.env_kwargs:
+        try:
+            extra = json.loads(args.env_kwargs)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"--env-kwargs {args.env_kwargs!r} is not valid JSON ({exc})"
+            ) from None
+        if not isinstance(extra, dict):
+            raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+        options.update(extra)
+    allowed = set(inspect.signature(MovieLensRecEnv).parameters) - set(_NOT_HERE)
+    allowed.add("max_episode_steps")
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        where = ", ".join(repr(k) for k in unknown)
+        raise ValueError(
+            f"--env-kwargs: {where} cannot be set here; allowed: {', '.join(sorted(allowed))} "
+            "(dataset and data_dir have their own options)"
+        )
+    return options

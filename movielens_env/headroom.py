@@ -1,0 +1,81 @@
+"""How much a user model leaves to gain: the references' returns and the normalized score.
+
+The references (:mod:`movielens_env.references`) are played online on the test split, one
+episode per test user, exactly as agents are (:func:`movielens_env.evaluation.evaluate_online`).
+The normalized score puts an agent's return on the scale D4RL uses: 0 is a random policy,
+100 the planner, the best return known.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .evaluation import episode_steps, evaluate_online, evaluation_users, heldout_env
+from .references import BeamPlanner, MFRanker, MyopicPolicy, static_ceiling
+
+REFERENCE_NAMES = ("greedy", "myopic", "planner", "ceiling")
+
+
+@dataclass
+class ReferenceReturns:
+    """Per-user returns of every reference under one env configuration and reward model.
+
+    Attributes:
+        users: internal ids of the test users, in order.
+        returns: ``"greedy"``, ``"myopic"``, ``"planner"``, ``"ceiling"`` -> return per user.
+        seconds: reference name -> wall-clock seconds it took over all users.
+    """
+
+    users: np.ndarray
+    returns: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def reference_returns(
+    env_kwargs: dict[str, Any],
+    reward_model: str = "mf",
+    users: np.ndarray | None = None,
+    planner: BeamPlanner | None = None,
+) -> ReferenceReturns:
+    """Play greedy, myopic and the planner on every test user, and compute the static ceiling.
+
+    Args:
+        env_kwargs: the env (its ``max_episode_steps`` is the horizon, 10 if absent).
+        reward_model: the reward model the episodes are rated by.
+        users: the users (default: the evaluation's test users).
+        planner: the planner to use (default: :class:`BeamPlanner` with its defaults).
+    """
+    env = heldout_env(env_kwargs, reward_model=reward_model)
+    if users is None:
+        users = evaluation_users(env.world, env.history_len)
+    result = ReferenceReturns(users=np.asarray(users))
+    policies = {
+        "greedy": MFRanker(env.world),
+        "myopic": MyopicPolicy(),
+        "planner": planner or BeamPlanner(),
+    }
+    for name, policy in policies.items():
+        start = time.perf_counter()
+        result.returns[name] = evaluate_online(policy, env_kwargs, reward_model, users, name=name)
+        result.seconds[name] = time.perf_counter() - start
+    horizon = episode_steps(env_kwargs)
+    ceiling = np.zeros(len(users))
+    for row, user in enumerate(users):
+        env.reset(options={"user_id": env.world.dataset.user_ids[user]})
+        ceiling[row] = static_ceiling(env, horizon)
+    result.returns["ceiling"] = ceiling
+    return result
+
+
+def normalized_score(value: float, random: float, planner: float) -> float:
+    """``100 * (value - random) / (planner - random)``: 0 for random, 100 for the planner (NaN
+    where the planner does no better than random, so no scale exists)."""
+    span = planner - random
+    if not span > 0:
+        return math.nan
+    return 100.0 * (value - random) / span

@@ -1,0 +1,132 @@
+"""Reference policies: the planner is never below myopic and is exhaustive search when wide
+enough; their plans are what the env then plays; the normalized score."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from movielens_env.evaluation import evaluate, evaluate_online, evaluation_users
+from movielens_env.headroom import normalized_score, reference_returns
+from movielens_env.references import BeamPlanner, MFRanker, MyopicPolicy, static_ceiling
+from tests.conftest import SMALL_ENV_KWARGS
+from tests.movielens_env.test_user_model import (
+    _episode_return,
+    _tiny_env,
+    exhaustive_best,
+    tiny_dataset,
+)
+
+DYNAMIC = ["boredom", "drift", "boredom+drift", "boredom+drift+patience"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_dataset(n_users=12, seed=1)
+
+
+def _planned(policy, env, user_raw: int, horizon: int) -> float:
+    env.reset(options={"user_id": user_raw})
+    return _episode_return(env, user_raw, policy.plan(env, horizon)[:, 0])
+
+
+@pytest.mark.parametrize("user_model", DYNAMIC)
+def test_a_wide_planner_is_exhaustive_search_on_a_tiny_catalogue(tiny, user_model):
+    env = _tiny_env(tiny, user_model=user_model, patience_budget=1.0, satiation_strength=1.5)
+    planner = BeamPlanner(width=6 * 5 * 4, shortlist=6)  # 6 candidates, 3 steps: every sequence
+    beats_myopic = 0
+    for user_raw in tiny.user_ids[:6]:
+        best = exhaustive_best(env, int(user_raw), 3)
+        assert _planned(planner, env, int(user_raw), 3) == pytest.approx(best, abs=1e-9)
+        beats_myopic += best > _planned(MyopicPolicy(), env, int(user_raw), 3) + 1e-9
+    # Where a user state makes planning pay, some users must need it, or the test proves little.
+    assert beats_myopic > 0 or user_model == "drift"
+
+
+@pytest.mark.parametrize("user_model", ["static", *DYNAMIC])
+def test_planner_is_never_below_myopic(small_dataset, user_model):
+    env_kwargs = {"dataset": small_dataset, "user_model": user_model, **SMALL_ENV_KWARGS}
+    users = evaluation_users(_tiny_env_world(env_kwargs), 10)[:15]
+    planner = BeamPlanner(width=4, shortlist=5, search_static=True)
+    myopic = evaluate_online(MyopicPolicy(), env_kwargs, users=users, max_steps=8)
+    planned = evaluate_online(planner, env_kwargs, users=users, max_steps=8)
+    assert (planned >= myopic - 1e-9).all()
+    if user_model == "static":  # with no user state, the best step now is the best episode
+        np.testing.assert_allclose(planned, myopic, atol=1e-9)
+
+
+def _tiny_env_world(env_kwargs):
+    from movielens_env.evaluation import heldout_env
+
+    return heldout_env(env_kwargs).world
+
+
+def test_myopic_picks_the_best_rating_now_and_greedy_the_mf_ranking(small_dataset):
+    env_kwargs = {"dataset": small_dataset, "user_model": "boredom+drift", **SMALL_ENV_KWARGS}
+    from movielens_env.evaluation import heldout_env
+
+    env = heldout_env(env_kwargs)
+    user_raw = int(env.world.dataset.user_ids[evaluation_users(env.world, 10)[0]])
+    env.reset(options={"user_id": user_raw})
+    plan = MyopicPolicy().plan(env, 5)
+    env.reset(options={"user_id": user_raw})
+    for slate in plan:
+        candidates = env.candidate_items()
+        ratings, _ = env.user_model.rate(env.user_state, candidates[None])
+        assert slate[0] == candidates[np.argmax(ratings[0])]
+        env.step_items(slate)
+    greedy = MFRanker(env.world)
+    env.reset(options={"user_id": user_raw})
+    user = int(env.world.dataset.user_index(user_raw))
+    candidates = env.candidate_items()
+    predicted = env.world.mf.predict_user(user)[candidates]
+    assert greedy.rank(user, candidates, 1)[0] == candidates[np.argmax(predicted)]
+
+
+def test_reference_returns_and_their_order(small_dataset):
+    env_kwargs = {
+        "dataset": small_dataset, "user_model": "boredom+drift", "max_episode_steps": 6,
+        **SMALL_ENV_KWARGS,
+    }  # fmt: skip
+    found = reference_returns(env_kwargs, "mf", planner=BeamPlanner(width=8, shortlist=10))
+    returns = {name: values.mean() for name, values in found.returns.items()}
+    assert set(returns) == {"greedy", "myopic", "planner", "ceiling"}
+    assert (found.returns["planner"] >= found.returns["myopic"] - 1e-9).all()
+    assert returns["myopic"] > returns["greedy"]  # boredom: the MF ranking repeats genres
+    assert all(found.seconds[name] >= 0 for name in ("greedy", "myopic", "planner"))
+    # The ceiling is the static top-6: what a user without a state gives the static MF order.
+    static = {**env_kwargs, "user_model": "static"}
+    greedy_static = evaluate_online(MFRanker(_tiny_env_world(static)), static, users=found.users)
+    assert (found.returns["ceiling"] >= greedy_static - 1e-9).all()
+
+
+def test_references_are_evaluated_online_only(small_dataset):
+    env_kwargs = {"dataset": small_dataset, "user_model": "boredom", **SMALL_ENV_KWARGS}
+    summary = evaluate(MyopicPolicy(), env_kwargs).summary()
+    assert set(summary) == {"online/return_mf", "online/return_oracle"}
+
+
+def test_static_ceiling_is_the_top_t_static_rewards(tiny):
+    env = _tiny_env(tiny)
+    for user_raw in tiny.user_ids[:4]:
+        env.reset(options={"user_id": int(user_raw)})
+        candidates = env.candidate_items()
+        rewards = []
+        for item in candidates:
+            env.reset(options={"user_id": int(user_raw)})
+            rewards.append(env.step_items([item])[1])
+        env.reset(options={"user_id": int(user_raw)})
+        assert static_ceiling(env, 3) == pytest.approx(sum(sorted(rewards)[-3:]))
+
+
+def test_normalized_score():
+    assert normalized_score(5.0, 1.0, 9.0) == 50.0
+    assert normalized_score(1.0, 1.0, 9.0) == 0.0 and normalized_score(9.0, 1.0, 9.0) == 100.0
+    assert math.isnan(normalized_score(3.0, 2.0, 2.0))
+
+
+def test_planner_arguments_are_checked():
+    with pytest.raises(ValueError, match="width must be an integer >= 1"):
+        BeamPlanner(width=0)
