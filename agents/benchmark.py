@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from movielens_env.evaluation import evaluate, evaluate_online, evaluation_users, heldout_env
 from movielens_env.headroom import normalized_score, reference_returns
+from movielens_env.references import BeamPlanner
 from movielens_env.storage import atomic_write
 
 from .baselines import RandomRanker
@@ -44,6 +45,10 @@ class BenchmarkConfig:
         out_dir: results folder (``runs/``, leaderboard, plots).
         env_options: other ``MovieLensRec-v0`` arguments (``user_model``, ``history_len``,
             ``max_episode_steps`` (the episode length, 10 if absent), ...).
+        references: play the reference policies first and give every run its normalized
+            score (a few seconds to minutes, once per configuration; the CLI always does).
+        planner_width: the planner's beam width (its cost grows linearly; wider raises the
+            bar the normalized score measures against).
     """
 
     dataset: str = "synthetic"
@@ -53,6 +58,8 @@ class BenchmarkConfig:
     timesteps: int = 10_000
     out_dir: Path = Path("runs/benchmark")
     env_options: dict[str, Any] = field(default_factory=dict)
+    references: bool = True
+    planner_width: int = 128
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the training env."""
@@ -66,6 +73,7 @@ class BenchmarkConfig:
             "dataset": self.dataset,
             "env_options": self.env_options,
             "timesteps": self.timesteps if is_rl else None,
+            "normalized": self.references,
         }
 
 
@@ -76,7 +84,12 @@ def run_path(out_dir: Path, agent: str, seed: int) -> Path:
 
 def references_key(config: BenchmarkConfig) -> dict[str, Any]:
     """What must match for stored references to be reused."""
-    return {"version": RESULT_VERSION, "dataset": config.dataset, "env_options": config.env_options}
+    return {
+        "version": RESULT_VERSION,
+        "dataset": config.dataset,
+        "env_options": config.env_options,
+        "planner_width": config.planner_width,
+    }
 
 
 def online_reward_models(env_kwargs: dict[str, Any]) -> list[str]:
@@ -94,7 +107,7 @@ def compute_references(config: BenchmarkConfig) -> dict[str, Any]:
     models: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     for model in online_reward_models(env_kwargs):
-        found = reference_returns(env_kwargs, model, users)
+        found = reference_returns(env_kwargs, model, users, BeamPlanner(config.planner_width))
         found.returns["random"] = evaluate_online(RandomRanker(0), env_kwargs, model, users)
         models[model] = {name: mean_ci95(values) for name, values in found.returns.items()}
         seconds.update({f"{model}/{name}": s for name, s in found.seconds.items()})
@@ -170,7 +183,7 @@ def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> list[dict[s
     the references back)."""
     for agent in config.agents:
         get_agent(agent)  # unknown names fail before any work
-    references = stored_or_computed_references(config)
+    references = stored_or_computed_references(config) if config.references else None
     records, todo = [], []
     for agent in config.agents:
         for seed in config.seeds:

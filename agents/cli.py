@@ -98,6 +98,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     config = BenchmarkConfig(
         dataset=dataset, data_dir=args.data_dir, agents=tuple(agents), seeds=tuple(seeds),
         timesteps=args.timesteps or 10_000, out_dir=out, env_options=env_options(args),
+        planner_width=args.planner_width,
     )  # fmt: skip
     env = heldout_env(config.env_kwargs())  # refuses bad env arguments before any run
     records = run_benchmark(config, progress=not args.no_progress)
@@ -166,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_env_options(bench)
+    bench.add_argument(
+        "--planner-width", type=int, default=128, metavar="N",
+        help="beam width of the planner reference, the top of the normalized score (default 128)",
+    )  # fmt: skip
     bench.set_defaults(run=_benchmark)
     add_drr_commands(commands)
     return parser

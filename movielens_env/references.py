@@ -141,10 +141,14 @@ class BeamPlanner:
                 raise ValueError(f"BeamPlanner {label} must be an integer >= 1, got {value!r}")
         self.width, self.shortlist, self.search_static = width, shortlist, search_static
 
+    def returns_myopic(self, env: MovieLensRecEnv) -> bool:
+        """Whether this planner plays the myopic episode in ``env`` without searching."""
+        return env.user_model.config.is_static and not self.search_static
+
     def plan(self, env: MovieLensRecEnv, horizon: int) -> np.ndarray:
         """The best episode found from the env's current state."""
         myopic = MyopicPolicy().plan(env, horizon)
-        if env.user_model.config.is_static and not self.search_static:
+        if self.returns_myopic(env):
             return myopic
         with single_threaded_blas():
             beam_plan, beam_return = self._search(env, horizon)

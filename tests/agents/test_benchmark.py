@@ -58,7 +58,7 @@ def test_tiny_benchmark_end_to_end_and_rerun_skips_finished_runs(tmp_path, scrat
     register_agent("counted", counted, "a random ranker that counts its trainings", is_rl=False)
     config = BenchmarkConfig(
         dataset="synthetic", agents=("popularity", "counted", "td3"), seeds=(0, 1),
-        timesteps=60, out_dir=tmp_path, env_options=TINY_ENV,
+        timesteps=60, out_dir=tmp_path, env_options=TINY_ENV, references=False,
     )  # fmt: skip
     records = run_benchmark(config, progress=False)
     runs = [(r["agent"], r["seed"]) for r in records]
@@ -85,7 +85,7 @@ def test_interrupted_benchmark_keeps_finished_runs(tmp_path, scratch_registry):
     register_agent("crash", crash, "dies while training", is_rl=False)
     config = BenchmarkConfig(
         dataset="synthetic", agents=("random", "crash"), seeds=(0,), out_dir=tmp_path,
-        env_options=TINY_ENV,
+        env_options=TINY_ENV, references=False,
     )  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
         run_benchmark(config, progress=False)
@@ -96,13 +96,14 @@ def test_interrupted_benchmark_keeps_finished_runs(tmp_path, scratch_registry):
 
 def test_changed_settings_are_not_skipped(tmp_path):
     base = BenchmarkConfig(
-        dataset="synthetic", agents=("random",), seeds=(0,), out_dir=tmp_path, env_options=TINY_ENV
-    )
+        dataset="synthetic", agents=("random",), seeds=(0,), out_dir=tmp_path,
+        env_options=TINY_ENV, references=False,
+    )  # fmt: skip
     run_benchmark(base, progress=False)
     first = run_path(tmp_path, "random", 0).stat().st_mtime_ns
     changed = BenchmarkConfig(
         dataset="synthetic", agents=("random",), seeds=(0,), out_dir=tmp_path,
-        env_options={**TINY_ENV, "history_len": 5},
+        env_options={**TINY_ENV, "history_len": 5}, references=False,
     )  # fmt: skip
     run_benchmark(changed, progress=False)
     assert run_path(tmp_path, "random", 0).stat().st_mtime_ns != first
@@ -111,15 +112,47 @@ def test_changed_settings_are_not_skipped(tmp_path):
 def test_cli_benchmark_prints_the_table_and_writes_leaderboard_and_plots(tmp_path, capsys):
     out = tmp_path / "bench"
     argv = ["benchmark", "--agents", "random,popularity", "--seeds", "0,1", "--out", str(out),
-            "--no-progress"]  # fmt: skip
+            "--no-progress", "--user-model", "boredom+drift", "--planner-width", "4",
+            "--env-kwargs", json.dumps({**TINY_ENV, "max_episode_steps": 6})]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "random" in printed and "popularity" in printed and "rerank/precision@5" in printed
-    for name in ("leaderboard.md", "leaderboard.csv", "metrics.png"):
+    assert "user model 'boredom+drift', 6-step episodes" in printed
+    for name in ("leaderboard.md", "leaderboard.csv", "metrics.png", "references.json"):
         assert (out / name).stat().st_size > 0
     markdown = (out / "leaderboard.md").read_text()
     assert "movielens-rec benchmark --agents random,popularity" in markdown
     assert "## Offline, `full` protocol" in markdown
+    assert "| planner (beam search) |" in markdown and "normalized_mf" in markdown
+    references = json.loads((out / "references.json").read_text())
+    returns = references["returns"]["mf"]
+    assert returns["planner"][0] >= returns["myopic"][0] > returns["greedy"][0]
+    record = json.loads(run_path(out, "random", 0).read_text())
+    assert record["key"]["env_options"]["user_model"] == "boredom+drift"
+    expected = (
+        100
+        * (record["metrics"]["online/return_mf"] - returns["random"][0])
+        / (returns["planner"][0] - returns["random"][0])
+    )
+    assert record["metrics"]["online/normalized_mf"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--user-model", "bored"], "unknown component 'bored'"),
+        (["--env-kwargs", "{"], "is not valid JSON"),
+        (["--env-kwargs", "[1]"], "must be a JSON object"),
+        (["--env-kwargs", '{"bogus": 1}'], "'bogus' cannot be set here; allowed: "),
+        (["--env-kwargs", '{"dataset": "ml-1m"}'], "dataset and data_dir have their own"),
+        (["--env-kwargs", '{"drift_rate": 2}', "--user-model", "drift"], "drift_rate must be"),
+    ],
+)
+def test_cli_benchmark_refuses_bad_env_options_before_any_run(tmp_path, capsys, options, message):
+    argv = ["benchmark", "--agents", "random", "--out", str(tmp_path), *options]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_cli_benchmark_rejects_unknown_agents_and_metrics(tmp_path, capsys):
@@ -142,7 +175,8 @@ def test_cli_plugin_module_registers_a_third_party_agent(tmp_path, capsys, monke
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "AGENTS", dict(registry.AGENTS))
     argv = ["benchmark", "--plugin", "my_plugin", "--agents", "plugged", "--seeds", "0",
-            "--out", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+            "--out", str(tmp_path / "out"), "--no-progress",
+            "--env-kwargs", json.dumps(TINY_ENV)]  # fmt: skip
     assert main(argv) == 0
     assert "plugged" in capsys.readouterr().out
 
