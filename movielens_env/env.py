@@ -198,7 +198,7 @@ class MovieLensRecEnv(gym.Env):
     - ``satiation_strength``: ``lam`` >= 0 (default 1.0; 0.5 to 2 sensible).
     - ``satiation_decay``: ``gamma_g`` in [0, 1): ``None`` (default, per genre as above), one
       number, or one per genre (genres sorted by name).
-    - ``drift_rate``: ``alpha`` in [0, 1] (default 0.5).
+    - ``drift_rate``: ``alpha`` in [0, 1] (default 0.7).
     - ``patience_budget``: > 0 (default 5.0); ``patience_threshold`` (default 4.0);
       ``patience_cost``: >= 0 per step (default 0.1). With the defaults a user who is only ever
       recommended items rated >= 4 stays 50 steps; each star below 4 costs ten steps.
