@@ -64,9 +64,9 @@ def measure(
             "returns": {name: returns[name].tolist() for name in POLICIES},
             "planner_seconds_per_user": found.seconds["planner"] / len(users),
         }
-        print(f"  {user_model} ({model}): " + ", ".join(
-            f"{name} {np.mean(returns[name]):.3f}" for name in POLICIES
-        ) + f"; planner {out[model]['planner_seconds_per_user']:.3f} s/user", flush=True)  # fmt: skip
+        means = ", ".join(f"{name} {np.mean(returns[name]):.3f}" for name in POLICIES)
+        cost = out[model]["planner_seconds_per_user"]
+        print(f"  {user_model} ({model}): {means}; planner {cost:.3f} s/user", flush=True)
     return out
 
 
@@ -87,7 +87,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                 "means": {k: mean_ci95(v) for k, v in returns.items()},
                 "planner_over": {
                     k: float(planner.mean() / returns[k].mean()) for k in ("greedy", "myopic")
-                },  # fmt: skip
+                },
                 "planner_minus_myopic": mean_ci95(planner - returns["myopic"]),
                 "planner_seconds_per_user": found[model]["planner_seconds_per_user"],
             }
