@@ -6,13 +6,19 @@ Measures, on the synthetic data shaped like ML-1M and ML-25M (offline, nothing t
   ``SyncVectorEnv`` over such envs, and of the native vector env, at several ``num_envs``;
 - the time to build an env with a cold cache (generate data, split, fit MF) and a warm one;
 - the peak resident memory of each measuring process;
-- DRR-ave gradient updates per second, and the wall time of a full DRR-ave training run.
+- DRR-ave gradient updates per second, and the wall time of a full DRR-ave training run;
+- the single env and the native vector env of each registered user-model variant (boredom,
+  drift, patience), beside the static env;
+- with ``--baseline CHECKOUT`` (another checkout of the project, e.g. a ``git worktree`` of an
+  earlier commit), the static env's single, native and sync speeds of both code versions,
+  measured alternately (three times each; medians), as ratios.
 
 Every measurement runs in its own process (so memory peaks and caches do not mix), one after
 the other, with random uniform actions. Speeds measured in one run are comparable as ratios;
 absolute numbers depend on the machine, which the results record.
 
     python benchmarks/throughput.py --out benchmarks/results/throughput
+    python benchmarks/throughput.py --baseline ../before --out benchmarks/results/throughput
 
 ``--quick`` runs a reduced set (ml-1m-sized only, short timings) to check the script itself.
 """
@@ -40,6 +46,7 @@ TARGETS = {
     "warm_build_ml25m_s": 60.0,
     "peak_memory_ml25m_gb": 4.0,
     "drr_5000_episodes_ml1m_min": 15.0,
+    "static_over_baseline": 0.9,  # the user-dynamics issue: within 10% of the speed before it
 }
 
 
@@ -77,7 +84,9 @@ def _work_build(dataset: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "peak_memory_gb": _peak_memory_gb()}
 
 
-def _work_steps(dataset: str, kind: str, num_envs: int, seconds: float) -> dict[str, Any]:
+def _work_steps(
+    dataset: str, kind: str, num_envs: int, seconds: float, env_id: str = "MovieLensRec-v0"
+) -> dict[str, Any]:
     import gymnasium as gym
     import numpy as np
 
@@ -85,7 +94,7 @@ def _work_steps(dataset: str, kind: str, num_envs: int, seconds: float) -> dict[
 
     rng = np.random.default_rng(0)
     if kind == "single":
-        env = gym.make("MovieLensRec-v0", dataset=dataset)
+        env = gym.make(env_id, dataset=dataset)
         env.reset(seed=0)
         actions = rng.uniform(-1, 1, (64, *env.action_space.shape)).astype(np.float32)
         counter = [0]
@@ -99,9 +108,7 @@ def _work_steps(dataset: str, kind: str, num_envs: int, seconds: float) -> dict[
         rate = _rate(step, 1, seconds)
     else:
         mode = "sync" if kind == "sync" else "vector_entry_point"
-        envs = gym.make_vec(
-            "MovieLensRec-v0", num_envs=num_envs, vectorization_mode=mode, dataset=dataset
-        )
+        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, dataset=dataset)
         envs.reset(seed=0)
         actions = rng.uniform(-1, 1, (8, *envs.action_space.shape)).astype(np.float32)
         counter = [0]
@@ -168,15 +175,21 @@ WORK = {
 }
 
 
-def _measure(task: str, cache: Path, **kwargs: Any) -> dict[str, Any]:
-    """Run one measurement in a fresh process with ``cache`` as its data cache."""
+def _measure(task: str, cache: Path, checkout: Path | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Run one measurement in a fresh process with ``cache`` as its data cache; with
+    ``checkout``, with that checkout's code (its own copy of this script and its packages)."""
     env = {**os.environ, "MOVIELENS_DATA": str(cache)}
-    command = [sys.executable, __file__, "--work", task, json.dumps(kwargs)]
+    script = Path(__file__)
+    if checkout is not None:
+        script = checkout / "benchmarks" / "throughput.py"
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), env.get("PYTHONPATH", "")])
+    command = [sys.executable, str(script), "--work", task, json.dumps(kwargs)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{task} {kwargs} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"  {task} {kwargs}: {_short(result)}", flush=True)
+    label = "" if checkout is None else " [baseline]"
+    print(f"  {task} {kwargs}{label}: {_short(result)}", flush=True)
     return result
 
 
@@ -189,7 +202,47 @@ def _short(result: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- the run
-def run(quick: bool, drr_episodes: int, cache_dir: Path | None) -> dict[str, Any]:
+VARIANT_STEPS = (("single", 1), ("native", 256))
+BASELINE_STEPS = (("single", 1), ("native", 256), ("sync", 64))
+BASELINE_REPEATS = 3
+
+
+def _variants(cache: Path, seconds: float) -> dict[str, Any]:
+    """Steps per second of every registered variant, beside the static env (ml-1m-sized)."""
+    import movielens_env
+
+    results: dict[str, Any] = {}
+    for env_id in ["MovieLensRec-v0", *movielens_env.VARIANTS]:
+        results[env_id] = {
+            f"{kind}:{n}": _measure("steps", cache, dataset=SHAPES["ml-1m-sized"], kind=kind,
+                                    num_envs=n, seconds=seconds, env_id=env_id)["steps_per_s"]
+            for kind, n in VARIANT_STEPS
+        }  # fmt: skip
+    return results
+
+
+def _against_baseline(cache: Path, checkout: Path, seconds: float) -> dict[str, Any]:
+    """The static env's speeds with this code and with ``checkout``'s, measured alternately."""
+    commit = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    results: dict[str, Any] = {"checkout": str(checkout), "commit": commit}
+    for kind, n in BASELINE_STEPS:
+        runs: dict[str, list[float]] = {"current": [], "baseline": []}
+        for _ in range(BASELINE_REPEATS):
+            for label, where in (("current", None), ("baseline", checkout)):
+                found = _measure("steps", cache, where, dataset=SHAPES["ml-1m-sized"],
+                                 kind=kind, num_envs=n, seconds=seconds)  # fmt: skip
+                runs[label].append(found["steps_per_s"])
+        medians = {label: float(sorted(v)[len(v) // 2]) for label, v in runs.items()}
+        results[f"{kind}:{n}"] = {**runs, "median_ratio": medians["current"] / medians["baseline"]}
+    return results
+
+
+def run(
+    quick: bool, drr_episodes: int, cache_dir: Path | None, baseline: Path | None = None
+) -> dict[str, Any]:
     """Every measurement, as a dict.
 
     With ``cache_dir=None`` the data cache starts empty, so the first build of each shape is a
@@ -225,6 +278,11 @@ def run(quick: bool, drr_episodes: int, cache_dir: Path | None) -> dict[str, Any
                 "drr_train", cache, dataset=ml1m, episodes=drr_episodes
             )
             results["drr"]["train"]["episodes"] = drr_episodes
+        print("user-model variants (ml-1m-sized):", flush=True)
+        results["variants"] = _variants(cache, seconds)
+        if baseline is not None:
+            print(f"against {baseline} (ml-1m-sized, static):", flush=True)
+            results["baseline"] = _against_baseline(cache, baseline, seconds)
     return results
 
 
@@ -264,6 +322,11 @@ def verdicts(results: dict[str, Any]) -> list[str]:
                   for r in kind.values()]  # fmt: skip
         check("ml-25m-sized peak memory (warm build, then stepping; worst process)", max(peaks),
               TARGETS["peak_memory_ml25m_gb"], True, " GiB")  # fmt: skip
+    for key, found in results.get("baseline", {}).items():
+        if isinstance(found, dict):
+            check(f"static {key} speed of this code / the baseline's (median of "
+                  f"{BASELINE_REPEATS}, alternating)", found["median_ratio"],
+                  TARGETS["static_over_baseline"], False, "x")  # fmt: skip
     train = results["drr"].get("train")
     if train:
         scaled = train["seconds"] / 60 * 5000 / train["episodes"]
@@ -303,6 +366,29 @@ def markdown(results: dict[str, Any], command: str, machine: str) -> str:
     for shape, builds in results["build"].items():
         for cache, r in builds.items():
             lines.append(f"| {shape} | {cache} | {r['seconds']:.1f} | {r['peak_memory_gb']:.2f} |")
+    if "variants" in results:
+        lines += ["", "## User-model variants (ml-1m-sized)", "",
+                  "Steps per second of each registered id: `single` is `gym.make`, "
+                  "`native:256` the vector env with 256 users.", "",
+                  "| env id | " + " | ".join(f"{k}:{n}" for k, n in VARIANT_STEPS) + " |",
+                  "|---" * (len(VARIANT_STEPS) + 1) + "|"]  # fmt: skip
+        for env_id, speeds in results["variants"].items():
+            lines.append(
+                f"| `{env_id}` | " + " | ".join(f"{v:,.0f}" for v in speeds.values()) + " |"
+            )
+    baseline = results.get("baseline")
+    if baseline:
+        lines += ["", f"## Against the code before (`{baseline['commit']}`), static env, "
+                  "ml-1m-sized", "",
+                  f"Each speed measured {BASELINE_REPEATS} times per code version, alternating "
+                  "(this code, then the baseline's), each in a fresh process.", "",
+                  "| | this code (steps/s) | baseline (steps/s) | median ratio |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for key, found in baseline.items():
+            if isinstance(found, dict):
+                mine = ", ".join(f"{v:,.0f}" for v in found["current"])
+                theirs = ", ".join(f"{v:,.0f}" for v in found["baseline"])
+                lines.append(f"| {key} | {mine} | {theirs} | {found['median_ratio']:.3f} |")
     lines += ["", "## DRR-ave (ml-1m-sized)", ""]
     updates = results["drr"]["updates"]
     lines.append(
@@ -329,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="episodes of the timed DRR-ave run (0: skip it)")  # fmt: skip
     parser.add_argument("--cache", type=Path, default=None,
                         help="data cache (default: a new, empty one)")  # fmt: skip
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout to compare the static env's speed with")  # fmt: skip
     parser.add_argument("--work", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.work:
@@ -340,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     from movielens_env.storage import atomic_write
 
     command = "python " + shlex.join(["benchmarks/throughput.py", *(argv or sys.argv[1:])])
-    results = run(args.quick, args.drr_episodes, args.cache)
+    results = run(args.quick, args.drr_episodes, args.cache, args.baseline)
     machine = machine_description()
     report = markdown(results, command, machine)
     payload = json.dumps({"command": command, "machine": machine, "results": results}, indent=1)

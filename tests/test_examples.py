@@ -19,7 +19,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-TESTED = {"quickstart.py", "train_drr.py", "sb3_td3.py", "custom_agent.py", "vector_env.py"}
+TESTED = {
+    "quickstart.py", "train_drr.py", "sb3_td3.py", "custom_agent.py", "vector_env.py",
+    "user_models.py",
+}  # fmt: skip
 NUMBER = r"[-+]?\d+\.\d+"
 
 
@@ -125,3 +128,16 @@ def test_vector_env_steps_many_users_and_compares_with_sync():
     assert "episodes ended: 8 of 8" in out  # truncated after 10 steps, as registered
     native, sync = re.search(r"steps/s: native ([\d,]+), SyncVectorEnv ([\d,]+)", out).groups()
     assert int(native.replace(",", "")) > 0 and int(sync.replace(",", "")) > 0
+
+
+def test_user_models_scores_a_policy_between_random_and_the_planner():
+    out = _run(["examples/user_models.py", "--users", "8"])
+    assert "MovieLensRec-BoredomDrift-v0: user model 'boredom+drift', 20 steps" in out
+    assert "Satiation (most):" in out  # the rendered state of the user
+    rows = dict(re.findall(rf"^  (\w+(?: \w+)?)\s+({NUMBER})\s+normalized", out, re.MULTILINE))
+    scores = dict(re.findall(rf"^  (\w+(?: \w+)?)\s+{NUMBER}\s+normalized\s+({NUMBER})$", out,
+                             re.MULTILINE))  # fmt: skip
+    assert set(rows) == {"random", "greedy", "user vector", "myopic", "planner", "ceiling"}
+    assert float(scores["random"]) == 0.0 and float(scores["planner"]) == 100.0
+    returns = {name: float(value) for name, value in rows.items()}
+    assert returns["random"] < returns["greedy"] < returns["myopic"] <= returns["planner"]

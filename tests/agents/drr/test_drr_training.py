@@ -123,3 +123,19 @@ def test_a_run_too_short_to_learn_says_so():
     ):
         result = train_drr(ENV, config, 2, seed=0)
     assert result.agent.updates == 0
+
+
+def test_drr_trains_and_reloads_under_a_user_model_with_a_state(tmp_path):
+    # Satiation and patience follow the history in the observation: DRR reads them as context.
+    env_kwargs = {**ENV, "user_model": "boredom+drift+patience", "max_episode_steps": 6}
+    config = DRRConfig(**SMALL, eval_every=1000)
+    result = train_drr(env_kwargs, config, 10, seed=0, run_dir=tmp_path)
+    assert len(result.episode_returns) == 10
+    assert all(ret >= 0 for ret in result.episode_returns)  # rewards are (rating - 1) / 4
+    agent, saved_kwargs = load_agent(tmp_path)
+    assert saved_kwargs == env_kwargs
+    env = gym.make("MovieLensRec-v0", **env_kwargs)
+    obs, _ = env.reset(seed=0)
+    assert agent.obs_dim == obs.shape[0] > 6 * 9  # user and history vectors, then the state
+    np.testing.assert_array_equal(agent.predict(obs)[0], result.agent.predict(obs)[0])
+    assert "online/return_mf" in result.curve[-1]
