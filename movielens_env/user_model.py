@@ -21,6 +21,7 @@ spent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple
@@ -58,7 +59,7 @@ class UserModelConfig:
         satiation_decay: ``gamma_g``, the share of satiation a genre keeps per step, in [0, 1):
             ``None`` (default) draws one per genre from U[0.3, 0.98] with the genre's name as
             the seed (the same genre decays alike in every dataset); one number for every
-            genre; or one per genre, in the order of :func:`genre_names`.
+            genre; or one per genre, in the order of :func:`genre_table`.
         drift_rate: ``alpha`` in [0, 1], how far tastes move toward each recommended item.
             The default 0.7 is where planning pays on both ML-100K and the synthetic data
             (whose smaller MF factors feel drift less): over 60 test users, the planner's
@@ -158,23 +159,22 @@ def default_horizon(config: UserModelConfig) -> int:
     return DRIFT_HORIZON if config.drift else STATIC_HORIZON
 
 
-def genre_names(world: RecWorld) -> tuple[str, ...]:
-    """The dataset's genres, sorted, without the labels that mean "no genre"."""
+@functools.lru_cache(maxsize=8)  # worlds are shared per process; envs of one world share this
+def genre_table(world: RecWorld) -> tuple[tuple[str, ...], np.ndarray]:
+    """The dataset's genres (sorted, without the labels that mean "no genre") and the
+    ``(n_items, n_genres)`` weights: ``1 / |G(i)|`` for each genre of item ``i``, else 0."""
     genres = world.dataset.genres
     if genres is None:
-        return ()
-    return tuple(sorted({g for item in genres for g in item} - set(NO_GENRE)))
-
-
-def genre_weights(world: RecWorld, names: tuple[str, ...]) -> np.ndarray:
-    """``(n_items, n_genres)``: ``1 / |G(i)|`` for each genre of item ``i``, else 0."""
+        return (), np.zeros((world.dataset.n_items, 0))
+    names = tuple(sorted({g for item in genres for g in item} - set(NO_GENRE)))
     column = {name: j for j, name in enumerate(names)}
     weights = np.zeros((world.dataset.n_items, len(names)))
     for item, item_genres in enumerate(world.dataset.genres):
         known = [column[g] for g in item_genres if g in column]
         if known:
             weights[item, known] = 1.0 / len(known)
-    return weights
+    weights.flags.writeable = False
+    return names, weights
 
 
 def genre_decay(name: str) -> float:
@@ -255,14 +255,13 @@ class UserModel:
         self.genres: tuple[str, ...] = ()
         self.weights = self.decay = None
         if config.boredom:
-            self.genres = genre_names(world)
+            self.genres, self.weights = genre_table(world)
             if not self.genres:
                 raise UserModelError(
                     f"user_model={config.name!r} needs item genres, and dataset "
                     f"{world.dataset.name!r} has none (its item file, e.g. u.item or "
                     "movies.dat, was not found beside the ratings)"
                 )
-            self.weights = genre_weights(world, self.genres)
             self.decay = self._decay(config.satiation_decay)
 
     def _decay(self, decay: float | tuple[float, ...] | None) -> np.ndarray:

@@ -109,9 +109,7 @@ class MovieLensRecVectorEnv(VectorEnv):
 
         n, n_items = self.num_envs, self.world.dataset.n_items
         self._rngs: list[np.random.Generator | None] = [None] * n
-        self._state = self.user_model.start(np.zeros(n, dtype=np.int64))
-        self._users = self._state.users
-        self._users[:] = -1
+        self._state = self.user_model.start(np.full(n, -1, dtype=np.int64))  # -1: not started
         self._history = np.zeros((n, self.history_len), dtype=np.int64)
         self._blocked = np.ones((n, n_items), dtype=bool)  # True: may not be recommended now
         self._n_available = np.zeros(n, dtype=np.int64)
@@ -119,6 +117,11 @@ class MovieLensRecVectorEnv(VectorEnv):
         self._autoreset = np.zeros(n, dtype=bool)
         self._rows = np.arange(n)
         self._scores: np.ndarray | None = None
+
+    @property
+    def _users(self) -> np.ndarray:
+        """Each sub-environment's internal user id (-1 before its first reset)."""
+        return self._state.users
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(
