@@ -17,7 +17,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from movielens_env.evaluation import evaluate, evaluate_online, evaluation_users, heldout_env
+from movielens_env.evaluation import (
+    evaluate,
+    evaluate_online,
+    evaluation_users,
+    heldout_env,
+    online_reward_models,
+)
 from movielens_env.headroom import normalized_score, reference_returns
 from movielens_env.references import BeamPlanner
 from movielens_env.storage import atomic_write
@@ -92,12 +98,6 @@ def references_key(config: BenchmarkConfig) -> dict[str, Any]:
     }
 
 
-def online_reward_models(env_kwargs: dict[str, Any]) -> list[str]:
-    """The reward models the online evaluation uses: ``mf``, and ``oracle`` where known."""
-    truth = heldout_env(env_kwargs).world.dataset.truth
-    return ["mf"] if truth is None else ["mf", "oracle"]
-
-
 def compute_references(config: BenchmarkConfig) -> dict[str, Any]:
     """Every reference's online return (mean, 95% interval over users) per reward model, with a
     seeded random policy as the normalized score's zero."""
@@ -106,7 +106,7 @@ def compute_references(config: BenchmarkConfig) -> dict[str, Any]:
     users = evaluation_users(env.world, env.history_len)
     models: dict[str, Any] = {}
     seconds: dict[str, float] = {}
-    for model in online_reward_models(env_kwargs):
+    for model in online_reward_models(env.world):
         found = reference_returns(env_kwargs, model, users, BeamPlanner(config.planner_width))
         found.returns["random"] = evaluate_online(RandomRanker(0), env_kwargs, model, users)
         models[model] = {name: mean_ci95(values) for name, values in found.returns.items()}

@@ -42,14 +42,19 @@ def measure(
     """Every policy's per-user returns under one user model, per reward model."""
     from agents.baselines import PopularityRanker, RandomRanker
     from movielens_env import variant_kwargs
-    from movielens_env.evaluation import evaluate_online, evaluation_users, heldout_env
+    from movielens_env.evaluation import (
+        evaluate_online,
+        evaluation_users,
+        heldout_env,
+        online_reward_models,
+    )
     from movielens_env.headroom import reference_returns
     from movielens_env.references import BeamPlanner
 
     env_kwargs = {"dataset": dataset, "data_dir": data_dir, **variant_kwargs(user_model)}
     env = heldout_env(env_kwargs)
     users = evaluation_users(env.world, env.history_len)[:limit]
-    models = ["mf"] if env.world.dataset.truth is None else ["mf", "oracle"]
+    models = online_reward_models(env.world)
     out: dict[str, Any] = {"horizon": env_kwargs["max_episode_steps"], "n_users": len(users)}
     for model in models:
         planner = BeamPlanner(width=width, search_static=True)

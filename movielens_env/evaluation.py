@@ -87,6 +87,12 @@ def episode_steps(env_kwargs: dict[str, Any]) -> int:
     return steps
 
 
+def online_reward_models(world: RecWorld) -> list[str]:
+    """The simulators online returns are measured under: ``mf``, and ``oracle`` where the
+    data's true ratings are known."""
+    return ["mf"] if world.dataset.truth is None else ["mf", "oracle"]
+
+
 def heldout_kwargs(env_kwargs: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """Arguments of the test-split env for ``env_kwargs`` (the horizon is the caller's)."""
     kwargs = {**env_kwargs, "split": "test", "render_mode": None, **overrides}
@@ -269,10 +275,7 @@ def evaluate(
     else:
         result = evaluate_offline(agent, env_kwargs, PROTOCOLS, ks, name)
     if online:
-        models = ["mf"]
-        if heldout_env(env_kwargs).world.dataset.truth is not None:
-            models.append("oracle")
-        for model in models:
+        for model in online_reward_models(heldout_env(env_kwargs).world):
             returns = evaluate_online(agent, env_kwargs, model, result.users, name=name)
             result.per_user[f"online/return_{model}"] = returns
     return result
