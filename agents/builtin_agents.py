@@ -45,7 +45,7 @@ def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
     config = DRRConfig(state=state, eval_every=episodes, checkpoint_every=0)
     result = train_drr(
         ctx.env_kwargs, config, episodes, ctx.seed, ctx.run_dir,
-        on_episode=lambda episode, ret: ctx.on_step(horizon),
+        on_episode=lambda episode, ret: ctx.on_step(horizon), overwrite=True,
     )  # fmt: skip
     steps = horizon * np.arange(1, len(result.episode_returns) + 1)
     return TrainedAgent(

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..fields import ConfigError
+from ..machine import available_memory_bytes
 from .checkpoint import to_numpy, to_torch
 from .config import DRRConfig
 from .networks import Actor, Critic
@@ -28,6 +30,19 @@ def _soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     with torch.no_grad():
         for t, s in zip(target.parameters(), source.parameters(), strict=True):
             t.mul_(1.0 - tau).add_(s, alpha=tau)
+
+
+def _check_replay_fits(capacity: int, obs_dim: int, dim: int) -> None:
+    """Refuse a replay buffer larger than the memory left, before it fills up and the process is
+    killed hours into a run (numpy reserves its arrays lazily)."""
+    needed = capacity * (2 * obs_dim + dim + 2) * 4 + 2 * 2 * capacity * 8  # arrays + sum tree
+    available = available_memory_bytes()
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"DRRConfig.buffer_size={capacity:,} needs {needed / 2**30:.1f} GiB for observations "
+            f"of {obs_dim} floats, and {available / 2**30:.1f} GiB of memory is available; "
+            f"use at most {int(capacity * available / needed):,}"
+        )
 
 
 class DRRAgent:
@@ -54,6 +69,7 @@ class DRRAgent:
                 f"of length {dim}"
             )
         self.obs_dim = obs_dim
+        _check_replay_fits(config.buffer_size, obs_dim, dim)
         torch.manual_seed(seed)
         self.actor = Actor(config.state, dim, history_len, config.hidden, context)
         self.critic = Critic(config.state, dim, history_len, config.hidden, context)

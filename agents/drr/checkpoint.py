@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from movielens_env.errors import MovieLensRecError
 from movielens_env.storage import atomic_write
 
 from .config import DRRConfig
@@ -23,7 +24,7 @@ CONFIG = "config.json"
 FORMAT_VERSION = 3
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MovieLensRecError, ValueError):
     """A checkpoint is missing, unreadable, corrupted or of another format."""
 
 
@@ -50,10 +51,36 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DRRConfig]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as exc:
-        raise CheckpointError(f"{path}: unreadable or corrupted checkpoint ({exc})") from None
+        # torch's own message advises loading with code execution: never repeated here.
+        raise CheckpointError(
+            f"{path}: unreadable, corrupted, or holding objects other than tensors and plain "
+            f"containers ({type(exc).__name__}); it is never loaded in a way that runs code"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a DRR checkpoint of format version {FORMAT_VERSION}")
-    return payload, DRRConfig.from_dict(payload["config"])
+    try:
+        config = DRRConfig.from_dict(payload["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its config is invalid ({exc})") from None
+    _check_config_copy(Path(run_dir) / CONFIG, config)
+    return payload, config
+
+
+def _check_config_copy(path: Path, config: DRRConfig) -> None:
+    """``config.json`` is a readable copy of the checkpoint's config: it must agree with it."""
+    if not path.exists():
+        return
+    try:
+        copy = DRRConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise CheckpointError(
+            f"{path}: unreadable ({exc}); it should be a copy of the config in {CHECKPOINT}"
+        ) from None
+    if copy != config:
+        raise CheckpointError(
+            f"{path} disagrees with the config stored in {CHECKPOINT} (was it edited?); the "
+            "checkpoint's is the run's: restore the copy with its content or remove the file"
+        )
 
 
 def to_torch(value: Any) -> Any:

@@ -22,7 +22,9 @@ from movielens_env.scoring import rank_by_action
 
 from ..env_options import add_env_options, env_options
 from ..plots import plot_training
+from .checkpoint import load_checkpoint
 from .config import STATE_REPRESENTATIONS, DRRConfig
+from .run_dir import check_run_dir
 from .train import load_agent, train_drr
 
 
@@ -43,20 +45,42 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    config = DRRConfig(**{"state": args.agent, **_overrides(args.set)})
-    env_kwargs = {"dataset": args.dataset, "data_dir": args.data_dir, **env_options(args)}
     out = Path(args.out)
-    with tqdm(total=args.episodes, desc=f"{args.agent} seed {args.seed}", unit="episode") as bar:
+    check_run_dir(out, args.resume, args.force)
+    if args.resume:  # the run's own config, seed and env; what is given must agree with them
+        payload, config = load_checkpoint(out)
+        seed, env_kwargs = int(payload["seed"]), dict(payload["env_kwargs"])
+    else:
+        config, seed, env_kwargs = DRRConfig(), 0, {"dataset": "synthetic"}
+    if args.agent is not None:
+        config = dataclasses.replace(config, state=args.agent)
+    config = dataclasses.replace(config, **_overrides(args.set))
+    seed = seed if args.seed is None else args.seed
+    if args.dataset is not None:
+        env_kwargs["dataset"] = args.dataset
+    env_kwargs = {**env_kwargs, "data_dir": args.data_dir, **env_options(args)}
+    bars: list[tqdm] = []  # the bar appears with the first episode, once every check passed
 
-        def progress(episode: int, episode_return: float) -> None:
-            bar.n = episode
-            bar.set_postfix_str(f"return {episode_return:+.2f}")
-            bar.refresh()
+    def progress(episode: int, episode_return: float) -> None:
+        if not bars:
+            bars.append(
+                tqdm(total=args.episodes, desc=f"{config.state} seed {seed}", unit="episode")
+            )
+        bars[0].n = episode
+        bars[0].set_postfix_str(f"return {episode_return:+.2f}")
+        bars[0].refresh()
 
-        result = train_drr(env_kwargs, config, args.episodes, args.seed, out, args.resume, progress)
-    plots = plot_training(result.curve, out, f"{args.agent} on {args.dataset}, seed {args.seed}")
+    try:
+        result = train_drr(
+            env_kwargs, config, args.episodes, seed, out, args.resume, progress, args.force
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    title = f"{config.state} on {env_kwargs['dataset']}, seed {seed}"
+    plots = plot_training(result.curve, out, title)
     last = result.curve[-1]
-    print(f"\nTrained {args.agent} for {args.episodes} episodes; test split after training:")
+    print(f"\nTrained {config.state} for {args.episodes} episodes; test split after training:")
     for name in ("rerank/precision@10", "full/precision@10", "online/return_mf"):
         print(f"  {name}: {last[name]:.4f}")
     print(f"Run directory: {out} (checkpoint.pt, config.json, learning_curve.csv)")
@@ -115,13 +139,24 @@ def _recommend(args: argparse.Namespace) -> int:
 def add_commands(commands) -> None:
     """Register ``train``, ``evaluate`` and ``recommend`` on the CLI's sub-parsers."""
     train = commands.add_parser("train", help="train a DRR agent")
-    train.add_argument("--agent", default="drr-ave", choices=STATE_REPRESENTATIONS)
-    train.add_argument("--dataset", default="synthetic", choices=DATASET_NAMES)
+    train.add_argument("--agent", default=None, choices=STATE_REPRESENTATIONS,
+                       help="state representation (default: drr-ave)")  # fmt: skip
+    train.add_argument("--dataset", default=None, choices=DATASET_NAMES,
+                       help="default: synthetic")  # fmt: skip
     train.add_argument("--data-dir", default=None, help="GroupLens folder or zip")
-    train.add_argument("--episodes", type=int, default=5000)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--episodes", type=int, default=5000,
+                       help="episodes in all (with --resume, the run's new total)")  # fmt: skip
+    train.add_argument("--seed", type=int, default=None, help="default: 0")
     train.add_argument("--out", required=True, help="run directory")
-    train.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    train.add_argument(
+        "--resume", action="store_true",
+        help="continue the run in --out from its checkpoint, with its own --set values, seed and "
+        "env; --episodes is then the run's new total (at least the episodes it holds)",
+    )  # fmt: skip
+    train.add_argument(
+        "--force", action="store_true",
+        help="replace the run --out already holds (without it, a folder holding a run is refused)",
+    )  # fmt: skip
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a DRRConfig field, e.g. --set actor_lr=3e-4")  # fmt: skip
     add_env_options(train)

@@ -7,7 +7,33 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..fields import Bound, ConfigError, check_fields
+
 STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
+_BIG = 1_000_000_000
+# Hard limits, wider than the typical ranges in the docstring: beyond them a value is a slip
+# (num_envs=100000 meant 100,000 gradient steps per collected batch: a run that seemed hung).
+BOUNDS = {
+    "hidden": Bound(int, 1, 8192),
+    "actor_lr": Bound(float, 0.0, 1.0, low_open=True),
+    "critic_lr": Bound(float, 0.0, 1.0, low_open=True),
+    "weight_decay": Bound(float, 0.0, 1.0),
+    "gamma": Bound(float, 0.0, 1.0, high_open=True),
+    "tau": Bound(float, 0.0, 1.0, low_open=True),
+    "batch_size": Bound(int, 1, 65_536),
+    "buffer_size": Bound(int, 1, 10_000_000),
+    "learning_starts": Bound(int, 1, _BIG),
+    "updates_per_step": Bound(int, 1, 64),
+    "num_envs": Bound(int, 1, 1024),
+    "per_alpha": Bound(float, 0.0, 1.0),
+    "per_beta": Bound(float, 0.0, 1.0),
+    "per_eps": Bound(float, 0.0, 1.0, low_open=True),
+    "noise_std": Bound(float, 0.0, 10.0),
+    "noise_decay": Bound(float, 0.0, 1.0, low_open=True),
+    "noise_floor": Bound(float, 0.0, 10.0),
+    "eval_every": Bound(int, 0, _BIG),
+    "checkpoint_every": Bound(int, 0, _BIG),
+}
 
 
 @dataclass(frozen=True)
@@ -63,19 +89,16 @@ class DRRConfig:
 
     def __post_init__(self) -> None:
         if self.state not in STATE_REPRESENTATIONS:
-            raise ValueError(
-                f"state={self.state!r} is not valid; allowed: {', '.join(STATE_REPRESENTATIONS)}"
+            raise ConfigError(
+                f"DRRConfig.state={self.state!r} is not valid; allowed: "
+                f"{', '.join(STATE_REPRESENTATIONS)}"
             )
-        for name in ("hidden", "batch_size", "buffer_size", "updates_per_step", "num_envs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"DRRConfig.{name} must be >= 1, got {getattr(self, name)}")
+        check_fields(self, BOUNDS)
         if self.learning_starts < self.batch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"DRRConfig.learning_starts ({self.learning_starts}) must be >= batch_size "
                 f"({self.batch_size})"
             )
-        if not 0.0 <= self.gamma < 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"need 0 <= gamma < 1 and 0 < tau <= 1, got {self.gamma}, {self.tau}")
 
     def to_json(self) -> str:
         """The config as JSON text."""
@@ -87,5 +110,5 @@ class DRRConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - fields)
         if unknown:
-            raise ValueError(f"unknown DRRConfig keys {unknown}; valid: {sorted(fields)}")
+            raise ConfigError(f"unknown DRRConfig keys {unknown}; valid: {sorted(fields)}")
         return cls(**values)

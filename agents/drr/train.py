@@ -28,11 +28,24 @@ from movielens_env.storage import atomic_write
 
 from ..threads import torch_threads
 from .agent import DRRAgent
-from .checkpoint import load_checkpoint, save_checkpoint, to_numpy, to_torch
+from .checkpoint import (
+    CHECKPOINT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+    to_numpy,
+    to_torch,
+)
 from .config import DRRConfig
+from .run_dir import (
+    CURVE_FILE,
+    RUN_FILE,
+    RunFolderError,
+    check_run_dir,
+    portable_env_kwargs,
+    remove_run,
+)
 
-CURVE_FILE = "learning_curve.csv"
-RUN_FILE = "run.json"
 CURVE_METRICS = (
     "rerank/precision@5",
     "rerank/precision@10",
@@ -55,7 +68,7 @@ class TrainResult:
 
 def _json_env_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
     try:
-        return json.loads(json.dumps(env_kwargs))
+        return json.loads(json.dumps(portable_env_kwargs(env_kwargs)))
     except TypeError:
         raise ValueError(
             "DRR runs are saved with a dataset given by name, not as an object"
@@ -70,31 +83,55 @@ def train_drr(
     run_dir: Path | None = None,
     resume: bool = False,
     on_episode: Callable[[int, float], None] = lambda episode, ret: None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train DRR for ``episodes`` episodes of ``MovieLensRec-v0`` (train split).
 
     Every ``config.eval_every`` episodes (and at the end) the agent is evaluated on the test
     split; every ``config.checkpoint_every`` episodes (and at the end) the run is checkpointed
-    into ``run_dir``. With ``resume``, training continues from ``run_dir``'s checkpoint.
+    into ``run_dir``. A ``run_dir`` that already holds a run is refused unless ``resume``
+    (continue it: same config, seed and env; ``episodes`` is the new total, at least the
+    episodes it holds) or ``overwrite`` (replace it).
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+    if run_dir is not None:
+        check_run_dir(run_dir, resume, overwrite)
+    elif resume:
+        raise RunFolderError("resume needs the run folder (run_dir) to continue from")
     with torch_threads(1):
-        return _train(env_kwargs, config, episodes, seed, run_dir, resume, on_episode)
+        return _train(env_kwargs, config, episodes, seed, run_dir, resume, on_episode, overwrite)
 
 
-def _train(env_kwargs, config, episodes, seed, run_dir, resume, on_episode) -> TrainResult:
+def _train(
+    env_kwargs, config, episodes, seed, run_dir, resume, on_episode, overwrite
+) -> TrainResult:
     # --- set-up: envs, agent, and (when resuming) everything the checkpoint restores
-    envs = training_envs(env_kwargs, config.num_envs)
+    envs = training_envs(env_kwargs, config.num_envs)  # bad env arguments fail here, first
+    if run_dir is not None and overwrite:
+        remove_run(run_dir)
     dim, history_len = envs.single_action_space.shape[0], envs.history_len
     obs_dim = envs.single_observation_space.shape[0]
     agent = DRRAgent(config, dim, history_len, seed, obs_dim)
     result = TrainResult(agent)
     running, losses = np.zeros(envs.num_envs), []
-    if resume and run_dir is not None and (run_dir / "checkpoint.pt").exists():
+    if resume:
         payload, saved_config = load_checkpoint(run_dir)
         if saved_config != config or payload["seed"] != seed:
-            raise ValueError(f"{run_dir}: the checkpoint was made with another config or seed")
+            raise RunFolderError(
+                f"{run_dir}: the checkpoint was made with another config or seed; resume with "
+                "the run's own (see its config.json and run.json)"
+            )
+        if payload["env_kwargs"] != _json_env_kwargs(env_kwargs):
+            raise RunFolderError(
+                f"{run_dir}: the checkpoint was made on another env ({payload['env_kwargs']}); "
+                "resume with the same dataset and env arguments"
+            )
+        if int(payload["agent"]["episodes"]) > episodes:
+            raise RunFolderError(
+                f"{run_dir} already holds {int(payload['agent']['episodes'])} episodes; "
+                f"--episodes is the run's total, so it must be at least that, not {episodes}"
+            )
         agent.load_state_dict(payload["agent"])
         envs.load_state_dict(to_numpy(payload["envs"]))
         obs, running = payload["obs"].numpy(), payload["running"].numpy().copy()
@@ -198,11 +235,24 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
 
 
 def load_agent(run_dir: Path) -> tuple[DRRAgent, dict[str, Any]]:
-    """The trained agent of a run directory and the env kwargs it was trained with."""
+    """The trained agent of a run directory and the env kwargs it was trained with (its dataset
+    and env semantics; where the data and caches live is for the caller to add).
+
+    Raises:
+        CheckpointError: the checkpoint is unreadable, of another format, incomplete, or its
+            weights do not fit its own config.
+    """
     payload, config = load_checkpoint(run_dir)
-    agent = DRRAgent(
-        config, int(payload["dim"]), int(payload["history_len"]), int(payload["seed"]),
-        int(payload["obs_dim"]),
-    )  # fmt: skip
-    agent.load_state_dict(payload["agent"])
-    return agent, payload["env_kwargs"]
+    try:
+        agent = DRRAgent(
+            config, int(payload["dim"]), int(payload["history_len"]), int(payload["seed"]),
+            int(payload["obs_dim"]),
+        )  # fmt: skip
+        agent.load_state_dict(payload["agent"])
+        env_kwargs = portable_env_kwargs(dict(payload["env_kwargs"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{Path(run_dir) / CHECKPOINT}: incomplete, or its weights do not fit its own config "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
+    return agent, env_kwargs

@@ -1,0 +1,72 @@
+"""Checking a config dataclass field by field: type and range, with messages that name both."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from movielens_env.errors import MovieLensRecError
+
+
+class ConfigError(MovieLensRecError, ValueError):
+    """A config field has the wrong type or is out of its range; the message names both."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What a numeric field accepts: its type and range.
+
+    Attributes:
+        kind: ``int`` (an integer, not a bool) or ``float`` (any real number, integers too).
+        low: smallest allowed value (``None``: no bound).
+        high: largest allowed value (``None``: no bound).
+        low_open: whether ``low`` itself is excluded.
+        high_open: whether ``high`` itself is excluded.
+    """
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def describe(self) -> str:
+        """The range in interval notation, e.g. ``an integer in [1, 1024]``."""
+        kind = "an integer" if self.kind is int else "a number"
+        if self.low is None and self.high is None:
+            return kind
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        low = "-inf" if self.low is None else _number(self.low)
+        high = "inf" if self.high is None else _number(self.high)
+        return f"{kind} in {left}{low}, {high}{right}"
+
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` has the right type and lies in the range."""
+        if isinstance(value, bool):
+            return False
+        if self.kind is int and not isinstance(value, int):
+            return False
+        if self.kind is float and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+
+def _number(value: float) -> str:
+    """``10000000`` as ``10,000,000``; other numbers as ``%g``."""
+    if float(value).is_integer() and abs(value) >= 10_000:
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
+def check_fields(config: Any, bounds: dict[str, Bound]) -> None:
+    """Raise :class:`ConfigError` for the first field of ``config`` outside its bound."""
+    name = type(config).__name__
+    for field in fields(config):
+        bound = bounds.get(field.name)
+        value = getattr(config, field.name)
+        if bound is not None and not bound.admits(value):
+            raise ConfigError(f"{name}.{field.name} must be {bound.describe()}, got {value!r}")

@@ -1,0 +1,161 @@
+"""Misuse, as a user would commit it: each case asserts the clear error (one line, exit status 2
+from the CLI), and that nothing was lost, nothing silently wrong, nothing cached.
+
+One module, so that the next audit extends it; grouped by the classes of the audit that filed
+it: data loss, silently wrong results, settings misread, unclear errors.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from agents.cli import main
+from agents.drr.config import DRRConfig
+from agents.drr.train import load_agent
+from agents.fields import ConfigError
+
+SMALL_ENV = json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2}})
+TINY_DRR = ["--set", "hidden=16", "--set", "batch_size=8", "--set", "learning_starts=8",
+            "--set", "buffer_size=200", "--set", "eval_every=1000", "--set", "num_envs=2",
+            "--env-kwargs", SMALL_ENV]  # fmt: skip
+
+
+def _train(run, *extra: str) -> list[str]:
+    return ["train", "--episodes", "4", "--out", str(run), *TINY_DRR, *extra]
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("movielens-rec: error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished 4-episode DRR run (trained once for the module)."""
+    run = tmp_path_factory.mktemp("runs") / "drr"
+    assert main(_train(run)) == 0
+    return run
+
+
+# --------------------------------------------------------------------------- data loss
+def test_train_into_a_finished_run_is_refused_and_the_run_kept(finished_run, capsys):
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in finished_run.iterdir()}
+    assert main(_train(finished_run)) == 2
+    err = _error(capsys)
+    assert "already holds a run (checkpoint.pt" in err and "--resume" in err and "--force" in err
+    assert {p.name: p.read_bytes() for p in finished_run.iterdir()} == before
+
+
+def test_force_replaces_a_run_and_resume_continues_it(finished_run, tmp_path, capsys):
+    run = tmp_path / "copy"
+    run.mkdir()
+    for path in finished_run.iterdir():
+        (run / path.name).write_bytes(path.read_bytes())
+    # --resume takes the run's own config, seed and env: --out and --episodes are enough.
+    assert main(["train", "--resume", "--out", str(run), "--episodes", "6"]) == 0
+    assert json.loads((run / "run.json").read_text())["episodes"] == 6
+    assert load_agent(run)[0].episodes == 6
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--episodes", "5"]) == 2
+    assert "already holds 6 episodes; --episodes is the run's total" in _error(capsys)
+    assert main(["train", "--resume", "--out", str(run), "--episodes", "8", "--seed", "3"]) == 2
+    assert "another config or seed" in _error(capsys)
+    assert main(["train", "--resume", "--out", str(run), "--episodes", "8",
+                 "--dataset", "synthetic-1m"]) == 2  # fmt: skip
+    assert "made on another env" in _error(capsys)
+    assert main(_train(run, "--force")) == 0
+    assert load_agent(run)[0].episodes == 4  # replaced by a new 4-episode run
+
+
+def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
+    assert main(["train", "--resume", "--out", str(tmp_path / "empty"), "--episodes", "2"]) == 2
+    assert "nothing to resume" in _error(capsys)
+    assert not (tmp_path / "empty").exists()
+    assert main(_train(tmp_path / "x", "--resume", "--force")) == 2
+    assert "exclude each other" in _error(capsys)
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    assert main(_train(target)) == 2
+    assert "is a file; a run needs a folder" in _error(capsys)
+    assert target.read_text() == "keep me"
+
+
+# --------------------------------------------------------------------------- one source of truth
+def test_an_edited_config_json_is_refused(finished_run, tmp_path, capsys):
+    run = tmp_path / "edited"
+    run.mkdir()
+    for path in finished_run.iterdir():
+        (run / path.name).write_bytes(path.read_bytes())
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "hidden": 512}))
+    assert main(["evaluate", str(run)]) == 2
+    assert "config.json disagrees with the config stored in checkpoint.pt" in _error(capsys)
+    (run / "config.json").write_text("garbage")
+    assert main(["evaluate", str(run)]) == 2
+    assert "config.json: unreadable" in _error(capsys)
+
+
+def test_a_checkpoint_does_not_say_where_data_and_caches_live(finished_run, tmp_path):
+    payload = torch.load(finished_run / "checkpoint.pt", weights_only=True)
+    assert "data_dir" not in payload["env_kwargs"]  # not recorded
+    crafted = tmp_path / "crafted"
+    crafted.mkdir()
+    for path in finished_run.iterdir():
+        (crafted / path.name).write_bytes(path.read_bytes())
+    payload["env_kwargs"].update(cache_dir=str(tmp_path / "elsewhere"), download=True)
+    torch.save(payload, crafted / "checkpoint.pt")
+    _, env_kwargs = load_agent(crafted)
+    assert "cache_dir" not in env_kwargs and "download" not in env_kwargs  # not followed
+    assert main(["evaluate", str(crafted)]) == 0
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_checkpoint_missing_keys_or_with_wrong_shapes_is_refused(finished_run, tmp_path, capsys):
+    run = tmp_path / "damaged"
+    run.mkdir()
+    for path in finished_run.iterdir():
+        (run / path.name).write_bytes(path.read_bytes())
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    payload["obs_dim"] = payload["obs_dim"] + 3
+    torch.save(payload, run / "checkpoint.pt")
+    assert main(["evaluate", str(run)]) == 2
+    assert "do not fit its own config" in _error(capsys)
+    del payload["agent"]
+    torch.save(payload, run / "checkpoint.pt")
+    assert main(["recommend", str(run), "--user", "1"]) == 2
+    assert "incomplete" in _error(capsys)
+
+
+# --------------------------------------------------------------------------- settings misread
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("per_alpha=-5", "DRRConfig.per_alpha must be a number in [0, 1], got -5"),
+        ('hidden="64"', "DRRConfig.hidden must be an integer in [1, 8192], got '64'"),
+        ("hidden=64.5", "DRRConfig.hidden must be an integer"),
+        ("hidden=[64]", "DRRConfig.hidden must be an integer"),
+        ("buffer_size=1e11", "DRRConfig.buffer_size must be an integer in [1, 10,000,000]"),
+        ("num_envs=100000", "DRRConfig.num_envs must be an integer in [1, 1024], got 100000"),
+        ("gamma=1", "DRRConfig.gamma must be a number in [0, 1)"),
+    ],
+)
+def test_config_values_of_the_wrong_type_or_range_are_named(tmp_path, capsys, setting, message):
+    assert main(_train(tmp_path / "run", "--set", setting)) == 2
+    assert message in _error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_replay_larger_than_memory_is_refused_before_training(monkeypatch):
+    from agents.drr import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "available_memory_bytes", lambda: 2**30)
+    with pytest.raises(ConfigError, match=r"buffer_size=1,000,000 needs .* GiB .* use at most"):
+        agent_module.DRRAgent(DRRConfig(buffer_size=1_000_000), 101, 10, seed=0, obs_dim=1111)
