@@ -9,7 +9,6 @@ holds its normalized score, ``100 * (R - R_random) / (R_planner - R_random)``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,11 +25,11 @@ from movielens_env.evaluation import (
 )
 from movielens_env.headroom import normalized_score, reference_returns
 from movielens_env.references import BeamPlanner
-from movielens_env.storage import atomic_write
 
 from .baselines import RandomRanker
 from .registry import TrainContext, get_agent
 from .stats import mean_ci95
+from .stored import check_run, read_record, refuse_other_configs, report_invalid, write_record
 
 # 2: slates chosen by exact re-scoring of near-ties; DRR collects from 8 sub-envs.
 # 3: item vectors carry the MF bias; offline rankings by exact scoring; user models; references
@@ -67,20 +66,49 @@ class BenchmarkConfig:
     references: bool = True
     planner_width: int = 128
 
+    def __post_init__(self) -> None:
+        _check_names("agents", self.agents, str)
+        _check_names("seeds", self.seeds, int)
+        if any(seed < 0 for seed in self.seeds):
+            raise ValueError(f"seeds must be integers >= 0, got {list(self.seeds)}")
+        for name in ("timesteps", "planner_width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the training env."""
         return {"dataset": self.dataset, "data_dir": self.data_dir, **self.env_options}
 
-    def run_key(self, agent: str) -> dict[str, Any]:
-        """What must match for a stored run to be reused (paths excluded: they are local)."""
-        is_rl = get_agent(agent).is_rl
+    def data_fingerprint(self) -> str:
+        """The content of the ratings this configuration reads (not where they lie)."""
+        return heldout_env(self.env_kwargs()).world.dataset.fingerprint()
+
+    def run_key(self, agent: str, data: str) -> dict[str, Any]:
+        """What must match for a stored run to be reused: everything that changes a result
+        (the data's fingerprint ``data``, env arguments, the agent's config, the budget, the
+        result version); not paths, which are local."""
+        entry = get_agent(agent)
         return {
             "version": RESULT_VERSION,
             "dataset": self.dataset,
+            "data": data,
             "env_options": self.env_options,
-            "timesteps": self.timesteps if is_rl else None,
+            "agent_config": entry.config,
+            "timesteps": self.timesteps if entry.is_rl else None,
             "normalized": self.references,
         }
+
+
+def _check_names(label: str, values: Any, kind: type) -> None:
+    """A non-empty tuple of distinct values of ``kind``: a repeat would count one run twice."""
+    if not isinstance(values, tuple) or not values:
+        raise ValueError(f"{label} must name at least one, got {values!r}")
+    if not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{label} must be {kind.__name__}s, got {list(values)}")
+    repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if repeated:
+        raise ValueError(f"{label} name {repeated} more than once: each run would count twice")
 
 
 def run_path(out_dir: Path, agent: str, seed: int) -> Path:
@@ -88,17 +116,18 @@ def run_path(out_dir: Path, agent: str, seed: int) -> Path:
     return out_dir / "runs" / f"{agent}-seed{seed}.json"
 
 
-def references_key(config: BenchmarkConfig) -> dict[str, Any]:
+def references_key(config: BenchmarkConfig, data: str) -> dict[str, Any]:
     """What must match for stored references to be reused."""
     return {
         "version": RESULT_VERSION,
         "dataset": config.dataset,
+        "data": data,
         "env_options": config.env_options,
         "planner_width": config.planner_width,
     }
 
 
-def compute_references(config: BenchmarkConfig) -> dict[str, Any]:
+def compute_references(config: BenchmarkConfig, data: str) -> dict[str, Any]:
     """Every reference's online return (mean, 95% interval over users) per reward model, with a
     seeded random policy as the normalized score's zero."""
     env_kwargs = config.env_kwargs()
@@ -111,19 +140,28 @@ def compute_references(config: BenchmarkConfig) -> dict[str, Any]:
         found.returns["random"] = evaluate_online(RandomRanker(0), env_kwargs, model, users)
         models[model] = {name: mean_ci95(values) for name, values in found.returns.items()}
         seconds.update({f"{model}/{name}": s for name, s in found.seconds.items()})
-    return {"key": references_key(config), "n_users": len(users), "returns": models,
+    return {"key": references_key(config, data), "n_users": len(users), "returns": models,
             "seconds": seconds}  # fmt: skip
 
 
-def stored_or_computed_references(config: BenchmarkConfig) -> dict[str, Any]:
-    """The references of ``config``: stored in ``OUT/references.json``, else computed and stored."""
-    path = config.out_dir / "references.json"
-    stored = _stored(path, references_key(config))
-    if stored is not None:
-        return stored
-    record = json.loads(json.dumps(compute_references(config)))
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)), suffix=".json")
-    return record
+def references_path(out_dir: Path) -> Path:
+    """Where the references of a results folder are stored."""
+    return out_dir / "references.json"
+
+
+def stored_or_computed_references(config: BenchmarkConfig, force: bool = False) -> dict[str, Any]:
+    """The references of ``config``: stored in ``OUT/references.json``, else computed and stored
+    (another configuration's are replaced only with ``force``)."""
+    data = config.data_fingerprint()
+    path = references_path(config.out_dir)
+    found = read_record(path, references_key(config, data))
+    if found.status == "reuse":
+        return found.record
+    if found.status == "other" and not force:
+        refuse_other_configs([(path, found.reason)], config.out_dir)
+    if found.status == "invalid":
+        report_invalid(path, found.reason)
+    return write_record(path, compute_references(config, data))
 
 
 def normalized_metrics(metrics: dict[str, float], references: dict[str, Any]) -> dict[str, float]:
@@ -137,23 +175,17 @@ def normalized_metrics(metrics: dict[str, float], references: dict[str, Any]) ->
     return out
 
 
-def _stored(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if record.get("key") == key else None
-
-
 def run_one(
     config: BenchmarkConfig,
     agent: str,
     seed: int,
     on_step=lambda n: None,
     references: dict[str, Any] | None = None,
+    data: str | None = None,
 ) -> dict:
     """Train and evaluate one agent with one seed; return its result record (with normalized
-    scores where ``references`` are given)."""
+    scores where ``references`` are given; ``data``: the data's fingerprint, computed if
+    ``None``)."""
     entry = get_agent(agent)
     env_kwargs = config.env_kwargs()
     run_dir = config.out_dir / "runs" / f"{agent}-seed{seed}"
@@ -168,7 +200,7 @@ def run_one(
     return {
         "agent": agent,
         "seed": seed,
-        "key": config.run_key(agent),
+        "key": config.run_key(agent, data or config.data_fingerprint()),
         "n_users": len(result.users),
         "metrics": metrics,
         "learning_curve": [[int(t), float(r)] for t, r in trained.learning_curve],
@@ -177,36 +209,52 @@ def run_one(
     }
 
 
-def run_benchmark(config: BenchmarkConfig, progress: bool = True) -> list[dict[str, Any]]:
+def run_benchmark(
+    config: BenchmarkConfig, progress: bool = True, force: bool = False
+) -> list[dict[str, Any]]:
     """Play the references (unless stored), then run every (agent, seed) not already stored;
     return all run records of this config (:func:`stored_or_computed_references` then reads
-    the references back)."""
+    the references back).
+
+    Stored runs are reused only when valid and made by this configuration; invalid ones are
+    reported and recomputed. Runs or references of another configuration in ``out_dir`` are
+    refused before any work, unless ``force`` (then they are replaced).
+    """
     for agent in config.agents:
         get_agent(agent)  # unknown names fail before any work
-    references = stored_or_computed_references(config) if config.references else None
-    records, todo = [], []
+    data = config.data_fingerprint()
+    records, todo, others = [], [], []
     for agent in config.agents:
         for seed in config.seeds:
-            stored = _stored(run_path(config.out_dir, agent, seed), config.run_key(agent))
-            if stored is None:
-                todo.append((agent, seed))
-            else:
-                records.append(stored)
+            path = run_path(config.out_dir, agent, seed)
+            found = read_record(
+                path, config.run_key(agent, data), lambda r, a=agent, s=seed: check_run(r, a, s)
+            )
+            if found.status == "reuse":
+                records.append(found.record)
+                continue
+            if found.status == "other":
+                others.append((path, found.reason))
+            elif found.status == "invalid":
+                report_invalid(path, found.reason)
+            todo.append((agent, seed))
+    if config.references:
+        path = references_path(config.out_dir)
+        found = read_record(path, references_key(config, data))
+        if found.status == "other":
+            others.append((path, found.reason))
+    if not force:
+        refuse_other_configs(others, config.out_dir)
+    references = stored_or_computed_references(config, force=True) if config.references else None
     rl_steps = sum(config.timesteps for agent, _ in todo if get_agent(agent).is_rl)
     with tqdm(
         total=rl_steps + len(todo), disable=not progress, unit="step", desc="benchmark"
     ) as bar:
         for agent, seed in todo:
             bar.set_postfix_str(f"{agent} seed {seed}")
-            record = run_one(config, agent, seed, on_step=bar.update, references=references)
+            record = run_one(config, agent, seed, bar.update, references, data)
             record["config"] = {**asdict(config), "out_dir": str(config.out_dir)}
-            record = json.loads(json.dumps(record))  # the record exactly as a rerun reads it
-            atomic_write(
-                run_path(config.out_dir, agent, seed),
-                lambda tmp, record=record: tmp.write_text(json.dumps(record, indent=1)),
-                suffix=".json",
-            )
-            records.append(record)
+            records.append(write_record(run_path(config.out_dir, agent, seed), record))
             bar.update(1)
     order = {agent: i for i, agent in enumerate(config.agents)}
     return sorted(records, key=lambda r: (order[r["agent"]], r["seed"]))

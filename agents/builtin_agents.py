@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import numpy as np
@@ -9,8 +10,9 @@ import numpy as np
 from movielens_env.evaluation import episode_steps
 
 from .baselines import MFRanker, PopularityRanker, RandomRanker
+from .drr.config import STATE_REPRESENTATIONS, DRRConfig
 from .registry import AGENTS, TrainContext, TrainedAgent, register_agent
-from .sb3_agents import train_model
+from .sb3_agents import SB3Config, train_model
 
 
 def _random(ctx: TrainContext) -> TrainedAgent:
@@ -37,7 +39,6 @@ def _sb3(algorithm: str, ctx: TrainContext) -> TrainedAgent:
 
 
 def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
-    from .drr.config import DRRConfig
     from .drr.train import train_drr
 
     horizon = episode_steps(ctx.env_kwargs)
@@ -53,18 +54,20 @@ def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
     )
 
 
+_SB3 = dataclasses.asdict(SB3Config())
 _BUILTINS = [
-    ("random", _random, "uniformly random ranking", False),
-    ("popularity", _popularity, "most positive train ratings first", False),
-    ("mf", _mf, "highest MF-predicted rating first (the simulator itself)", False),
-    ("ddpg", partial(_sb3, "ddpg"), "Stable-Baselines3 DDPG, MLP policy", True),
-    ("td3", partial(_sb3, "td3"), "Stable-Baselines3 TD3, MLP policy", True),
-    ("sac", partial(_sb3, "sac"), "Stable-Baselines3 SAC, MLP policy", True),
+    ("random", _random, "uniformly random ranking", False, {}),
+    ("popularity", _popularity, "most positive train ratings first", False, {}),
+    ("mf", _mf, "highest MF-predicted rating first (the simulator itself)", False, {}),
+    ("ddpg", partial(_sb3, "ddpg"), "Stable-Baselines3 DDPG, MLP policy", True, _SB3),
+    ("td3", partial(_sb3, "td3"), "Stable-Baselines3 TD3, MLP policy", True, _SB3),
+    ("sac", partial(_sb3, "sac"), "Stable-Baselines3 SAC, MLP policy", True, _SB3),
     *(
-        (state, partial(_drr, state), f"DRR actor-critic, {state} state representation", True)
-        for state in ("drr-ave", "drr-u", "drr-p", "drr-n")
+        (state, partial(_drr, state), f"DRR actor-critic, {state} state representation", True,
+         dataclasses.asdict(DRRConfig(state=state)))
+        for state in STATE_REPRESENTATIONS
     ),
-]
-for _name, _train, _description, _is_rl in _BUILTINS:
+]  # fmt: skip
+for _name, _train, _description, _is_rl, _config in _BUILTINS:
     if _name not in AGENTS:
-        register_agent(_name, _train, _description, is_rl=_is_rl)
+        register_agent(_name, _train, _description, is_rl=_is_rl, config=_config)

@@ -64,8 +64,21 @@ def _rollout(args: argparse.Namespace) -> int:
 QUICK = {"dataset": "synthetic", "seeds": "0,1,2", "timesteps": 1000}
 
 
-def _csv_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+def _csv_list(option: str, text: str) -> list[str]:
+    """The comma-separated names of an option; none at all is an error, not "all"."""
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts) or not all(parts):
+        raise ValueError(f"{option} {text!r}: give comma-separated names, none of them empty")
+    return parts
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in _csv_list("--seeds", text)]
+    except ValueError:
+        raise ValueError(
+            f"--seeds {text!r}: give comma-separated integers >= 0, e.g. 0,1,2"
+        ) from None
 
 
 def _benchmark(args: argparse.Namespace) -> int:
@@ -88,20 +101,21 @@ def _benchmark(args: argparse.Namespace) -> int:
         for key, value in QUICK.items():
             if getattr(args, key) is None:
                 setattr(args, key, value)
-    agents = _csv_list(args.agents) if args.agents else agent_names()
+    agents = agent_names() if args.agents is None else _csv_list("--agents", args.agents)
     for agent in agents:
         get_agent(agent)
-    metrics = check_metrics(_csv_list(args.metrics)) if args.metrics else None
-    seeds = [int(seed) for seed in _csv_list(args.seeds or "0,1,2")]
+    metrics = None if args.metrics is None else check_metrics(_csv_list("--metrics", args.metrics))
+    seeds = _seeds("0,1,2" if args.seeds is None else args.seeds)
     dataset = args.dataset or "synthetic"
     out = Path(args.out or f"runs/benchmark-{dataset}")
     config = BenchmarkConfig(
         dataset=dataset, data_dir=args.data_dir, agents=tuple(agents), seeds=tuple(seeds),
-        timesteps=args.timesteps or 10_000, out_dir=out, env_options=env_options(args),
+        timesteps=10_000 if args.timesteps is None else args.timesteps, out_dir=out,
+        env_options=env_options(args),
         planner_width=args.planner_width,
     )  # fmt: skip
     env = heldout_env(config.env_kwargs())  # refuses bad env arguments before any run
-    records = run_benchmark(config, progress=not args.no_progress)
+    records = run_benchmark(config, progress=not args.no_progress, force=args.force)
     references = stored_or_computed_references(config)
     table = aggregate(records)
     shown = metrics or [m for m in DEFAULT_METRICS if any(m in v for v in table.values())]
@@ -166,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="import MODULE first (it may register agents); repeatable",
     )  # fmt: skip
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.add_argument(
+        "--force", action="store_true",
+        help="replace results of another configuration in --out (without it they are refused; "
+        "results of this configuration are always reused)",
+    )  # fmt: skip
     add_env_options(bench)
     bench.add_argument(
         "--planner-width", type=int, default=128, metavar="N",

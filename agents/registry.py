@@ -61,12 +61,22 @@ class TrainedAgent:
 
 @dataclass(frozen=True)
 class AgentEntry:
-    """One registered agent."""
+    """One registered agent.
+
+    Attributes:
+        name: registry name.
+        train: the trainer.
+        description: one line for listings.
+        is_rl: whether it learns from env steps (its runs depend on the step budget).
+        config: the hyper-parameters its runs use (JSON values): part of every stored run's
+            key, so that changing them recomputes the runs instead of reusing old numbers.
+    """
 
     name: str
     train: Callable[[TrainContext], TrainedAgent]
     description: str
     is_rl: bool
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 AGENTS: dict[str, AgentEntry] = {}
@@ -79,12 +89,17 @@ def register_agent(
     *,
     is_rl: bool = True,
     replace: bool = False,
+    config: dict[str, Any] | None = None,
 ) -> AgentEntry:
-    """Add an agent under ``name``; refuses to shadow an existing one unless ``replace``."""
+    """Add an agent under ``name``; refuses to shadow an existing one unless ``replace``.
+
+    ``config`` (JSON values) names the hyper-parameters the trainer uses; give it, so that a
+    benchmark recomputes the agent's stored runs when they change.
+    """
     _register_builtins()
     if name in AGENTS and not replace:
         raise ValueError(f"agent {name!r} is already registered; pass replace=True to override")
-    entry = AgentEntry(name, train, description, is_rl)
+    entry = AgentEntry(name, train, description, is_rl, dict(config or {}))
     AGENTS[name] = entry
     return entry
 

@@ -12,6 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .dataset import RatingsDataset
+from .errors import InvalidActionError
 from .mf import MFConfig
 from .observation import OBS_MODES, ObservationBuilder
 from .scoring import action_direction, best_slates
@@ -472,11 +473,13 @@ class MovieLensRecEnv(gym.Env):
     def _check_action(self, action: Any) -> np.ndarray:
         array = np.asarray(action)
         if array.shape != self.action_space.shape:
-            raise ValueError(f"action must have shape {self.action_space.shape}, got {array.shape}")
+            raise InvalidActionError(
+                f"action must have shape {self.action_space.shape}, got {array.shape}"
+            )
         if array.dtype != np.float32:
             array = array.astype(np.float64)  # a finite float64 may exceed float32's range
         if not np.isfinite(array).all():
-            raise ValueError("action contains NaN or inf")
+            raise InvalidActionError("action contains NaN or inf")
         return action_direction(array)
 
     def _top_slate(self, action: np.ndarray) -> np.ndarray:

@@ -19,5 +19,9 @@ class ChecksumError(MovieLensRecError, ValueError):
     """A downloaded file does not match its pinned SHA-256; nothing was cached."""
 
 
+class InvalidActionError(MovieLensRecError, ValueError):
+    """An action that scores nothing: wrong shape, NaN or inf. The message names it."""
+
+
 class UnsafeArchiveError(MovieLensRecError, ValueError):
     """A zip member would be written outside the folder it is extracted to."""

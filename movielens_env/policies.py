@@ -6,6 +6,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .errors import MovieLensRecError
 from .scoring import top_k_per_row
 
 
@@ -18,7 +19,7 @@ class Ranker(Protocol):
         ...
 
 
-class AgentError(ValueError):
+class AgentError(MovieLensRecError, ValueError):
     """An agent returned something unusable; the message names the agent."""
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import InvalidActionError
+
 if TYPE_CHECKING:
     from .world import ItemVectors
 
@@ -148,9 +150,12 @@ def rank_by_action(
     """The ``min(k, len(candidates))`` candidates an action scores best, best first, chosen
     exactly as the env chooses a slate (so offline rankings and online slates agree)."""
     k = min(k, len(candidates))
+    action = np.asarray(action)
+    if not np.isfinite(action).all():
+        raise InvalidActionError("the action contains NaN or inf: it ranks nothing")
     if k == 0:
         return candidates[:0]
-    action = action_direction(np.asarray(action))
+    action = action_direction(action)
     coarse = vectors.items[candidates] @ action
     best = best_slates(coarse[None], action[None], vectors.items64[candidates], k, vectors.bound)
     return candidates[best[0]]

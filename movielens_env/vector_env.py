@@ -20,6 +20,7 @@ from gymnasium.vector.utils import batch_space
 
 from .blas import single_threaded_blas
 from .env import MovieLensRecEnv
+from .errors import InvalidActionError
 from .observation import ObservationBuilder
 from .scoring import action_direction, best_slates
 from .world import POSITIVE_RATING
@@ -374,7 +375,7 @@ class MovieLensRecVectorEnv(VectorEnv):
     def _check_actions(self, actions: Any) -> np.ndarray:
         array = np.asarray(actions)
         if array.shape != self.action_space.shape:
-            raise ValueError(
+            raise InvalidActionError(
                 f"actions must have shape {self.action_space.shape} (num_envs, embedding_dim), "
                 f"got {array.shape}"
             )
@@ -382,7 +383,7 @@ class MovieLensRecVectorEnv(VectorEnv):
             array = array.astype(np.float64)  # a finite float64 may exceed float32's range
         bad = ~np.isfinite(array).all(axis=1)
         if bad.any():
-            raise ValueError(
+            raise InvalidActionError(
                 f"actions of sub-environments {np.flatnonzero(bad).tolist()} contain NaN or inf"
             )
         if (self._users < 0).any():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +17,8 @@ from agents.cli import main
 from agents.drr.config import DRRConfig
 from agents.drr.train import load_agent
 from agents.fields import ConfigError
+from agents.stored import InvalidRecordWarning, check_run
+from tests.movielens_env.test_user_model import write_ml100k
 
 SMALL_ENV = json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2}})
 TINY_DRR = ["--set", "hidden=16", "--set", "batch_size=8", "--set", "learning_starts=8",
@@ -159,3 +162,115 @@ def test_a_replay_larger_than_memory_is_refused_before_training(monkeypatch):
     monkeypatch.setattr(agent_module, "available_memory_bytes", lambda: 2**30)
     with pytest.raises(ConfigError, match=r"buffer_size=1,000,000 needs .* GiB .* use at most"):
         agent_module.DRRAgent(DRRConfig(buffer_size=1_000_000), 101, 10, seed=0, obs_dim=1111)
+
+
+def test_recommend_refuses_an_agent_whose_weights_are_nan(finished_run, tmp_path, capsys):
+    run = tmp_path / "nan"
+    run.mkdir()
+    for path in finished_run.iterdir():
+        (run / path.name).write_bytes(path.read_bytes())
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    for name in list(payload["agent"]["actor"]):
+        payload["agent"]["actor"][name] = torch.full_like(payload["agent"]["actor"][name], np.nan)
+    torch.save(payload, run / "checkpoint.pt")
+    capsys.readouterr()
+    assert main(["recommend", str(run), "--user", "1", "--k", "3"]) == 2
+    assert "NaN or inf" in _error(capsys)
+    assert main(["evaluate", str(run)]) == 2
+    assert "NaN or inf" in _error(capsys)
+
+
+# --------------------------------------------------------------------------- the benchmark
+def _bench(out, data_dir, *extra: str) -> list[str]:
+    return ["benchmark", "--dataset", "ml-100k", "--data-dir", str(data_dir), "--agents",
+            "popularity,random", "--seeds", "0", "--out", str(out), "--no-progress",
+            "--planner-width", "2", "--env-kwargs", SMALL_ENV, *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_catalogues(tmp_path_factory):
+    """Two ml-100k-format folders with different ratings."""
+    root = tmp_path_factory.mktemp("catalogues")
+    write_ml100k(root / "a" / "ml-100k", seed=4)
+    write_ml100k(root / "b" / "ml-100k", seed=5)
+    return root / "a" / "ml-100k", root / "b" / "ml-100k"
+
+
+def test_other_data_into_the_same_results_folder_is_not_served_old_numbers(
+    two_catalogues, tmp_path, capsys
+):
+    first, second = two_catalogues
+    out = tmp_path / "bench"
+    assert main(_bench(out, first)) == 0
+    stored = json.loads((out / "runs" / "popularity-seed0.json").read_text())
+    capsys.readouterr()
+    assert main(_bench(out, second)) == 2  # the key covers the data itself, not its name
+    err = _error(capsys)
+    assert "holds results of another configuration" in err and "differs in data" in err
+    assert json.loads((out / "runs" / "popularity-seed0.json").read_text()) == stored
+    assert main(_bench(out, second, "--force")) == 0
+    replaced = json.loads((out / "runs" / "popularity-seed0.json").read_text())
+    assert replaced["key"]["data"] != stored["key"]["data"]
+    assert replaced["metrics"] != stored["metrics"]
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda r: {**r, "agent": "random"}, "its content does not match its checksum"),
+        (lambda r: {**r, "metrics": {**r["metrics"], "rerank/precision@5": 0.99}}, "checksum"),
+        (lambda r: "[]", "not a result record"),
+        (lambda r: "{", "unreadable"),
+    ],
+)
+def test_stored_runs_that_cannot_be_trusted_are_recomputed(
+    two_catalogues, tmp_path, damage, reason
+):
+    out = tmp_path / "bench"
+    assert main(_bench(out, two_catalogues[0])) == 0
+    path = out / "runs" / "popularity-seed0.json"
+    good = json.loads(path.read_text())
+    damaged = damage(good)
+    path.write_text(damaged if isinstance(damaged, str) else json.dumps(damaged))
+    with pytest.warns(InvalidRecordWarning, match=reason):
+        assert main(_bench(out, two_catalogues[0])) == 0
+    recomputed = json.loads(path.read_text())
+    assert recomputed["metrics"] == good["metrics"] and recomputed["agent"] == "popularity"
+
+
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        ({"agent": "random", "seed": 0}, "it names agent 'random'"),
+        ({"metrics": {"rerank/precision@5": float("nan")}}, "is NaN"),
+        ({"metrics": {"rerank/precision@5": "0.9"}}, "not a number"),
+        ({"metrics": {"full/ndcg@10": 1.7}}, "outside [0, 1]"),
+        ({"metrics": {}}, "no metrics"),
+    ],
+)
+def test_a_well_formed_record_with_impossible_content_is_refused(record, reason):
+    base = {"agent": "popularity", "seed": 0, "n_users": 5, "metrics": {"online/return_mf": 1.0}}
+    assert reason in check_run({**base, **record}, "popularity", 0)
+    assert check_run(base, "popularity", 0) == ""
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--timesteps", "0"], "timesteps must be an integer >= 1, got 0"),
+        (["--timesteps", "-5"], "timesteps must be an integer >= 1, got -5"),
+        (["--agents", ""], "--agents '': give comma-separated names"),
+        (["--agents", "random,,mf"], "none of them empty"),
+        (["--seeds", ""], "--seeds '': give comma-separated integers >= 0"),
+        (["--seeds", "0,x"], "--seeds '0,x': give comma-separated integers >= 0"),
+        (["--seeds", "-1"], "seeds must be integers >= 0, got [-1]"),
+        (["--agents", "random,random"], "agents name ['random'] more than once"),
+        (["--seeds", "0,0"], "seeds name [0] more than once"),
+        (["--planner-width", "0"], "planner_width must be an integer >= 1"),
+    ],
+)
+def test_benchmark_settings_are_read_as_written_or_refused(tmp_path, capsys, options, message):
+    argv = ["benchmark", "--agents", "random", "--out", str(tmp_path / "out"), *options]
+    assert main(argv) == 2
+    assert message in _error(capsys)
+    assert not (tmp_path / "out").exists()

@@ -14,6 +14,7 @@ from agents.cli import main
 from agents.leaderboard import aggregate, baseline_comparison, check_metrics, format_table
 from agents.registry import TrainedAgent, get_agent, register_agent
 from agents.stats import mean_ci95
+from agents.stored import ResultsFolderError
 
 # The synthetic data with small embeddings: every run takes a few seconds.
 TINY_ENV = {"embedding_dim": 8, "mf_options": {"iterations": 2}}
@@ -94,7 +95,7 @@ def test_interrupted_benchmark_keeps_finished_runs(tmp_path, scratch_registry):
     assert not list((tmp_path / "runs").glob(".*"))  # no half-written result
 
 
-def test_changed_settings_are_not_skipped(tmp_path):
+def test_changed_settings_are_not_served_old_runs(tmp_path):
     base = BenchmarkConfig(
         dataset="synthetic", agents=("random",), seeds=(0,), out_dir=tmp_path,
         env_options=TINY_ENV, references=False,
@@ -105,7 +106,10 @@ def test_changed_settings_are_not_skipped(tmp_path):
         dataset="synthetic", agents=("random",), seeds=(0,), out_dir=tmp_path,
         env_options={**TINY_ENV, "history_len": 5}, references=False,
     )  # fmt: skip
-    run_benchmark(changed, progress=False)
+    with pytest.raises(ResultsFolderError, match=r"differs in env_options\); use another --out"):
+        run_benchmark(changed, progress=False)  # another configuration's runs are never lost
+    assert run_path(tmp_path, "random", 0).stat().st_mtime_ns == first
+    run_benchmark(changed, progress=False, force=True)
     assert run_path(tmp_path, "random", 0).stat().st_mtime_ns != first
 
 

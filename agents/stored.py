@@ -1,0 +1,113 @@
+"""Stored benchmark results (``OUT/runs/*.json``, ``OUT/references.json``): when to trust one.
+
+A stored record is reused only if it is well-formed, was made by the same configuration (its
+key), names the agent and seed of its file, holds metrics that are numbers in their ranges, and
+still matches the checksum written with it. A record of another configuration is someone's
+result: it is never replaced without being asked (``force``). Anything else (unreadable, edited,
+forged, of another agent) is reported and recomputed, never aggregated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from movielens_env.errors import MovieLensRecError
+from movielens_env.storage import atomic_write
+
+# Metrics that are shares, hence in [0, 1]; the rest (returns, normalized scores) are free.
+_SHARES = ("precision@", "ndcg@", "hit_rate@", "coverage@")
+
+
+class ResultsFolderError(MovieLensRecError, ValueError):
+    """A results folder holds results of another configuration, which would be replaced."""
+
+
+class InvalidRecordWarning(UserWarning):
+    """A stored record could not be trusted and is recomputed."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What was found at a path: ``status`` is ``"missing"``, ``"reuse"``, ``"other"`` (valid,
+    another configuration's) or ``"invalid"``; ``reason`` says why for the last two."""
+
+    status: str
+    record: dict[str, Any] | None = None
+    reason: str = ""
+
+
+def checksum(record: dict[str, Any]) -> str:
+    """SHA-256 of a record's canonical JSON, without its own ``checksum`` field."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def write_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Store ``record`` with its checksum, atomically; return it exactly as a reader sees it."""
+    record = json.loads(json.dumps(record))
+    record["checksum"] = checksum(record)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)), suffix=".json")
+    return record
+
+
+def read_record(path: Path, key: dict[str, Any], check=lambda record: "") -> Stored:
+    """Classify the record at ``path`` against ``key``; ``check`` returns a reason a record
+    with the right key is still unusable ("" if none)."""
+    if not path.exists():
+        return Stored("missing")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return Stored("invalid", reason=f"unreadable ({exc})")
+    if not isinstance(record, dict) or not isinstance(record.get("key"), dict):
+        return Stored("invalid", reason="not a result record (no key)")
+    if record.get("checksum") != checksum(record):
+        return Stored("invalid", reason="its content does not match its checksum (edited?)")
+    if record["key"] != json.loads(json.dumps(key)):
+        differ = sorted(k for k in {*key, *record["key"]} if record["key"].get(k) != key.get(k))
+        return Stored("other", record, f"another configuration (differs in {', '.join(differ)})")
+    reason = check(record)
+    return Stored("invalid", reason=reason) if reason else Stored("reuse", record)
+
+
+def check_run(record: dict[str, Any], agent: str, seed: int) -> str:
+    """Why a run record with the right key cannot be used for ``agent``'s ``seed`` ("" if ok)."""
+    if record.get("agent") != agent or record.get("seed") != seed:
+        return f"it names agent {record.get('agent')!r} seed {record.get('seed')!r}"
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        return "it holds no metrics"
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"metric {name} is {value!r}, not a number"
+        if math.isnan(value) and "/normalized_" not in name:  # normalized: NaN if no scale
+            return f"metric {name} is NaN"
+        if any(share in name for share in _SHARES) and not 0.0 <= value <= 1.0:
+            return f"metric {name} = {value} is outside [0, 1]"
+        if math.isinf(value):
+            return f"metric {name} is infinite"
+    if not isinstance(record.get("n_users"), int) or record["n_users"] < 1:
+        return "it holds no user count"
+    return ""
+
+
+def report_invalid(path: Path, reason: str) -> None:
+    """Say that a stored record is ignored and recomputed."""
+    warnings.warn(f"ignoring {path}: {reason}; recomputing it", InvalidRecordWarning, stacklevel=3)
+
+
+def refuse_other_configs(found: list[tuple[Path, str]], out_dir: Path) -> None:
+    """Raise :class:`ResultsFolderError` naming the results another configuration stored."""
+    if found:
+        shown = "; ".join(f"{path.relative_to(out_dir)}: {reason}" for path, reason in found[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        raise ResultsFolderError(
+            f"{out_dir} holds results of another configuration ({shown}{more}); use another "
+            "--out, or pass --force to replace them"
+        )
