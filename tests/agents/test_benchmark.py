@@ -106,7 +106,7 @@ def test_changed_settings_are_not_served_old_runs(tmp_path):
         dataset="synthetic", agents=("random",), seeds=(0,), out_dir=tmp_path,
         env_options={**TINY_ENV, "history_len": 5}, references=False,
     )  # fmt: skip
-    with pytest.raises(ResultsFolderError, match=r"differs in env_options\); use another --out"):
+    with pytest.raises(ResultsFolderError, match=r"differs in env_options\)\); use another --out"):
         run_benchmark(changed, progress=False)  # another configuration's runs are never lost
     assert run_path(tmp_path, "random", 0).stat().st_mtime_ns == first
     run_benchmark(changed, progress=False, force=True)
