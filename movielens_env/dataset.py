@@ -14,8 +14,9 @@ import numpy as np
 from .errors import DataFormatError, MovieLensRecError
 from .formats import SYNTHETIC_NAMES, GroupLensFormat, get_format
 from .loaders import ItemMetadata, RawRatings, read_items, read_ratings
-from .prepared import file_key, load_prepared, prepared_path, save_prepared
+from .prepared import content_key, load_prepared, prepared_path, save_prepared
 from .sources import locate_dataset
+from .storage import writable_file
 from .synthetic import GENERATOR_VERSION, SyntheticTruth, generate_synthetic
 
 
@@ -174,25 +175,32 @@ def load_dataset(
             raise MovieLensRecError(f"dataset {name!r} is generated; it takes no data_dir")
         canonical = "synthetic-100k" if name == "synthetic" else name
         path = prepared_path(canonical, f"generator-v{GENERATOR_VERSION}", cache_dir)
-        return _cached(path, canonical, lambda: _generate(canonical))
+        return _cached(path, canonical, (1.0, 5.0), lambda: _generate(canonical))
     fmt = get_format(name)
     folder, tmp = locate_dataset(fmt, data_dir, cache_dir=cache_dir, download=download)
     try:
         ratings_path = folder / fmt.ratings_file
         path = None
         if tmp is None:  # a lasting folder (not a zip extracted for this call): cache its parse
-            key = file_key(ratings_path, folder / fmt.items_file)
+            key = content_key(ratings_path, folder / fmt.items_file)
             path = prepared_path(name, key, cache_dir)
-        return _cached(path, name, lambda: _parse(name, fmt, folder))
+        return _cached(path, name, fmt.rating_scale, lambda: _parse(name, fmt, folder))
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
-def _cached(path: Path | None, name: str, build: Callable[[], RatingsDataset]) -> RatingsDataset:
+def _cached(
+    path: Path | None,
+    name: str,
+    rating_scale: tuple[float, float],
+    build: Callable[[], RatingsDataset],
+) -> RatingsDataset:
     """The prepared dataset at ``path`` if usable, else ``build()`` (stored when ``path``)."""
+    if path is not None:
+        writable_file(path)
     if path is not None and path.exists():
-        dataset = load_prepared(path, name)
+        dataset = load_prepared(path, name, rating_scale)
         if dataset is not None:
             return dataset
     dataset = build()

@@ -321,7 +321,12 @@ class MovieLensRecEnv(gym.Env):
 
     def user_from_raw(self, raw_id: Any) -> int:
         """The internal id of a raw user id that can start an episode, or a ``ValueError``."""
-        user = int(self.world.dataset.user_index(int(raw_id)))
+        if isinstance(raw_id, (bool, np.bool_)) or not isinstance(raw_id, (int, np.integer)):
+            raise ValueError(
+                f"options['user_id'] must be a raw user id (an integer), got {raw_id!r}"
+            )
+        known = -(2**63) <= int(raw_id) < 2**63
+        user = int(self.world.dataset.user_index(int(raw_id))) if known else -1
         if user < 0:
             raise ValueError(
                 f"options['user_id']={raw_id!r} is not a user of {self.world.dataset.name!r}"
@@ -338,6 +343,7 @@ class MovieLensRecEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode with a random eligible user, or ``options["user_id"]`` (raw id)."""
         super().reset(seed=seed)
+        check_options(options)
         if options and options.get("user_id") is not None:
             self._user = self.user_from_raw(options["user_id"])
         else:
@@ -480,6 +486,8 @@ class MovieLensRecEnv(gym.Env):
             array = array.astype(np.float64)  # a finite float64 may exceed float32's range
         if not np.isfinite(array).all():
             raise InvalidActionError("action contains NaN or inf")
+        if not array.any():
+            raise InvalidActionError("the action is all zeros: it has no direction to rank by")
         return action_direction(array)
 
     def _top_slate(self, action: np.ndarray) -> np.ndarray:
@@ -498,6 +506,12 @@ class MovieLensRecEnv(gym.Env):
 
     def _observation(self) -> Any:
         return self.observe.row(self.observe(self._state, self._history[None]), 0)
+
+
+def check_options(options: Any) -> None:
+    """``reset``'s options: ``None`` or a dict."""
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"reset's options must be a dict (or None), got {options!r}")
 
 
 def _dataset_check(reward_model: str, config: UserModelConfig):

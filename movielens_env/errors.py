@@ -19,6 +19,10 @@ class ChecksumError(MovieLensRecError, ValueError):
     """A downloaded file does not match its pinned SHA-256; nothing was cached."""
 
 
+class CacheError(MovieLensRecError, OSError):
+    """A cache or output path cannot be written (a folder where a file belongs, ...)."""
+
+
 class InvalidActionError(MovieLensRecError, ValueError):
     """An action that scores nothing: wrong shape, NaN or inf. The message names it."""
 

@@ -20,10 +20,10 @@ class GroupLensFormat:
         zip_folder: the folder the zip extracts to (``ml-10m.zip`` holds ``ml-10M100K/``).
         ratings_file: ratings file inside that folder.
         ratings_sep: field separator of the ratings file.
-        ratings_header: whether the ratings file starts with a header line.
+        ratings_header: the column names of the ratings file's header line (empty: no header).
         items_file: item metadata file (titles, genres), optional at load time.
         items_sep: field separator of the items file.
-        items_header: whether the items file starts with a header line.
+        items_header: the column names of the items file's header line (empty: no header).
         items_encoding: text encoding of the items file (GroupLens wrote older ones in latin-1).
         genres_as_flags: genres are 19 0/1 columns (ml-100k) rather than a ``|``-joined field.
         rating_scale: smallest and largest rating.
@@ -36,10 +36,10 @@ class GroupLensFormat:
     zip_folder: str
     ratings_file: str
     ratings_sep: str
-    ratings_header: bool
+    ratings_header: tuple[str, ...]
     items_file: str
     items_sep: str
-    items_header: bool
+    items_header: tuple[str, ...]
     items_encoding: str
     genres_as_flags: bool
     rating_scale: tuple[float, float]
@@ -79,10 +79,10 @@ def _dat(
         zip_folder=folder,
         ratings_file="ratings.dat",
         ratings_sep="::",
-        ratings_header=False,
+        ratings_header=(),
         items_file="movies.dat",
         items_sep="::",
-        items_header=False,
+        items_header=(),
         items_encoding=encoding,
         genres_as_flags=False,
         rating_scale=scale,
@@ -98,10 +98,10 @@ def _csv(name: str, sha256: str):
         zip_folder=name,
         ratings_file="ratings.csv",
         ratings_sep=",",
-        ratings_header=True,
+        ratings_header=("userId", "movieId", "rating", "timestamp"),
         items_file="movies.csv",
         items_sep=",",
-        items_header=True,
+        items_header=("movieId", "title", "genres"),
         items_encoding="utf-8",
         genres_as_flags=False,
         rating_scale=(0.5, 5.0),
@@ -118,10 +118,10 @@ FORMATS: dict[str, GroupLensFormat] = {
         zip_folder="ml-100k",
         ratings_file="u.data",
         ratings_sep="\t",
-        ratings_header=False,
+        ratings_header=(),
         items_file="u.item",
         items_sep="|",
-        items_header=False,
+        items_header=(),
         items_encoding="latin-1",
         genres_as_flags=True,
         rating_scale=(1.0, 5.0),

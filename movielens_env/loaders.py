@@ -15,6 +15,12 @@ from .errors import DataFormatError, DataNotFoundError
 from .formats import ML_100K_GENRES, GroupLensFormat
 
 RATING_COLUMNS = ("user", "item", "rating", "timestamp")
+_EXACT = 2.0**53  # integers read through float64 are exact below this
+_INTEGER_KIND = {
+    "user": "an integer in [0, 2**53)",
+    "item": "an integer in [0, 2**53)",
+    "timestamp": "an integer in (-2**53, 2**53)",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,13 +54,23 @@ def _read_bytes(path: Path) -> bytes:
 def _table(
     path: Path,
     fmt_sep: str,
-    header: bool,
+    header: tuple[str, ...],
     names: tuple[str, ...],
     encoding: str,
     dtype: type | None,
 ) -> pd.DataFrame:
-    """Read a separated file into strings or numbers, rewrapping parser errors with file:line."""
+    """Read a separated file into strings or numbers, rewrapping parser errors with file:line.
+
+    A file with a ``header`` must start with exactly those column names: a missing header would
+    otherwise swallow the first row.
+    """
     data = _read_bytes(path)
+    if header:
+        found = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace").lstrip("\ufeff")
+        if [f.strip() for f in found.split(fmt_sep)] != list(header):
+            raise DataFormatError(
+                f"{path}:1: expected the header {fmt_sep.join(header)!r}, found {found[:80]!r}"
+            )
     sep = fmt_sep
     if sep == "::":
         # Multi-character separators force pandas' slow Python engine; no field contains a tab.
@@ -115,12 +131,14 @@ def read_ratings(path: Path, fmt: GroupLensFormat) -> RawRatings:
         values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values)
         if name != "rating":
-            bad |= values != np.round(values)
+            # Beyond 2**53 a number no longer reads back exactly (and beyond 2**63 it wraps).
+            low = -_EXACT if name == "timestamp" else 0
+            bad |= (values != np.round(values)) | (values < low) | (values >= _EXACT)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             value = frame[name].iloc[row]
             found = "nothing (too few fields?)" if pd.isna(value) else repr(value)
-            kind = "a number" if name == "rating" else "an integer"
+            kind = "a number" if name == "rating" else _INTEGER_KIND[name]
             raise DataFormatError(f"{path}:{row + first_line}: {name} must be {kind}, got {found}")
         columns[name] = values
     low, high = fmt.rating_scale
@@ -158,9 +176,20 @@ def read_items(path: Path, fmt: GroupLensFormat) -> ItemMetadata | None:
     first_line = 2 if fmt.items_header else 1
     ids = pd.to_numeric(frame["f0"], errors="coerce").to_numpy(dtype=np.float64)
     missing = ~np.isfinite(ids) | frame["f1"].isna().to_numpy()
+    missing |= (ids != np.round(ids)) | (ids < 0) | (ids >= _EXACT)
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        raise DataFormatError(f"{path}:{row + first_line}: expected an item id and a title")
+        raise DataFormatError(
+            f"{path}:{row + first_line}: expected an item id (an integer in [0, 2**53)) and a title"
+        )
+    order = np.argsort(ids, kind="stable")
+    repeats = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+    if len(repeats):
+        first, second = sorted(order[repeats[0] : repeats[0] + 2])
+        raise DataFormatError(
+            f"{path}:{second + first_line}: item {int(ids[first])} is listed twice (lines "
+            f"{first + first_line} and {second + first_line})"
+        )
     titles = frame["f1"].to_numpy(dtype=object)
     if fmt.genres_as_flags:
         flags = frame[list(names[5:])].fillna("0").to_numpy() == "1"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .split import UserRatings
-from .storage import atomic_write, cache_root
+from .storage import UNREADABLE, atomic_write, cache_root, writable_file
 
 _CACHE_VERSION = 1
 _CHUNK_ELEMENTS = 4_000_000  # floats per padded batch of users (~32 MB), bounding memory
@@ -44,12 +45,19 @@ class MFConfig:
     init_scale: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.dim < 1:
-            raise ValueError(f"MFConfig.dim must be >= 1, got {self.dim}")
-        if self.reg <= 0:
-            raise ValueError(f"MFConfig.reg must be > 0, got {self.reg}")
-        if self.iterations < 1:
-            raise ValueError(f"MFConfig.iterations must be >= 1, got {self.iterations}")
+        for name in ("dim", "iterations", "seed"):
+            value = getattr(self, name)
+            low = 0 if name == "seed" else 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"MFConfig.{name} must be an integer >= {low}, got {value!r}")
+        for name in ("reg", "init_scale"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.floating))
+                or not (math.isfinite(value) and value > 0)
+            ):
+                raise ValueError(f"MFConfig.{name} must be a finite number > 0, got {value!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,20 +207,29 @@ def _read_cached(path: Path, n_users: int, n_items: int, dim: int) -> MFModel | 
                 data["item_bias"],
                 float(data["global_mean"]),
             )
-    except Exception as exc:
+    except UNREADABLE as exc:
         warnings.warn(f"ignoring unreadable MF cache {path} ({exc}); refitting", stacklevel=3)
         return None
-    shapes_ok = model.user_factors.shape == (n_users, dim) and model.item_factors.shape == (
-        n_items,
-        dim,
-    )
-    arrays = (model.user_factors, model.item_factors, model.user_bias, model.item_bias)
-    if not shapes_ok or not all(np.isfinite(a).all() for a in arrays):
+    if not _plausible(model, n_users, n_items, dim):
         warnings.warn(
             f"ignoring MF cache {path} with wrong shapes or values; refitting", stacklevel=3
         )
         return None
     return model
+
+
+def _plausible(model: MFModel, n_users: int, n_items: int, dim: int) -> bool:
+    """Every array of the expected shape and finite, the mean included."""
+    expected = (
+        (model.user_factors, (n_users, dim)),
+        (model.item_factors, (n_items, dim)),
+        (model.user_bias, (n_users,)),
+        (model.item_bias, (n_items,)),
+    )
+    return all(
+        array.shape == shape and array.dtype == np.float32 and np.isfinite(array).all()
+        for array, shape in expected
+    ) and math.isfinite(model.global_mean)
 
 
 def load_or_fit_mf(
@@ -225,11 +242,18 @@ def load_or_fit_mf(
 ) -> MFModel:
     """The cached fit for this data, split and config; fitted and cached atomically if absent."""
     path = mf_cache_path(fingerprint, train_fraction, config, cache_dir)
+    if use_cache:
+        writable_file(path)
     if use_cache and path.exists():
         model = _read_cached(path, train.n_users, train.n_items, config.dim)
         if model is not None:
             return model
     model = fit_mf(train, config)
+    if not _plausible(model, train.n_users, train.n_items, config.dim):
+        raise ValueError(
+            f"the MF fit with {config} gave values that are not finite; nothing was cached "
+            "(try a larger reg)"
+        )
     if use_cache:
         atomic_write(
             path,

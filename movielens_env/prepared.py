@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .storage import atomic_write, cache_root
+from .storage import UNREADABLE, atomic_write, cache_root
 from .synthetic import SyntheticTruth
 
 _VERSION = 1
@@ -28,12 +28,22 @@ def prepared_path(name: str, source_key: str, cache_dir: str | os.PathLike[str] 
     return cache_root(cache_dir) / "prepared" / f"{name}-{digest}.npz"
 
 
-def file_key(*paths: Path) -> str:
-    """Identity of source files: path, size and modification time of each (absent ones too)."""
+def content_key(*paths: Path) -> str:
+    """Identity of source files by content: a SHA-256 of each (``absent`` for a missing one).
+
+    Size and modification time are not enough: a file edited in place can keep both. Hashing
+    reads each file once per load (about a second for ML-25M's 650 MB of ratings).
+    """
     parts = []
     for path in paths:
-        stat = path.stat() if path.exists() else None
-        parts.append(f"{path.resolve()}:{stat and stat.st_size}:{stat and stat.st_mtime_ns}")
+        if not path.is_file():
+            parts.append("absent")
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(chunk)
+        parts.append(digest.hexdigest())
     return "|".join(parts)
 
 
@@ -54,8 +64,10 @@ def save_prepared(path: Path, dataset) -> None:
     atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
 
 
-def load_prepared(path: Path, name: str):
-    """The dataset stored at ``path``, or ``None`` (with a warning) if it cannot be trusted."""
+def load_prepared(path: Path, name: str, rating_scale: tuple[float, float]):
+    """The dataset stored at ``path``, or ``None`` (with a warning) if it cannot be trusted:
+    every value is checked (shapes, types, ranges, sorted ids, the expected ``rating_scale``),
+    not only the file's form."""
     from .dataset import RatingsDataset  # the dataset module builds on this one
 
     try:
@@ -78,8 +90,8 @@ def load_prepared(path: Path, name: str):
         dataset = RatingsDataset(
             name, **columns, rating_scale=(low, high), titles=titles, genres=genres, truth=truth
         )
-        _check(dataset)
-    except Exception as exc:
+        _check(dataset, rating_scale)
+    except (*UNREADABLE, TypeError, IndexError) as exc:
         warnings.warn(
             f"ignoring unusable prepared dataset {path} ({exc}); rebuilding", stacklevel=3
         )
@@ -87,7 +99,17 @@ def load_prepared(path: Path, name: str):
     return dataset
 
 
-def _check(dataset) -> None:
+def _check(dataset, rating_scale: tuple[float, float]) -> None:
+    if tuple(dataset.rating_scale) != tuple(rating_scale):
+        raise ValueError(f"rating scale {dataset.rating_scale}, expected {rating_scale}")
+    for name in ("user_ids", "item_ids", "users", "items", "timestamps"):
+        if getattr(dataset, name).dtype.kind not in "iu":
+            raise ValueError(f"{name} is not an integer array")
+    for name in ("user_ids", "item_ids"):
+        if (np.diff(getattr(dataset, name)) <= 0).any():
+            raise ValueError(f"{name} are not sorted and distinct")
+    if not np.isfinite(dataset.ratings).all():
+        raise ValueError("ratings that are not finite")
     n = len(dataset.ratings)
     if not len(dataset.users) == len(dataset.items) == len(dataset.timestamps) == n:
         raise ValueError("rating columns have different lengths")
@@ -108,6 +130,12 @@ def _check(dataset) -> None:
         or (truth.genre_flags is not None and len(truth.genre_flags) != dataset.n_items)
     ):
         raise ValueError("the synthetic truth does not match the users and items")
+    if truth is not None:
+        for name in _TRUTH:
+            if not np.isfinite(getattr(truth, name)).all():
+                raise ValueError(f"the synthetic truth's {name} are not finite")
+        if (np.diff(truth.thresholds) <= 0).any() or not truth.noise_scale > 0:
+            raise ValueError("the synthetic truth's thresholds or noise are impossible")
     for extra in (dataset.titles, dataset.genres):
         if extra is not None and len(extra) != dataset.n_items:
             raise ValueError("item metadata does not match the catalogue")

@@ -151,8 +151,10 @@ def rank_by_action(
     exactly as the env chooses a slate (so offline rankings and online slates agree)."""
     k = min(k, len(candidates))
     action = np.asarray(action)
-    if not np.isfinite(action).all():
-        raise InvalidActionError("the action contains NaN or inf: it ranks nothing")
+    if not np.isfinite(action).all() or not action.any():
+        raise InvalidActionError(
+            "the action contains NaN or inf, or is all zeros: it ranks nothing"
+        )
     if k == 0:
         return candidates[:0]
     action = action_direction(action)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import platformdirs
 
+from .errors import CacheError
+
 CACHE_ENV_VAR = "MOVIELENS_DATA"
+# What reading a damaged or foreign .npz file can raise; anything else is a bug to surface.
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -27,6 +32,19 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("movielens", appauthor=False))
 
 
+def writable_file(path: str | os.PathLike[str]) -> Path:
+    """``path``, refused with :class:`CacheError` if a folder stands where the file belongs.
+
+    Checked before long work whose result goes there (an MF fit, a parse), not after it.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise CacheError(
+            f"{target} is a folder where a file belongs; remove it (rm -r '{target}') and run again"
+        )
+    return target
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
@@ -35,8 +53,13 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     later run never trusts a half-written cache. ``suffix`` keeps extensions that writers such as
     ``np.savez`` insist on.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = writable_file(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CacheError(
+            f"cannot create the folder {target.parent}: part of its path is a file"
+        ) from None
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent
     )

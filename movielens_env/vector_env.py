@@ -19,7 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .blas import single_threaded_blas
-from .env import MovieLensRecEnv
+from .env import MovieLensRecEnv, check_options
 from .errors import InvalidActionError
 from .observation import ObservationBuilder
 from .scoring import action_direction, best_slates
@@ -132,6 +132,7 @@ class MovieLensRecVectorEnv(VectorEnv):
         options: dict[str, Any] | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """Reset every sub-environment (or those in ``options["reset_mask"]``)."""
+        check_options(options)
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         if mask is None:
@@ -265,7 +266,7 @@ class MovieLensRecVectorEnv(VectorEnv):
             return np.array(
                 [eligible[self._rngs[row].integers(len(eligible))] for row in rows], dtype=np.int64
             )
-        raw = np.asarray(raw_ids)
+        raw = np.asarray(raw_ids, dtype=object)
         if raw.ndim == 0:
             raw = np.full(self.num_envs, raw)
         if raw.shape != (self.num_envs,):
@@ -381,10 +382,11 @@ class MovieLensRecVectorEnv(VectorEnv):
             )
         if array.dtype != np.float32:
             array = array.astype(np.float64)  # a finite float64 may exceed float32's range
-        bad = ~np.isfinite(array).all(axis=1)
+        bad = ~np.isfinite(array).all(axis=1) | ~array.any(axis=1)
         if bad.any():
             raise InvalidActionError(
-                f"actions of sub-environments {np.flatnonzero(bad).tolist()} contain NaN or inf"
+                f"actions of sub-environments {np.flatnonzero(bad).tolist()} contain NaN or inf, "
+                "or are all zeros (no direction to rank by)"
             )
         if (self._users < 0).any():
             raise gym.error.ResetNeeded("call reset() before step(): no episode has started")

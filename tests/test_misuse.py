@@ -8,6 +8,7 @@ it: data loss, silently wrong results, settings misread, unclear errors.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -274,3 +275,164 @@ def test_benchmark_settings_are_read_as_written_or_refused(tmp_path, capsys, opt
     assert main(argv) == 2
     assert message in _error(capsys)
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- data files
+def _ml25m_like(folder, ratings: str, movies: str = "movieId,title,genres\n1,A (1995),Drama\n"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ratings.csv").write_text(ratings)
+    (folder / "movies.csv").write_text(movies)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "ratings, message",
+    [
+        ("1,1,4.0,978300760\n2,1,3.0,978300761\n",  # the header forgotten
+         "ratings.csv:1: expected the header 'userId,movieId,rating,timestamp', found '1,1,4.0"),
+        ("user,movie,rating,time\n1,1,4.0,978300760\n", "expected the header"),
+        ("userId,movieId,rating,timestamp\n1,12345678901234567890,4.0,978300760\n",
+         "ratings.csv:2: item must be an integer in [0, 2**53)"),
+        ("userId,movieId,rating,timestamp\n1,1,4.0,99999999999999999999\n",
+         "ratings.csv:2: timestamp must be an integer in (-2**53, 2**53)"),
+    ],
+)  # fmt: skip
+def test_grouplens_files_that_would_be_misread_are_refused_by_line(tmp_path, ratings, message):
+    from movielens_env import DataFormatError, load_dataset
+
+    folder = _ml25m_like(tmp_path / "ml-latest-small", ratings)
+    with pytest.raises(DataFormatError, match=re.escape(message)):
+        load_dataset("ml-latest-small", folder, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "prepared").exists()
+
+
+def test_a_duplicate_item_id_in_u_item_is_refused(tmp_path):
+    from movielens_env import DataFormatError, load_dataset
+
+    folder = tmp_path / "ml-100k"
+    write_ml100k(folder)
+    lines = (folder / "u.item").read_text(encoding="latin-1").splitlines()
+    lines.append(lines[2].replace("Movie 3", "Another movie"))
+    (folder / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    with pytest.raises(
+        DataFormatError, match=r"u.item:201: item 3 is listed twice \(lines 3 and 201\)"
+    ):
+        load_dataset("ml-100k", folder, cache_dir=tmp_path / "cache")
+
+
+# --------------------------------------------------------------------------- caches
+def test_a_grouplens_file_edited_in_place_is_parsed_again(tmp_path):
+    import os
+
+    from movielens_env import load_dataset
+
+    folder = tmp_path / "ml-100k"
+    write_ml100k(folder)
+    ratings = folder / "u.data"
+    before = load_dataset("ml-100k", folder, cache_dir=tmp_path / "cache")
+    stat = ratings.stat()
+    data = ratings.read_bytes()
+    edited = data.replace(b"\t1\t", b"\t2\t", 1) if b"\t1\t" in data else data
+    assert edited != data and len(edited) == len(data)
+    ratings.write_bytes(edited)
+    os.utime(ratings, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same time
+    after = load_dataset("ml-100k", folder, cache_dir=tmp_path / "cache")
+    assert not np.array_equal(before.ratings, after.ratings) or not np.array_equal(
+        before.items, after.items
+    )
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda a: {**a, "ratings": np.full_like(a["ratings"], np.nan)},
+        lambda a: {**a, "item_ids": a["item_ids"][::-1].copy()},
+        lambda a: {**a, "rating_scale": np.array([0.0, 10.0])},
+        lambda a: {**a, "users": a["users"].astype(np.float64)},
+        lambda a: {**a, "truth_thresholds": np.full(4, np.nan)},
+    ],
+)
+def test_a_well_formed_prepared_cache_with_wrong_values_is_rebuilt(tmp_path, damage):
+    from movielens_env import load_dataset
+
+    first = load_dataset("synthetic", cache_dir=tmp_path)
+    (path,) = (tmp_path / "prepared").glob("synthetic-100k-*.npz")
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    np.savez(path, **damage(arrays))
+    with pytest.warns(UserWarning, match="ignoring unusable prepared dataset"):
+        again = load_dataset("synthetic", cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.ratings, first.ratings)
+    np.testing.assert_array_equal(again.item_ids, first.item_ids)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda a: {**a, "global_mean": np.float64(np.nan)},
+        lambda a: {**a, "user_bias": a["user_bias"][:-1]},
+        lambda a: {**a, "item_factors": a["item_factors"].astype(np.float64)},
+    ],
+)
+def test_a_well_formed_mf_cache_with_wrong_values_is_refitted(tmp_path, small_dataset, damage):
+    from movielens_env import MovieLensRecEnv
+
+    kwargs = {"dataset": small_dataset, "cache_dir": tmp_path, "embedding_dim": 4,
+              "mf_options": {"iterations": 2}}  # fmt: skip
+    MovieLensRecEnv(**kwargs)
+    (path,) = (tmp_path / "embeddings").glob("mf-*.npz")
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    np.savez(path, **damage(arrays))
+    from movielens_env import world as world_module
+
+    world_module._CACHE.clear()
+    with pytest.warns(UserWarning, match="ignoring MF cache"):
+        env = MovieLensRecEnv(**kwargs)
+    assert np.isfinite(env.world.mf.global_mean)
+
+
+def test_a_cache_path_that_is_a_folder_names_the_folder(tmp_path, small_dataset, capsys):
+    from movielens_env import MovieLensRecEnv
+    from movielens_env.errors import CacheError
+    from movielens_env.mf import MFConfig, mf_cache_path
+    from movielens_env.split import TRAIN_FRACTION
+
+    path = mf_cache_path(small_dataset.fingerprint(), TRAIN_FRACTION, MFConfig(dim=3), tmp_path)
+    path.mkdir(parents=True)
+    with pytest.raises(CacheError, match=r"is a folder where a file belongs; remove it \(rm -r"):
+        MovieLensRecEnv(dataset=small_dataset, cache_dir=tmp_path, embedding_dim=3)
+
+
+def test_a_nan_mf_option_is_refused_before_anything_is_fitted(tmp_path, small_dataset):
+    from movielens_env import MovieLensRecEnv
+
+    with pytest.raises(ValueError, match=r"MFConfig.reg must be a finite number > 0, got nan"):
+        MovieLensRecEnv(dataset=small_dataset, cache_dir=tmp_path, mf_options={"reg": np.nan})
+    assert not list(tmp_path.rglob("*.npz"))
+
+
+# --------------------------------------------------------------------------- env inputs
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"user_id": 1.5}, "must be a raw user id (an integer), got 1.5"),
+        ({"user_id": True}, "must be a raw user id (an integer), got True"),
+        ({"user_id": "abc"}, "must be a raw user id (an integer), got 'abc'"),
+        ({"user_id": 2**70}, "is not a user of"),
+        ([1], "reset's options must be a dict (or None), got [1]"),
+    ],
+)
+def test_reset_refuses_what_is_not_a_user(make_env, options, message):
+    env = make_env()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        env.reset(options=options)
+
+
+def test_a_zero_action_is_refused_rather_than_ranking_by_id(make_env):
+    from movielens_env.errors import InvalidActionError
+
+    env = make_env()
+    env.reset(seed=0)
+    with pytest.raises(InvalidActionError, match="all zeros"):
+        env.step(np.zeros(env.action_space.shape, np.float32))

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from movielens_env import MovieLensRecEnv, RatingsDataset
+from movielens_env.errors import InvalidActionError
 from movielens_env.evaluation import protocol_candidates
 from movielens_env.scoring import rank_by_action
 from tests.conftest import SMALL_ENV_KWARGS
@@ -212,6 +213,10 @@ def test_episode_invariants(envs, args, seed, moves):
             rng = np.random.default_rng(int(move * 2**32))
             slate = rng.choice(before, env.slate_size, replace=False)
             step = env.step_items(slate)
+        elif not fitted(env, move).any():  # no direction: refused, and nothing happens
+            with pytest.raises(InvalidActionError, match="all zeros"):
+                env.step(fitted(env, move))
+            continue
         else:
             move = fitted(env, move)
             step = env.step(move)
@@ -232,6 +237,8 @@ def test_step_items_with_the_chosen_slate_is_step(envs, args, seed, actions):
     twin_obs, twin_info = by_items.reset(seed=seed)
     np.testing.assert_equal((obs, info), (twin_obs, twin_info))
     for action in actions:
+        if not fitted(by_action, action).any():
+            continue  # refused (no direction); see test_episode_invariants
         step = by_action.step(fitted(by_action, action))
         slate = by_action.world.dataset.item_index(step[4]["item_ids"])
         np.testing.assert_equal(by_items.step_items(slate), step)
@@ -275,6 +282,8 @@ def scaled_actions(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
 def test_only_the_direction_of_an_action_counts(envs, args, seed, actions):
     env, twin = envs(args), envs(args, twin=1)
     action, scaled = (fitted(env, a) for a in actions)
+    if not action.any():
+        return  # no direction at any scale: refused, as test_episode_invariants checks
     env.reset(seed=seed)
     info = twin.reset(seed=seed)[1]
     with warnings.catch_warnings():

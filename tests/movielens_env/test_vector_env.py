@@ -156,7 +156,7 @@ def test_disabled_autoreset_needs_a_masked_reset(small_dataset):
         **SMALL_ENV_KWARGS,
     )
     envs.reset(seed=0, options={"reset_mask": np.array([True, True, True])})
-    actions = np.zeros(envs.action_space.shape, np.float32)
+    actions = np.ones(envs.action_space.shape, np.float32)
     envs.step(actions)
     with pytest.raises(gym.error.ResetNeeded, match=r"reset_mask"):
         envs.step(actions)
@@ -191,7 +191,7 @@ def test_bad_arguments_are_named(small_dataset, kwargs, message):
 
 def test_bad_actions_and_step_before_reset(small_dataset):
     envs = MovieLensRecVectorEnv(num_envs=2, dataset=small_dataset, **SMALL_ENV_KWARGS)
-    actions = np.zeros(envs.action_space.shape, np.float32)
+    actions = np.ones(envs.action_space.shape, np.float32)
     with pytest.raises(gym.error.ResetNeeded):
         envs.step(actions)
     envs.reset(seed=0)
