@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import (
     evaluate,
     evaluate_online,
@@ -70,11 +71,11 @@ class BenchmarkConfig:
         _check_names("agents", self.agents, str)
         _check_names("seeds", self.seeds, int)
         if any(seed < 0 for seed in self.seeds):
-            raise ValueError(f"seeds must be integers >= 0, got {list(self.seeds)}")
+            raise ArgumentError(f"seeds must be integers >= 0, got {list(self.seeds)}")
         for name in ("timesteps", "planner_width"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+                raise ArgumentError(f"{name} must be an integer >= 1, got {value!r}")
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the training env."""
@@ -103,12 +104,12 @@ class BenchmarkConfig:
 def _check_names(label: str, values: Any, kind: type) -> None:
     """A non-empty tuple of distinct values of ``kind``: a repeat would count one run twice."""
     if not isinstance(values, tuple) or not values:
-        raise ValueError(f"{label} must name at least one, got {values!r}")
+        raise ArgumentError(f"{label} must name at least one, got {values!r}")
     if not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"{label} must be {kind.__name__}s, got {list(values)}")
+        raise ArgumentError(f"{label} must be {kind.__name__}s, got {list(values)}")
     repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
     if repeated:
-        raise ValueError(f"{label} name {repeated} more than once: each run would count twice")
+        raise ArgumentError(f"{label} name {repeated} more than once: each run would count twice")
 
 
 def run_path(out_dir: Path, agent: str, seed: int) -> Path:

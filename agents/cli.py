@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 import movielens_env
+from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import episode_steps, heldout_env
 from movielens_env.formats import DATASET_NAMES
 
@@ -24,6 +25,10 @@ from .threads import torch_threads
 
 def _rollout(args: argparse.Namespace) -> int:
     """Run a few episodes of a uniformly random policy and print what happened."""
+    if args.episodes < 1 or args.seed < 0:
+        raise ArgumentError(
+            f"--episodes must be >= 1 and --seed >= 0, got {args.episodes} and {args.seed}"
+        )
     env = gym.make(
         movielens_env.ENV_ID, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
         slate_size=args.slate_size, render_mode="ansi",
@@ -68,7 +73,7 @@ def _csv_list(option: str, text: str) -> list[str]:
     """The comma-separated names of an option; none at all is an error, not "all"."""
     parts = [part.strip() for part in text.split(",")]
     if not any(parts) or not all(parts):
-        raise ValueError(f"{option} {text!r}: give comma-separated names, none of them empty")
+        raise ArgumentError(f"{option} {text!r}: give comma-separated names, none of them empty")
     return parts
 
 
@@ -76,8 +81,26 @@ def _seeds(text: str) -> list[int]:
     try:
         return [int(part) for part in _csv_list("--seeds", text)]
     except ValueError:
-        raise ValueError(
+        raise ArgumentError(
             f"--seeds {text!r}: give comma-separated integers >= 0, e.g. 0,1,2"
+        ) from None
+
+
+def _import_plugin(module: str) -> None:
+    """Import a ``--plugin`` module; its absence or its failure is one line naming it."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):
+            raise ArgumentError(
+                f"--plugin {module}: no module of that name (is its folder on PYTHONPATH?)"
+            ) from None
+        raise ArgumentError(
+            f"--plugin {module}: it imports {exc.name!r}, which is missing"
+        ) from None
+    except Exception as exc:  # the plugin's own bug: say whose, in one line
+        raise ArgumentError(
+            f"--plugin {module} failed on import: {type(exc).__name__}: {exc}"
         ) from None
 
 
@@ -96,7 +119,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     from .registry import agent_names, get_agent
 
     for module in args.plugin:
-        importlib.import_module(module)
+        _import_plugin(module)
     if args.quick:
         for key, value in QUICK.items():
             if getattr(args, key) is None:
@@ -204,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # same work up to 100 times slower on shared machines (see agents/threads.py).
         with torch_threads(1):
             return args.run(args)
-    except (movielens_env.MovieLensRecError, ValueError) as exc:
+    except (
+        movielens_env.MovieLensRecError
+    ) as exc:  # deliberate errors only: bugs keep their traceback
         print(f"movielens-rec: error: {exc}", file=sys.stderr)
         return 2
 

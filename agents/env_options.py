@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from movielens_env import MovieLensRecEnv, variant_kwargs
+from movielens_env.errors import ArgumentError
 
 # Chosen by other options of the commands, or by the evaluation itself.
 _NOT_HERE = ("dataset", "data_dir", "split", "render_mode")
@@ -43,18 +44,18 @@ def env_options(args: argparse.Namespace) -> dict[str, Any]:
         try:
             extra = json.loads(args.env_kwargs)
         except json.JSONDecodeError as exc:
-            raise ValueError(
+            raise ArgumentError(
                 f"--env-kwargs {args.env_kwargs!r} is not valid JSON ({exc})"
             ) from None
         if not isinstance(extra, dict):
-            raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+            raise ArgumentError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
         options.update(extra)
     allowed = set(inspect.signature(MovieLensRecEnv).parameters) - set(_NOT_HERE)
     allowed.add("max_episode_steps")
     unknown = sorted(set(options) - allowed)
     if unknown:
         where = ", ".join(repr(k) for k in unknown)
-        raise ValueError(
+        raise ArgumentError(
             f"--env-kwargs: {where} cannot be set here; allowed: {', '.join(sorted(allowed))} "
             "(dataset and data_dir have their own options)"
         )

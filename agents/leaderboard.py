@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import DEFAULT_KS, PROTOCOLS
 from movielens_env.headroom import normalized_score
 from movielens_env.metrics import METRIC_NAMES
@@ -95,7 +96,7 @@ def check_metrics(requested: Sequence[str]) -> list[str]:
     valid = ALL_METRICS
     unknown = [m for m in requested if m not in valid]
     if unknown:
-        raise ValueError(f"unknown metrics {unknown}; valid metrics: {', '.join(valid)}")
+        raise ArgumentError(f"unknown metrics {unknown}; valid metrics: {', '.join(valid)}")
     return list(requested)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import gymnasium as gym
 
 from movielens_env import ENV_ID
+from movielens_env.errors import ArgumentError
 from movielens_env.world import RecWorld
 
 
@@ -98,7 +99,7 @@ def register_agent(
     """
     _register_builtins()
     if name in AGENTS and not replace:
-        raise ValueError(f"agent {name!r} is already registered; pass replace=True to override")
+        raise ArgumentError(f"agent {name!r} is already registered; pass replace=True to override")
     entry = AgentEntry(name, train, description, is_rl, dict(config or {}))
     AGENTS[name] = entry
     return entry
@@ -110,7 +111,7 @@ def get_agent(name: str) -> AgentEntry:
     try:
         return AGENTS[name]
     except KeyError:
-        raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}") from None
+        raise ArgumentError(f"unknown agent {name!r}; valid agents: {', '.join(AGENTS)}") from None
 
 
 def agent_names() -> list[str]:

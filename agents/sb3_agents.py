@@ -16,6 +16,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 
+from movielens_env.errors import ArgumentError
+
 from .threads import torch_threads
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ddpg": DDPG, "td3": TD3, "sac": SAC}
@@ -54,7 +56,7 @@ class SB3Config:
 def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config = SB3Config()):
     """An untrained SB3 model of ``algorithm`` (``ddpg``, ``td3`` or ``sac``) on ``env``."""
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown SB3 algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
+        raise ArgumentError(f"unknown SB3 algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
     kwargs = {
         "learning_rate": config.learning_rate,
         "buffer_size": config.buffer_size,
@@ -105,5 +107,5 @@ def train_model(
 def load_model(algorithm: str, path: str | Path) -> BaseAlgorithm:
     """Load a model saved by :func:`train_model` (SB3's own format)."""
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown SB3 algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
+        raise ArgumentError(f"unknown SB3 algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
     return ALGORITHMS[algorithm].load(path, device="cpu")

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from movielens_env.errors import ArgumentError
+
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom.
 _T975 = (
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -17,7 +19,7 @@ _T975 = (
 def t_quantile_975(dof: int) -> float:
     """The 0.975 quantile of Student's t with ``dof`` degrees of freedom (normal above 30)."""
     if dof < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {dof}")
+        raise ArgumentError(f"degrees of freedom must be >= 1, got {dof}")
     return _T975[dof - 1] if dof <= len(_T975) else 1.960
 
 

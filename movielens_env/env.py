@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .dataset import RatingsDataset
-from .errors import InvalidActionError
+from .errors import ArgumentError, InvalidActionError
 from .mf import MFConfig
 from .observation import OBS_MODES, ObservationBuilder
 from .scoring import action_direction, best_slates
@@ -27,14 +27,14 @@ _DEFAULTS = UserModelConfig()
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
-        raise ValueError(
+        raise ArgumentError(
             f"{name}={value!r} is not valid; allowed values: {', '.join(map(repr, allowed))}"
         )
 
 
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        raise ArgumentError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
 
 
@@ -42,7 +42,7 @@ def _mf_config(dim: int, options: dict[str, Any] | None) -> MFConfig:
     fields = {f.name for f in dataclasses.fields(MFConfig)} - {"dim"}
     unknown = set(options or {}) - fields
     if unknown:
-        raise ValueError(
+        raise ArgumentError(
             f"mf_options has unknown keys {sorted(unknown)}; allowed: {sorted(fields)} "
             "(the dimension is embedding_dim)"
         )
@@ -247,12 +247,12 @@ class MovieLensRecEnv(gym.Env):
         _choice("obs_mode", obs_mode, OBS_MODES)
         _choice("render_mode", render_mode, (None, *RENDER_MODES))
         if not isinstance(item_bias, (bool, np.bool_)):
-            raise ValueError(f"item_bias must be True or False, got {item_bias!r}")
+            raise ArgumentError(f"item_bias must be True or False, got {item_bias!r}")
         self.history_len = _positive_int("history_len", history_len)
         self.slate_size = _positive_int("slate_size", slate_size)
         dim = _positive_int("embedding_dim", embedding_dim)
         if not math.isfinite(unrated_reward):
-            raise ValueError(f"unrated_reward must be a finite number, got {unrated_reward!r}")
+            raise ArgumentError(f"unrated_reward must be a finite number, got {unrated_reward!r}")
         user_config = parse_user_model(
             user_model, satiation_strength=satiation_strength, satiation_decay=satiation_decay,
             drift_rate=drift_rate, patience_budget=patience_budget,
@@ -263,12 +263,12 @@ class MovieLensRecEnv(gym.Env):
         self.world: RecWorld = build_world(spec, check=_dataset_check(reward_model, user_config))
         data = self.world.dataset
         if self.history_len >= data.n_items:
-            raise ValueError(
+            raise ArgumentError(
                 f"history_len={history_len} must be smaller than the catalogue "
                 f"({data.n_items} items)"
             )
         if self.slate_size > data.n_items - self.history_len:
-            raise ValueError(
+            raise ArgumentError(
                 f"slate_size={slate_size} is larger than the {data.n_items - self.history_len} "
                 f"items left as candidates ({data.n_items} in the catalogue, "
                 f"history_len={history_len})"
@@ -286,7 +286,7 @@ class MovieLensRecEnv(gym.Env):
                 if candidates == "rated"
                 else ""
             )
-            raise ValueError(
+            raise ArgumentError(
                 f"no user of {data.name!r} has {history_len} positive train ratings{pool}"
             )
         self.observe = ObservationBuilder(
@@ -322,17 +322,17 @@ class MovieLensRecEnv(gym.Env):
     def user_from_raw(self, raw_id: Any) -> int:
         """The internal id of a raw user id that can start an episode, or a ``ValueError``."""
         if isinstance(raw_id, (bool, np.bool_)) or not isinstance(raw_id, (int, np.integer)):
-            raise ValueError(
+            raise ArgumentError(
                 f"options['user_id'] must be a raw user id (an integer), got {raw_id!r}"
             )
         known = -(2**63) <= int(raw_id) < 2**63
         user = int(self.world.dataset.user_index(int(raw_id))) if known else -1
         if user < 0:
-            raise ValueError(
+            raise ArgumentError(
                 f"options['user_id']={raw_id!r} is not a user of {self.world.dataset.name!r}"
             )
         if not np.isin(user, self.eligible_users):
-            raise ValueError(
+            raise ArgumentError(
                 f"user {raw_id} cannot start an episode: fewer than history_len={self.history_len} "
                 "positive train ratings"
                 + (" or too small a rated pool" if self.candidates == "rated" else "")
@@ -396,9 +396,9 @@ class MovieLensRecEnv(gym.Env):
         slate = np.asarray(items, dtype=np.int64).reshape(-1)
         n_items = self.world.dataset.n_items
         if len(slate) != self.slate_size or len(np.unique(slate)) != len(slate):
-            raise ValueError(f"a slate must hold {self.slate_size} distinct items, got {slate}")
+            raise ArgumentError(f"a slate must hold {self.slate_size} distinct items, got {slate}")
         if ((slate < 0) | (slate >= n_items)).any() or not self._available[slate].all():
-            raise ValueError(
+            raise ArgumentError(
                 f"items {slate} are not all current candidates (see candidate_items())"
             )
         return self._recommend(slate)
@@ -511,7 +511,7 @@ class MovieLensRecEnv(gym.Env):
 def check_options(options: Any) -> None:
     """``reset``'s options: ``None`` or a dict."""
     if options is not None and not isinstance(options, dict):
-        raise ValueError(f"reset's options must be a dict (or None), got {options!r}")
+        raise ArgumentError(f"reset's options must be a dict (or None), got {options!r}")
 
 
 def _dataset_check(reward_model: str, config: UserModelConfig):
@@ -519,12 +519,12 @@ def _dataset_check(reward_model: str, config: UserModelConfig):
 
     def check(data: RatingsDataset) -> None:
         if reward_model == "oracle" and data.truth is None:
-            raise ValueError(
+            raise ArgumentError(
                 f"reward_model='oracle' needs synthetic data with a known truth; "
                 f"{data.name!r} is real data: use 'mf' or 'logged'"
             )
         if config.boredom and data.genres is None:
-            raise ValueError(
+            raise ArgumentError(
                 f"user_model={config.name!r} needs item genres, and dataset {data.name!r} has "
                 "none (its item file, e.g. u.item or movies.dat, was not found beside the "
                 "ratings)"

@@ -7,6 +7,11 @@ class MovieLensRecError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+class ArgumentError(MovieLensRecError, ValueError):
+    """An argument (of a function, the env or a command) is invalid: the message names it and
+    what is allowed."""
+
+
 class DataFormatError(MovieLensRecError, ValueError):
     """A data file is malformed: the message names the file and the line."""
 

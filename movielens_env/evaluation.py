@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .env import MovieLensRecEnv
+from .errors import ArgumentError
 from .metrics import coverage_at_k, per_user_metrics
 from .policies import PolicyActor, Ranker, checked_ranking
 from .references import Reference
@@ -83,7 +84,7 @@ def episode_steps(env_kwargs: dict[str, Any]) -> int:
     """The online episode length: ``env_kwargs["max_episode_steps"]``, else 10."""
     steps = env_kwargs.get("max_episode_steps", EPISODE_STEPS)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"max_episode_steps must be an integer >= 1, got {steps!r}")
+        raise ArgumentError(f"max_episode_steps must be an integer >= 1, got {steps!r}")
     return steps
 
 
@@ -125,9 +126,9 @@ def evaluate_offline(
     """Rank candidates for every test user under each protocol and score the rankings."""
     for protocol in protocols:
         if protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+            raise ArgumentError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
-        raise ValueError(f"ks must be integers >= 1 (cut-offs of the rankings), got {ks!r}")
+        raise ArgumentError(f"ks must be integers >= 1 (cut-offs of the rankings), got {ks!r}")
     env = heldout_env(env_kwargs)
     world, depth = env.world, max(ks)
     users = evaluation_users(world, env.history_len)
@@ -178,7 +179,7 @@ def evaluate_online(
     if max_steps is None:
         max_steps = episode_steps(env_kwargs)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+        raise ArgumentError(f"max_steps must be an integer >= 1, got {max_steps!r}")
     first = heldout_env(env_kwargs, reward_model=reward_model)
     world = first.world
     if users is None:

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from .errors import ArgumentError
 from .evaluation import DEFAULT_KS, EvaluationResult, relevant_items
 from .metrics import coverage_at_k, per_user_metrics
 from .storage import atomic_write
@@ -46,7 +47,7 @@ def metrics_from_recommendations(
     order_users, index = np.unique(users_raw, return_inverse=True)
     users = world.dataset.user_index(order_users)
     if (users < 0).any() or (items < 0).any():
-        raise ValueError(f"{path}: unknown user or item ids for {world.dataset.name!r}")
+        raise ArgumentError(f"{path}: unknown user or item ids for {world.dataset.name!r}")
     top = np.full((len(users), max(ks)), -1, dtype=np.int64)
     keep = ranks <= max(ks)
     top[index[keep], ranks[keep] - 1] = items[keep]

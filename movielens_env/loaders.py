@@ -43,7 +43,15 @@ class ItemMetadata:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, once its start shows text: a binary file (a disk image, zeros) is
+    refused before it is read whole and handed to the parser."""
     try:
+        with open(path, "rb") as handle:
+            if b"\x00" in handle.read(1 << 16):
+                raise DataFormatError(
+                    f"{path}:1: not a text file (NUL bytes in its first 64 KiB); is it the "
+                    "GroupLens file?"
+                )
         return path.read_bytes()
     except FileNotFoundError:
         raise DataNotFoundError(f"{path}: file not found") from None

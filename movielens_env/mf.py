@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .errors import ArgumentError
 from .split import UserRatings
 from .storage import UNREADABLE, atomic_write, cache_root, writable_file
 
@@ -49,7 +50,7 @@ class MFConfig:
             value = getattr(self, name)
             low = 0 if name == "seed" else 1
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"MFConfig.{name} must be an integer >= {low}, got {value!r}")
+                raise ArgumentError(f"MFConfig.{name} must be an integer >= {low}, got {value!r}")
         for name in ("reg", "init_scale"):
             value = getattr(self, name)
             if (
@@ -57,7 +58,7 @@ class MFConfig:
                 or not isinstance(value, (int, float, np.floating))
                 or not (math.isfinite(value) and value > 0)
             ):
-                raise ValueError(f"MFConfig.{name} must be a finite number > 0, got {value!r}")
+                raise ArgumentError(f"MFConfig.{name} must be a finite number > 0, got {value!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,7 +251,7 @@ def load_or_fit_mf(
             return model
     model = fit_mf(train, config)
     if not _plausible(model, train.n_users, train.n_items, config.dim):
-        raise ValueError(
+        raise ArgumentError(
             f"the MF fit with {config} gave values that are not finite; nothing was cached "
             "(try a larger reg)"
         )

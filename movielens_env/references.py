@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from .blas import single_threaded_blas
+from .errors import ArgumentError
 from .scoring import rank_by_action, top_k_per_row
 from .user_model import UserModel, UserState
 from .world import RecWorld
@@ -139,7 +140,7 @@ class BeamPlanner:
     def __init__(self, width: int = 128, shortlist: int = 100, search_static: bool = False) -> None:
         for label, value in (("width", width), ("shortlist", shortlist)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"BeamPlanner {label} must be an integer >= 1, got {value!r}")
+                raise ArgumentError(f"BeamPlanner {label} must be an integer >= 1, got {value!r}")
         self.width, self.shortlist, self.search_static = width, shortlist, search_static
 
     def returns_myopic(self, env: MovieLensRecEnv) -> bool:

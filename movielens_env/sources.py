@@ -6,9 +6,10 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
-from .errors import ChecksumError, DataNotFoundError, UnsafeArchiveError
+from .errors import ChecksumError, DataFormatError, DataNotFoundError, UnsafeArchiveError
 from .formats import GroupLensFormat
 from .storage import CACHE_ENV_VAR, cache_root
 
@@ -49,7 +50,10 @@ def safe_extract(zip_path: Path, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
-            archive.extractall(tmp)
+            try:
+                archive.extractall(tmp)
+            except (zipfile.BadZipFile, EOFError, zlib.error) as exc:  # a bad CRC, a cut file
+                raise DataFormatError(f"{zip_path}: damaged zip archive ({exc})") from None
             os.replace(tmp, dest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

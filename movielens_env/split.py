@@ -8,6 +8,7 @@ from functools import cached_property
 import numpy as np
 
 from .dataset import RatingsDataset
+from .errors import ArgumentError
 
 TRAIN_FRACTION = 0.8
 
@@ -94,7 +95,7 @@ def temporal_split(
     the same way on every machine; the first ``floor(train_fraction * n)`` are train, the rest test.
     """
     if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+        raise ArgumentError(f"train_fraction must be in (0, 1), got {train_fraction}")
     order = np.lexsort((dataset.item_ids[dataset.items], dataset.timestamps, dataset.users))
     counts = np.bincount(dataset.users, minlength=dataset.n_users)
     ordered = UserRatings(

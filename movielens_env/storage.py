@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import socket
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,6 +48,37 @@ def writable_file(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+# Temporary files carry their writer (host and process id), so that those of a killed writer
+# can be told from those of a live one and removed later.
+_OWNER = f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+_STALE_SECONDS = 86_400
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(target: Path) -> None:
+    """Remove the temporaries that killed writers left beside ``target``: those of a process on
+    this host that no longer runs, and any older than a day (never a live writer's)."""
+    if not target.parent.is_dir():
+        return
+    host = _OWNER.rsplit("-", 1)[0]
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp*"):
+        owner = tmp.name[len(target.name) + 2 :].split(".", 1)[0]
+        writer_host, _, pid = owner.rpartition("-")
+        with contextlib.suppress(OSError):
+            dead = writer_host == host and pid.isdigit() and not _alive(int(pid))
+            if dead or time.time() - tmp.stat().st_mtime > _STALE_SECONDS:
+                tmp.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
@@ -60,8 +94,9 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         raise CacheError(
             f"cannot create the folder {target.parent}: part of its path is a file"
         ) from None
+    remove_stale_temps(target)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent
+        prefix=f".{target.name}.{_OWNER}.", suffix=f".tmp{suffix}", dir=target.parent
     )
     os.close(fd)
     tmp = Path(tmp_name)

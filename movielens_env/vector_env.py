@@ -20,7 +20,7 @@ from gymnasium.vector.utils import batch_space
 
 from .blas import single_threaded_blas
 from .env import MovieLensRecEnv, check_options
-from .errors import InvalidActionError
+from .errors import ArgumentError, InvalidActionError
 from .observation import ObservationBuilder
 from .scoring import action_direction, best_slates
 from .world import POSITIVE_RATING
@@ -31,7 +31,7 @@ def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
         return AutoresetMode(value)
     except ValueError:
         allowed = ", ".join(repr(mode.value) for mode in AutoresetMode)
-        raise ValueError(
+        raise ArgumentError(
             f"autoreset_mode={value!r} is not valid; allowed values: {allowed}"
         ) from None
 
@@ -73,17 +73,17 @@ class MovieLensRecVectorEnv(VectorEnv):
             or not isinstance(num_envs, (int, np.integer))
             or num_envs < 1
         ):
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+            raise ArgumentError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         if max_episode_steps is not None and (
             isinstance(max_episode_steps, bool)
             or not isinstance(max_episode_steps, (int, np.integer))
             or max_episode_steps < 1
         ):
-            raise ValueError(
+            raise ArgumentError(
                 f"max_episode_steps must be None or an integer >= 1, got {max_episode_steps!r}"
             )
         if env_kwargs.get("render_mode") is not None:
-            raise ValueError(
+            raise ArgumentError(
                 "the vector env does not render; render a single env "
                 "(gym.make('MovieLensRec-v0', render_mode='ansi'))"
             )
@@ -140,7 +140,7 @@ class MovieLensRecVectorEnv(VectorEnv):
         else:
             mask = np.asarray(mask)
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_ or not mask.any():
-                raise ValueError(
+                raise ArgumentError(
                     f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) "
                     f"with at least one True, got {mask!r}"
                 )
@@ -222,17 +222,17 @@ class MovieLensRecVectorEnv(VectorEnv):
         n, n_items = self._blocked.shape
         users = np.asarray(state["users"], dtype=np.int64)
         if users.shape != (n,) or len(state["rngs"]) != n:
-            raise ValueError(
+            raise ArgumentError(
                 f"the saved state holds {users.shape[0]} sub-environments, this env {n}"
             )
         blocked = np.unpackbits(np.asarray(state["blocked"], dtype=np.uint8), axis=1)
         if blocked.shape[1] < n_items or np.asarray(state["history"]).shape != self._history.shape:
-            raise ValueError("the saved state was made with another catalogue or history_len")
+            raise ArgumentError("the saved state was made with another catalogue or history_len")
         self._users[:] = users
         for name in _STATE_ARRAYS:
             mine = getattr(self._state, name)
             if (mine is None) != (name not in state):
-                raise ValueError(f"the saved state was made with another user model ({name})")
+                raise ArgumentError(f"the saved state was made with another user model ({name})")
             if mine is not None:
                 mine[:] = state[name]
         self._history[:] = state["history"]
@@ -253,7 +253,7 @@ class MovieLensRecVectorEnv(VectorEnv):
             return [int(seed) + i for i in range(self.num_envs)]
         seeds = list(seed)
         if len(seeds) != self.num_envs:
-            raise ValueError(
+            raise ArgumentError(
                 f"seed must be an int, None or a list of {self.num_envs} seeds, "
                 f"got {len(seeds)} seeds"
             )
@@ -270,7 +270,7 @@ class MovieLensRecVectorEnv(VectorEnv):
         if raw.ndim == 0:
             raw = np.full(self.num_envs, raw)
         if raw.shape != (self.num_envs,):
-            raise ValueError(
+            raise ArgumentError(
                 f"options['user_id'] must be one raw id or {self.num_envs} of them, "
                 f"got shape {raw.shape}"
             )

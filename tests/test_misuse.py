@@ -436,3 +436,119 @@ def test_a_zero_action_is_refused_rather_than_ranking_by_id(make_env):
     env.reset(seed=0)
     with pytest.raises(InvalidActionError, match="all zeros"):
         env.step(np.zeros(env.action_space.shape, np.float32))
+
+
+# --------------------------------------------------------------------------- unclear errors
+def test_the_cli_keeps_a_traceback_for_real_bugs(monkeypatch):
+    # Deliberate errors are one line and exit 2; anything else is a bug and must show itself.
+    from agents import cli
+
+    def broken(args):
+        raise ValueError("a bug, not a user's mistake")
+
+    monkeypatch.setattr(cli, "_rollout", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["rollout"])
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (None, "--plugin nowhere_plugin: no module of that name"),
+        (
+            "raise RuntimeError('boom')\n",
+            "--plugin bad_plugin failed on import: RuntimeError: boom",
+        ),
+        (
+            "import missing_dependency_xyz\n",
+            "it imports 'missing_dependency_xyz', which is missing",
+        ),
+    ],
+)
+def test_a_plugin_that_is_missing_or_fails_is_one_line(
+    tmp_path, monkeypatch, capsys, source, message
+):
+    name = "nowhere_plugin" if source is None else "bad_plugin"
+    if source is not None:
+        (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["benchmark", "--plugin", name, "--out", str(tmp_path / "out")]) == 2
+    assert message in _error(capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["rollout", "--episodes", "-1"], "--episodes must be >= 1 and --seed >= 0, got -1"),
+        (["rollout", "--seed", "-1"], "--seed >= 0, got 3 and -1"),
+    ],
+)
+def test_rollout_options_out_of_range(capsys, argv, message):
+    assert main(argv) == 2
+    assert message in _error(capsys)
+
+
+def test_train_refuses_a_negative_seed(tmp_path, capsys):
+    assert main(_train(tmp_path / "run", "--seed", "-1")) == 2
+    assert "seed must be an integer >= 0, got -1" in _error(capsys)
+
+
+def test_recommend_output_must_be_a_new_file_or_forced(finished_run, tmp_path, capsys):
+    capsys.readouterr()
+    argv = ["recommend", str(finished_run), "--all-test-users", "--k", "2", "--output"]
+    assert main([*argv, str(tmp_path)]) == 2
+    assert "is a folder; give the path of a CSV file" in _error(capsys)
+    existing = tmp_path / "mine.csv"
+    existing.write_text("keep me")
+    assert main([*argv, str(existing)]) == 2
+    assert "exists; pass --force to replace it" in _error(capsys)
+    assert existing.read_text() == "keep me"
+    assert main([*argv, str(existing), "--force"]) == 0
+    assert existing.read_text().startswith("user,item,rank")
+
+
+def test_a_binary_ratings_file_is_refused_before_it_is_read(tmp_path):
+    from movielens_env import DataFormatError, load_dataset
+
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    with open(folder / "u.data", "wb") as handle:
+        handle.truncate(50 * 2**20)  # 50 MB of zeros, as a disk image would be
+    with pytest.raises(DataFormatError, match=r"u.data:1: not a text file \(NUL bytes"):
+        load_dataset("ml-100k", folder, cache_dir=tmp_path / "cache")
+
+
+def test_a_zip_with_a_bad_crc_names_the_zip(tmp_path):
+    import zipfile
+
+    from movielens_env import DataFormatError, load_dataset
+
+    folder = tmp_path / "src" / "ml-100k"
+    write_ml100k(folder)
+    archive = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as out:
+        out.write(folder / "u.data", "ml-100k/u.data")
+    data = bytearray(archive.read_bytes())
+    offset = data.index(b"\t") + 1  # a byte of the stored u.data: its CRC no longer matches
+    data[offset] ^= 0x01
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match=r"ml-100k\.zip: damaged zip archive"):
+        load_dataset("ml-100k", archive, cache_dir=tmp_path / "cache")
+
+
+def test_temporaries_of_killed_writers_are_removed_on_the_next_write(tmp_path):
+    import os
+    import socket
+
+    from movielens_env.storage import atomic_write
+
+    target = tmp_path / "cache.json"
+    host = socket.gethostname().replace(".", "_")
+    dead = tmp_path / f".cache.json.{host}-{2**22 + 12345}.abcd.tmp.json"  # no such process
+    live = tmp_path / f".cache.json.{host}-{os.getpid()}.efgh.tmp.json"  # this process: live
+    other = tmp_path / ".other.json.x-1.ijkl.tmp.json"  # another target's
+    for path in (dead, live, other):
+        path.write_text("half-written")
+    atomic_write(target, lambda tmp: tmp.write_text("{}"), suffix=".json")
+    assert target.read_text() == "{}"
+    assert not dead.exists() and live.exists() and other.exists()

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from movielens_env.errors import ArgumentError
+
 from ..fields import ConfigError
 from ..machine import available_memory_bytes
 from .checkpoint import to_numpy, to_torch
@@ -64,7 +66,7 @@ class DRRAgent:
         obs_dim = (history_len + 1) * dim if obs_dim is None else obs_dim
         context = obs_dim - (history_len + 1) * dim
         if context < 0:
-            raise ValueError(
+            raise ArgumentError(
                 f"obs_dim={obs_dim} is shorter than the user and {history_len} history vectors "
                 f"of length {dim}"
             )

@@ -10,6 +10,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from movielens_env import MovieLensRecEnv
+from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import (
     PROTOCOLS,
     evaluate,
@@ -34,11 +35,13 @@ def _overrides(pairs: list[str]) -> dict:
     for pair in pairs:
         key, _, text = pair.partition("=")
         if key not in fields or not text:
-            raise ValueError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
+            raise ArgumentError(
+                f"--set {pair!r}: expected KEY=VALUE with KEY one of {sorted(fields)}"
+            )
         try:
             values[key] = json.loads(text) if fields[key] != "str" else text
         except json.JSONDecodeError:
-            raise ValueError(
+            raise ArgumentError(
                 f"--set {pair!r}: {text!r} is not a number or JSON value for {key}"
             ) from None
     return values
@@ -106,11 +109,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _recommend(args: argparse.Namespace) -> int:
     if args.k < 1:
-        raise ValueError(f"--k must be >= 1, got {args.k}")
+        raise ArgumentError(f"--k must be >= 1, got {args.k}")
     agent, env_kwargs = _load(args)
     if args.all_test_users:
+        if args.output is not None:
+            _check_output(Path(args.output), args.force)
         if args.output is None:
-            raise ValueError("--all-test-users needs --output FILE.csv")
+            raise ArgumentError("--all-test-users needs --output FILE.csv")
         result = evaluate_offline(
             agent, env_kwargs, (args.protocol,), (args.k,), agent.config.state
         )
@@ -120,7 +125,7 @@ def _recommend(args: argparse.Namespace) -> int:
         print(f"Wrote the top {args.k} ({args.protocol}) of {users} test users to {args.output}")
         return 0
     if args.user is None:
-        raise ValueError("give --user RAW_ID or --all-test-users")
+        raise ArgumentError("give --user RAW_ID or --all-test-users")
     env = MovieLensRecEnv(**{**env_kwargs, "split": "test"})
     data = env.world.dataset
     obs, info = env.reset(options={"user_id": args.user})
@@ -134,6 +139,14 @@ def _recommend(args: argparse.Namespace) -> int:
     for rank, item in enumerate(top, start=1):
         print(f"  {rank:2d}. {data.title(int(item))}  (item {data.item_ids[item]})")
     return 0
+
+
+def _check_output(path: Path, force: bool) -> None:
+    """``--output`` must be a file path, and an existing file is replaced only with ``--force``."""
+    if path.is_dir():
+        raise ArgumentError(f"--output {path} is a folder; give the path of a CSV file")
+    if path.exists() and not force:
+        raise ArgumentError(f"--output {path} exists; pass --force to replace it")
 
 
 def add_commands(commands) -> None:
@@ -176,5 +189,6 @@ def add_commands(commands) -> None:
     recommend.add_argument("--protocol", default="full", choices=PROTOCOLS)
     recommend.add_argument("--k", type=int, default=10)
     recommend.add_argument("--output", default=None, help="CSV user,item,rank (raw ids)")
+    recommend.add_argument("--force", action="store_true", help="replace an existing --output")
     recommend.add_argument("--data-dir", default=None, help="if the data moved")
     recommend.set_defaults(run=_recommend)

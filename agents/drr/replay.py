@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from movielens_env.errors import ArgumentError
+
 
 class SumTree:
     """Binary tree whose internal nodes hold the sum of their leaves' priorities."""
@@ -97,7 +99,7 @@ class PrioritizedReplay:
     def sample(self, batch_size: int, beta: float, rng: np.random.Generator) -> ReplayBatch:
         """A stratified sample: one draw in each of ``batch_size`` equal slices of the total."""
         if self.size == 0:
-            raise ValueError("cannot sample from an empty replay buffer")
+            raise ArgumentError("cannot sample from an empty replay buffer")
         segment = self.tree.total / batch_size
         values = (np.arange(batch_size) + rng.random(batch_size)) * segment
         indices = np.minimum(
@@ -131,12 +133,14 @@ class PrioritizedReplay:
         """Restore what :meth:`state_dict` returned, checking the shapes."""
         size = int(state["size"])
         if not 0 <= size <= self.capacity or len(state["tree"]) != len(self.tree.nodes):
-            raise ValueError(f"replay state of size {size} does not fit capacity {self.capacity}")
+            raise ArgumentError(
+                f"replay state of size {size} does not fit capacity {self.capacity}"
+            )
         for name in ("observations", "actions", "rewards", "next_observations", "dones"):
             array = np.asarray(state[name])
             expected = (size, *getattr(self, name).shape[1:])
             if array.shape != expected:
-                raise ValueError(f"replay {name} has shape {array.shape}, expected {expected}")
+                raise ArgumentError(f"replay {name} has shape {array.shape}, expected {expected}")
             getattr(self, name)[:size] = array
         self.tree.nodes = np.asarray(state["tree"], dtype=np.float64).copy()
         self.position, self.size = int(state["position"]), size

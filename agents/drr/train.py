@@ -23,6 +23,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from movielens_env import ENV_ID, MovieLensRecVectorEnv
+from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import evaluate
 from movielens_env.storage import atomic_write
 
@@ -70,7 +71,7 @@ def _json_env_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
     try:
         return json.loads(json.dumps(portable_env_kwargs(env_kwargs)))
     except TypeError:
-        raise ValueError(
+        raise ArgumentError(
             "DRR runs are saved with a dataset given by name, not as an object"
         ) from None
 
@@ -94,7 +95,9 @@ def train_drr(
     episodes it holds) or ``overwrite`` (replace it).
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+        raise ArgumentError(f"episodes must be an integer >= 1, got {episodes!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ArgumentError(f"seed must be an integer >= 0, got {seed!r}")
     if run_dir is not None:
         check_run_dir(run_dir, resume, overwrite)
     elif resume:
