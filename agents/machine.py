@@ -9,14 +9,6 @@ import platform
 import numpy as np
 
 
-def available_memory_bytes() -> int | None:
-    """Memory the system can still give a process (``MemAvailable``), or ``None`` if unknown."""
-    with contextlib.suppress(OSError, ValueError, StopIteration, IndexError):
-        line = next(line for line in open("/proc/meminfo") if line.startswith("MemAvailable"))
-        return int(line.split()[1]) * 1024
-    return None
-
-
 def machine_description() -> str:
     """OS, CPU model, core count, memory and the versions that decide speed."""
     import torch

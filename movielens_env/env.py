@@ -20,6 +20,7 @@ from .user_model import REWARD_MODELS, UserModel, UserModelConfig, UserState, pa
 from .world import POSITIVE_RATING, RecWorld, build_world, world_spec
 
 SPLITS = ("train", "test")
+MAX_EMBEDDING_DIM = 1024
 CANDIDATE_MODES = ("all", "rated")
 RENDER_MODES = ("ansi",)
 _DEFAULTS = UserModelConfig()
@@ -251,6 +252,11 @@ class MovieLensRecEnv(gym.Env):
         self.history_len = _positive_int("history_len", history_len)
         self.slate_size = _positive_int("slate_size", slate_size)
         dim = _positive_int("embedding_dim", embedding_dim)
+        if dim > MAX_EMBEDDING_DIM:
+            raise ArgumentError(
+                f"embedding_dim={dim} is beyond {MAX_EMBEDDING_DIM} (the paper uses 100; ALS "
+                "solves a dim x dim system per user and item)"
+            )
         if not math.isfinite(unrated_reward):
             raise ArgumentError(f"unrated_reward must be a finite number, got {unrated_reward!r}")
         user_config = parse_user_model(

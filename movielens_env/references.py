@@ -139,8 +139,10 @@ class BeamPlanner:
 
     def __init__(self, width: int = 128, shortlist: int = 100, search_static: bool = False) -> None:
         for label, value in (("width", width), ("shortlist", shortlist)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ArgumentError(f"BeamPlanner {label} must be an integer >= 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
+                raise ArgumentError(
+                    f"BeamPlanner {label} must be an integer in [1, 4096], got {value!r}"
+                )
         self.width, self.shortlist, self.search_static = width, shortlist, search_static
 
     def returns_myopic(self, env: MovieLensRecEnv) -> bool:

@@ -22,6 +22,13 @@ def _dataset_folder(root: Path, fmt: GroupLensFormat) -> Path | None:
     return None
 
 
+# Far beyond any GroupLens release (ML-25M's ratings.csv: 0.65 GiB, packed about 4 times), so
+# that a damaged or hostile archive is refused before it fills the disk.
+_MAX_MEMBER = 4 * 2**30
+_RATIO_CHECKED_FROM = 64 * 2**20
+_MAX_RATIO = 50
+
+
 def _check_members(archive: zipfile.ZipFile, zip_path: Path) -> None:
     for info in archive.infolist():
         name = info.filename
@@ -31,6 +38,15 @@ def _check_members(archive: zipfile.ZipFile, zip_path: Path) -> None:
             raise UnsafeArchiveError(
                 f"{zip_path}: member {name!r} would extract outside its folder; "
                 "refusing the archive"
+            )
+        if info.file_size > _MAX_MEMBER or (
+            info.file_size > _RATIO_CHECKED_FROM
+            and info.file_size > _MAX_RATIO * max(info.compress_size, 1)
+        ):
+            raise UnsafeArchiveError(
+                f"{zip_path}: member {name!r} would expand to {info.file_size / 2**30:.1f} GiB "
+                f"({info.file_size / max(info.compress_size, 1):.0f} times its packed size); "
+                "GroupLens files are at most about 0.7 GiB and pack 3 to 5 times: refusing it"
             )
 
 

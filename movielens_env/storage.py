@@ -35,6 +35,15 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("movielens", appauthor=False))
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the system can still give (``MemAvailable``), or ``None`` if unknown."""
+    with contextlib.suppress(OSError, ValueError, StopIteration, IndexError):
+        with open("/proc/meminfo") as meminfo:
+            line = next(line for line in meminfo if line.startswith("MemAvailable"))
+        return int(line.split()[1]) * 1024
+    return None
+
+
 def writable_file(path: str | os.PathLike[str]) -> Path:
     """``path``, refused with :class:`CacheError` if a folder stands where the file belongs.
 

@@ -23,6 +23,7 @@ from .env import MovieLensRecEnv, check_options
 from .errors import ArgumentError, InvalidActionError
 from .observation import ObservationBuilder
 from .scoring import action_direction, best_slates
+from .storage import available_memory
 from .world import POSITIVE_RATING
 
 
@@ -90,6 +91,7 @@ class MovieLensRecVectorEnv(VectorEnv):
         # A template single env validates the arguments and holds the shared world.
         self._template = MovieLensRecEnv(**env_kwargs)
         template = self._template
+        _check_fits(int(num_envs), template.world.dataset.n_items)
         self.world = template.world
         self.num_envs = int(num_envs)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
@@ -394,6 +396,18 @@ class MovieLensRecVectorEnv(VectorEnv):
 
     def _observation(self) -> Any:
         return self.observe(self._state, self._history)
+
+
+def _check_fits(num_envs: int, n_items: int) -> None:
+    """Refuse more sub-environments than memory holds: each keeps a catalogue-wide mask and
+    a row of float32 scores (5 bytes per item)."""
+    needed = num_envs * n_items * 5
+    available = available_memory()
+    if available is not None and needed > available:
+        raise ArgumentError(
+            f"num_envs={num_envs:,} needs {needed / 2**30:.1f} GiB ({n_items:,} items each) and "
+            f"{available / 2**30:.1f} GiB is available; use at most {available // (n_items * 5):,}"
+        )
 
 
 # The user-state arrays a checkpoint of the vector env holds (those the user model uses).

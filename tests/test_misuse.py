@@ -160,7 +160,7 @@ def test_config_values_of_the_wrong_type_or_range_are_named(tmp_path, capsys, se
 def test_a_replay_larger_than_memory_is_refused_before_training(monkeypatch):
     from agents.drr import agent as agent_module
 
-    monkeypatch.setattr(agent_module, "available_memory_bytes", lambda: 2**30)
+    monkeypatch.setattr(agent_module, "available_memory", lambda: 2**30)
     with pytest.raises(ConfigError, match=r"buffer_size=1,000,000 needs .* GiB .* use at most"):
         agent_module.DRRAgent(DRRConfig(buffer_size=1_000_000), 101, 10, seed=0, obs_dim=1111)
 
@@ -552,3 +552,32 @@ def test_temporaries_of_killed_writers_are_removed_on_the_next_write(tmp_path):
     atomic_write(target, lambda tmp: tmp.write_text("{}"), suffix=".json")
     assert target.read_text() == "{}"
     assert not dead.exists() and live.exists() and other.exists()
+
+
+# --------------------------------------------------------------------------- sizes (hangs)
+def test_sizes_beyond_what_the_machine_or_data_allow_fail_fast(small_dataset, monkeypatch):
+    from movielens_env import MovieLensRecEnv, MovieLensRecVectorEnv
+    from movielens_env import vector_env as vector_module
+    from movielens_env.references import BeamPlanner
+
+    with pytest.raises(ValueError, match="embedding_dim=100000 is beyond 1024"):
+        MovieLensRecEnv(dataset=small_dataset, embedding_dim=100_000)
+    monkeypatch.setattr(vector_module, "available_memory", lambda: 10 * 2**20)
+    with pytest.raises(ValueError, match=r"num_envs=100,000 needs .* use at most"):
+        MovieLensRecVectorEnv(num_envs=100_000, dataset=small_dataset, embedding_dim=4)
+    with pytest.raises(ValueError, match=r"width must be an integer in \[1, 4096\]"):
+        BeamPlanner(width=10**6)
+
+
+def test_a_zip_that_would_expand_far_beyond_grouplens_files_is_refused(tmp_path):
+    import zipfile
+
+    from movielens_env import load_dataset
+    from movielens_env.errors import UnsafeArchiveError
+
+    archive = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("ml-100k/u.data", b"\0" * (100 * 2**20))  # 100 MB of zeros, packed tiny
+    with pytest.raises(UnsafeArchiveError, match=r"u.data' would expand to 0.1 GiB \(\d+ times"):
+        load_dataset("ml-100k", archive, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "ml-100k").exists()
