@@ -128,5 +128,5 @@ def test_normalized_score():
 
 
 def test_planner_arguments_are_checked():
-    with pytest.raises(ValueError, match="width must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"width must be an integer in \[1, 4096\]"):
         BeamPlanner(width=0)
