@@ -21,9 +21,12 @@ from gymnasium.envs.registration import register, registry
 from .dataset import RatingsDataset, load_dataset
 from .env import MovieLensRecEnv
 from .errors import (
+    ArgumentError,
+    CacheError,
     ChecksumError,
     DataFormatError,
     DataNotFoundError,
+    InvalidActionError,
     MovieLensRecError,
     UnsafeArchiveError,
 )
@@ -71,9 +74,12 @@ __all__ = [
     "LONG_HORIZON_ID",
     "MAX_EPISODE_STEPS",
     "VARIANTS",
+    "ArgumentError",
+    "CacheError",
     "ChecksumError",
     "DataFormatError",
     "DataNotFoundError",
+    "InvalidActionError",
     "MFConfig",
     "MFModel",
     "MovieLensRecEnv",
