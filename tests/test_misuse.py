@@ -37,6 +37,14 @@ def _error(capsys) -> str:
     return err
 
 
+def _copy(run, to):
+    """A copy of a run folder, to damage without touching the shared one."""
+    to.mkdir()
+    for path in run.iterdir():
+        (to / path.name).write_bytes(path.read_bytes())
+    return to
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """A finished 4-episode DRR run (trained once for the module)."""
@@ -56,10 +64,7 @@ def test_train_into_a_finished_run_is_refused_and_the_run_kept(finished_run, cap
 
 
 def test_force_replaces_a_run_and_resume_continues_it(finished_run, tmp_path, capsys):
-    run = tmp_path / "copy"
-    run.mkdir()
-    for path in finished_run.iterdir():
-        (run / path.name).write_bytes(path.read_bytes())
+    run = _copy(finished_run, tmp_path / "copy")
     # --resume takes the run's own config, seed and env: --out and --episodes are enough.
     assert main(["train", "--resume", "--out", str(run), "--episodes", "6"]) == 0
     assert json.loads((run / "run.json").read_text())["episodes"] == 6
@@ -94,10 +99,7 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- one source of truth
 def test_an_edited_config_json_is_refused(finished_run, tmp_path, capsys):
-    run = tmp_path / "edited"
-    run.mkdir()
-    for path in finished_run.iterdir():
-        (run / path.name).write_bytes(path.read_bytes())
+    run = _copy(finished_run, tmp_path / "edited")
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "hidden": 512}))
     assert main(["evaluate", str(run)]) == 2
@@ -110,10 +112,7 @@ def test_an_edited_config_json_is_refused(finished_run, tmp_path, capsys):
 def test_a_checkpoint_does_not_say_where_data_and_caches_live(finished_run, tmp_path):
     payload = torch.load(finished_run / "checkpoint.pt", weights_only=True)
     assert "data_dir" not in payload["env_kwargs"]  # not recorded
-    crafted = tmp_path / "crafted"
-    crafted.mkdir()
-    for path in finished_run.iterdir():
-        (crafted / path.name).write_bytes(path.read_bytes())
+    crafted = _copy(finished_run, tmp_path / "crafted")
     payload["env_kwargs"].update(cache_dir=str(tmp_path / "elsewhere"), download=True)
     torch.save(payload, crafted / "checkpoint.pt")
     _, env_kwargs = load_agent(crafted)
@@ -123,10 +122,7 @@ def test_a_checkpoint_does_not_say_where_data_and_caches_live(finished_run, tmp_
 
 
 def test_a_checkpoint_missing_keys_or_with_wrong_shapes_is_refused(finished_run, tmp_path, capsys):
-    run = tmp_path / "damaged"
-    run.mkdir()
-    for path in finished_run.iterdir():
-        (run / path.name).write_bytes(path.read_bytes())
+    run = _copy(finished_run, tmp_path / "damaged")
     payload = torch.load(run / "checkpoint.pt", weights_only=True)
     payload["obs_dim"] = payload["obs_dim"] + 3
     torch.save(payload, run / "checkpoint.pt")
@@ -166,10 +162,7 @@ def test_a_replay_larger_than_memory_is_refused_before_training(monkeypatch):
 
 
 def test_recommend_refuses_an_agent_whose_weights_are_nan(finished_run, tmp_path, capsys):
-    run = tmp_path / "nan"
-    run.mkdir()
-    for path in finished_run.iterdir():
-        (run / path.name).write_bytes(path.read_bytes())
+    run = _copy(finished_run, tmp_path / "nan")
     payload = torch.load(run / "checkpoint.pt", weights_only=True)
     for name in list(payload["agent"]["actor"]):
         payload["agent"]["actor"][name] = torch.full_like(payload["agent"]["actor"][name], np.nan)
