@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from movielens_env.checks import positive_int
 from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import (
     evaluate,
@@ -26,9 +27,11 @@ from movielens_env.evaluation import (
 )
 from movielens_env.headroom import normalized_score, reference_returns
 from movielens_env.references import BeamPlanner
+from movielens_env.storage import make_folder
 
 from .baselines import RandomRanker
-from .registry import TrainContext, get_agent
+from .fields import check_seed
+from .registry import AgentError, TrainContext, TrainedAgent, get_agent
 from .stats import mean_ci95
 from .stored import check_run, read_record, refuse_other_configs, report_invalid, write_record
 
@@ -70,12 +73,10 @@ class BenchmarkConfig:
     def __post_init__(self) -> None:
         _check_names("agents", self.agents, str)
         _check_names("seeds", self.seeds, int)
-        if any(seed < 0 for seed in self.seeds):
-            raise ArgumentError(f"seeds must be integers >= 0, got {list(self.seeds)}")
+        for seed in self.seeds:
+            check_seed("each of seeds", seed)
         for name in ("timesteps", "planner_width"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ArgumentError(f"{name} must be an integer >= 1, got {value!r}")
+            positive_int(name, getattr(self, name))
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the training env."""
@@ -190,9 +191,13 @@ def run_one(
     entry = get_agent(agent)
     env_kwargs = config.env_kwargs()
     run_dir = config.out_dir / "runs" / f"{agent}-seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(run_dir)
     started = time.perf_counter()
     trained = entry.train(TrainContext(env_kwargs, seed, config.timesteps, run_dir, on_step))
+    if not isinstance(trained, TrainedAgent):
+        raise AgentError(
+            f"agent {agent!r}: its trainer returned {type(trained).__name__}, not a TrainedAgent"
+        )
     trained_at = time.perf_counter()
     result = evaluate(trained.policy, env_kwargs, name=agent)
     metrics = result.summary()

@@ -70,3 +70,14 @@ def check_fields(config: Any, bounds: dict[str, Bound]) -> None:
         value = getattr(config, field.name)
         if bound is not None and not bound.admits(value):
             raise ConfigError(f"{name}.{field.name} must be {bound.describe()}, got {value!r}")
+
+
+# NumPy's global seeding (which SB3 and other libraries call) takes 32-bit seeds.
+SEED = Bound(int, 0, 2**32 - 1)
+
+
+def check_seed(name: str, value: Any) -> int:
+    """``value`` as a seed, or :class:`ConfigError` naming ``name`` and the range."""
+    if not SEED.admits(value):
+        raise ConfigError(f"{name} must be {SEED.describe()}, got {value!r}")
+    return value

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3 import DDPG, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 
@@ -76,7 +77,10 @@ def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config = SB3C
         kwargs["action_noise"] = NormalActionNoise(
             np.zeros(dim), config.action_noise * np.ones(dim)
         )
-    return ALGORITHMS[algorithm]("MlpPolicy", env, **kwargs)
+    model = ALGORITHMS[algorithm]("MlpPolicy", env, **kwargs)
+    # SB3's default logger makes an empty folder in /tmp on every learn(); this one writes nothing.
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
 
 
 def train_model(

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from .checks import choice, finite_number, positive_int
 from .dataset import RatingsDataset
 from .errors import ArgumentError, InvalidActionError
 from .mf import MFConfig
@@ -26,17 +27,20 @@ RENDER_MODES = ("ansi",)
 _DEFAULTS = UserModelConfig()
 
 
-def _choice(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ArgumentError(
-            f"{name}={value!r} is not valid; allowed values: {', '.join(map(repr, allowed))}"
-        )
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ArgumentError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
+def _check_types(**values: Any) -> None:
+    """Arguments whose type is wrong fail here with their name, not deep inside a loader."""
+    path_like = (str, os.PathLike, type(None))
+    allowed = {
+        "dataset": ((str, RatingsDataset), "a dataset name or a RatingsDataset"),
+        "data_dir": (path_like, "a folder path or None"),
+        "cache_dir": (path_like, "a folder path or None"),
+        "download": ((bool, np.bool_), "True or False"),
+        "mf_options": ((dict, type(None)), "a dict of MFConfig fields or None"),
+    }
+    for name, value in values.items():
+        kinds, what = allowed[name]
+        if not isinstance(value, kinds):
+            raise ArgumentError(f"{name} must be {what}, got {value!r}")
 
 
 def _mf_config(dim: int, options: dict[str, Any] | None) -> MFConfig:
@@ -242,23 +246,26 @@ class MovieLensRecEnv(gym.Env):
         download: bool = True,
         mf_options: dict[str, Any] | None = None,
     ) -> None:
-        _choice("split", split, SPLITS)
-        _choice("candidates", candidates, CANDIDATE_MODES)
-        _choice("reward_model", reward_model, REWARD_MODELS)
-        _choice("obs_mode", obs_mode, OBS_MODES)
-        _choice("render_mode", render_mode, (None, *RENDER_MODES))
+        choice("split", split, SPLITS)
+        choice("candidates", candidates, CANDIDATE_MODES)
+        choice("reward_model", reward_model, REWARD_MODELS)
+        choice("obs_mode", obs_mode, OBS_MODES)
+        choice("render_mode", render_mode, (None, *RENDER_MODES))
         if not isinstance(item_bias, (bool, np.bool_)):
             raise ArgumentError(f"item_bias must be True or False, got {item_bias!r}")
-        self.history_len = _positive_int("history_len", history_len)
-        self.slate_size = _positive_int("slate_size", slate_size)
-        dim = _positive_int("embedding_dim", embedding_dim)
+        self.history_len = positive_int("history_len", history_len)
+        self.slate_size = positive_int("slate_size", slate_size)
+        dim = positive_int("embedding_dim", embedding_dim)
         if dim > MAX_EMBEDDING_DIM:
             raise ArgumentError(
                 f"embedding_dim={dim} is beyond {MAX_EMBEDDING_DIM} (the paper uses 100; ALS "
                 "solves a dim x dim system per user and item)"
             )
-        if not math.isfinite(unrated_reward):
-            raise ArgumentError(f"unrated_reward must be a finite number, got {unrated_reward!r}")
+        unrated_reward = finite_number("unrated_reward", unrated_reward)
+        _check_types(
+            dataset=dataset, data_dir=data_dir, cache_dir=cache_dir, download=download,
+            mf_options=mf_options,
+        )  # fmt: skip
         user_config = parse_user_model(
             user_model, satiation_strength=satiation_strength, satiation_decay=satiation_decay,
             drift_rate=drift_rate, patience_budget=patience_budget,

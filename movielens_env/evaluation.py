@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import positive_int
 from .env import MovieLensRecEnv
 from .errors import ArgumentError
 from .metrics import coverage_at_k, per_user_metrics
@@ -82,10 +83,7 @@ def relevant_items(world: RecWorld, users: np.ndarray) -> list[np.ndarray]:
 
 def episode_steps(env_kwargs: dict[str, Any]) -> int:
     """The online episode length: ``env_kwargs["max_episode_steps"]``, else 10."""
-    steps = env_kwargs.get("max_episode_steps", EPISODE_STEPS)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ArgumentError(f"max_episode_steps must be an integer >= 1, got {steps!r}")
-    return steps
+    return positive_int("max_episode_steps", env_kwargs.get("max_episode_steps", EPISODE_STEPS))
 
 
 def online_reward_models(world: RecWorld) -> list[str]:
@@ -178,8 +176,7 @@ def evaluate_online(
     """
     if max_steps is None:
         max_steps = episode_steps(env_kwargs)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ArgumentError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    max_steps = positive_int("max_steps", max_steps)
     first = heldout_env(env_kwargs, reward_model=reward_model)
     world = first.world
     if users is None:

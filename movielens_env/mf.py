@@ -46,19 +46,32 @@ class MFConfig:
     init_scale: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("dim", "iterations", "seed"):
-            value = getattr(self, name)
-            low = 0 if name == "seed" else 1
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ArgumentError(f"MFConfig.{name} must be an integer >= {low}, got {value!r}")
-        for name in ("reg", "init_scale"):
+        for name, (low, high) in _INT_RANGES.items():
             value = getattr(self, name)
             if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float, np.floating))
-                or not (math.isfinite(value) and value > 0)
+                isinstance(value, (bool, np.bool_))
+                or not isinstance(value, (int, np.integer))
+                or not low <= value <= high
             ):
-                raise ArgumentError(f"MFConfig.{name} must be a finite number > 0, got {value!r}")
+                raise ArgumentError(
+                    f"MFConfig.{name} must be an integer in [{low}, {high}], got {value!r}"
+                )
+        for name, (low, high) in _FLOAT_RANGES.items():
+            value = getattr(self, name)
+            if (
+                isinstance(value, (bool, np.bool_))
+                or not isinstance(value, (int, float, np.integer, np.floating))
+                or not (math.isfinite(value) and low <= value <= high)
+            ):
+                raise ArgumentError(
+                    f"MFConfig.{name} must be a number in [{low:g}, {high:g}], got {value!r}"
+                )
+
+
+# Beyond these, a fit is meaningless or never ends: a ridge penalty below 1e-6 leaves the
+# normal equations of rarely rated items singular, and 1,000 sweeps are far past convergence.
+_INT_RANGES = {"dim": (1, 1024), "iterations": (1, 1000), "seed": (0, 2**32 - 1)}
+_FLOAT_RANGES = {"reg": (1e-6, 1e4), "init_scale": (1e-6, 10.0)}
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from .errors import ChecksumError, DataFormatError, DataNotFoundError, UnsafeArchiveError
 from .formats import GroupLensFormat
-from .storage import CACHE_ENV_VAR, cache_root
+from .storage import CACHE_ENV_VAR, cache_root, make_folder
 
 
 def _dataset_folder(root: Path, fmt: GroupLensFormat) -> Path | None:
@@ -63,7 +63,7 @@ def safe_extract(zip_path: Path, dest: Path) -> None:
         raise DataNotFoundError(f"{zip_path}: not a readable zip archive ({exc})") from None
     with archive:
         _check_members(archive, zip_path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(dest.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
             try:
@@ -96,7 +96,7 @@ def _download(fmt: GroupLensFormat, root: Path) -> Path:
     import pooch  # imported lazily: most runs never download
 
     downloads = root / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
+    make_folder(downloads)
     try:
         # pooch writes to a temporary file and keeps it only if the hash matches.
         zip_name = pooch.retrieve(

@@ -57,6 +57,19 @@ def writable_file(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def make_folder(path: str | os.PathLike[str]) -> Path:
+    """Create the folder ``path`` (and its parents) unless it exists; :class:`CacheError` if a
+    file stands where it or one of its parents belongs."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CacheError(
+            f"cannot create the folder {folder}: it or part of its path is a file"
+        ) from None
+    return folder
+
+
 # Temporary files carry their writer (host and process id), so that those of a killed writer
 # can be told from those of a live one and removed later.
 _OWNER = f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
@@ -97,12 +110,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     ``np.savez`` insist on.
     """
     target = writable_file(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise CacheError(
-            f"cannot create the folder {target.parent}: part of its path is a file"
-        ) from None
+    make_folder(target.parent)
     remove_stale_temps(target)
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{target.name}.{_OWNER}.", suffix=f".tmp{suffix}", dir=target.parent

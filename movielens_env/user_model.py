@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .checks import finite_number
 from .errors import MovieLensRecError
 from .world import RecWorld
 
@@ -126,11 +127,7 @@ def parse_user_model(user_model: Any, **parameters: Any) -> UserModelConfig:
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise UserModelError(f"{name} must be a number, got {value!r}")
-    if not np.isfinite(value):
-        raise UserModelError(f"{name} must be finite, got {value!r}")
-    return float(value)
+    return finite_number(name, value, UserModelError)
 
 
 def _check_parameters(config: UserModelConfig) -> None:

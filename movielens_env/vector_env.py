@@ -19,6 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .blas import single_threaded_blas
+from .checks import positive_int
 from .env import MovieLensRecEnv, check_options
 from .errors import ArgumentError, InvalidActionError
 from .observation import ObservationBuilder
@@ -69,12 +70,7 @@ class MovieLensRecVectorEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         **env_kwargs: Any,
     ) -> None:
-        if (
-            isinstance(num_envs, bool)
-            or not isinstance(num_envs, (int, np.integer))
-            or num_envs < 1
-        ):
-            raise ArgumentError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        num_envs = positive_int("num_envs", num_envs)
         if max_episode_steps is not None and (
             isinstance(max_episode_steps, bool)
             or not isinstance(max_episode_steps, (int, np.integer))

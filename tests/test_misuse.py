@@ -134,6 +134,51 @@ def test_a_checkpoint_missing_keys_or_with_wrong_shapes_is_refused(finished_run,
     assert "incomplete" in _error(capsys)
 
 
+def test_a_run_evaluated_or_resumed_on_other_ratings_is_refused(two_catalogues, tmp_path, capsys):
+    first, second = two_catalogues
+    run = tmp_path / "on-a"
+    assert main(_train(run, "--dataset", "ml-100k", "--data-dir", str(first))) == 0
+    before = (run / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data-dir", str(second)]) == 2
+    assert "the agent was trained on other ratings than those found now" in _error(capsys)
+    assert main([*_train(run, "--data-dir", str(second), "--resume"), "--episodes", "6"]) == 2
+    assert "the checkpoint was trained on other ratings" in _error(capsys)
+    assert (run / "checkpoint.pt").read_bytes() == before
+    assert main(["evaluate", str(run), "--data-dir", str(first)]) == 0
+
+
+def test_a_checkpoint_whose_env_arguments_give_another_env_is_refused(
+    finished_run, tmp_path, capsys
+):
+    run = _copy(finished_run, tmp_path / "other-env")
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    payload["env_kwargs"]["history_len"] = 4
+    torch.save(payload, run / "checkpoint.pt")
+    capsys.readouterr()
+    assert main(["recommend", str(run), "--user", "1"]) == 2
+    assert "the agent was trained for" in _error(capsys)
+
+
+def test_a_checkpoint_the_unpickler_chokes_on_is_refused(finished_run, tmp_path, monkeypatch):
+    # Damaged bytes make torch's unpickler raise whatever its internals meet (KeyError: 101
+    # was seen); every such failure is the same clear refusal.
+    from agents.drr import checkpoint
+    from agents.drr.checkpoint import CheckpointError
+
+    def damaged(*args, **kwargs):
+        raise KeyError(101)
+
+    monkeypatch.setattr(checkpoint.torch, "load", damaged)
+    with pytest.raises(CheckpointError, match="unreadable, corrupted"):
+        checkpoint.load_checkpoint(finished_run)
+
+
+def test_load_agent_takes_only_where_data_lives(finished_run):
+    with pytest.raises(ValueError, match=r"only where data and caches live.*history_len"):
+        load_agent(finished_run, history_len=3)
+
+
 # --------------------------------------------------------------------------- settings misread
 @pytest.mark.parametrize(
     "setting, message",
@@ -257,7 +302,7 @@ def test_a_well_formed_record_with_impossible_content_is_refused(record, reason)
         (["--agents", "random,,mf"], "none of them empty"),
         (["--seeds", ""], "--seeds '': give comma-separated integers >= 0"),
         (["--seeds", "0,x"], "--seeds '0,x': give comma-separated integers >= 0"),
-        (["--seeds", "-1"], "seeds must be integers >= 0, got [-1]"),
+        (["--seeds", "-1"], "each of seeds must be an integer in [0, 4,294,967,295], got -1"),
         (["--agents", "random,random"], "agents name ['random'] more than once"),
         (["--seeds", "0,0"], "seeds name [0] more than once"),
         (["--planner-width", "0"], "planner_width must be an integer >= 1"),
@@ -400,12 +445,47 @@ def test_a_cache_path_that_is_a_folder_names_the_folder(tmp_path, small_dataset,
 def test_a_nan_mf_option_is_refused_before_anything_is_fitted(tmp_path, small_dataset):
     from movielens_env import MovieLensRecEnv
 
-    with pytest.raises(ValueError, match=r"MFConfig.reg must be a finite number > 0, got nan"):
+    with pytest.raises(ValueError, match=r"MFConfig.reg must be a number in \[1e-06, .*got nan"):
         MovieLensRecEnv(dataset=small_dataset, cache_dir=tmp_path, mf_options={"reg": np.nan})
     assert not list(tmp_path.rglob("*.npz"))
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"reg": 1e-300}, "MFConfig.reg must be a number in [1e-06, 10000], got 1e-300"),
+        ({"iterations": 10**9}, "MFConfig.iterations must be an integer in [1, 1000]"),
+        ({"init_scale": 1e300}, "MFConfig.init_scale must be a number in [1e-06, 10]"),
+    ],
+)
+def test_mf_options_that_cannot_give_a_fit_are_refused(tmp_path, small_dataset, options, message):
+    from movielens_env import MovieLensRecEnv
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        MovieLensRecEnv(dataset=small_dataset, cache_dir=tmp_path, mf_options=options)
+    assert not list(tmp_path.rglob("*.npz"))
+
+
 # --------------------------------------------------------------------------- env inputs
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"unrated_reward": "x"}, "unrated_reward must be a finite number, got 'x'"),
+        ({"unrated_reward": None}, "unrated_reward must be a finite number, got None"),
+        ({"data_dir": 1}, "data_dir must be a folder path or None, got 1"),
+        ({"cache_dir": ["a"]}, "cache_dir must be a folder path or None, got ['a']"),
+        ({"mf_options": 1}, "mf_options must be a dict of MFConfig fields or None, got 1"),
+        ({"download": "no"}, "download must be True or False, got 'no'"),
+        ({"dataset": 1}, "dataset must be a dataset name or a RatingsDataset, got 1"),
+    ],
+)
+def test_env_arguments_of_the_wrong_type_are_named(kwargs, message):
+    from movielens_env import MovieLensRecEnv
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        MovieLensRecEnv(**{"dataset": "synthetic", **kwargs})
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -483,7 +563,46 @@ def test_rollout_options_out_of_range(capsys, argv, message):
 
 def test_train_refuses_a_negative_seed(tmp_path, capsys):
     assert main(_train(tmp_path / "run", "--seed", "-1")) == 2
-    assert "seed must be an integer >= 0, got -1" in _error(capsys)
+    assert "seed must be an integer in [0, 4,294,967,295], got -1" in _error(capsys)
+
+
+@pytest.mark.parametrize("command", ["train", "benchmark"])
+def test_seeds_beyond_32_bits_are_refused(tmp_path, capsys, command):
+    argv = _train(tmp_path / "run", "--seed", str(2**64))
+    if command == "benchmark":
+        argv = _bench(tmp_path / "bench", "unused", "--seeds", f"0,{2**64}")
+    assert main(argv) == 2
+    assert f"must be an integer in [0, 4,294,967,295], got {2**64}" in _error(capsys)
+
+
+def test_a_plugin_whose_trainer_returns_no_agent_is_named(
+    two_catalogues, tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "none_plugin.py").write_text(
+        "from agents.registry import register_agent\n"
+        "register_agent('returns-none', lambda ctx: None, 'broken', is_rl=False)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = _bench(tmp_path / "out", two_catalogues[0], "--plugin", "none_plugin", "--agents",
+                  "returns-none")  # fmt: skip
+    try:
+        assert main(argv) == 2
+    finally:
+        from agents.registry import AGENTS
+
+        AGENTS.pop("returns-none", None)
+    assert "agent 'returns-none': its trainer returned NoneType, not a TrainedAgent" in _error(
+        capsys
+    )
+
+
+def test_a_file_where_a_run_folder_belongs_is_named(two_catalogues, tmp_path, capsys):
+    out = tmp_path / "bench"
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "random-seed0").write_text("not a folder")
+    assert main(_bench(out, two_catalogues[0])) == 2
+    assert "cannot create the folder" in _error(capsys)
+    assert (out / "runs" / "random-seed0").read_text() == "not a folder"
 
 
 def test_recommend_output_must_be_a_new_file_or_forced(finished_run, tmp_path, capsys):

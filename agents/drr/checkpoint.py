@@ -4,8 +4,6 @@ as JSON beside it. Both are written atomically."""
 from __future__ import annotations
 
 import json
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +11,16 @@ import numpy as np
 import torch
 
 from movielens_env.errors import MovieLensRecError
-from movielens_env.storage import atomic_write
+from movielens_env.storage import atomic_write, make_folder
 
 from .config import DRRConfig
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 # 2: the vector env's state replaces the single env's generator; 3: item vectors with the bias
-# (one more dimension), the user model's state, and the observation's length.
-FORMAT_VERSION = 3
+# (one more dimension), the user model's state, and the observation's length; 4: the data's
+# fingerprint.
+FORMAT_VERSION = 4
 
 
 class CheckpointError(MovieLensRecError, ValueError):
@@ -30,7 +29,7 @@ class CheckpointError(MovieLensRecError, ValueError):
 
 def save_checkpoint(run_dir: Path, payload: dict[str, Any], config: DRRConfig) -> Path:
     """Write ``run_dir/checkpoint.pt`` (payload + format version) and ``run_dir/config.json``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(run_dir)
     path = run_dir / CHECKPOINT
     payload = {**payload, "format_version": FORMAT_VERSION, "config": json.loads(config.to_json())}
     atomic_write(path, lambda tmp: torch.save(payload, tmp), suffix=".pt")
@@ -50,7 +49,9 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DRRConfig]:
         raise CheckpointError(f"{path}: no checkpoint (is {run_dir} a DRR run directory?)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as exc:
+    except Exception as exc:
+        # Damaged bytes reach the unpickler's internals, which raise anything (KeyError,
+        # IndexError, ...); whatever it is, the file is unusable and nothing of it ran.
         # torch's own message advises loading with code execution: never repeated here.
         raise CheckpointError(
             f"{path}: unreadable, corrupted, or holding objects other than tensors and plain "

@@ -92,10 +92,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace):
-    agent, env_kwargs = load_agent(Path(args.run_dir))
-    if args.data_dir is not None:
-        env_kwargs = {**env_kwargs, "data_dir": args.data_dir}
-    return agent, env_kwargs
+    return load_agent(Path(args.run_dir), data_dir=args.data_dir)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

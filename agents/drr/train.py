@@ -23,10 +23,12 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from movielens_env import ENV_ID, MovieLensRecVectorEnv
+from movielens_env.checks import positive_int
 from movielens_env.errors import ArgumentError
-from movielens_env.evaluation import evaluate
+from movielens_env.evaluation import evaluate, heldout_env
 from movielens_env.storage import atomic_write
 
+from ..fields import check_seed
 from ..threads import torch_threads
 from .agent import DRRAgent
 from .checkpoint import (
@@ -40,6 +42,7 @@ from .checkpoint import (
 from .config import DRRConfig
 from .run_dir import (
     CURVE_FILE,
+    LOCATION_KEYS,
     RUN_FILE,
     RunFolderError,
     check_run_dir,
@@ -94,10 +97,8 @@ def train_drr(
     (continue it: same config, seed and env; ``episodes`` is the new total, at least the
     episodes it holds) or ``overwrite`` (replace it).
     """
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ArgumentError(f"episodes must be an integer >= 1, got {episodes!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ArgumentError(f"seed must be an integer >= 0, got {seed!r}")
+    positive_int("episodes", episodes)
+    check_seed("seed", seed)
     if run_dir is not None:
         check_run_dir(run_dir, resume, overwrite)
     elif resume:
@@ -115,6 +116,7 @@ def _train(
         remove_run(run_dir)
     dim, history_len = envs.single_action_space.shape[0], envs.history_len
     obs_dim = envs.single_observation_space.shape[0]
+    data = envs.world.dataset.fingerprint()
     agent = DRRAgent(config, dim, history_len, seed, obs_dim)
     result = TrainResult(agent)
     running, losses = np.zeros(envs.num_envs), []
@@ -129,6 +131,11 @@ def _train(
             raise RunFolderError(
                 f"{run_dir}: the checkpoint was made on another env ({payload['env_kwargs']}); "
                 "resume with the same dataset and env arguments"
+            )
+        if payload["data"] != data:
+            raise RunFolderError(
+                f"{run_dir}: the checkpoint was trained on other ratings (data fingerprint "
+                f"{payload['data'][:12]}, these are {data[:12]}); resume on the same data"
             )
         if int(payload["agent"]["episodes"]) > episodes:
             raise RunFolderError(
@@ -194,7 +201,7 @@ def _train(
                 "losses": losses, "curve": result.curve,
                 "episode_returns": result.episode_returns, "seed": seed, "dim": dim,
                 "history_len": history_len, "obs_dim": obs_dim,
-                "env_kwargs": _json_env_kwargs(env_kwargs),
+                "env_kwargs": _json_env_kwargs(env_kwargs), "data": data,
             }  # fmt: skip
             save_checkpoint(run_dir, payload, config)
     if run_dir is not None and result.curve:
@@ -237,25 +244,50 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
     atomic_write(path, write, suffix=".csv")
 
 
-def load_agent(run_dir: Path) -> tuple[DRRAgent, dict[str, Any]]:
-    """The trained agent of a run directory and the env kwargs it was trained with (its dataset
-    and env semantics; where the data and caches live is for the caller to add).
+def load_agent(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]]:
+    """The trained agent of a run directory and the env kwargs it was trained with: its dataset
+    and env semantics, plus ``location`` (``data_dir``, ``cache_dir``, ``download``: where the
+    data and caches live is the caller's business).
 
     Raises:
         CheckpointError: the checkpoint is unreadable, of another format, incomplete, or its
-            weights do not fit its own config.
+            weights do not fit its own config; or the env those arguments make is not the one
+            it was trained on (other ratings, other observation or action length).
     """
+    if set(location) - set(LOCATION_KEYS):
+        raise ArgumentError(
+            f"load_agent takes only where data and caches live ({', '.join(LOCATION_KEYS)}), "
+            f"got {sorted(location)}; the run's env arguments are its own"
+        )
     payload, config = load_checkpoint(run_dir)
+    path = Path(run_dir) / CHECKPOINT
     try:
+        dims = {key: int(payload[key]) for key in ("dim", "history_len", "obs_dim")}
         agent = DRRAgent(
-            config, int(payload["dim"]), int(payload["history_len"]), int(payload["seed"]),
-            int(payload["obs_dim"]),
-        )  # fmt: skip
+            config, dims["dim"], dims["history_len"], int(payload["seed"]), dims["obs_dim"]
+        )
         agent.load_state_dict(payload["agent"])
-        env_kwargs = portable_env_kwargs(dict(payload["env_kwargs"]))
+        env_kwargs = {**portable_env_kwargs(dict(payload["env_kwargs"])), **location}
+        data = str(payload["data"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
-            f"{Path(run_dir) / CHECKPOINT}: incomplete, or its weights do not fit its own config "
+            f"{path}: incomplete, or its weights do not fit its own config "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
         ) from None
+    env = heldout_env(env_kwargs)
+    found = {
+        "dim": env.action_space.shape[0],
+        "history_len": env.history_len,
+        "obs_dim": env.observation_space.shape[0],
+    }
+    if found != dims:
+        raise CheckpointError(
+            f"{path}: the agent was trained for {dims}, but its env arguments now give {found}"
+        )
+    if env.world.dataset.fingerprint() != data:
+        raise CheckpointError(
+            f"{path}: the agent was trained on other ratings than those found now (data "
+            f"fingerprint {data[:12]}, found {env.world.dataset.fingerprint()[:12]}); give the "
+            "--data-dir of the data it was trained on"
+        )
     return agent, env_kwargs

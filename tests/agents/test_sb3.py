@@ -22,7 +22,8 @@ def test_td3_trains_and_predicts_on_the_env(small_dataset):
     assert np.isfinite(reward)
 
 
-def test_sb3_factories_save_and_load_in_sb3_format(small_dataset, tmp_path):
+def test_sb3_factories_save_and_load_in_sb3_format(small_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3-logs"))  # where SB3's default would log
     env_kwargs = {"dataset": small_dataset, **SMALL_ENV_KWARGS}
     for algorithm in ("ddpg", "td3", "sac"):
         config = SB3Config(learning_starts=20, batch_size=16, net_arch=(32,))
@@ -35,6 +36,7 @@ def test_sb3_factories_save_and_load_in_sb3_format(small_dataset, tmp_path):
         np.testing.assert_array_equal(
             loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0]
         )
+    assert not (tmp_path / "sb3-logs").exists()  # training left no log folder behind
 
 
 def test_unknown_sb3_algorithm_lists_the_valid_ones(small_dataset):

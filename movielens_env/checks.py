@@ -1,0 +1,38 @@
+"""Argument checks shared by the envs, the evaluation and the agents: each failure names the
+argument, what it must be, and what it got."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .errors import ArgumentError
+
+
+def choice(name: str, value: Any, allowed: tuple) -> Any:
+    """``value`` if it is one of ``allowed``, else :class:`ArgumentError` listing them."""
+    if value not in allowed:
+        raise ArgumentError(
+            f"{name}={value!r} is not valid; allowed values: {', '.join(map(repr, allowed))}"
+        )
+    return value
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an ``int`` if it is an integer >= 1 (not a bool), else an error."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ArgumentError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def finite_number(name: str, value: Any, error: type[Exception] = ArgumentError) -> float:
+    """``value`` as a ``float`` if it is a finite real number (not a bool), else ``error``."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+    ):
+        raise error(f"{name} must be a finite number, got {value!r}")
+    return float(value)
