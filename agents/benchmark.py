@@ -17,7 +17,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from movielens_env.checks import positive_int
-from movielens_env.errors import ArgumentError
+from movielens_env.errors import AgentError, ArgumentError
 from movielens_env.evaluation import (
     evaluate,
     evaluate_online,
@@ -31,7 +31,7 @@ from movielens_env.storage import make_folder
 
 from .baselines import RandomRanker
 from .fields import check_seed
-from .registry import AgentError, TrainContext, TrainedAgent, get_agent
+from .registry import TrainContext, TrainedAgent, get_agent
 from .stats import mean_ci95
 from .stored import check_run, read_record, refuse_other_configs, report_invalid, write_record
 

@@ -20,13 +20,8 @@ from typing import Any
 import gymnasium as gym
 
 from movielens_env import ENV_ID
-from movielens_env.errors import ArgumentError, MovieLensRecError
+from movielens_env.errors import ArgumentError
 from movielens_env.world import RecWorld
-
-
-class AgentError(MovieLensRecError, TypeError):
-    """A registered agent broke its contract (its trainer returned something else than a
-    :class:`TrainedAgent`); the message names the agent."""
 
 
 @dataclass(frozen=True)

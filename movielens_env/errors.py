@@ -34,3 +34,8 @@ class InvalidActionError(MovieLensRecError, ValueError):
 
 class UnsafeArchiveError(MovieLensRecError, ValueError):
     """A zip member would be written outside the folder it is extracted to."""
+
+
+class AgentError(MovieLensRecError, ValueError):
+    """An agent broke its contract (an unusable action or ranking, a trainer that returned no
+    agent); the message names the agent."""

@@ -6,7 +6,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import MovieLensRecError
+from .errors import AgentError
 from .scoring import top_k_per_row
 
 
@@ -17,10 +17,6 @@ class Ranker(Protocol):
     def rank(self, user: int, candidates: np.ndarray, k: int) -> np.ndarray:
         """The best ``k`` (or fewer) of ``candidates`` (internal item ids), best first."""
         ...
-
-
-class AgentError(MovieLensRecError, ValueError):
-    """An agent returned something unusable; the message names the agent."""
 
 
 def top_k_by_score(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:

@@ -10,6 +10,7 @@ import pytest
 from agents.baselines import MFRanker, PopularityRanker, RandomRanker
 from movielens_env import MovieLensRecEnv
 from movielens_env import evaluation as evaluation_module
+from movielens_env.errors import AgentError
 from movielens_env.evaluation import (
     evaluate,
     evaluate_offline,
@@ -17,7 +18,6 @@ from movielens_env.evaluation import (
     evaluation_users,
 )
 from movielens_env.exports import export_recommendations, metrics_from_recommendations
-from movielens_env.policies import AgentError
 from tests.conftest import SMALL_ENV_KWARGS
 
 

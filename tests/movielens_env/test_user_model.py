@@ -302,7 +302,7 @@ def test_static_env_without_item_bias_is_bit_identical_to_the_env_before(tmp_pat
         ({"user_model": "drift", "drift_rate": 1.5}, r"drift_rate must be in \[0, 1\]"),
         ({"user_model": "patience", "patience_budget": 0}, "patience_budget must be > 0"),
         ({"user_model": "patience", "patience_cost": -0.1}, "patience_cost must be >= 0"),
-        ({"patience_threshold": float("nan")}, "patience_threshold must be finite"),
+        ({"patience_threshold": float("nan")}, "patience_threshold must be a finite number, got nan"),
         ({"item_bias": "yes"}, "item_bias must be True or False"),
     ],
 )
