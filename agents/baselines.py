@@ -1,15 +1,15 @@
 """Non-RL baselines: Rankers fitted on train ratings only (random, popularity, MF).
 
-The MF ranker is the greedy reference of :mod:`movielens_env.references`, imported here.
+The MF ranker is the greedy reference of :mod:`movielens_env.evaluation.references`, imported here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from movielens_env.policies import top_k_by_score
-from movielens_env.references import MFRanker
-from movielens_env.world import RecWorld
+from movielens_env.evaluation.policies import top_k_by_score
+from movielens_env.evaluation.references import MFRanker
+from movielens_env.simulator.world import RecWorld
 
 __all__ = ["MFRanker", "PopularityRanker", "RandomRanker"]
 

@@ -1,18 +1,20 @@
-"""Registry entries of the agents that ship with the project."""
+"""The agents that ship with the project, registered in one place (:func:`register_builtin_agents`,
+which importing :mod:`agents` calls). Their trainers import torch and SB3 only when they run."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
 
-from movielens_env.evaluation import episode_steps
+from movielens_env.evaluation.protocols import episode_steps
 
 from .baselines import MFRanker, PopularityRanker, RandomRanker
 from .drr.config import STATE_REPRESENTATIONS, DRRConfig
 from .registry import AGENTS, TrainContext, TrainedAgent, register_agent
-from .sb3_agents import SB3Config, train_model
+from .sb3.config import SB3Config
 
 
 def _random(ctx: TrainContext) -> TrainedAgent:
@@ -28,7 +30,8 @@ def _mf(ctx: TrainContext) -> TrainedAgent:
 
 
 def _sb3(algorithm: str, ctx: TrainContext) -> TrainedAgent:
-    from .progress import StepCallback
+    from .benchmark.progress import StepCallback
+    from .sb3.train import train_model
 
     save_to = None if ctx.run_dir is None else ctx.run_dir / f"{algorithm}.zip"
     model, curve = train_model(
@@ -54,20 +57,25 @@ def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
     )
 
 
-_SB3 = dataclasses.asdict(SB3Config())
-_BUILTINS = [
-    ("random", _random, "uniformly random ranking", False, {}),
-    ("popularity", _popularity, "most positive train ratings first", False, {}),
-    ("mf", _mf, "highest MF-predicted rating first (the simulator itself)", False, {}),
-    ("ddpg", partial(_sb3, "ddpg"), "Stable-Baselines3 DDPG, MLP policy", True, _SB3),
-    ("td3", partial(_sb3, "td3"), "Stable-Baselines3 TD3, MLP policy", True, _SB3),
-    ("sac", partial(_sb3, "sac"), "Stable-Baselines3 SAC, MLP policy", True, _SB3),
-    *(
-        (state, partial(_drr, state), f"DRR actor-critic, {state} state representation", True,
-         dataclasses.asdict(DRRConfig(state=state)))
-        for state in STATE_REPRESENTATIONS
-    ),
-]  # fmt: skip
-for _name, _train, _description, _is_rl, _config in _BUILTINS:
-    if _name not in AGENTS:
-        register_agent(_name, _train, _description, is_rl=_is_rl, config=_config)
+def register_builtin_agents() -> None:
+    """Register the built-in agents (those already registered are left as they are)."""
+    for name, train, description, is_rl, config in _builtins():
+        if name not in AGENTS:
+            register_agent(name, train, description, is_rl=is_rl, config=config)
+
+
+def _builtins() -> list[tuple[str, Callable[[TrainContext], TrainedAgent], str, bool, dict]]:
+    sb3 = dataclasses.asdict(SB3Config())
+    return [
+        ("random", _random, "uniformly random ranking", False, {}),
+        ("popularity", _popularity, "most positive train ratings first", False, {}),
+        ("mf", _mf, "highest MF-predicted rating first (the simulator itself)", False, {}),
+        ("ddpg", partial(_sb3, "ddpg"), "Stable-Baselines3 DDPG, MLP policy", True, sb3),
+        ("td3", partial(_sb3, "td3"), "Stable-Baselines3 TD3, MLP policy", True, sb3),
+        ("sac", partial(_sb3, "sac"), "Stable-Baselines3 SAC, MLP policy", True, sb3),
+        *(
+            (state, partial(_drr, state), f"DRR actor-critic, {state} state representation", True,
+             dataclasses.asdict(DRRConfig(state=state)))
+            for state in STATE_REPRESENTATIONS
+        ),
+    ]  # fmt: skip

@@ -13,13 +13,13 @@ import gymnasium as gym
 import numpy as np
 
 import movielens_env
+from movielens_env.data.formats import DATASET_NAMES
 from movielens_env.errors import ArgumentError
-from movielens_env.evaluation import episode_steps, heldout_env
-from movielens_env.formats import DATASET_NAMES
+from movielens_env.evaluation.protocols import episode_steps, heldout_env
 
+from .benchmark.machine import machine_description
 from .drr.commands import add_commands as add_drr_commands
 from .env_options import add_env_options, env_options
-from .machine import machine_description
 from .threads import torch_threads
 
 
@@ -106,8 +106,7 @@ def _import_plugin(module: str) -> None:
 
 def _benchmark(args: argparse.Namespace) -> int:
     """Train and evaluate agents over seeds; print and write the leaderboard and plots."""
-    from .benchmark import BenchmarkConfig, run_benchmark, stored_or_computed_references
-    from .leaderboard import (
+    from .benchmark.leaderboard import (
         DEFAULT_METRICS,
         aggregate,
         baseline_comparison,
@@ -115,7 +114,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         format_table,
         write_leaderboard,
     )
-    from .plots import plot_bars, plot_learning_curves
+    from .benchmark.plots import plot_bars, plot_learning_curves
+    from .benchmark.runner import BenchmarkConfig, run_benchmark, stored_or_computed_references
     from .registry import agent_names, get_agent
 
     for module in args.plugin:

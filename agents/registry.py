@@ -21,7 +21,7 @@ import gymnasium as gym
 
 from movielens_env import ENV_ID
 from movielens_env.errors import ArgumentError
-from movielens_env.world import RecWorld
+from movielens_env.simulator.world import RecWorld
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,6 @@ def register_agent(
     ``config`` (JSON values) names the hyper-parameters the trainer uses; give it, so that a
     benchmark recomputes the agent's stored runs when they change.
     """
-    _register_builtins()
     if name in AGENTS and not replace:
         raise ArgumentError(f"agent {name!r} is already registered; pass replace=True to override")
     entry = AgentEntry(name, train, description, is_rl, dict(config or {}))
@@ -107,7 +106,6 @@ def register_agent(
 
 def get_agent(name: str) -> AgentEntry:
     """The entry of ``name``, or an error listing the registered agents."""
-    _register_builtins()
     try:
         return AGENTS[name]
     except KeyError:
@@ -116,9 +114,4 @@ def get_agent(name: str) -> AgentEntry:
 
 def agent_names() -> list[str]:
     """Every registered agent, built-ins first."""
-    _register_builtins()
     return list(AGENTS)
-
-
-def _register_builtins() -> None:
-    from . import builtin_agents  # noqa: F401 - registers on import

@@ -42,14 +42,14 @@ def measure(
     """Every policy's per-user returns under one user model, per reward model."""
     from agents.baselines import PopularityRanker, RandomRanker
     from movielens_env import variant_kwargs
-    from movielens_env.evaluation import (
+    from movielens_env.evaluation.headroom import reference_returns
+    from movielens_env.evaluation.protocols import (
         evaluate_online,
         evaluation_users,
         heldout_env,
         online_reward_models,
     )
-    from movielens_env.headroom import reference_returns
-    from movielens_env.references import BeamPlanner
+    from movielens_env.evaluation.references import BeamPlanner
 
     env_kwargs = {"dataset": dataset, "data_dir": data_dir, **variant_kwargs(user_model)}
     env = heldout_env(env_kwargs)
@@ -77,7 +77,7 @@ def measure(
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """Means, intervals, ratios and paired differences of the per-user returns."""
-    from agents.stats import mean_ci95
+    from agents.benchmark.stats import mean_ci95
 
     summary: dict[str, Any] = {}
     for user_model, found in results.items():
@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=None, help="only the first N test users")
     args = parser.parse_args(argv)
 
-    from agents.machine import machine_description
+    from agents.benchmark.machine import machine_description
     from agents.threads import torch_threads
-    from movielens_env.evaluation import heldout_env
+    from movielens_env.evaluation.protocols import heldout_env
     from movielens_env.storage import atomic_write
 
     command = "python " + shlex.join(["benchmarks/headroom.py", *(argv or sys.argv[1:])])

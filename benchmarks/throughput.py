@@ -149,7 +149,7 @@ def _work_drr_updates(dataset: str, seconds: float) -> dict[str, Any]:
 def _work_drr_train(dataset: str, episodes: int) -> dict[str, Any]:
     from agents.drr.config import DRRConfig
     from agents.drr.train import train_drr
-    from movielens_env.evaluation import evaluate
+    from movielens_env.evaluation.protocols import evaluate
 
     config = DRRConfig()
     start = time.perf_counter()
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(WORK[task](**json.loads(kwargs))), flush=True)
         return 0
 
-    from agents.machine import machine_description
+    from agents.benchmark.machine import machine_description
     from movielens_env.storage import atomic_write
 
     command = "python " + shlex.join(["benchmarks/throughput.py", *(argv or sys.argv[1:])])

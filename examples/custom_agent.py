@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 import movielens_env
-from agents.benchmark import BenchmarkConfig, run_benchmark
-from agents.leaderboard import aggregate, format_table, write_leaderboard
+from agents.benchmark.leaderboard import aggregate, format_table, write_leaderboard
+from agents.benchmark.runner import BenchmarkConfig, run_benchmark
 from agents.registry import TrainContext, TrainedAgent, agent_names, register_agent
 
 AGENT_NAME = "recency-popular"

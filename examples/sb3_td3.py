@@ -30,7 +30,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 
 import movielens_env
 from agents.baselines import RandomRanker
-from movielens_env.evaluation import evaluate
+from movielens_env.evaluation.protocols import evaluate
 
 METRICS = ("rerank/precision@10", "full/precision@10", "online/return_mf")
 

@@ -29,10 +29,10 @@ import torch
 
 import movielens_env
 from agents.baselines import PopularityRanker
+from agents.benchmark.plots import BAR_METRICS
 from agents.drr.config import DRRConfig
 from agents.drr.train import train_drr
-from agents.plots import BAR_METRICS
-from movielens_env.evaluation import evaluate
+from movielens_env.evaluation.protocols import evaluate
 
 METRICS = BAR_METRICS  # the metrics the leaderboard's plot shows
 

@@ -22,9 +22,9 @@ import gymnasium as gym
 import numpy as np
 
 import movielens_env
-from movielens_env.evaluation import evaluate_online, evaluation_users, heldout_env
-from movielens_env.headroom import normalized_score, reference_returns
-from movielens_env.references import BeamPlanner
+from movielens_env.evaluation.headroom import normalized_score, reference_returns
+from movielens_env.evaluation.protocols import evaluate_online, evaluation_users, heldout_env
+from movielens_env.evaluation.references import BeamPlanner
 
 
 def user_vector_policy(dim: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -18,8 +18,12 @@ from typing import Any
 
 from gymnasium.envs.registration import register, registry
 
-from .dataset import RatingsDataset, load_dataset
-from .env import MovieLensRecEnv
+from .data.formats import DATASET_NAMES, FORMATS
+from .data.load import load_dataset
+from .data.ratings import RatingsDataset
+from .data.split import TemporalSplit, UserRatings, temporal_split
+from .envs.env import MovieLensRecEnv
+from .envs.vector_env import MovieLensRecVectorEnv
 from .errors import (
     ArgumentError,
     CacheError,
@@ -30,11 +34,8 @@ from .errors import (
     MovieLensRecError,
     UnsafeArchiveError,
 )
-from .formats import DATASET_NAMES, FORMATS
-from .mf import MFConfig, MFModel
-from .split import TemporalSplit, UserRatings, temporal_split
-from .user_model import UserModelConfig, UserModelError, default_horizon, parse_user_model
-from .vector_env import MovieLensRecVectorEnv
+from .simulator.mf import MFConfig, MFModel
+from .simulator.user_model import UserModelConfig, UserModelError, default_horizon, parse_user_model
 
 ENV_ID = "MovieLensRec-v0"
 MAX_EPISODE_STEPS = 10
@@ -61,8 +62,8 @@ for _id, _model in {ENV_ID: "static", **VARIANTS}.items():
         _kwargs = variant_kwargs(_model)
         register(
             id=_id,
-            entry_point="movielens_env.env:MovieLensRecEnv",
-            vector_entry_point="movielens_env.vector_env:MovieLensRecVectorEnv",
+            entry_point="movielens_env.envs.env:MovieLensRecEnv",
+            vector_entry_point="movielens_env.envs.vector_env:MovieLensRecVectorEnv",
             max_episode_steps=_kwargs.pop("max_episode_steps"),
             kwargs={"dataset": "ml-1m", **_kwargs},
         )

@@ -7,11 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from movielens_env import MovieLensRecEnv, RatingsDataset
-from movielens_env.dataset import from_raw
-from movielens_env.synthetic import generate_ratings
-
-# Small embeddings and few ALS sweeps keep env construction well under a second.
-SMALL_ENV_KWARGS = {"embedding_dim": 16, "mf_options": {"iterations": 5}}
+from movielens_env.data.ratings import from_raw
+from movielens_env.data.synthetic import generate_ratings
+from tests.helpers import SMALL_ENV_KWARGS
 
 
 @pytest.fixture(scope="session", autouse=True)

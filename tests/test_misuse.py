@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from agents.benchmark.stored import InvalidRecordWarning, check_run
 from agents.cli import main
 from agents.drr.config import DRRConfig
 from agents.drr.train import load_agent
 from agents.fields import ConfigError
-from agents.stored import InvalidRecordWarning, check_run
-from tests.movielens_env.test_user_model import write_ml100k
+from tests.helpers import write_ml100k
 
 SMALL_ENV = json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2}})
 TINY_DRR = ["--set", "hidden=16", "--set", "batch_size=8", "--set", "learning_starts=8",
@@ -422,7 +422,7 @@ def test_a_well_formed_mf_cache_with_wrong_values_is_refitted(tmp_path, small_da
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}
     np.savez(path, **damage(arrays))
-    from movielens_env import world as world_module
+    from movielens_env.simulator import world as world_module
 
     world_module._CACHE.clear()
     with pytest.warns(UserWarning, match="ignoring MF cache"):
@@ -432,9 +432,9 @@ def test_a_well_formed_mf_cache_with_wrong_values_is_refitted(tmp_path, small_da
 
 def test_a_cache_path_that_is_a_folder_names_the_folder(tmp_path, small_dataset, capsys):
     from movielens_env import MovieLensRecEnv
+    from movielens_env.data.split import TRAIN_FRACTION
     from movielens_env.errors import CacheError
-    from movielens_env.mf import MFConfig, mf_cache_path
-    from movielens_env.split import TRAIN_FRACTION
+    from movielens_env.simulator.mf import MFConfig, mf_cache_path
 
     path = mf_cache_path(small_dataset.fingerprint(), TRAIN_FRACTION, MFConfig(dim=3), tmp_path)
     path.mkdir(parents=True)
@@ -669,8 +669,8 @@ def test_temporaries_of_killed_writers_are_removed_on_the_next_write(tmp_path):
 # --------------------------------------------------------------------------- sizes (hangs)
 def test_sizes_beyond_what_the_machine_or_data_allow_fail_fast(small_dataset, monkeypatch):
     from movielens_env import MovieLensRecEnv, MovieLensRecVectorEnv
-    from movielens_env import vector_env as vector_module
-    from movielens_env.references import BeamPlanner
+    from movielens_env.envs import vector_env as vector_module
+    from movielens_env.evaluation.references import BeamPlanner
 
     with pytest.raises(ValueError, match="embedding_dim=100000 is beyond 1024"):
         MovieLensRecEnv(dataset=small_dataset, embedding_dim=100_000)

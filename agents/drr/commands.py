@@ -10,19 +10,19 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from movielens_env import MovieLensRecEnv
+from movielens_env.data.formats import DATASET_NAMES
 from movielens_env.errors import ArgumentError
-from movielens_env.evaluation import (
+from movielens_env.evaluation.exports import export_recommendations
+from movielens_env.evaluation.protocols import (
     PROTOCOLS,
     evaluate,
     evaluate_offline,
     protocol_candidates,
 )
-from movielens_env.exports import export_recommendations
-from movielens_env.formats import DATASET_NAMES
-from movielens_env.scoring import rank_by_action
+from movielens_env.simulator.scoring import rank_by_action
 
+from ..benchmark.plots import plot_training
 from ..env_options import add_env_options, env_options
-from ..plots import plot_training
 from .checkpoint import load_checkpoint
 from .config import STATE_REPRESENTATIONS, DRRConfig
 from .run_dir import check_run_dir

@@ -25,7 +25,7 @@ from gymnasium.vector import AutoresetMode
 from movielens_env import ENV_ID, MovieLensRecVectorEnv
 from movielens_env.checks import positive_int
 from movielens_env.errors import ArgumentError
-from movielens_env.evaluation import evaluate, heldout_env
+from movielens_env.evaluation.protocols import evaluate, heldout_env
 from movielens_env.storage import atomic_write
 
 from ..fields import check_seed

@@ -6,7 +6,7 @@ import numpy as np
 
 from agents.baselines import MFRanker, PopularityRanker, RandomRanker
 from movielens_env import MovieLensRecEnv
-from tests.conftest import SMALL_ENV_KWARGS
+from tests.helpers import SMALL_ENV_KWARGS
 
 
 def _world(dataset):

@@ -9,12 +9,12 @@ import pytest
 
 from agents import registry
 from agents.baselines import RandomRanker
-from agents.benchmark import BenchmarkConfig, run_benchmark, run_path
+from agents.benchmark.leaderboard import aggregate, baseline_comparison, check_metrics, format_table
+from agents.benchmark.runner import BenchmarkConfig, run_benchmark, run_path
+from agents.benchmark.stats import mean_ci95
+from agents.benchmark.stored import ResultsFolderError
 from agents.cli import main
-from agents.leaderboard import aggregate, baseline_comparison, check_metrics, format_table
 from agents.registry import TrainedAgent, get_agent, register_agent
-from agents.stats import mean_ci95
-from agents.stored import ResultsFolderError
 
 # The synthetic data with small embeddings: every run takes a few seconds.
 TINY_ENV = {"embedding_dim": 8, "mf_options": {"iterations": 2}}

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from stable_baselines3 import TD3
 
-from agents.sb3_agents import SB3Config, load_model, make_model, train_model
-from tests.conftest import SMALL_ENV_KWARGS
+from agents.sb3.config import SB3Config
+from agents.sb3.train import load_model, make_model, train_model
+from tests.helpers import SMALL_ENV_KWARGS
 
 
 def test_td3_trains_and_predicts_on_the_env(small_dataset):

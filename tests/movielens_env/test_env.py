@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from movielens_env import MovieLensRecEnv
-from movielens_env.world import POSITIVE_RATING
+from movielens_env.simulator.world import POSITIVE_RATING
 
 
 def _rollout(env: MovieLensRecEnv, steps: int, seed: int = 0, user=None):

@@ -12,8 +12,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import movielens_env
-from tests.conftest import SMALL_ENV_KWARGS
-from tests.movielens_env.test_user_model import write_ml100k
+from tests.helpers import SMALL_ENV_KWARGS, write_ml100k
 
 # Warnings the checkers may raise that are not faults of the env. Each entry says why.
 WARNING_WHITELIST: tuple[str, ...] = (

@@ -21,9 +21,9 @@ from hypothesis.extra import numpy as hnp
 
 from movielens_env import MovieLensRecEnv, RatingsDataset
 from movielens_env.errors import InvalidActionError
-from movielens_env.evaluation import protocol_candidates
-from movielens_env.scoring import rank_by_action
-from tests.conftest import SMALL_ENV_KWARGS
+from movielens_env.evaluation.protocols import protocol_candidates
+from movielens_env.simulator.scoring import rank_by_action
+from tests.helpers import SMALL_ENV_KWARGS, env_args
 
 # Actions are drawn with one coordinate per MF factor plus the bias coordinate; an env without
 # item_bias uses the first DIM of them.
@@ -58,25 +58,6 @@ class EnvCache:
 def envs(small_dataset: RatingsDataset) -> EnvCache:
     """Envs shared by every example of this module (building one fits nothing new)."""
     return EnvCache(small_dataset)
-
-
-@st.composite
-def env_args(draw: st.DrawFn) -> dict[str, Any]:
-    """Arguments the env accepts on the fixture data (120 users, 300 items)."""
-    candidates = draw(st.sampled_from(["all", "rated"]))
-    # "rated" pools hold 4 or more items, so small slates end episodes within a few steps;
-    # with "all", slates of 100+ items end them too.
-    slate = st.integers(1, 4) if candidates == "rated" else st.integers(1, 3) | st.integers(90, 150)
-    return {
-        "history_len": draw(st.integers(1, 12)),
-        "slate_size": draw(slate),
-        "candidates": candidates,
-        "reward_model": draw(st.sampled_from(["mf", "logged", "oracle"])),
-        "unrated_reward": draw(st.sampled_from([-0.5, -2.0, 0.0, 0.75])),
-        "split": draw(st.sampled_from(["train", "test"])),
-        "obs_mode": draw(st.sampled_from(["flat", "dict"])),
-        "item_bias": draw(st.booleans()),
-    }
 
 
 def fitted(env: MovieLensRecEnv, action: np.ndarray) -> np.ndarray:

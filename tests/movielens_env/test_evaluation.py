@@ -9,16 +9,16 @@ import pytest
 
 from agents.baselines import MFRanker, PopularityRanker, RandomRanker
 from movielens_env import MovieLensRecEnv
-from movielens_env import evaluation as evaluation_module
 from movielens_env.errors import AgentError
-from movielens_env.evaluation import (
+from movielens_env.evaluation import protocols as evaluation_module
+from movielens_env.evaluation.exports import export_recommendations, metrics_from_recommendations
+from movielens_env.evaluation.protocols import (
     evaluate,
     evaluate_offline,
     evaluate_online,
     evaluation_users,
 )
-from movielens_env.exports import export_recommendations, metrics_from_recommendations
-from tests.conftest import SMALL_ENV_KWARGS
+from tests.helpers import SMALL_ENV_KWARGS
 
 
 @pytest.fixture

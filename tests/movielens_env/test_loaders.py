@@ -5,7 +5,6 @@ No real MovieLens data is used (it may not be redistributed): every row below is
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,88 +20,17 @@ from movielens_env import (
     MovieLensRecError,
     load_dataset,
 )
-from movielens_env.formats import FORMATS, ML_100K_GENRES
-
-# (raw user, raw item, rating, timestamp), in file order. Ids are neither contiguous nor sorted.
-WHOLE_STAR_ROWS = [
-    (7, 100, 4.0, 881250949),
-    (3, 5, 1.0, 891717742),
-    (42, 33, 5.0, 878887116),
-    (7, 5, 3.0, 880606923),
-    (3, 100, 2.0, 886397596),
-    (42, 10, 4.0, 884182806),
-    (7, 33, 5.0, 881171488),
-]
-HALF_STAR_ROWS = [
-    (7, 100, 4.5, 1260759144),
-    (3, 5, 0.5, 1112486027),
-    (42, 33, 5.0, 964982703),
-    (7, 5, 3.5, 1260759179),
-    (3, 100, 2.0, 1112484676),
-    (42, 10, 1.5, 1445714994),
-    (7, 33, 3.0, 1260759182),
-]
-# Raw item id -> (title, genres). Item 77 has metadata but no rating; item 10 has no metadata.
-MOVIES = {
-    5: ("Café (1995)", ("Comedy", "Drama")),
-    33: ("American President, The (1995)", ("Comedy", "Drama", "Romance")),
-    77: ("Unrated Film (1999)", ("Horror",)),
-    100: ("Toy Story (1995)", ("Animation", "Children's", "Comedy")),
-}
-
-
-def _fmt_rating(value: float, whole: bool) -> str:
-    return str(int(value)) if whole else f"{value:g}"
-
-
-def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode(encoding))
-    return path
-
-
-def write_ml100k(folder: Path, rows=WHOLE_STAR_ROWS, movies=MOVIES) -> None:
-    """``u.data`` (user item rating timestamp, tab separated) and latin-1 ``u.item``."""
-    _write(folder / "u.data", "".join(f"{u}\t{i}\t{int(r)}\t{t}\n" for u, i, r, t in rows))
-    if movies is None:
-        return
-    lines = []
-    for item, (title, genres) in movies.items():
-        flags = "|".join("1" if g in genres else "0" for g in ML_100K_GENRES)
-        url = f"http://us.imdb.com/M/title-exact?{item}"
-        lines.append(f"{item}|{title}|01-Jan-1995||{url}|{flags}\n")
-    _write(folder / "u.item", "".join(lines), "latin-1")
-
-
-def write_dat(folder: Path, rows, movies=MOVIES, whole: bool = True, encoding="latin-1") -> None:
-    """``ratings.dat`` and ``movies.dat``, ``::`` separated, genres ``|``-joined."""
-    text = "".join(f"{u}::{i}::{_fmt_rating(r, whole)}::{t}\n" for u, i, r, t in rows)
-    _write(folder / "ratings.dat", text)
-    if movies is None:
-        return
-    lines = [f"{item}::{title}::{'|'.join(genres)}\n" for item, (title, genres) in movies.items()]
-    _write(folder / "movies.dat", "".join(lines), encoding)
-
-
-def _csv_field(text: str) -> str:
-    if any(c in text for c in ',"\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def write_csv(folder: Path, rows=HALF_STAR_ROWS, movies=MOVIES) -> None:
-    """``ratings.csv`` and ``movies.csv`` with headers, titles quoted where needed."""
-    text = "userId,movieId,rating,timestamp\n" + "".join(
-        f"{u},{i},{r:g},{t}\n" for u, i, r, t in rows
-    )
-    _write(folder / "ratings.csv", text)
-    if movies is None:
-        return
-    lines = [
-        f"{item},{_csv_field(title)},{'|'.join(genres)}\n"
-        for item, (title, genres) in movies.items()
-    ]
-    _write(folder / "movies.csv", "movieId,title,genres\n" + "".join(lines))
+from movielens_env.data.formats import FORMATS
+from tests.grouplens_files import (
+    HALF_STAR_ROWS,
+    MOVIES,
+    WHOLE_STAR_ROWS,
+    write_csv,
+    write_dat,
+    write_file,
+    write_ml100k,
+    zip_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -143,15 +71,6 @@ def _empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _folder_for(root: Path, name: str) -> Path:
     """The dataset folder as the GroupLens zip names it (``ml-10M100K`` for ml-10m)."""
     return root / FORMATS[name].zip_folder
-
-
-def _zip_folder(folder: Path, zip_path: Path) -> Path:
-    """Zip ``folder`` the way GroupLens does: everything under its top folder."""
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{folder.name}/", "")
-        for file in sorted(folder.iterdir()):
-            archive.write(file, f"{folder.name}/{file.name}")
-    return zip_path
 
 
 def check_dataset(dataset: movielens_env.RatingsDataset, name: str, rows, with_metadata: bool):
@@ -213,7 +132,7 @@ def test_loads_parent_folder(tmp_path: Path, case: Case):
 def test_loads_grouplens_zip(tmp_path: Path, case: Case):
     folder = _folder_for(tmp_path / "src", case.name)
     case.write(folder)
-    zip_path = _zip_folder(folder, tmp_path / f"{case.name}.zip")
+    zip_path = zip_folder(folder, tmp_path / f"{case.name}.zip")
     dataset = load_dataset(case.name, data_dir=zip_path, download=False)
     check_dataset(dataset, case.name, case.rows, with_metadata=True)
     assert zip_path.is_file()  # the user's zip is left alone
@@ -327,7 +246,7 @@ def test_malformed_row_names_file_and_line(tmp_path: Path, name: str, bad: str):
     file_name, good, tail = LAYOUTS[name]
     fields, pattern = BAD_ROWS[bad]
     lines = [*good, SEPARATORS[name].join(fields), tail]
-    path = _write(tmp_path / file_name, "\n".join(lines) + "\n")
+    path = write_file(tmp_path / file_name, "\n".join(lines) + "\n")
     with pytest.raises(DataFormatError, match=pattern) as err:
         load_dataset(name, data_dir=tmp_path)
     assert f"{path}:3:" in str(err.value)  # the bad row is line 3 of the file, 1-based
@@ -342,14 +261,14 @@ def test_too_many_fields_in_first_row(tmp_path: Path, name: str):
     line = len(header) + 1
     # Every row has one field too many: must not be read as a shifted but valid-looking table.
     rows = [sep.join(["1", "2", "3", "4", "5"]), sep.join(["2", "3", "4", "5", "6"])]
-    path = _write(tmp_path / file_name, "\n".join([*header, *rows]) + "\n")
+    path = write_file(tmp_path / file_name, "\n".join([*header, *rows]) + "\n")
     with pytest.raises(DataFormatError, match="expected 4 fields") as err:
         load_dataset(name, data_dir=tmp_path)
     assert f"{path}:{line}:" in str(err.value)
 
 
 def test_blank_line_in_ratings_names_its_line(tmp_path: Path):
-    path = _write(tmp_path / "u.data", "1\t10\t3\t881250949\n\n2\t10\t4\t891717742\n")
+    path = write_file(tmp_path / "u.data", "1\t10\t3\t881250949\n\n2\t10\t4\t891717742\n")
     with pytest.raises(DataFormatError) as err:
         load_dataset("ml-100k", data_dir=tmp_path)
     assert f"{path}:2:" in str(err.value)
@@ -373,7 +292,7 @@ def test_rating_outside_scale_names_file_and_line(tmp_path: Path, name: str, val
     sep = fmt.ratings_sep
     lines = ["userId,movieId,rating,timestamp"] if fmt.ratings_header else []
     lines += [sep.join(["1", "10", "3", "881250949"]), sep.join(["1", "11", value, "881250950"])]
-    path = _write(tmp_path / fmt.ratings_file, "\n".join(lines) + "\n")
+    path = write_file(tmp_path / fmt.ratings_file, "\n".join(lines) + "\n")
     with pytest.raises(DataFormatError) as err:
         load_dataset(name, data_dir=tmp_path)
     message = str(err.value)
@@ -402,14 +321,14 @@ def test_duplicate_rating_is_refused(tmp_path: Path, name: str, offset: int):
 
 @pytest.mark.parametrize("name", ["ml-100k", "ml-1m", "ml-25m"])
 def test_empty_ratings_file(tmp_path: Path, name: str):
-    path = _write(tmp_path / FORMATS[name].ratings_file, "")
+    path = write_file(tmp_path / FORMATS[name].ratings_file, "")
     with pytest.raises(DataFormatError, match=r"no ratings|empty") as err:
         load_dataset(name, data_dir=tmp_path)
     assert str(path) in str(err.value)
 
 
 def test_header_only_ratings_csv(tmp_path: Path):
-    path = _write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n")
+    path = write_file(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n")
     with pytest.raises(DataFormatError, match=r"no ratings|empty") as err:
         load_dataset("ml-latest-small", data_dir=tmp_path)
     assert str(path) in str(err.value)

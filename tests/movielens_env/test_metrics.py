@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from movielens_env.metrics import (
+from movielens_env.evaluation.metrics import (
     coverage_at_k,
     hit_rate_at_k,
     ndcg_at_k,

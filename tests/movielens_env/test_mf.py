@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from movielens_env import mf as mf_module
 from movielens_env import temporal_split
-from movielens_env.dataset import load_dataset
-from movielens_env.mf import MFConfig, fit_mf, load_or_fit_mf, mf_cache_path, rmse
+from movielens_env.data.load import load_dataset
+from movielens_env.simulator import mf as mf_module
+from movielens_env.simulator.mf import MFConfig, fit_mf, load_or_fit_mf, mf_cache_path, rmse
 
 
 def test_mf_beats_the_global_mean_on_held_out_ratings():

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_loaders import WHOLE_STAR_ROWS, _zip_folder, write_ml100k
 
-from movielens_env import dataset as dataset_module
 from movielens_env import load_dataset
+from movielens_env.data import load as load_module
+from tests.grouplens_files import WHOLE_STAR_ROWS, write_ml100k, zip_folder
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def _same(a, b) -> None:
 def test_synthetic_data_is_generated_once(cache: Path, monkeypatch: pytest.MonkeyPatch):
     first = load_dataset("synthetic")
     assert len(list((cache / "prepared").glob("synthetic-100k-*.npz"))) == 1
-    monkeypatch.setattr(dataset_module, "generate_synthetic", _refuse)
+    monkeypatch.setattr(load_module, "generate_synthetic", _refuse)
     second = load_dataset("synthetic")
     _same(first, second)
     rating = second.truth.true_rating(np.array([0, 1]), np.array([2, 3]))
@@ -73,7 +73,7 @@ def test_grouplens_folder_is_parsed_once_until_it_changes(
     write_ml100k(folder)
     first = load_dataset("ml-100k", folder)
     with monkeypatch.context() as patch:
-        patch.setattr(dataset_module, "read_ratings", _refuse)
+        patch.setattr(load_module, "read_ratings", _refuse)
         _same(first, load_dataset("ml-100k", folder))
     write_ml100k(folder, rows=WHOLE_STAR_ROWS[:-1])  # the user replaced the file
     assert load_dataset("ml-100k", folder).n_ratings == len(WHOLE_STAR_ROWS) - 1
@@ -82,6 +82,6 @@ def test_grouplens_folder_is_parsed_once_until_it_changes(
 def test_zip_extracted_for_one_call_is_not_cached(tmp_path: Path, cache: Path):
     folder = tmp_path / "src" / "ml-100k"
     write_ml100k(folder)
-    dataset = load_dataset("ml-100k", _zip_folder(folder, tmp_path / "ml-100k.zip"))
+    dataset = load_dataset("ml-100k", zip_folder(folder, tmp_path / "ml-100k.zip"))
     assert dataset.n_ratings == len(WHOLE_STAR_ROWS)
     assert not list(cache.glob("prepared/ml-100k-*.npz"))

@@ -8,16 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from movielens_env.evaluation import evaluate, evaluate_online, evaluation_users
-from movielens_env.headroom import normalized_score, reference_returns
-from movielens_env.references import BeamPlanner, MFRanker, MyopicPolicy, static_ceiling
-from tests.conftest import SMALL_ENV_KWARGS
-from tests.movielens_env.test_user_model import (
-    _episode_return,
-    _tiny_env,
-    exhaustive_best,
-    tiny_dataset,
-)
+from movielens_env.evaluation.headroom import normalized_score, reference_returns
+from movielens_env.evaluation.protocols import evaluate, evaluate_online, evaluation_users
+from movielens_env.evaluation.references import BeamPlanner, MFRanker, MyopicPolicy, static_ceiling
+from tests.helpers import SMALL_ENV_KWARGS, episode_return, exhaustive_best, tiny_dataset, tiny_env
 
 DYNAMIC = ["boredom", "drift", "boredom+drift", "boredom+drift+patience"]
 
@@ -29,12 +23,12 @@ def tiny():
 
 def _planned(policy, env, user_raw: int, horizon: int) -> float:
     env.reset(options={"user_id": user_raw})
-    return _episode_return(env, user_raw, policy.plan(env, horizon)[:, 0])
+    return episode_return(env, user_raw, policy.plan(env, horizon)[:, 0])
 
 
 @pytest.mark.parametrize("user_model", DYNAMIC)
 def test_a_wide_planner_is_exhaustive_search_on_a_tiny_catalogue(tiny, user_model):
-    env = _tiny_env(tiny, user_model=user_model, patience_budget=1.0, satiation_strength=1.5)
+    env = tiny_env(tiny, user_model=user_model, patience_budget=1.0, satiation_strength=1.5)
     planner = BeamPlanner(width=6 * 5 * 4, shortlist=6)  # 6 candidates, 3 steps: every sequence
     beats_myopic = 0
     for user_raw in tiny.user_ids[:6]:
@@ -58,14 +52,14 @@ def test_planner_is_never_below_myopic(small_dataset, user_model):
 
 
 def _tiny_env_world(env_kwargs):
-    from movielens_env.evaluation import heldout_env
+    from movielens_env.evaluation.protocols import heldout_env
 
     return heldout_env(env_kwargs).world
 
 
 def test_myopic_picks_the_best_rating_now_and_greedy_the_mf_ranking(small_dataset):
     env_kwargs = {"dataset": small_dataset, "user_model": "boredom+drift", **SMALL_ENV_KWARGS}
-    from movielens_env.evaluation import heldout_env
+    from movielens_env.evaluation.protocols import heldout_env
 
     env = heldout_env(env_kwargs)
     user_raw = int(env.world.dataset.user_ids[evaluation_users(env.world, 10)[0]])
@@ -109,7 +103,7 @@ def test_references_are_evaluated_online_only(small_dataset):
 
 
 def test_static_ceiling_is_the_top_t_static_rewards(tiny):
-    env = _tiny_env(tiny)
+    env = tiny_env(tiny)
     for user_raw in tiny.user_ids[:4]:
         env.reset(options={"user_id": int(user_raw)})
         candidates = env.candidate_items()

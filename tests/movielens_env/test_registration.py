@@ -16,7 +16,7 @@ import movielens_env
 def test_registered_once_with_the_papers_defaults():
     importlib.reload(movielens_env)  # a second import must not re-register
     spec = gym.spec("MovieLensRec-v0")
-    assert spec.entry_point == "movielens_env.env:MovieLensRecEnv"
+    assert spec.entry_point == "movielens_env.envs.env:MovieLensRecEnv"
     assert spec.max_episode_steps == 10
     assert spec.kwargs["dataset"] == "ml-1m"
     assert sum(env_id == "MovieLensRec-v0" for env_id in gym.registry) == 1
@@ -29,7 +29,7 @@ def test_variants_are_registered_with_their_user_models_and_horizons():
         spec = gym.spec(env_id)
         assert spec.kwargs == {"dataset": "ml-1m", "user_model": user_model}
         assert spec.max_episode_steps == horizons[user_model]
-        assert spec.vector_entry_point == "movielens_env.vector_env:MovieLensRecVectorEnv"
+        assert spec.vector_entry_point == "movielens_env.envs.vector_env:MovieLensRecVectorEnv"
         assert sum(other == env_id for other in gym.registry) == 1
     assert gym.spec(movielens_env.LONG_HORIZON_ID).kwargs["user_model"] == "boredom+drift"
     assert movielens_env.variant_kwargs("drift+patience") == {

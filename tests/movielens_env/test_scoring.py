@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from movielens_env.scoring import best_slates
+from movielens_env.simulator.scoring import best_slates
 
 
 def _reference(actions: np.ndarray, factors: np.ndarray, blocked: np.ndarray, k: int):

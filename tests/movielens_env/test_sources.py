@@ -22,14 +22,14 @@ import numpy as np
 import pytest
 
 import movielens_env
-import movielens_env.formats
+import movielens_env.data.formats
 from movielens_env import (
     ChecksumError,
     DataNotFoundError,
     UnsafeArchiveError,
     load_dataset,
 )
-from movielens_env.sources import safe_extract
+from movielens_env.data.sources import safe_extract
 from movielens_env.storage import CACHE_ENV_VAR, atomic_path, atomic_write, cache_root
 
 U_DATA = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n"
@@ -125,9 +125,9 @@ def _serve(monkeypatch, server, body: bytes, sha256: str, path: str = "/ml-100k.
     """Serve ``body`` and point ml-100k's format at it with the given pinned hash."""
     server.files[path] = body
     url = server.url + path
-    fmt = movielens_env.formats.FORMATS["ml-100k"]
+    fmt = movielens_env.data.formats.FORMATS["ml-100k"]
     patched = dataclasses.replace(fmt, url=url, sha256=sha256)
-    monkeypatch.setitem(movielens_env.formats.FORMATS, "ml-100k", patched)
+    monkeypatch.setitem(movielens_env.data.formats.FORMATS, "ml-100k", patched)
     return url
 
 
@@ -181,7 +181,7 @@ def test_nothing_cached_and_download_disabled_names_three_ways_out(tmp_path: Pat
     with pytest.raises(DataNotFoundError) as err:
         load_dataset("ml-100k", download=False)
     message = str(err.value)
-    _assert_three_ways_out(message, cache, movielens_env.formats.FORMATS["ml-100k"].url)
+    _assert_three_ways_out(message, cache, movielens_env.data.formats.FORMATS["ml-100k"].url)
     assert "download=False" in message
     assert isinstance(err.value, FileNotFoundError)
     assert not cache.exists()  # looking did not create anything
@@ -234,8 +234,9 @@ def test_download_from_closed_port_names_three_ways_out(cache: Path, monkeypatch
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/ml-100k.zip"
-    fmt = movielens_env.formats.FORMATS["ml-100k"]
-    monkeypatch.setitem(movielens_env.formats.FORMATS, "ml-100k", dataclasses.replace(fmt, url=url))
+    fmt = movielens_env.data.formats.FORMATS["ml-100k"]
+    patched = dataclasses.replace(fmt, url=url)
+    monkeypatch.setitem(movielens_env.data.formats.FORMATS, "ml-100k", patched)
     for var in ("http_proxy", "HTTP_PROXY", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(DataNotFoundError) as err:

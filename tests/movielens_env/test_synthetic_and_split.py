@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from movielens_env import MovieLensRecError, RatingsDataset, load_dataset, temporal_split
-from movielens_env.dataset import from_raw
-from movielens_env.loaders import RawRatings
-from movielens_env.synthetic import (
+from movielens_env.data.parsing import RawRatings
+from movielens_env.data.ratings import from_raw
+from movielens_env.data.synthetic import (
     MIN_RATINGS_PER_USER,
     RATING_SHARES,
     SYNTHETIC_SHAPES,

@@ -5,40 +5,26 @@ and arguments refused before anything is computed."""
 from __future__ import annotations
 
 import hashlib
-import itertools
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
 from movielens_env import MovieLensRecEnv, RatingsDataset
-from movielens_env.dataset import from_raw
-from movielens_env.loaders import ItemMetadata, RawRatings
-from movielens_env.mf import MFConfig, mf_cache_path
-from movielens_env.references import MFRanker
-from movielens_env.split import TRAIN_FRACTION
-from movielens_env.synthetic import generate_ratings
-from movielens_env.user_model import genre_decay, parse_user_model
-from tests.conftest import SMALL_ENV_KWARGS
-
-GENRES = (("Action",), ("Action",), ("Action",), ("Comedy",), ("Comedy",), ("Drama",),
-          ("Action", "Comedy"), ("Comedy", "Drama"))  # fmt: skip
-
-
-def tiny_dataset(n_users: int = 30, seed: int = 0) -> RatingsDataset:
-    """Every user rates all 8 items (genres above), the first two liked, in time order."""
-    rng = np.random.default_rng(seed)
-    n_items = len(GENRES)
-    users = np.repeat(np.arange(1, n_users + 1), n_items)
-    items = np.tile(np.arange(1, n_items + 1), n_users)
-    ratings = rng.integers(1, 6, n_users * n_items).astype(np.float32)
-    order = np.concatenate([rng.permutation(n_items) for _ in range(n_users)])
-    ratings[order < 2] = 5.0  # the first two in time are liked: the history
-    raw = RawRatings(users, items, ratings, 1_000 + order.astype(np.int64))
-    genres = np.empty(n_items, dtype=object)
-    genres[:] = list(GENRES)
-    metadata = ItemMetadata(np.arange(1, n_items + 1), np.array(["t"] * n_items, object), genres)
-    return from_raw("tiny", raw, (1.0, 5.0), metadata)
+from movielens_env.data.ratings import from_raw
+from movielens_env.data.split import TRAIN_FRACTION
+from movielens_env.data.synthetic import generate_ratings
+from movielens_env.evaluation.references import MFRanker
+from movielens_env.simulator.mf import MFConfig, mf_cache_path
+from movielens_env.simulator.user_model import genre_decay, parse_user_model
+from tests.helpers import (
+    GENRES,
+    SMALL_ENV_KWARGS,
+    candidates_in_order,
+    tiny_dataset,
+    tiny_env,
+    write_ml100k,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +32,9 @@ def tiny() -> RatingsDataset:
     return tiny_dataset()
 
 
-def _tiny_env(tiny, **kwargs) -> MovieLensRecEnv:
-    args = {"embedding_dim": 3, "history_len": 2, "mf_options": {"iterations": 3}}
-    return MovieLensRecEnv(dataset=tiny, **{**args, **kwargs})
-
-
 def _static_ratings(tiny, user_raw: int, items: list[int], **kwargs) -> np.ndarray:
     """The static env's rating of each item (order-independent there)."""
-    env = _tiny_env(tiny, **kwargs)
+    env = tiny_env(tiny, **kwargs)
     ratings = []
     for item in items:
         env.reset(options={"user_id": user_raw})
@@ -61,18 +42,13 @@ def _static_ratings(tiny, user_raw: int, items: list[int], **kwargs) -> np.ndarr
     return np.array(ratings)
 
 
-def _candidates_in_order(env: MovieLensRecEnv, user_raw: int) -> list[int]:
-    env.reset(options={"user_id": user_raw})
-    return env.candidate_items().tolist()
-
-
 # --------------------------------------------------------------------------- satiation
 def test_satiation_lowers_ratings_by_genre_and_decays_per_genre(tiny):
     decay, lam = (0.5, 0.8, 0.0), 0.7  # Action, Comedy, Drama (sorted by name)
-    env = _tiny_env(tiny, user_model="boredom", satiation_decay=decay, satiation_strength=lam)
+    env = tiny_env(tiny, user_model="boredom", satiation_decay=decay, satiation_strength=lam)
     assert env.user_model.genres == ("Action", "Comedy", "Drama")
     user_raw = int(tiny.user_ids[0])
-    items = _candidates_in_order(env, user_raw)
+    items = candidates_in_order(env, user_raw)
     static = _static_ratings(tiny, user_raw, items)
     column = {"Action": 0, "Comedy": 1, "Drama": 2}
     obs, _ = env.reset(options={"user_id": user_raw})
@@ -91,7 +67,7 @@ def test_satiation_lowers_ratings_by_genre_and_decays_per_genre(tiny):
 
 
 def test_default_decays_differ_per_genre_and_do_not_depend_on_the_dataset(tiny, small_dataset):
-    env = _tiny_env(tiny, user_model="boredom")
+    env = tiny_env(tiny, user_model="boredom")
     other = MovieLensRecEnv(dataset=small_dataset, user_model="boredom", **SMALL_ENV_KWARGS)
     decays = dict(zip(env.user_model.genres, env.user_model.decay, strict=True))
     assert len(set(decays.values())) == 3
@@ -103,11 +79,11 @@ def test_default_decays_differ_per_genre_and_do_not_depend_on_the_dataset(tiny, 
 # --------------------------------------------------------------------------- drift
 def test_drift_moves_tastes_toward_each_item_and_shifts_ratings(tiny):
     alpha = 0.4
-    env = _tiny_env(tiny, user_model="drift", drift_rate=alpha)
+    env = tiny_env(tiny, user_model="drift", drift_rate=alpha)
     mf = env.world.mf
     user_raw = int(tiny.user_ids[3])
     user = int(tiny.user_index(user_raw))
-    items = _candidates_in_order(env, user_raw)
+    items = candidates_in_order(env, user_raw)
     static = _static_ratings(tiny, user_raw, items)
     obs, _ = env.reset(options={"user_id": user_raw})
     start = mf.user_factors[user].astype(np.float64)
@@ -126,13 +102,13 @@ def test_drift_moves_tastes_toward_each_item_and_shifts_ratings(tiny):
 # --------------------------------------------------------------------------- patience
 def test_patience_ends_the_episode_exactly_when_the_budget_is_spent(tiny):
     budget, threshold, cost = 1.0, 4.0, 0.3
-    env = _tiny_env(
+    env = tiny_env(
         tiny, user_model="patience", patience_budget=budget, patience_threshold=threshold,
         patience_cost=cost,
     )  # fmt: skip
     ended_early = 0
     for user_raw in tiny.user_ids[:10]:
-        items = _candidates_in_order(env, int(user_raw))
+        items = candidates_in_order(env, int(user_raw))
         static = _static_ratings(tiny, int(user_raw), items)
         obs, _ = env.reset(options={"user_id": int(user_raw)})
         assert obs[-1] == budget
@@ -180,24 +156,6 @@ def _mf_ranking_matches_user_vector_policy(env: MovieLensRecEnv, episodes: int) 
 def test_the_user_vector_recommends_what_mf_ranks_first_on_synthetic(small_dataset):
     env = MovieLensRecEnv(dataset=small_dataset, **SMALL_ENV_KWARGS)
     assert _mf_ranking_matches_user_vector_policy(env, 8) == 80
-
-
-def write_ml100k(folder, seed: int = 4) -> None:
-    """A small catalogue in ml-100k's own file layout (u.data, u.item with genre flags)."""
-    raw, _ = generate_ratings(80, 200, 3000, seed=seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = zip(raw.users, raw.items, raw.ratings.astype(int), raw.timestamps, strict=True)
-    (folder / "u.data").write_text("".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in rows))
-    rng = np.random.default_rng(seed)
-    lines = []
-    for item in range(1, 201):
-        flags = (rng.random(19) < 0.15).astype(int)
-        flags[0] = 0
-        flags[1 + item % 18] = 1  # every item has a genre
-        lines.append(
-            f"{item}|Movie {item} (1995)|01-Jan-1995||http://x|" + "|".join(map(str, flags))
-        )
-    (folder / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +260,10 @@ def test_static_env_without_item_bias_is_bit_identical_to_the_env_before(tmp_pat
         ({"user_model": "drift", "drift_rate": 1.5}, r"drift_rate must be in \[0, 1\]"),
         ({"user_model": "patience", "patience_budget": 0}, "patience_budget must be > 0"),
         ({"user_model": "patience", "patience_cost": -0.1}, "patience_cost must be >= 0"),
-        ({"patience_threshold": float("nan")}, "patience_threshold must be a finite number, got nan"),
+        (
+            {"patience_threshold": float("nan")},
+            "patience_threshold must be a finite number, got nan",
+        ),
         ({"item_bias": "yes"}, "item_bias must be True or False"),
     ],
 )
@@ -325,7 +286,7 @@ def test_boredom_without_genres_is_refused_before_the_fit(real_like_dataset, tmp
 
 def test_decays_per_genre_must_match_the_genres(tiny):
     with pytest.raises(ValueError, match=r"3 genres \(Action, Comedy, Drama\)"):
-        _tiny_env(tiny, user_model="boredom", satiation_decay=(0.5, 0.5))
+        tiny_env(tiny, user_model="boredom", satiation_decay=(0.5, 0.5))
 
 
 def test_user_model_names_are_canonical():
@@ -334,21 +295,3 @@ def test_user_model_names_are_canonical():
 
 
 # --------------------------------------------------------------------------- exhaustive
-def _episode_return(env: MovieLensRecEnv, user_raw: int, items) -> float:
-    env.reset(options={"user_id": user_raw})
-    total = 0.0
-    for item in items:
-        _, reward, terminated, _, _ = env.step_items([item])
-        total += reward
-        if terminated:
-            break
-    return total
-
-
-def exhaustive_best(env: MovieLensRecEnv, user_raw: int, horizon: int) -> float:
-    """The best return over every sequence of distinct candidates (brute force)."""
-    candidates = _candidates_in_order(env, user_raw)
-    return max(
-        _episode_return(env, user_raw, sequence)
-        for sequence in itertools.permutations(candidates, horizon)
-    )

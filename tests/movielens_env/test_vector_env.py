@@ -5,13 +5,12 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import SMALL_ENV_KWARGS
 from gymnasium.vector import AutoresetMode
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_env_properties import env_args
 
 from movielens_env import ENV_ID, MovieLensRecVectorEnv
+from tests.helpers import SMALL_ENV_KWARGS, env_args
 
 N_ENVS = 5
 STEP_INFO_KEYS = ("user_id", "item_ids", "ratings", "logged", "hits", "history_item_ids")

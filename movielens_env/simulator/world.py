@@ -10,10 +10,11 @@ from functools import cached_property
 
 import numpy as np
 
-from .dataset import RatingsDataset, load_dataset
+from ..data.load import load_dataset
+from ..data.ratings import RatingsDataset
+from ..data.split import TRAIN_FRACTION, TemporalSplit, UserRatings, temporal_split
+from ..storage import cache_root
 from .mf import MFConfig, MFModel, load_or_fit_mf
-from .split import TRAIN_FRACTION, TemporalSplit, UserRatings, temporal_split
-from .storage import cache_root
 
 POSITIVE_RATING = 4.0
 
@@ -40,7 +41,8 @@ class ItemVectors:
 
     Attributes:
         items: ``(n_items, d)`` float32, for the coarse scoring product.
-        items64: the same in float64, for exact re-scoring (see :mod:`movielens_env.scoring`).
+        items64: the same in float64, for exact re-scoring (see
+            :mod:`movielens_env.simulator.scoring`).
         fitted_users: ``(n_users, d)`` float32 vectors of the users' fitted tastes.
         bound: the largest absolute value of any user or item vector.
         bias: whether the vectors carry the bias.

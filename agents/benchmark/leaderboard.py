@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from movielens_env.errors import ArgumentError
-from movielens_env.evaluation import DEFAULT_KS, PROTOCOLS
-from movielens_env.headroom import normalized_score
-from movielens_env.metrics import METRIC_NAMES
+from movielens_env.evaluation.headroom import normalized_score
+from movielens_env.evaluation.metrics import METRIC_NAMES
+from movielens_env.evaluation.protocols import DEFAULT_KS, PROTOCOLS
 from movielens_env.storage import atomic_write
 
 from .stats import mean_ci95

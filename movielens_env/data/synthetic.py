@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import MovieLensRecError
+from ..errors import MovieLensRecError
 from .formats import ML_100K_GENRES
-from .loaders import RawRatings
+from .parsing import RawRatings
 
 # (users, items, ratings) of the GroupLens releases each synthetic shape mimics.
 SYNTHETIC_SHAPES: dict[str, tuple[int, int, int]] = {

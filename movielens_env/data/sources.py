@@ -9,9 +9,9 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from .errors import ChecksumError, DataFormatError, DataNotFoundError, UnsafeArchiveError
+from ..errors import ChecksumError, DataFormatError, DataNotFoundError, UnsafeArchiveError
+from ..storage import CACHE_ENV_VAR, cache_root, make_folder
 from .formats import GroupLensFormat
-from .storage import CACHE_ENV_VAR, cache_root, make_folder
 
 
 def _dataset_folder(root: Path, fmt: GroupLensFormat) -> Path | None:

@@ -18,14 +18,14 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .blas import single_threaded_blas
-from .checks import positive_int
+from ..blas import single_threaded_blas
+from ..checks import positive_int
+from ..errors import ArgumentError, InvalidActionError
+from ..simulator.scoring import action_direction, best_slates
+from ..simulator.world import POSITIVE_RATING
+from ..storage import available_memory
 from .env import MovieLensRecEnv, check_options
-from .errors import ArgumentError, InvalidActionError
 from .observation import ObservationBuilder
-from .scoring import action_direction, best_slates
-from .storage import available_memory
-from .world import POSITIVE_RATING
 
 
 def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .errors import DataFormatError, MovieLensRecError
-from .formats import SYNTHETIC_NAMES, GroupLensFormat, get_format
-from .loaders import ItemMetadata, RawRatings, read_items, read_ratings
-from .prepared import content_key, load_prepared, prepared_path, save_prepared
-from .sources import locate_dataset
-from .storage import writable_file
-from .synthetic import GENERATOR_VERSION, SyntheticTruth, generate_synthetic
+from ..errors import DataFormatError
+from .parsing import ItemMetadata, RawRatings
+from .synthetic import SyntheticTruth
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,81 +142,4 @@ def from_raw(
         titles=titles,
         genres=genres,
         truth=truth,
-    )
-
-
-def load_dataset(
-    name: str,
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
-) -> RatingsDataset:
-    """Load a dataset by name.
-
-    Args:
-        name: one of ``ml-100k``, ``ml-1m``, ``ml-10m``, ``ml-20m``, ``ml-25m``,
-            ``ml-latest-small`` (GroupLens) or ``synthetic``, ``synthetic-100k``,
-            ``synthetic-1m``, ``synthetic-25m`` (generated offline).
-        data_dir: GroupLens data: the dataset folder, a folder containing it, or its zip.
-        cache_dir: overrides ``$MOVIELENS_DATA`` and the user cache dir.
-        download: whether a missing GroupLens dataset may be downloaded.
-    """
-    if name in SYNTHETIC_NAMES:
-        if data_dir is not None:
-            raise MovieLensRecError(f"dataset {name!r} is generated; it takes no data_dir")
-        canonical = "synthetic-100k" if name == "synthetic" else name
-        path = prepared_path(canonical, f"generator-v{GENERATOR_VERSION}", cache_dir)
-        return _cached(path, canonical, (1.0, 5.0), lambda: _generate(canonical))
-    fmt = get_format(name)
-    folder, tmp = locate_dataset(fmt, data_dir, cache_dir=cache_dir, download=download)
-    try:
-        ratings_path = folder / fmt.ratings_file
-        path = None
-        if tmp is None:  # a lasting folder (not a zip extracted for this call): cache its parse
-            key = content_key(ratings_path, folder / fmt.items_file)
-            path = prepared_path(name, key, cache_dir)
-        return _cached(path, name, fmt.rating_scale, lambda: _parse(name, fmt, folder))
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-
-
-def _cached(
-    path: Path | None,
-    name: str,
-    rating_scale: tuple[float, float],
-    build: Callable[[], RatingsDataset],
-) -> RatingsDataset:
-    """The prepared dataset at ``path`` if usable, else ``build()`` (stored when ``path``)."""
-    if path is not None:
-        writable_file(path)
-    if path is not None and path.exists():
-        dataset = load_prepared(path, name, rating_scale)
-        if dataset is not None:
-            return dataset
-    dataset = build()
-    if path is not None:
-        save_prepared(path, dataset)
-    return dataset
-
-
-def _generate(name: str) -> RatingsDataset:
-    raw, truth = generate_synthetic(name)
-    dataset = from_raw(name, raw, (1.0, 5.0), truth=truth, source=name)
-    titles = np.array([f"Synthetic movie {i}" for i in dataset.item_ids], dtype=object)
-    return dataclasses.replace(dataset, titles=titles)
-
-
-def _parse(name: str, fmt: GroupLensFormat, folder: Path) -> RatingsDataset:
-    ratings_path = folder / fmt.ratings_file
-    raw = read_ratings(ratings_path, fmt)
-    metadata = read_items(folder / fmt.items_file, fmt)
-    return from_raw(
-        name,
-        raw,
-        fmt.rating_scale,
-        metadata,
-        source=str(ratings_path),
-        first_line=2 if fmt.ratings_header else 1,
     )

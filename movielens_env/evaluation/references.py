@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from .blas import single_threaded_blas
-from .errors import ArgumentError
-from .scoring import rank_by_action, top_k_per_row
-from .user_model import UserModel, UserState
-from .world import RecWorld
+from ..blas import single_threaded_blas
+from ..errors import ArgumentError
+from ..simulator.scoring import rank_by_action, top_k_per_row
+from ..simulator.user_model import UserModel, UserState
+from ..simulator.world import RecWorld
 
 if TYPE_CHECKING:
-    from .env import MovieLensRecEnv
+    from ..envs.env import MovieLensRecEnv
 
 REFERENCES = ("greedy", "myopic", "planner")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .storage import UNREADABLE, atomic_write, cache_root
+from ..storage import UNREADABLE, atomic_write, cache_root
 from .synthetic import SyntheticTruth
 
 _VERSION = 1
@@ -48,7 +48,7 @@ def content_key(*paths: Path) -> str:
 
 
 def save_prepared(path: Path, dataset) -> None:
-    """Write ``dataset`` (a :class:`~movielens_env.dataset.RatingsDataset`) atomically."""
+    """Write ``dataset`` (a :class:`~movielens_env.data.ratings.RatingsDataset`) atomically."""
     arrays = {name: getattr(dataset, name) for name in _ARRAYS}
     arrays["rating_scale"] = np.array(dataset.rating_scale, dtype=np.float64)
     if dataset.titles is not None:
@@ -68,7 +68,7 @@ def load_prepared(path: Path, name: str, rating_scale: tuple[float, float]):
     """The dataset stored at ``path``, or ``None`` (with a warning) if it cannot be trusted:
     every value is checked (shapes, types, ranges, sorted ids, the expected ``rating_scale``),
     not only the file's form."""
-    from .dataset import RatingsDataset  # the dataset module builds on this one
+    from .ratings import RatingsDataset
 
     try:
         with np.load(path, allow_pickle=False) as data:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataFormatError, DataNotFoundError
+from ..errors import DataFormatError, DataNotFoundError
 from .formats import ML_100K_GENRES, GroupLensFormat
 
 RATING_COLUMNS = ("user", "item", "rating", "timestamp")

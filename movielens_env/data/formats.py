@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import MovieLensRecError
+from ..errors import MovieLensRecError
 
 _BASE_URL = "https://files.grouplens.org/datasets/movielens"
 

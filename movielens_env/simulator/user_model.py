@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .checks import finite_number
-from .errors import MovieLensRecError
+from ..checks import finite_number
+from ..errors import MovieLensRecError
 from .world import RecWorld
 
 COMPONENTS = ("boredom", "drift", "patience")

@@ -6,8 +6,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import AgentError
-from .scoring import top_k_per_row
+from ..errors import AgentError
+from ..simulator.scoring import top_k_per_row
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import InvalidActionError
+from ..errors import InvalidActionError
 
 if TYPE_CHECKING:
     from .world import ItemVectors

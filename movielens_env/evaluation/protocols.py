@@ -10,7 +10,7 @@ test-split env and the return is recorded.
 
 Any agent plugs in: an object with SB3's ``predict(obs, deterministic=True)``, a callable
 ``obs -> action``, or a :class:`Ranker` that orders candidates itself. Reference policies
-(:mod:`movielens_env.references`) are evaluated online only: they read the simulator.
+(:mod:`movielens_env.evaluation.references`) are evaluated online only: they read the simulator.
 
 The env keyword arguments may hold ``max_episode_steps`` (as ``gym.make`` takes it): the
 length of the online episodes, 10 if absent.
@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from .checks import positive_int
-from .env import MovieLensRecEnv
-from .errors import ArgumentError
+from ..checks import positive_int
+from ..envs.env import MovieLensRecEnv
+from ..envs.vector_env import MovieLensRecVectorEnv
+from ..errors import ArgumentError
+from ..simulator.scoring import rank_by_action
+from ..simulator.world import POSITIVE_RATING, RecWorld
 from .metrics import coverage_at_k, per_user_metrics
 from .policies import PolicyActor, Ranker, checked_ranking
 from .references import Reference
-from .scoring import rank_by_action
-from .vector_env import MovieLensRecVectorEnv
-from .world import POSITIVE_RATING, RecWorld
 
 PROTOCOLS = ("rerank", "full")
 DEFAULT_KS = (5, 10)
@@ -171,8 +171,8 @@ def evaluate_online(
     Episodes run side by side, a batch of users at a time, so that a policy that accepts
     batches (any SB3 model) is asked once per step for the whole batch: in the native vector
     env for policies that output actions, in single envs stepped in lockstep for rankers. A
-    :class:`~movielens_env.references.Reference` plans each user's episode and the plan is
-    played in the env.
+    :class:`~movielens_env.evaluation.references.Reference` plans each user's episode and the
+    plan is played in the env.
     """
     if max_steps is None:
         max_steps = episode_steps(env_kwargs)
@@ -264,7 +264,7 @@ def evaluate(
 ) -> EvaluationResult:
     """Both offline protocols, and the online return under ``mf`` (and ``oracle`` when known).
 
-    A :class:`~movielens_env.references.Reference` is evaluated online only: it reads the
+    A :class:`~movielens_env.evaluation.references.Reference` is evaluated online only: it reads the
     simulator, so ranking held-out ratings with it would measure nothing.
     """
     if isinstance(agent, Reference):

@@ -18,20 +18,20 @@ from tqdm.auto import tqdm
 
 from movielens_env.checks import positive_int
 from movielens_env.errors import AgentError, ArgumentError
-from movielens_env.evaluation import (
+from movielens_env.evaluation.headroom import normalized_score, reference_returns
+from movielens_env.evaluation.protocols import (
     evaluate,
     evaluate_online,
     evaluation_users,
     heldout_env,
     online_reward_models,
 )
-from movielens_env.headroom import normalized_score, reference_returns
-from movielens_env.references import BeamPlanner
+from movielens_env.evaluation.references import BeamPlanner
 from movielens_env.storage import make_folder
 
-from .baselines import RandomRanker
-from .fields import check_seed
-from .registry import TrainContext, TrainedAgent, get_agent
+from ..baselines import RandomRanker
+from ..fields import check_seed
+from ..registry import TrainContext, TrainedAgent, get_agent
 from .stats import mean_ci95
 from .stored import check_run, read_record, refuse_other_configs, report_invalid, write_record
 

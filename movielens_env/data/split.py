@@ -7,8 +7,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .dataset import RatingsDataset
-from .errors import ArgumentError
+from ..errors import ArgumentError
+from .ratings import RatingsDataset
 
 TRAIN_FRACTION = 0.8
 

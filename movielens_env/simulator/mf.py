@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .errors import ArgumentError
-from .split import UserRatings
-from .storage import UNREADABLE, atomic_write, cache_root, writable_file
+from ..data.split import UserRatings
+from ..errors import ArgumentError
+from ..storage import UNREADABLE, atomic_write, cache_root, writable_file
 
 _CACHE_VERSION = 1
 _CHUNK_ELEMENTS = 4_000_000  # floats per padded batch of users (~32 MB), bounding memory

@@ -7,11 +7,11 @@ import os
 
 import numpy as np
 
-from .errors import ArgumentError
-from .evaluation import DEFAULT_KS, EvaluationResult, relevant_items
+from ..errors import ArgumentError
+from ..simulator.world import RecWorld
+from ..storage import atomic_write
 from .metrics import coverage_at_k, per_user_metrics
-from .storage import atomic_write
-from .world import RecWorld
+from .protocols import DEFAULT_KS, EvaluationResult, relevant_items
 
 
 def export_recommendations(

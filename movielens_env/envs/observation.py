@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from .user_model import UserModel, UserState
-from .world import ItemVectors
+from ..simulator.user_model import UserModel, UserState
+from ..simulator.world import ItemVectors
 
 OBS_MODES = ("flat", "dict")
 

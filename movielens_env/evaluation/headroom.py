@@ -1,6 +1,6 @@
 """How much a user model leaves to gain: the references' returns and the normalized score.
 
-The references (:mod:`movielens_env.references`) are played online on the test split, one
+The references (:mod:`movielens_env.evaluation.references`) are played online on the test split, one
 episode per test user, exactly as agents are (:func:`movielens_env.evaluation.evaluate_online`).
 The normalized score puts an agent's return on the scale D4RL uses: 0 is a random policy,
 100 the planner, the best return known.
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import episode_steps, evaluate_online, evaluation_users, heldout_env
+from .protocols import episode_steps, evaluate_online, evaluation_users, heldout_env
 from .references import BeamPlanner, MFRanker, MyopicPolicy, static_ceiling
 
 REFERENCE_NAMES = ("greedy", "myopic", "planner", "ceiling")

@@ -11,14 +11,20 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .checks import choice, finite_number, positive_int
-from .dataset import RatingsDataset
-from .errors import ArgumentError, InvalidActionError
-from .mf import MFConfig
+from ..checks import choice, finite_number, positive_int
+from ..data.ratings import RatingsDataset
+from ..errors import ArgumentError, InvalidActionError
+from ..simulator.mf import MFConfig
+from ..simulator.scoring import action_direction, best_slates
+from ..simulator.user_model import (
+    REWARD_MODELS,
+    UserModel,
+    UserModelConfig,
+    UserState,
+    parse_user_model,
+)
+from ..simulator.world import POSITIVE_RATING, RecWorld, build_world, world_spec
 from .observation import OBS_MODES, ObservationBuilder
-from .scoring import action_direction, best_slates
-from .user_model import REWARD_MODELS, UserModel, UserModelConfig, UserState, parse_user_model
-from .world import POSITIVE_RATING, RecWorld, build_world, world_spec
 
 SPLITS = ("train", "test")
 MAX_EMBEDDING_DIM = 1024

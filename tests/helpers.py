@@ -1,0 +1,106 @@
+"""Helpers the tests share: small env arguments, hand-made catalogues, GroupLens-layout files
+and brute-force returns (never real data)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from movielens_env import MovieLensRecEnv, RatingsDataset
+from movielens_env.data.parsing import ItemMetadata, RawRatings
+from movielens_env.data.ratings import from_raw
+from movielens_env.data.synthetic import generate_ratings
+
+# Small embeddings and few ALS sweeps keep env construction well under a second.
+SMALL_ENV_KWARGS = {"embedding_dim": 16, "mf_options": {"iterations": 5}}
+
+GENRES = (("Action",), ("Action",), ("Action",), ("Comedy",), ("Comedy",), ("Drama",),
+          ("Action", "Comedy"), ("Comedy", "Drama"))  # fmt: skip
+
+
+def tiny_dataset(n_users: int = 30, seed: int = 0) -> RatingsDataset:
+    """Every user rates all 8 items (genres above), the first two liked, in time order."""
+    rng = np.random.default_rng(seed)
+    n_items = len(GENRES)
+    users = np.repeat(np.arange(1, n_users + 1), n_items)
+    items = np.tile(np.arange(1, n_items + 1), n_users)
+    ratings = rng.integers(1, 6, n_users * n_items).astype(np.float32)
+    order = np.concatenate([rng.permutation(n_items) for _ in range(n_users)])
+    ratings[order < 2] = 5.0  # the first two in time are liked: the history
+    raw = RawRatings(users, items, ratings, 1_000 + order.astype(np.int64))
+    genres = np.empty(n_items, dtype=object)
+    genres[:] = list(GENRES)
+    metadata = ItemMetadata(np.arange(1, n_items + 1), np.array(["t"] * n_items, object), genres)
+    return from_raw("tiny", raw, (1.0, 5.0), metadata)
+
+
+def tiny_env(tiny: RatingsDataset, **kwargs) -> MovieLensRecEnv:
+    """An env on a tiny catalogue: 3-dim vectors, histories of 2."""
+    args = {"embedding_dim": 3, "history_len": 2, "mf_options": {"iterations": 3}}
+    return MovieLensRecEnv(dataset=tiny, **{**args, **kwargs})
+
+
+def candidates_in_order(env: MovieLensRecEnv, user_raw: int) -> list[int]:
+    env.reset(options={"user_id": user_raw})
+    return env.candidate_items().tolist()
+
+
+def episode_return(env: MovieLensRecEnv, user_raw: int, items) -> float:
+    env.reset(options={"user_id": user_raw})
+    total = 0.0
+    for item in items:
+        _, reward, terminated, _, _ = env.step_items([item])
+        total += reward
+        if terminated:
+            break
+    return total
+
+
+def exhaustive_best(env: MovieLensRecEnv, user_raw: int, horizon: int) -> float:
+    """The best return over every sequence of distinct candidates (brute force)."""
+    candidates = candidates_in_order(env, user_raw)
+    return max(
+        episode_return(env, user_raw, sequence)
+        for sequence in itertools.permutations(candidates, horizon)
+    )
+
+
+def write_ml100k(folder: Path, seed: int = 4) -> None:
+    """A small catalogue in ml-100k's own file layout (u.data, u.item with genre flags)."""
+    raw, _ = generate_ratings(80, 200, 3000, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = zip(raw.users, raw.items, raw.ratings.astype(int), raw.timestamps, strict=True)
+    (folder / "u.data").write_text("".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in rows))
+    rng = np.random.default_rng(seed)
+    lines = []
+    for item in range(1, 201):
+        flags = (rng.random(19) < 0.15).astype(int)
+        flags[0] = 0
+        flags[1 + item % 18] = 1  # every item has a genre
+        lines.append(
+            f"{item}|Movie {item} (1995)|01-Jan-1995||http://x|" + "|".join(map(str, flags))
+        )
+    (folder / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
+
+
+@st.composite
+def env_args(draw: st.DrawFn) -> dict[str, Any]:
+    """Arguments the env accepts on the fixture data (120 users, 300 items)."""
+    candidates = draw(st.sampled_from(["all", "rated"]))
+    # "rated" pools hold 4 or more items, so small slates end episodes within a few steps;
+    # with "all", slates of 100+ items end them too.
+    slate = st.integers(1, 4) if candidates == "rated" else st.integers(1, 3) | st.integers(90, 150)
+    return {
+        "history_len": draw(st.integers(1, 12)),
+        "slate_size": draw(slate),
+        "candidates": candidates,
+        "reward_model": draw(st.sampled_from(["mf", "logged", "oracle"])),
+        "unrated_reward": draw(st.sampled_from([-0.5, -2.0, 0.0, 0.75])),
+        "split": draw(st.sampled_from(["train", "test"])),
+        "obs_mode": draw(st.sampled_from(["flat", "dict"])),
+        "item_bias": draw(st.booleans()),
+    }
