@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from agents.benchmark.machine import machine_description
     from agents.threads import torch_threads
-    from movielens_env.evaluation.protocols import heldout_env
+    from movielens_env import load_world
     from movielens_env.storage import atomic_write
 
     command = "python " + shlex.join(["benchmarks/headroom.py", *(argv or sys.argv[1:])])
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.dataset, args.data_dir, user_model, args.width, args.users
             )
     summary = summarize(results)
-    data = heldout_env({"dataset": args.dataset, "data_dir": args.data_dir}).world.dataset
+    data = load_world(dataset=args.dataset, data_dir=args.data_dir).dataset
     described = (
         f"{data.name} ({data.n_users} users, {data.n_items} items, {data.n_ratings} ratings)"
     )

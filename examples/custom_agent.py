@@ -38,10 +38,11 @@ import movielens_env
 from agents.benchmark.leaderboard import aggregate, format_table, write_leaderboard
 from agents.benchmark.runner import BenchmarkConfig, run_benchmark
 from agents.registry import TrainContext, TrainedAgent, agent_names, register_agent
+from movielens_env.evaluation import names
 
 AGENT_NAME = "recency-popular"
 BASELINES = ("random", "popularity", "mf")
-SHOWN = ("rerank/precision@10", "rerank/ndcg@10", "full/precision@10", "full/ndcg@10")
+SHOWN = tuple(name for name in names.RANKING if name.endswith("@10"))
 
 
 class RecencyPopularityRanker:

@@ -30,9 +30,10 @@ from stable_baselines3.common.noise import NormalActionNoise
 
 import movielens_env
 from agents.baselines import RandomRanker
+from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import evaluate
 
-METRICS = ("rerank/precision@10", "full/precision@10", "online/return_mf")
+METRICS = names.AFTER_TRAINING
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:

@@ -24,25 +24,25 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import gymnasium as gym
 import torch
 
 import movielens_env
 from agents.baselines import PopularityRanker
-from agents.benchmark.plots import BAR_METRICS
 from agents.drr.config import DRRConfig
 from agents.drr.train import train_drr
+from movielens_env import load_world
+from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import evaluate
 
-METRICS = BAR_METRICS  # the metrics the leaderboard's plot shows
+METRICS = names.PLOTTED  # the metrics the leaderboard's plot shows
 
 
 def print_table(summaries: dict[str, dict[str, float]]) -> None:
     """One row per metric, one column per agent (metrics an agent lacks are left out)."""
-    names = list(summaries)
-    print(f"{'metric':22s}" + "".join(f"{name:>12s}" for name in names))
+    columns = list(summaries)
+    print(f"{'metric':22s}" + "".join(f"{name:>12s}" for name in columns))
     for metric in METRICS:
-        values = [summaries[name].get(metric, math.nan) for name in names]
+        values = [summaries[name].get(metric, math.nan) for name in columns]
         if all(math.isnan(v) for v in values):
             continue
         print(f"{metric:22s}" + "".join(f"{v:12.4f}" for v in values))
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     run_dir = None if args.out is None else Path(args.out)
     result = train_drr(env_kwargs, config, args.episodes, args.seed, run_dir, on_episode=progress)
 
-    world = gym.make("MovieLensRec-v0", **env_kwargs).unwrapped.world
+    world = load_world(**env_kwargs)
     summaries = {
         "drr-ave": evaluate(result.agent, env_kwargs, name="drr-ave").summary(),
         "popularity": evaluate(PopularityRanker(world), env_kwargs, name="popularity").summary(),

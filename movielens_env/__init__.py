@@ -23,6 +23,7 @@ from .data.load import load_dataset
 from .data.ratings import RatingsDataset
 from .data.split import TemporalSplit, UserRatings, temporal_split
 from .envs.env import MovieLensRecEnv
+from .envs.setup import EnvConfig, load_world
 from .envs.vector_env import MovieLensRecVectorEnv
 from .errors import (
     ArgumentError,
@@ -80,6 +81,7 @@ __all__ = [
     "ChecksumError",
     "DataFormatError",
     "DataNotFoundError",
+    "EnvConfig",
     "InvalidActionError",
     "MFConfig",
     "MFModel",
@@ -94,6 +96,7 @@ __all__ = [
     "UserRatings",
     "default_horizon",
     "load_dataset",
+    "load_world",
     "parse_user_model",
     "temporal_split",
     "variant_kwargs",

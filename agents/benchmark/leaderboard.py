@@ -11,32 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from movielens_env.errors import ArgumentError
+from movielens_env.evaluation import names
 from movielens_env.evaluation.headroom import normalized_score
-from movielens_env.evaluation.metrics import METRIC_NAMES
-from movielens_env.evaluation.protocols import DEFAULT_KS, PROTOCOLS
 from movielens_env.storage import atomic_write
 
 from .stats import mean_ci95
 
-DEFAULT_METRICS = (
-    "rerank/precision@5",
-    "rerank/precision@10",
-    "rerank/ndcg@10",
-    "full/precision@10",
-    "full/ndcg@10",
-    "online/return_mf",
-    "online/normalized_mf",
-)
-
-
 BASELINES = ("random", "popularity", "mf")
-ALL_METRICS = (
-    *(f"{p}/{metric}@{k}" for p in PROTOCOLS for metric in METRIC_NAMES for k in DEFAULT_KS),
-    "online/return_mf",
-    "online/normalized_mf",
-    "online/return_oracle",
-    "online/normalized_oracle",
-)
 # How the references table names its rows, in order.
 REFERENCE_ROWS = {
     "random": "random (seed 0)",
@@ -61,18 +42,14 @@ def aggregate(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[fl
 
 def metric_names(table: dict[str, dict[str, tuple[float, float, int]]]) -> list[str]:
     """Every metric in the table, in a stable order (protocols, then online)."""
-    names = {metric for metrics in table.values() for metric in metrics}
-    return sorted(
-        names, key=lambda m: ALL_METRICS.index(m) if m in ALL_METRICS else len(ALL_METRICS)
-    )
+    found = {metric for metrics in table.values() for metric in metrics}
+    return sorted(found, key=lambda m: names.ALL.index(m) if m in names.ALL else len(names.ALL))
 
 
 def baseline_comparison(table) -> list[str]:
     """For each agent other than the baselines: on how many offline precision/NDCG metrics
     (both protocols, k = 5 and 10) its mean is above popularity's and above MF's."""
-    headline = [
-        f"{p}/{m}@{k}" for p in PROTOCOLS for m in ("precision", "ndcg") for k in DEFAULT_KS
-    ]
+    headline = names.RANKING
     lines = []
     for agent, values in table.items():
         if agent in BASELINES or not all(b in table for b in ("popularity", "mf")):
@@ -93,7 +70,7 @@ def baseline_comparison(table) -> list[str]:
 
 def check_metrics(requested: Sequence[str]) -> list[str]:
     """The requested metrics, or an error listing the valid names."""
-    valid = ALL_METRICS
+    valid = names.ALL
     unknown = [m for m in requested if m not in valid]
     if unknown:
         raise ArgumentError(f"unknown metrics {unknown}; valid metrics: {', '.join(valid)}")
@@ -151,14 +128,14 @@ def write_leaderboard(
 ) -> tuple[Path, Path]:
     """Write ``leaderboard.md`` (one table per protocol, online, and the references) and
     ``leaderboard.csv``."""
-    names = metric_names(table)
+    listed = metric_names(table)
     sections = []
     for group, heading in (
         ("rerank/", "Offline, `rerank` protocol (candidates: the user's test-rated items)"),
         ("full/", "Offline, `full` protocol (candidates: every item not rated in train)"),
         ("online/", "Online: mean return of one test episode per test user"),
     ):
-        metrics = [m for m in names if m.startswith(group)]
+        metrics = [m for m in listed if m.startswith(group)]
         if metrics:
             shown = [m.removeprefix(group) for m in metrics]
             renamed = {
@@ -191,7 +168,7 @@ def write_leaderboard(
     writer = csv.writer(buffer)
     writer.writerow(["agent", "metric", "mean", "ci95_low", "ci95_high", "seeds"])
     for agent, values in table.items():
-        for metric in names:
+        for metric in listed:
             if metric in values:
                 mean, half, n = values[metric]
                 bounds = (

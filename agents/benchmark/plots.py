@@ -8,27 +8,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display is assumed
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
+from movielens_env.evaluation import names
 from movielens_env.storage import atomic_write
 
-BAR_METRICS = (
-    "rerank/precision@10",
-    "rerank/ndcg@10",
-    "full/precision@10",
-    "full/ndcg@10",
-    "online/return_mf",
-    "online/return_oracle",
-)
 
-
-def _save(figure, path: Path) -> Path:
+def _save(figure: Figure, path: Path) -> Path:
+    # Figures made without pyplot draw to files only: no backend is chosen or switched, so a
+    # notebook or GUI that imports this module keeps its own.
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110), suffix=".png")
-    plt.close(figure)
     return path
 
 
@@ -36,11 +26,12 @@ def plot_bars(
     table: dict[str, dict[str, tuple[float, float, int]]], path: Path, title: str
 ) -> Path:
     """One panel per headline metric: a bar per agent with its 95% interval over seeds."""
-    metrics = [m for m in BAR_METRICS if any(m in values for values in table.values())]
+    metrics = [m for m in names.PLOTTED if any(m in values for values in table.values())]
     agents = list(table)
     columns = min(3, len(metrics))
     rows = math.ceil(len(metrics) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    figure = Figure(figsize=(4.2 * columns, 3.4 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis, metric in zip(axes.flat, metrics, strict=False):
         means = [table[a].get(metric, (np.nan, np.nan, 0))[0] for a in agents]
         halves = [table[a].get(metric, (np.nan, np.nan, 0))[1] for a in agents]
@@ -67,7 +58,8 @@ def plot_learning_curves(
             curves[record["agent"]].append(np.asarray(record["learning_curve"], dtype=np.float64))
     if not curves:
         return None
-    figure, axis = plt.subplots(figsize=(7, 4.2))
+    figure = Figure(figsize=(7, 4.2))
+    axis = figure.subplots()
     for agent, runs in curves.items():
         horizon = max(run[-1, 0] for run in runs)
         edges = np.linspace(0, horizon, bins + 1)
@@ -96,7 +88,8 @@ def plot_learning_curves(
 def plot_training(rows: Sequence[dict[str, float]], out_dir: Path, title: str) -> list[Path]:
     """``precision.png`` (precision@k on the test split) and ``return.png`` against episodes."""
     episodes = [row["episode"] for row in rows]
-    figure, axis = plt.subplots(figsize=(7, 4.2))
+    figure = Figure(figsize=(7, 4.2))
+    axis = figure.subplots()
     for metric in (m for m in rows[0] if "precision@" in m):
         axis.plot(episodes, [row[metric] for row in rows], marker="o", label=metric)
     axis.set_xlabel("training episodes")
@@ -105,7 +98,8 @@ def plot_training(rows: Sequence[dict[str, float]], out_dir: Path, title: str) -
     axis.legend()
     figure.tight_layout()
     paths = [_save(figure, out_dir / "precision.png")]
-    figure, axis = plt.subplots(figsize=(7, 4.2))
+    figure = Figure(figsize=(7, 4.2))
+    axis = figure.subplots()
     axis.plot(
         episodes,
         [row["train_return"] for row in rows],
@@ -114,7 +108,7 @@ def plot_training(rows: Sequence[dict[str, float]], out_dir: Path, title: str) -
     )
     axis.plot(
         episodes,
-        [row["online/return_mf"] for row in rows],
+        [row[names.online_return("mf")] for row in rows],
         marker="o",
         label="test users, mf simulator",
     )

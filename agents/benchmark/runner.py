@@ -16,8 +16,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from movielens_env import load_world
 from movielens_env.checks import positive_int
 from movielens_env.errors import AgentError, ArgumentError
+from movielens_env.evaluation import names
 from movielens_env.evaluation.headroom import normalized_score, reference_returns
 from movielens_env.evaluation.protocols import (
     evaluate,
@@ -84,7 +86,7 @@ class BenchmarkConfig:
 
     def data_fingerprint(self) -> str:
         """The content of the ratings this configuration reads (not where they lie)."""
-        return heldout_env(self.env_kwargs()).world.dataset.fingerprint()
+        return load_world(**self.env_kwargs()).dataset.fingerprint()
 
     def run_key(self, agent: str, data: str) -> dict[str, Any]:
         """What must match for a stored run to be reused: everything that changes a result
@@ -170,10 +172,10 @@ def normalized_metrics(metrics: dict[str, float], references: dict[str, Any]) ->
     """``online/normalized_<model>`` for each ``online/return_<model>`` the references cover."""
     out = {}
     for model, refs in references["returns"].items():
-        value = metrics.get(f"online/return_{model}")
+        value = metrics.get(names.online_return(model))
         if value is not None:
             score = normalized_score(value, refs["random"][0], refs["planner"][0])
-            out[f"online/normalized_{model}"] = score
+            out[names.normalized(model)] = score
     return out
 
 

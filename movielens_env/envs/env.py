@@ -2,65 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from ..checks import choice, finite_number, positive_int
 from ..data.ratings import RatingsDataset
 from ..errors import ArgumentError, InvalidActionError
-from ..simulator.mf import MFConfig
 from ..simulator.scoring import action_direction, best_slates
-from ..simulator.user_model import (
-    REWARD_MODELS,
-    UserModel,
-    UserModelConfig,
-    UserState,
-    parse_user_model,
-)
-from ..simulator.world import POSITIVE_RATING, RecWorld, build_world, world_spec
-from .observation import OBS_MODES, ObservationBuilder
+from ..simulator.user_model import UserState
+from ..simulator.world import POSITIVE_RATING
+from .setup import RENDER_MODES, EnvConfig, EnvSetup, UsesSetup
 
-SPLITS = ("train", "test")
-MAX_EMBEDDING_DIM = 1024
-CANDIDATE_MODES = ("all", "rated")
-RENDER_MODES = ("ansi",)
-_DEFAULTS = UserModelConfig()
+_DEFAULTS = EnvConfig()
 
 
-def _check_types(**values: Any) -> None:
-    """Arguments whose type is wrong fail here with their name, not deep inside a loader."""
-    path_like = (str, os.PathLike, type(None))
-    allowed = {
-        "dataset": ((str, RatingsDataset), "a dataset name or a RatingsDataset"),
-        "data_dir": (path_like, "a folder path or None"),
-        "cache_dir": (path_like, "a folder path or None"),
-        "download": ((bool, np.bool_), "True or False"),
-        "mf_options": ((dict, type(None)), "a dict of MFConfig fields or None"),
-    }
-    for name, value in values.items():
-        kinds, what = allowed[name]
-        if not isinstance(value, kinds):
-            raise ArgumentError(f"{name} must be {what}, got {value!r}")
-
-
-def _mf_config(dim: int, options: dict[str, Any] | None) -> MFConfig:
-    fields = {f.name for f in dataclasses.fields(MFConfig)} - {"dim"}
-    unknown = set(options or {}) - fields
-    if unknown:
-        raise ArgumentError(
-            f"mf_options has unknown keys {sorted(unknown)}; allowed: {sorted(fields)} "
-            "(the dimension is embedding_dim)"
-        )
-    return MFConfig(dim=dim, **(options or {}))
-
-
-class MovieLensRecEnv(gym.Env):
+class MovieLensRecEnv(gym.Env, UsesSetup):
     """
     ## Description
 
@@ -228,20 +187,20 @@ class MovieLensRecEnv(gym.Env):
 
     def __init__(
         self,
-        dataset: str | RatingsDataset = "ml-1m",
+        dataset: str | RatingsDataset = _DEFAULTS.dataset,
         data_dir: str | os.PathLike[str] | None = None,
-        split: str = "train",
-        history_len: int = 10,
-        embedding_dim: int = 100,
-        slate_size: int = 1,
-        candidates: str = "all",
-        reward_model: str = "mf",
-        unrated_reward: float = -0.5,
-        obs_mode: str = "flat",
+        split: str = _DEFAULTS.split,
+        history_len: int = _DEFAULTS.history_len,
+        embedding_dim: int = _DEFAULTS.embedding_dim,
+        slate_size: int = _DEFAULTS.slate_size,
+        candidates: str = _DEFAULTS.candidates,
+        reward_model: str = _DEFAULTS.reward_model,
+        unrated_reward: float = _DEFAULTS.unrated_reward,
+        obs_mode: str = _DEFAULTS.obs_mode,
         render_mode: str | None = None,
         *,
-        item_bias: bool = True,
-        user_model: str = "static",
+        item_bias: bool = _DEFAULTS.item_bias,
+        user_model: str = _DEFAULTS.user_model,
         satiation_strength: float = _DEFAULTS.satiation_strength,
         satiation_decay: float | tuple[float, ...] | None = _DEFAULTS.satiation_decay,
         drift_rate: float = _DEFAULTS.drift_rate,
@@ -249,114 +208,25 @@ class MovieLensRecEnv(gym.Env):
         patience_threshold: float = _DEFAULTS.patience_threshold,
         patience_cost: float = _DEFAULTS.patience_cost,
         cache_dir: str | os.PathLike[str] | None = None,
-        download: bool = True,
+        download: bool = _DEFAULTS.download,
         mf_options: dict[str, Any] | None = None,
     ) -> None:
-        choice("split", split, SPLITS)
-        choice("candidates", candidates, CANDIDATE_MODES)
-        choice("reward_model", reward_model, REWARD_MODELS)
-        choice("obs_mode", obs_mode, OBS_MODES)
-        choice("render_mode", render_mode, (None, *RENDER_MODES))
-        if not isinstance(item_bias, (bool, np.bool_)):
-            raise ArgumentError(f"item_bias must be True or False, got {item_bias!r}")
-        self.history_len = positive_int("history_len", history_len)
-        self.slate_size = positive_int("slate_size", slate_size)
-        dim = positive_int("embedding_dim", embedding_dim)
-        if dim > MAX_EMBEDDING_DIM:
-            raise ArgumentError(
-                f"embedding_dim={dim} is beyond {MAX_EMBEDDING_DIM} (the paper uses 100; ALS "
-                "solves a dim x dim system per user and item)"
-            )
-        unrated_reward = finite_number("unrated_reward", unrated_reward)
-        _check_types(
-            dataset=dataset, data_dir=data_dir, cache_dir=cache_dir, download=download,
-            mf_options=mf_options,
-        )  # fmt: skip
-        user_config = parse_user_model(
-            user_model, satiation_strength=satiation_strength, satiation_decay=satiation_decay,
+        config = EnvConfig(
+            dataset=dataset, data_dir=data_dir, split=split, history_len=history_len,
+            embedding_dim=embedding_dim, slate_size=slate_size, candidates=candidates,
+            reward_model=reward_model, unrated_reward=unrated_reward, obs_mode=obs_mode,
+            render_mode=render_mode, item_bias=item_bias, user_model=user_model,
+            satiation_strength=satiation_strength, satiation_decay=satiation_decay,
             drift_rate=drift_rate, patience_budget=patience_budget,
             patience_threshold=patience_threshold, patience_cost=patience_cost,
+            cache_dir=cache_dir, download=download, mf_options=mf_options,
         )  # fmt: skip
-        mf = _mf_config(dim, mf_options)
-        spec = world_spec(dataset, data_dir, cache_dir, download, mf)
-        self.world: RecWorld = build_world(spec, check=_dataset_check(reward_model, user_config))
-        data = self.world.dataset
-        if self.history_len >= data.n_items:
-            raise ArgumentError(
-                f"history_len={history_len} must be smaller than the catalogue "
-                f"({data.n_items} items)"
-            )
-        if self.slate_size > data.n_items - self.history_len:
-            raise ArgumentError(
-                f"slate_size={slate_size} is larger than the {data.n_items - self.history_len} "
-                f"items left as candidates ({data.n_items} in the catalogue, "
-                f"history_len={history_len})"
-            )
-        self.split, self.candidates, self.reward_model = split, candidates, reward_model
-        self.unrated_reward = float(unrated_reward)
-        self.obs_mode, self.render_mode = obs_mode, render_mode
-        self.item_bias = bool(item_bias)
-        self.vectors = self.world.vectors(self.item_bias)
-        self.user_model = UserModel(self.world, user_config, reward_model, split, unrated_reward)
-        self.eligible_users = self._eligible_users()
-        if len(self.eligible_users) == 0:
-            pool = (
-                f" and {slate_size} rated items in the {split} pool"
-                if candidates == "rated"
-                else ""
-            )
-            raise ArgumentError(
-                f"no user of {data.name!r} has {history_len} positive train ratings{pool}"
-            )
-        self.observe = ObservationBuilder(
-            self.vectors, self.user_model, self.history_len, self.slate_size, obs_mode,
-            data.n_users,
-        )  # fmt: skip
-        self.action_space = spaces.Box(-1.0, 1.0, (self.vectors.dim,), np.float32)
-        self.observation_space = self.observe.space
+        setup = EnvSetup(config)
+        self._adopt(setup)
+        self.render_mode = config.render_mode
+        self.action_space = setup.action_space
+        self.observation_space = setup.observation_space
         self._user = -1
-
-    # ------------------------------------------------------------------ set-up helpers
-    def _eligible_users(self) -> np.ndarray:
-        enough = self.world.positives.counts >= self.history_len
-        if self.candidates == "rated":
-            split = self.world.split
-            pool = (
-                split.train.counts - self.history_len
-                if self.split == "train"
-                else split.test.counts
-            )
-            enough &= pool >= self.slate_size
-        return np.flatnonzero(enough)
-
-    def initial_history(self, users: np.ndarray) -> np.ndarray:
-        """``(n, history_len)`` starting histories of users: their first positive train ratings
-        in time (train split) or the last ones of the train part (test split)."""
-        positives = self.world.positives
-        first = positives.indptr[users]
-        if self.split == "test":
-            first = positives.indptr[users + 1] - self.history_len
-        return positives.items[first[:, None] + np.arange(self.history_len)].astype(np.int64)
-
-    def user_from_raw(self, raw_id: Any) -> int:
-        """The internal id of a raw user id that can start an episode, or a ``ValueError``."""
-        if isinstance(raw_id, (bool, np.bool_)) or not isinstance(raw_id, (int, np.integer)):
-            raise ArgumentError(
-                f"options['user_id'] must be a raw user id (an integer), got {raw_id!r}"
-            )
-        known = -(2**63) <= int(raw_id) < 2**63
-        user = int(self.world.dataset.user_index(int(raw_id))) if known else -1
-        if user < 0:
-            raise ArgumentError(
-                f"options['user_id']={raw_id!r} is not a user of {self.world.dataset.name!r}"
-            )
-        if not np.isin(user, self.eligible_users):
-            raise ArgumentError(
-                f"user {raw_id} cannot start an episode: fewer than history_len={self.history_len} "
-                "positive train ratings"
-                + (" or too small a rated pool" if self.candidates == "rated" else "")
-            )
-        return user
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -364,10 +234,10 @@ class MovieLensRecEnv(gym.Env):
         super().reset(seed=seed)
         check_options(options)
         if options and options.get("user_id") is not None:
-            self._user = self.user_from_raw(options["user_id"])
+            self._user = self.setup.user_from_raw(options["user_id"])
         else:
             self._user = int(self.eligible_users[self.np_random.integers(len(self.eligible_users))])
-        self._history = self.initial_history(np.array([self._user]))[0]
+        self._history = self.setup.initial_history(np.array([self._user]))[0]
         n_items = self.world.dataset.n_items
         if self.candidates == "all":
             self._available = np.ones(n_items, dtype=bool)
@@ -531,22 +401,3 @@ def check_options(options: Any) -> None:
     """``reset``'s options: ``None`` or a dict."""
     if options is not None and not isinstance(options, dict):
         raise ArgumentError(f"reset's options must be a dict (or None), got {options!r}")
-
-
-def _dataset_check(reward_model: str, config: UserModelConfig):
-    """What the dataset must have for these arguments, checked before the MF fit."""
-
-    def check(data: RatingsDataset) -> None:
-        if reward_model == "oracle" and data.truth is None:
-            raise ArgumentError(
-                f"reward_model='oracle' needs synthetic data with a known truth; "
-                f"{data.name!r} is real data: use 'mf' or 'logged'"
-            )
-        if config.boredom and data.genres is None:
-            raise ArgumentError(
-                f"user_model={config.name!r} needs item genres, and dataset {data.name!r} has "
-                "none (its item file, e.g. u.item or movies.dat, was not found beside the "
-                "ratings)"
-            )
-
-    return check

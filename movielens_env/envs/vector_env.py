@@ -24,8 +24,9 @@ from ..errors import ArgumentError, InvalidActionError
 from ..simulator.scoring import action_direction, best_slates
 from ..simulator.world import POSITIVE_RATING
 from ..storage import available_memory
-from .env import MovieLensRecEnv, check_options
+from .env import check_options
 from .observation import ObservationBuilder
+from .setup import EnvConfig, EnvSetup, UsesSetup
 
 
 def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
@@ -38,7 +39,7 @@ def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
         ) from None
 
 
-class MovieLensRecVectorEnv(VectorEnv):
+class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
     """``num_envs`` independent MovieLensRec episodes stepped as one batch.
 
     ``gym.make_vec("MovieLensRec-v0", num_envs=N)`` returns it (the registered
@@ -84,27 +85,17 @@ class MovieLensRecVectorEnv(VectorEnv):
                 "the vector env does not render; render a single env "
                 "(gym.make('MovieLensRec-v0', render_mode='ansi'))"
             )
-        # A template single env validates the arguments and holds the shared world.
-        self._template = MovieLensRecEnv(**env_kwargs)
-        template = self._template
-        _check_fits(int(num_envs), template.world.dataset.n_items)
-        self.world = template.world
-        self.num_envs = int(num_envs)
+        setup = EnvSetup(EnvConfig.of(**env_kwargs))
+        _check_fits(num_envs, setup.world.dataset.n_items)
+        self._adopt(setup)
+        self.num_envs = num_envs
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {"autoreset_mode": self.autoreset_mode}
-        self.single_observation_space = template.observation_space
-        self.single_action_space = template.action_space
+        self.single_observation_space = setup.observation_space
+        self.single_action_space = setup.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-
-        self.history_len, self.slate_size = template.history_len, template.slate_size
-        self.split, self.candidates = template.split, template.candidates
-        self.reward_model, self.unrated_reward = template.reward_model, template.unrated_reward
-        self.obs_mode = template.obs_mode
-        self.eligible_users = template.eligible_users
-        self.vectors, self.user_model = template.vectors, template.user_model
-        self.observe = template.observe
 
         n, n_items = self.num_envs, self.world.dataset.n_items
         self._rngs: list[np.random.Generator | None] = [None] * n
@@ -272,12 +263,12 @@ class MovieLensRecVectorEnv(VectorEnv):
                 f"options['user_id'] must be one raw id or {self.num_envs} of them, "
                 f"got shape {raw.shape}"
             )
-        return np.array([self._template.user_from_raw(r) for r in raw[rows]], dtype=np.int64)
+        return np.array([self.setup.user_from_raw(r) for r in raw[rows]], dtype=np.int64)
 
     def _start(self, rows: np.ndarray, users: np.ndarray) -> dict[str, Any]:
         """Begin new episodes in ``rows`` for ``users``; the reset info."""
         h = self.history_len
-        history = self._template.initial_history(users)
+        history = self.setup.initial_history(users)
         self._state.assign(rows, self.user_model.start(users))
         self._history[rows] = history
         self._steps[rows] = 0

@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import ArgumentError
 from ..simulator.world import RecWorld
 from ..storage import atomic_write
+from . import names
 from .metrics import coverage_at_k, per_user_metrics
 from .protocols import DEFAULT_KS, EvaluationResult, relevant_items
 
@@ -52,7 +53,8 @@ def metrics_from_recommendations(
     keep = ranks <= max(ks)
     top[index[keep], ranks[keep] - 1] = items[keep]
     relevant = relevant_items(world, users)
-    out = {name: float(np.mean(v)) for name, v in per_user_metrics(top, relevant, ks).items()}
+    per_user = per_user_metrics(top, relevant, ks)
+    out = {names.at_k(metric, k): float(np.mean(v)) for (metric, k), v in per_user.items()}
     for k in ks:
-        out[f"coverage@{k}"] = coverage_at_k(top, k, world.dataset.n_items)
+        out[names.at_k("coverage", k)] = coverage_at_k(top, k, world.dataset.n_items)
     return out

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-METRIC_NAMES = ("precision", "ndcg", "hit_rate", "coverage")
-
 
 def _discounts(k: int) -> np.ndarray:
     return 1.0 / np.log2(np.arange(2, k + 2))
@@ -47,8 +45,8 @@ def coverage_at_k(top_items: np.ndarray, k: int, n_items: int) -> float:
 
 def per_user_metrics(
     top_items: np.ndarray, relevant: list[np.ndarray], ks: tuple[int, ...]
-) -> dict[str, np.ndarray]:
-    """Precision, NDCG and hit rate at each k for every user.
+) -> dict[tuple[str, int], np.ndarray]:
+    """Precision, NDCG and hit rate at each k for every user, keyed by ``(metric, k)``.
 
     Args:
         top_items: (users, max k) internal item ids, best first, ``-1`` where a user had fewer
@@ -60,9 +58,9 @@ def per_user_metrics(
     for row, (items, good) in enumerate(zip(top_items, relevant, strict=True)):
         hits[row] = np.isin(items, good) & (items >= 0)
     n_relevant = np.array([len(g) for g in relevant], dtype=np.int64)
-    out: dict[str, np.ndarray] = {}
+    out: dict[tuple[str, int], np.ndarray] = {}
     for k in ks:
-        out[f"precision@{k}"] = precision_at_k(hits, k)
-        out[f"ndcg@{k}"] = ndcg_at_k(hits, n_relevant, k)
-        out[f"hit_rate@{k}"] = hit_rate_at_k(hits, k)
+        out["precision", k] = precision_at_k(hits, k)
+        out["ndcg", k] = ndcg_at_k(hits, n_relevant, k)
+        out["hit_rate", k] = hit_rate_at_k(hits, k)
     return out

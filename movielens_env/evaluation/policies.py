@@ -50,9 +50,9 @@ def _stack(observations: list[Any]) -> Any:
 class PolicyActor:
     """Actions of an action-based agent for a batch of observations, checked.
 
-    An object with ``predict(obs, deterministic=True)`` (SB3's signature) is first asked for the
-    whole batch at once, as SB3 models accept; if it cannot, it is asked one observation at a
-    time, as is a plain callable ``obs -> action``.
+    An object with ``predict(obs, deterministic=True)`` (SB3's signature) is asked for the whole
+    batch at once, as SB3 models are: it must return one action per observation. A plain
+    callable ``obs -> action`` is asked one observation at a time.
     """
 
     def __init__(self, agent: Any, dim: int, name: str) -> None:
@@ -62,28 +62,23 @@ class PolicyActor:
                 "nor a callable obs -> action"
             )
         self.agent, self.dim, self.name = agent, dim, name
-        self._batches = hasattr(agent, "predict")
-
-    def _one(self, obs: Any) -> Any:
-        if hasattr(self.agent, "predict"):
-            action = self.agent.predict(obs, deterministic=True)
-            return action[0] if isinstance(action, tuple) else action
-        return self.agent(obs)
 
     def __call__(self, observations: list[Any]) -> np.ndarray:
         """A (len(observations), dim) float64 array of actions (float64: a finite action beyond
         float32's range is valid, only its direction counts)."""
-        actions = None
-        if self._batches and len(observations) > 1:
-            try:
-                actions = np.asarray(self._one(_stack(observations)), dtype=np.float64)
-            except Exception:  # not batchable: ask one observation at a time
-                actions = None
-            if actions is None or actions.shape != (len(observations), self.dim):
-                self._batches, actions = False, None
-        if actions is None:
+        if hasattr(self.agent, "predict"):
+            action = self.agent.predict(_stack(observations), deterministic=True)
+            actions = np.asarray(action[0] if isinstance(action, tuple) else action, np.float64)
+            expected = (len(observations), self.dim)
+            if actions.shape != expected:
+                raise AgentError(
+                    f"agent {self.name!r}: predict on a batch of {len(observations)} "
+                    f"observations returned shape {actions.shape}, not {expected} (it must "
+                    "accept a batch, as SB3 models do; or give a callable obs -> action)"
+                )
+        else:
             actions = np.stack(
-                [self._check(np.asarray(self._one(o), np.float64)) for o in observations]
+                [self._check(np.asarray(self.agent(o), np.float64)) for o in observations]
             )
         if not np.isfinite(actions).all():
             raise AgentError(f"agent {self.name!r} returned an action with NaN or inf")

@@ -25,16 +25,17 @@ import numpy as np
 
 from ..checks import positive_int
 from ..envs.env import MovieLensRecEnv
+from ..envs.setup import load_world
 from ..envs.vector_env import MovieLensRecVectorEnv
 from ..errors import ArgumentError
 from ..simulator.scoring import rank_by_action
 from ..simulator.world import POSITIVE_RATING, RecWorld
+from . import names
 from .metrics import coverage_at_k, per_user_metrics
+from .names import DEFAULT_KS, PROTOCOLS
 from .policies import PolicyActor, Ranker, checked_ranking
 from .references import Reference
 
-PROTOCOLS = ("rerank", "full")
-DEFAULT_KS = (5, 10)
 EPISODE_STEPS = 10
 _LOCKSTEP = 256  # users whose online episodes run side by side
 
@@ -148,10 +149,10 @@ def evaluate_offline(
                 ranking = rank_by_action(env.vectors, actions[row], candidates, depth)
             top[row, : len(ranking)] = ranking
         result.top_items[protocol] = top
-        for metric, values in per_user_metrics(top, relevant, ks).items():
-            result.per_user[f"{protocol}/{metric}"] = values
+        for (metric, k), values in per_user_metrics(top, relevant, ks).items():
+            result.per_user[names.offline(protocol, metric, k)] = values
         for k in ks:
-            result.coverage[f"{protocol}/coverage@{k}"] = coverage_at_k(
+            result.coverage[names.offline(protocol, "coverage", k)] = coverage_at_k(
                 top, k, world.dataset.n_items
             )
     return result
@@ -273,7 +274,7 @@ def evaluate(
     else:
         result = evaluate_offline(agent, env_kwargs, PROTOCOLS, ks, name)
     if online:
-        for model in online_reward_models(heldout_env(env_kwargs).world):
+        for model in online_reward_models(load_world(**env_kwargs)):
             returns = evaluate_online(agent, env_kwargs, model, result.users, name=name)
-            result.per_user[f"online/return_{model}"] = returns
+            result.per_user[names.online_return(model)] = returns
     return result

@@ -8,6 +8,7 @@ import pytest
 
 from movielens_env import MovieLensRecEnv
 from movielens_env.simulator.world import POSITIVE_RATING
+from tests.helpers import SMALL_ENV_KWARGS
 
 
 def _rollout(env: MovieLensRecEnv, steps: int, seed: int = 0, user=None):
@@ -273,3 +274,21 @@ def test_unknown_or_ineligible_user_is_refused(make_env):
     raw = int(env.world.dataset.user_ids[ineligible[0]])
     with pytest.raises(ValueError, match=f"user {raw} cannot start an episode"):
         env.reset(options={"user_id": raw})
+
+
+def test_load_world_is_the_world_of_the_env_without_building_one(small_dataset):
+    from movielens_env import load_world
+
+    env = MovieLensRecEnv(dataset=small_dataset, **SMALL_ENV_KWARGS)
+    assert load_world(dataset=small_dataset, max_episode_steps=7, **SMALL_ENV_KWARGS) is env.world
+    with pytest.raises(ValueError, match="history_len must be an integer >= 1"):
+        load_world(dataset=small_dataset, history_len=0)
+
+
+def test_both_envs_refuse_an_unknown_argument_by_name(small_dataset):
+    with pytest.raises(TypeError, match="histroy_len"):
+        MovieLensRecEnv(dataset=small_dataset, histroy_len=3)
+    with pytest.raises(
+        ValueError, match=r"takes no argument 'histroy_len'; allowed: .*history_len"
+    ):
+        gym.make_vec("MovieLensRec-v0", num_envs=2, dataset=small_dataset, histroy_len=3)

@@ -210,6 +210,25 @@ def test_bad_policies_fail_with_a_message_naming_the_agent(env_kwargs, agent, me
         evaluate_offline(agent, env_kwargs, name="bad")
 
 
+class _OneAtATime:
+    """A predict that ignores the batch it is given (returns one action for all)."""
+
+    def predict(self, obs, deterministic=True):
+        return np.ones(17), None
+
+
+class _BuggyPredict:
+    def predict(self, obs, deterministic=True):
+        raise KeyError("a bug inside the agent")
+
+
+def test_a_predict_that_does_not_batch_is_named_and_a_bug_in_it_is_not_hidden(env_kwargs):
+    with pytest.raises(AgentError, match=r"agent 'single': predict on a batch of \d+ obs"):
+        evaluate_offline(_OneAtATime(), env_kwargs, name="single")
+    with pytest.raises(KeyError, match="a bug inside the agent"):
+        evaluate_offline(_BuggyPredict(), env_kwargs, name="buggy")
+
+
 def test_bad_rankers_fail_with_a_message_naming_the_agent(env_kwargs):
     class Outside:
         def rank(self, user, candidates, k):
