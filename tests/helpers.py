@@ -4,6 +4,7 @@ and brute-force returns (never real data)."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,23 @@ from movielens_env import MovieLensRecEnv, RatingsDataset
 from movielens_env.data.parsing import ItemMetadata, RawRatings
 from movielens_env.data.ratings import from_raw
 from movielens_env.data.synthetic import generate_ratings
+from movielens_env.simulator.user_model import COMPONENT_PARAMETERS
 
 # Small embeddings and few ALS sweeps keep env construction well under a second.
 SMALL_ENV_KWARGS = {"embedding_dim": 16, "mf_options": {"iterations": 5}}
+# The same, smaller, as the command line's --env-kwargs; and an SB3 run of a few seconds.
+TINY_ENV_JSON = json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2}})
+TINY_SB3 = ["--timesteps", "60", "--set", "learning_starts=20", "--set", "batch_size=16",
+            "--set", "net_arch=[32]", "--set", "buffer_size=1000",
+            "--env-kwargs", TINY_ENV_JSON]  # fmt: skip
+
+
+def cli_error(capsys) -> str:
+    """What the CLI printed on stderr, checked to be its one error line."""
+    err = capsys.readouterr().err
+    assert err.startswith("movielens-rec: error: ") and err.count("\n") == 1, err
+    return err
+
 
 GENRES = (("Action",), ("Action",), ("Action",), ("Comedy",), ("Comedy",), ("Drama",),
           ("Action", "Comedy"), ("Comedy", "Drama"))  # fmt: skip
@@ -104,3 +119,10 @@ def env_args(draw: st.DrawFn) -> dict[str, Any]:
         "obs_mode": draw(st.sampled_from(["flat", "dict"])),
         "item_bias": draw(st.booleans()),
     }
+
+
+def user_model_kwargs(user_model: str, **parameters: Any) -> dict[str, Any]:
+    """``user_model`` with those of ``parameters`` that its components use (the env refuses
+    parameters of a component that is off)."""
+    used = {p for c, names in COMPONENT_PARAMETERS.items() if c in user_model for p in names}
+    return {"user_model": user_model, **{k: v for k, v in parameters.items() if k in used}}

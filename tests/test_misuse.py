@@ -253,6 +253,28 @@ def test_other_data_into_the_same_results_folder_is_not_served_old_numbers(
     assert replaced["metrics"] != stored["metrics"]
 
 
+def test_changed_genres_or_planner_width_are_not_served_old_numbers(
+    two_catalogues, tmp_path, capsys
+):
+    first, _ = two_catalogues
+    out = tmp_path / "bench"
+    boredom = ["--user-model", "boredom"]
+    assert main(_bench(out, first, *boredom)) == 0
+    stored = json.loads((out / "runs" / "popularity-seed0.json").read_text())
+    assert main(_bench(out, first, *boredom, "--planner-width", "1")) == 2
+    assert "differs in references" in _error(capsys)
+    drama = tmp_path / "drama" / "ml-100k"
+    drama.mkdir(parents=True)
+    (drama / "u.data").write_bytes((first / "u.data").read_bytes())
+    lines = (first / "u.item").read_text(encoding="latin-1").splitlines()
+    only_drama = "|".join("1" if g == 8 else "0" for g in range(19))  # flag 8 is Drama
+    rows = ["|".join(line.split("|")[:5]) + "|" + only_drama for line in lines]
+    (drama / "u.item").write_text("\n".join(rows) + "\n", encoding="latin-1")
+    assert main(_bench(out, drama, *boredom)) == 2  # same ratings, other genres
+    assert "differs in data" in _error(capsys)
+    assert json.loads((out / "runs" / "popularity-seed0.json").read_text()) == stored
+
+
 @pytest.mark.parametrize(
     "damage, reason",
     [
@@ -342,6 +364,26 @@ def test_grouplens_files_that_would_be_misread_are_refused_by_line(tmp_path, rat
     with pytest.raises(DataFormatError, match=re.escape(message)):
         load_dataset("ml-latest-small", folder, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache" / "prepared").exists()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda line: line[:-1] + "2",  # a flag that is neither 0 nor 1
+        lambda line: line[:-1] + " 1",
+        lambda line: line.rsplit("|", 3)[0],  # three fields short
+    ],
+)
+def test_u_item_genre_flags_that_are_not_0_or_1_are_refused_by_line(tmp_path, damage):
+    from movielens_env import load_dataset
+
+    folder = tmp_path / "ml-100k"
+    write_ml100k(folder)
+    lines = (folder / "u.item").read_text(encoding="latin-1").splitlines()
+    lines[2] = damage(lines[2])
+    (folder / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    with pytest.raises(ValueError, match=r"u.item:3: expected 24 fields .* each 0 or 1"):
+        load_dataset("ml-100k", folder)
 
 
 def test_a_duplicate_item_id_in_u_item_is_refused(tmp_path):
@@ -502,6 +544,16 @@ def test_reset_refuses_what_is_not_a_user(make_env, options, message):
         env.reset(options=options)
 
 
+def test_a_misspelt_reset_option_is_refused_not_ignored(make_env, small_dataset):
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match=r"unknown keys \['userid'\]; allowed: user_id"):
+        make_env().reset(seed=0, options={"userid": 5})
+    envs = gym.make_vec("MovieLensRec-v0", num_envs=2, dataset=small_dataset, embedding_dim=4)
+    with pytest.raises(ValueError, match="allowed: user_id, reset_mask"):
+        envs.reset(seed=0, options={"user": 5})
+
+
 def test_a_zero_action_is_refused_rather_than_ranking_by_id(make_env):
     from movielens_env.errors import InvalidActionError
 
@@ -509,6 +561,35 @@ def test_a_zero_action_is_refused_rather_than_ranking_by_id(make_env):
     env.reset(seed=0)
     with pytest.raises(InvalidActionError, match="all zeros"):
         env.step(np.zeros(env.action_space.shape, np.float32))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda rows: rows[:1] + [[r[0], r[1], str(int(r[2]) - 1)] for r in rows[1:]],
+            "ranks start at 1",
+        ),
+        (lambda rows: [*rows[:2], [rows[1][0], "x", "2"]], "expected three integers"),
+        (lambda rows: [*rows[:2], [rows[1][0], rows[2][1], rows[1][2]]], "has rank 1 twice"),
+        (lambda rows: [*rows[:2], [rows[1][0], rows[1][1], "5"]], "twice (lines 2 and 3)"),
+        (lambda rows: rows[1:], "expected the header 'user,item,rank'"),
+    ],
+)
+def test_a_recommendations_file_that_would_be_misread_is_refused_by_line(
+    finished_run, tmp_path, edit, message
+):
+    from movielens_env import load_world
+    from movielens_env.evaluation.exports import metrics_from_recommendations
+
+    path = tmp_path / "recs.csv"
+    argv = ["recommend", str(finished_run), "--all-test-users", "--k", "3", "--output", str(path)]
+    assert main(argv) == 0
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    path.write_text("\n".join(",".join(row) for row in edit(rows)) + "\n")
+    world = load_world(**load_agent(finished_run)[1])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        metrics_from_recommendations(path, world)
 
 
 # --------------------------------------------------------------------------- unclear errors

@@ -100,7 +100,8 @@ class BenchmarkConfig:
             "env_options": self.env_options,
             "agent_config": entry.config,
             "timesteps": self.timesteps if entry.is_rl else None,
-            "normalized": self.references,
+            # Normalized scores are measured against the planner of this width.
+            "references": {"planner_width": self.planner_width} if self.references else None,
         }
 
 
@@ -131,19 +132,29 @@ def references_key(config: BenchmarkConfig, data: str) -> dict[str, Any]:
     }
 
 
-def compute_references(config: BenchmarkConfig, data: str) -> dict[str, Any]:
+def compute_references(
+    config: BenchmarkConfig, data: str, progress: bool = False
+) -> dict[str, Any]:
     """Every reference's online return (mean, 95% interval over users) per reward model, with a
-    seeded random policy as the normalized score's zero."""
+    seeded random policy as the normalized score's zero; ``progress`` shows a bar over users
+    (the planner, the slow part, can take minutes on a real catalogue)."""
     env_kwargs = config.env_kwargs()
     env = heldout_env(env_kwargs)
     users = evaluation_users(env.world, env.history_len)
     models: dict[str, Any] = {}
     seconds: dict[str, float] = {}
-    for model in online_reward_models(env.world):
-        found = reference_returns(env_kwargs, model, users, BeamPlanner(config.planner_width))
-        found.returns["random"] = evaluate_online(RandomRanker(0), env_kwargs, model, users)
-        models[model] = {name: mean_ci95(values) for name, values in found.returns.items()}
-        seconds.update({f"{model}/{name}": s for name, s in found.seconds.items()})
+    reward_models = online_reward_models(env.world)
+    # greedy, myopic, planner, the ceiling and random: each plays every user once.
+    total = 5 * len(users) * len(reward_models)
+    with tqdm(total=total, disable=not progress, unit="user", desc="references") as bar:
+        for model in reward_models:
+            planner = BeamPlanner(config.planner_width)
+            found = reference_returns(env_kwargs, model, users, planner, bar.update)
+            found.returns["random"] = evaluate_online(
+                RandomRanker(0), env_kwargs, model, users, progress=bar.update
+            )
+            models[model] = {name: mean_ci95(values) for name, values in found.returns.items()}
+            seconds.update({f"{model}/{name}": s for name, s in found.seconds.items()})
     return {"key": references_key(config, data), "n_users": len(users), "returns": models,
             "seconds": seconds}  # fmt: skip
 
@@ -153,9 +164,12 @@ def references_path(out_dir: Path) -> Path:
     return out_dir / "references.json"
 
 
-def stored_or_computed_references(config: BenchmarkConfig, force: bool = False) -> dict[str, Any]:
-    """The references of ``config``: stored in ``OUT/references.json``, else computed and stored
-    (another configuration's are replaced only with ``force``)."""
+def stored_or_computed_references(
+    config: BenchmarkConfig, force: bool = False, progress: bool = False
+) -> dict[str, Any]:
+    """The references of ``config``: stored in ``OUT/references.json``, else computed (with a
+    progress bar if ``progress``) and stored (another configuration's are replaced only with
+    ``force``)."""
     data = config.data_fingerprint()
     path = references_path(config.out_dir)
     found = read_record(path, references_key(config, data))
@@ -165,7 +179,7 @@ def stored_or_computed_references(config: BenchmarkConfig, force: bool = False) 
         refuse_other_configs([(path, found.reason)], config.out_dir)
     if found.status == "invalid":
         report_invalid(path, found.reason)
-    return write_record(path, compute_references(config, data))
+    return write_record(path, compute_references(config, data, progress))
 
 
 def normalized_metrics(metrics: dict[str, float], references: dict[str, Any]) -> dict[str, float]:
@@ -253,7 +267,11 @@ def run_benchmark(
             others.append((path, found.reason))
     if not force:
         refuse_other_configs(others, config.out_dir)
-    references = stored_or_computed_references(config, force=True) if config.references else None
+    references = (
+        stored_or_computed_references(config, force=True, progress=progress)
+        if config.references
+        else None
+    )
     rl_steps = sum(config.timesteps for agent, _ in todo if get_agent(agent).is_rl)
     with tqdm(
         total=rl_steps + len(todo), disable=not progress, unit="step", desc="benchmark"

@@ -200,7 +200,16 @@ def read_items(path: Path, fmt: GroupLensFormat) -> ItemMetadata | None:
         )
     titles = frame["f1"].to_numpy(dtype=object)
     if fmt.genres_as_flags:
-        flags = frame[list(names[5:])].fillna("0").to_numpy() == "1"
+        raw_flags = frame[list(names[5:])].to_numpy(dtype=object)
+        bad = ~np.isin(raw_flags, ["0", "1"]).all(axis=1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataFormatError(
+                f"{path}:{row + first_line}: expected {n_fields} fields separated by "
+                f"{fmt.items_sep!r}, the last {len(ML_100K_GENRES)} genre flags each 0 or 1; "
+                f"found flags {[str(f) for f in raw_flags[row]]}"
+            )
+        flags = raw_flags == "1"
         genres = [
             tuple(g for g, on in zip(ML_100K_GENRES, row, strict=True) if on) for row in flags
         ]

@@ -70,17 +70,20 @@ class RatingsDataset:
         return str(self.titles[item])
 
     def fingerprint(self) -> str:
-        """SHA-256 over the ratings and ids: equal logs give equal keys, for caches."""
+        """SHA-256 over everything an env reads of the data (ratings, ids, scale, genres, the
+        synthetic truth; not titles): equal keys give equal results, for caches and stored
+        runs."""
         digest = hashlib.sha256(self.name.encode())
-        for array in (
-            self.user_ids,
-            self.item_ids,
-            self.users,
-            self.items,
-            self.ratings,
-            self.timestamps,
-        ):
+        arrays = [self.user_ids, self.item_ids, self.users, self.items, self.ratings]
+        arrays += [self.timestamps, np.asarray(self.rating_scale, np.float64)]
+        if self.truth is not None:
+            truth = self.truth
+            arrays += [truth.user_factors, truth.item_factors, truth.user_bias, truth.item_bias]
+            arrays += [truth.thresholds, np.float64(truth.noise_scale)]
+        for array in arrays:
             digest.update(np.ascontiguousarray(array).tobytes())
+        if self.genres is not None:  # tuples of names, one per item; "|" never occurs in one
+            digest.update("\n".join("|".join(g) for g in self.genres).encode())
         return digest.hexdigest()
 
 

@@ -397,7 +397,13 @@ class MovieLensRecEnv(gym.Env, UsesSetup):
         return self.observe.row(self.observe(self._state, self._history[None]), 0)
 
 
-def check_options(options: Any) -> None:
-    """``reset``'s options: ``None`` or a dict."""
+def check_options(options: Any, allowed: tuple[str, ...] = ("user_id",)) -> None:
+    """``reset``'s options: ``None`` or a dict of ``allowed`` keys (a misspelt key would
+    otherwise start a random user without a word)."""
     if options is not None and not isinstance(options, dict):
         raise ArgumentError(f"reset's options must be a dict (or None), got {options!r}")
+    unknown = sorted(set(options or {}) - set(allowed), key=str)
+    if unknown:
+        raise ArgumentError(
+            f"reset's options have unknown keys {unknown}; allowed: {', '.join(allowed)}"
+        )

@@ -121,7 +121,7 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
         options: dict[str, Any] | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """Reset every sub-environment (or those in ``options["reset_mask"]``)."""
-        check_options(options)
+        check_options(options, ("user_id", "reset_mask"))
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         if mask is None:

@@ -7,12 +7,14 @@ import os
 
 import numpy as np
 
-from ..errors import ArgumentError
+from ..errors import DataFormatError
 from ..simulator.world import RecWorld
 from ..storage import atomic_write
 from . import names
 from .metrics import coverage_at_k, per_user_metrics
 from .protocols import DEFAULT_KS, EvaluationResult, relevant_items
+
+RECOMMENDATION_HEADER = ("user", "item", "rank")
 
 
 def export_recommendations(
@@ -30,7 +32,7 @@ def export_recommendations(
     def write(tmp) -> None:
         with open(tmp, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(("user", "item", "rank"))
+            writer.writerow(RECOMMENDATION_HEADER)
             writer.writerows(rows)
 
     atomic_write(path, write, suffix=".csv")
@@ -39,16 +41,20 @@ def export_recommendations(
 def metrics_from_recommendations(
     path: str | os.PathLike[str], world: RecWorld, ks: tuple[int, ...] = DEFAULT_KS
 ) -> dict[str, float]:
-    """Recompute the offline metrics of an exported ``user,item,rank`` file from the test split."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    users_raw = np.array([int(r["user"]) for r in rows], dtype=np.int64)
-    items = world.dataset.item_index(np.array([int(r["item"]) for r in rows], dtype=np.int64))
-    ranks = np.array([int(r["rank"]) for r in rows], dtype=np.int64)
+    """Recompute the offline metrics of an exported ``user,item,rank`` file from the test split.
+
+    Raises:
+        DataFormatError: no ``user,item,rank`` header, a field that is not an integer, a rank
+            below 1, a (user, rank) or (user, item) given twice, or an unknown id; the message
+            names the file and line.
+    """
+    users_raw, item_ids, ranks = _read_recommendations(path)
+    items = world.dataset.item_index(item_ids)
     order_users, index = np.unique(users_raw, return_inverse=True)
     users = world.dataset.user_index(order_users)
     if (users < 0).any() or (items < 0).any():
-        raise ArgumentError(f"{path}: unknown user or item ids for {world.dataset.name!r}")
+        line = int(np.flatnonzero((users[index] < 0) | (items < 0))[0]) + 2
+        raise DataFormatError(f"{path}:{line}: unknown user or item id for {world.dataset.name!r}")
     top = np.full((len(users), max(ks)), -1, dtype=np.int64)
     keep = ranks <= max(ks)
     top[index[keep], ranks[keep] - 1] = items[keep]
@@ -58,3 +64,40 @@ def metrics_from_recommendations(
     for k in ks:
         out[names.at_k("coverage", k)] = coverage_at_k(top, k, world.dataset.n_items)
     return out
+
+
+def _read_recommendations(path: str | os.PathLike[str]) -> tuple[np.ndarray, ...]:
+    """The (user, item, rank) columns of a recommendations file, checked row by row."""
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header != list(RECOMMENDATION_HEADER):
+            raise DataFormatError(
+                f"{path}:1: expected the header {','.join(RECOMMENDATION_HEADER)!r}, found "
+                f"{header!r}"
+            )
+        rows: list[tuple[int, int, int]] = []
+        seen: dict[tuple[int, str, int], int] = {}
+        for line, fields in enumerate(reader, start=2):
+            try:
+                user, item, rank = (int(field) for field in fields)
+            except ValueError:
+                raise DataFormatError(
+                    f"{path}:{line}: expected three integers user,item,rank, found {fields!r}"
+                ) from None
+            if rank < 1:
+                raise DataFormatError(f"{path}:{line}: ranks start at 1, found {rank}")
+            # One item per rank and one rank per item, for each user.
+            for key, what in (
+                ((user, "rank", rank), f"rank {rank}"),
+                ((user, "item", item), f"item {item}"),
+            ):
+                if key in seen:
+                    raise DataFormatError(
+                        f"{path}:{line}: user {user} has {what} twice (lines {seen[key]} "
+                        f"and {line})"
+                    )
+                seen[key] = line
+            rows.append((user, item, rank))
+    columns = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return columns[:, 0], columns[:, 1], columns[:, 2]

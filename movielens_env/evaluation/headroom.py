@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ def reference_returns(
     reward_model: str = "mf",
     users: np.ndarray | None = None,
     planner: BeamPlanner | None = None,
+    progress: Callable[[int], None] = lambda users: None,
 ) -> ReferenceReturns:
     """Play greedy, myopic and the planner on every test user, and compute the static ceiling.
 
@@ -49,6 +51,7 @@ def reference_returns(
         reward_model: the reward model the episodes are rated by.
         users: the users (default: the evaluation's test users).
         planner: the planner to use (default: :class:`BeamPlanner` with its defaults).
+        progress: told ``n`` each time ``n`` more users are done by one reference.
     """
     env = heldout_env(env_kwargs, reward_model=reward_model)
     if users is None:
@@ -60,8 +63,11 @@ def reference_returns(
         start = time.perf_counter()
         if name == "planner" and planner.returns_myopic(env):
             returns = result.returns["myopic"].copy()  # the same episodes, played already
+            progress(len(users))
         else:
-            returns = evaluate_online(policy, env_kwargs, reward_model, users, name=name)
+            returns = evaluate_online(
+                policy, env_kwargs, reward_model, users, name=name, progress=progress
+            )
         result.returns[name] = returns
         result.seconds[name] = time.perf_counter() - start
     horizon = episode_steps(env_kwargs)
@@ -69,6 +75,7 @@ def reference_returns(
     for row, user in enumerate(users):
         env.reset(options={"user_id": env.world.dataset.user_ids[user]})
         ceiling[row] = static_ceiling(env, horizon)
+    progress(len(users))
     result.returns["ceiling"] = ceiling
     return result
 

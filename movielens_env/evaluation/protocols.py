@@ -18,6 +18,7 @@ length of the online episodes, 10 if absent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,9 +166,11 @@ def evaluate_online(
     users: np.ndarray | None = None,
     max_steps: int | None = None,
     name: str = "agent",
+    progress: Callable[[int], None] = lambda users: None,
 ) -> np.ndarray:
     """Return of one test-split episode (at most ``max_steps``, by default the episode length
-    of ``env_kwargs``) per test user.
+    of ``env_kwargs``) per test user; ``progress(n)`` is told each time ``n`` more users are
+    done (planners can take minutes).
 
     Episodes run side by side, a batch of users at a time, so that a policy that accepts
     batches (any SB3 model) is asked once per step for the whole batch: in the native vector
@@ -183,10 +186,10 @@ def evaluate_online(
     if users is None:
         users = evaluation_users(world, first.history_len)
     if isinstance(agent, Reference):
-        return _online_reference(agent, first, users, max_steps)
+        return _online_reference(agent, first, users, max_steps, progress)
     if not isinstance(agent, Ranker):
         actor = PolicyActor(agent, first.action_space.shape[0], name)
-        return _online_actions(actor, env_kwargs, reward_model, users, max_steps)
+        return _online_actions(actor, env_kwargs, reward_model, users, max_steps, progress)
     lanes = min(len(users), _LOCKSTEP)
     envs = [first] + [heldout_env(env_kwargs, reward_model=reward_model) for _ in range(lanes - 1)]
     returns = np.zeros(len(users))
@@ -207,11 +210,16 @@ def evaluate_online(
                 if not terminated:
                     still.append(lane)
             running = still
+        progress(len(batch))
     return returns
 
 
 def _online_reference(
-    reference: Reference, env: MovieLensRecEnv, users: np.ndarray, max_steps: int
+    reference: Reference,
+    env: MovieLensRecEnv,
+    users: np.ndarray,
+    max_steps: int,
+    progress: Callable[[int], None],
 ) -> np.ndarray:
     """Each user's planned episode, played in the env (the return is the env's, not the
     plan's own estimate)."""
@@ -224,6 +232,7 @@ def _online_reference(
             returns[row] += reward
             if terminated:
                 break
+        progress(1)
     return returns
 
 
@@ -233,6 +242,7 @@ def _online_actions(
     reward_model: str,
     users: np.ndarray,
     max_steps: int,
+    progress: Callable[[int], None],
 ) -> np.ndarray:
     lanes = max(1, min(len(users), _LOCKSTEP))
     kwargs = heldout_kwargs(env_kwargs, reward_model=reward_model)
@@ -253,6 +263,7 @@ def _online_actions(
             alive &= ~terminated
             if not alive.any():
                 break
+        progress(len(batch))
     return returns
 
 

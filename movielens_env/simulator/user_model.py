@@ -123,16 +123,47 @@ def parse_user_model(user_model: Any, **parameters: Any) -> UserModelConfig:
     config = UserModelConfig(**{part: True for part in parts})
     config = replace(config, **{k: v for k, v in parameters.items() if v is not None})
     _check_parameters(config)
+    _check_used(config)
     return config
+
+
+# The parameters of each component: set while it is off, they would be silently ignored.
+COMPONENT_PARAMETERS = {
+    "boredom": ("satiation_strength", "satiation_decay"),
+    "drift": ("drift_rate",),
+    "patience": ("patience_budget", "patience_threshold", "patience_cost"),
+}
+
+
+def _check_used(config: UserModelConfig) -> None:
+    defaults = UserModelConfig()
+    for component, names in COMPONENT_PARAMETERS.items():
+        changed = [n for n in names if getattr(config, n) != getattr(defaults, n)]
+        if changed and not getattr(config, component):
+            raise UserModelError(
+                f"{', '.join(f'{n}={getattr(config, n)!r}' for n in changed)} set, but user "
+                f"model {config.name!r} has no {component}, so it would be ignored; add "
+                f"{component!r} to user_model (e.g. {_with(config, component)!r})"
+            )
+
+
+def _with(config: UserModelConfig, component: str) -> str:
+    return "+".join(c for c in COMPONENTS if getattr(config, c) or c == component)
 
 
 def _number(name: str, value: Any) -> float:
     return finite_number(name, value, UserModelError)
 
 
+# Upper bounds far beyond any meaningful value, so that observations stay finite in float32.
+_LARGEST = 1e6
+
+
 def _check_parameters(config: UserModelConfig) -> None:
-    if _number("satiation_strength", config.satiation_strength) < 0:
-        raise UserModelError(f"satiation_strength must be >= 0, got {config.satiation_strength}")
+    if not 0 <= _number("satiation_strength", config.satiation_strength) <= _LARGEST:
+        raise UserModelError(
+            f"satiation_strength must be in [0, {_LARGEST:g}], got {config.satiation_strength}"
+        )
     decay = config.satiation_decay
     if decay is not None:
         values = np.atleast_1d(np.asarray(decay, dtype=object))
@@ -141,11 +172,19 @@ def _check_parameters(config: UserModelConfig) -> None:
                 raise UserModelError(f"satiation_decay values must be in [0, 1), got {decay!r}")
     if not 0.0 <= _number("drift_rate", config.drift_rate) <= 1.0:
         raise UserModelError(f"drift_rate must be in [0, 1], got {config.drift_rate}")
-    if _number("patience_budget", config.patience_budget) <= 0:
-        raise UserModelError(f"patience_budget must be > 0, got {config.patience_budget}")
-    _number("patience_threshold", config.patience_threshold)
-    if _number("patience_cost", config.patience_cost) < 0:
-        raise UserModelError(f"patience_cost must be >= 0, got {config.patience_cost}")
+    if not 0 < _number("patience_budget", config.patience_budget) <= _LARGEST:
+        raise UserModelError(
+            f"patience_budget must be in (0, {_LARGEST:g}], got {config.patience_budget}"
+        )
+    if not abs(_number("patience_threshold", config.patience_threshold)) <= _LARGEST:
+        raise UserModelError(
+            f"patience_threshold must be in [-{_LARGEST:g}, {_LARGEST:g}], "
+            f"got {config.patience_threshold}"
+        )
+    if not 0 <= _number("patience_cost", config.patience_cost) <= _LARGEST:
+        raise UserModelError(
+            f"patience_cost must be in [0, {_LARGEST:g}], got {config.patience_cost}"
+        )
 
 
 def default_horizon(config: UserModelConfig) -> int:

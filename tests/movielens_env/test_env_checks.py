@@ -104,7 +104,8 @@ def test_seeded_50_step_rollout_is_reproduced_by_two_envs(small_dataset):
 
 @pytest.mark.parametrize("user_model", ["static", "boredom+drift+patience"])
 def test_pickle_round_trip_mid_episode(make_env, user_model):
-    env = make_env(slate_size=2, user_model=user_model, patience_budget=50.0)
+    patience = {"patience_budget": 50.0} if "patience" in user_model else {}
+    env = make_env(slate_size=2, user_model=user_model, **patience)
     env.reset(seed=11)
     for _ in range(3):
         env.step(env.action_space.sample())

@@ -11,7 +11,14 @@ import pytest
 from movielens_env.evaluation.headroom import normalized_score, reference_returns
 from movielens_env.evaluation.protocols import evaluate, evaluate_online, evaluation_users
 from movielens_env.evaluation.references import BeamPlanner, MFRanker, MyopicPolicy, static_ceiling
-from tests.helpers import SMALL_ENV_KWARGS, episode_return, exhaustive_best, tiny_dataset, tiny_env
+from tests.helpers import (
+    SMALL_ENV_KWARGS,
+    episode_return,
+    exhaustive_best,
+    tiny_dataset,
+    tiny_env,
+    user_model_kwargs,
+)
 
 DYNAMIC = ["boredom", "drift", "boredom+drift", "boredom+drift+patience"]
 
@@ -28,7 +35,8 @@ def _planned(policy, env, user_raw: int, horizon: int) -> float:
 
 @pytest.mark.parametrize("user_model", DYNAMIC)
 def test_a_wide_planner_is_exhaustive_search_on_a_tiny_catalogue(tiny, user_model):
-    env = tiny_env(tiny, user_model=user_model, patience_budget=1.0, satiation_strength=1.5)
+    kwargs = user_model_kwargs(user_model, patience_budget=1.0, satiation_strength=1.5)
+    env = tiny_env(tiny, **kwargs)
     planner = BeamPlanner(width=6 * 5 * 4, shortlist=6)  # 6 candidates, 3 steps: every sequence
     beats_myopic = 0
     for user_raw in tiny.user_ids[:6]:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from movielens_env import ENV_ID, MovieLensRecVectorEnv
-from tests.helpers import SMALL_ENV_KWARGS, env_args
+from tests.helpers import SMALL_ENV_KWARGS, env_args, user_model_kwargs
 
 N_ENVS = 5
 STEP_INFO_KEYS = ("user_id", "item_ids", "ratings", "logged", "hits", "history_item_ids")
@@ -218,7 +218,7 @@ def test_any_arguments_give_the_single_envs_trajectories(
     small_dataset, args, user_model, patience, num_envs, seed, steps, autoreset, scales
 ):
     kwargs = {"dataset": small_dataset, **SMALL_ENV_KWARGS, **args}
-    kwargs.update(user_model=user_model, patience_budget=patience)
+    kwargs.update(user_model_kwargs(user_model, patience_budget=patience))
     native = gym.make_vec(ENV_ID, num_envs=num_envs, autoreset_mode=autoreset, **kwargs)
     sync = gym.make_vec(
         ENV_ID,
