@@ -19,7 +19,7 @@ from agents.cli import main
 from agents.drr.config import DRRConfig
 from agents.drr.train import load_agent
 from agents.fields import ConfigError
-from tests.helpers import write_ml100k
+from tests.helpers import TINY_SB3, write_ml100k
 
 SMALL_ENV = json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2}})
 TINY_DRR = ["--set", "hidden=16", "--set", "batch_size=8", "--set", "learning_starts=8",
@@ -219,6 +219,149 @@ def test_recommend_refuses_an_agent_whose_weights_are_nan(finished_run, tmp_path
     assert "NaN or inf" in _error(capsys)
 
 
+# --------------------------------------------------------------------------- SB3 runs
+def _train_sb3(run, *extra: str) -> list[str]:
+    return ["train", "--agent", "td3", "--out", str(run), *TINY_SB3, *extra]
+
+
+@pytest.fixture(scope="module")
+def finished_sb3_run(tmp_path_factory):
+    """A finished 60-step TD3 run (trained once for the module)."""
+    run = tmp_path_factory.mktemp("runs") / "td3"
+    assert main(_train_sb3(run)) == 0
+    return run
+
+
+def test_train_into_a_folder_holding_an_sb3_run_is_refused_and_the_run_kept(
+    finished_sb3_run, tmp_path, capsys
+):
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in finished_sb3_run.iterdir()}
+    assert main(_train_sb3(finished_sb3_run)) == 2
+    assert "already holds a run (td3.zip" in _error(capsys)
+    assert main(_train(finished_sb3_run)) == 2  # nor a DRR run over it
+    assert "already holds a run (td3.zip" in _error(capsys)
+    assert main(_train_sb3(finished_sb3_run, "--resume")) == 2
+    assert "td3 runs cannot be resumed" in _error(capsys)
+    assert {p.name: p.read_bytes() for p in finished_sb3_run.iterdir()} == before
+    run = _copy(finished_sb3_run, tmp_path / "copy")
+    assert main(_train(run, "--force")) == 0  # --force replaces it, whichever agent's
+    assert not (run / "td3.zip").exists() and (run / "checkpoint.pt").exists()
+    assert json.loads((run / "run.json").read_text())["agent"] == "drr-ave"
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("learning_rate=0", "SB3Config.learning_rate must be a number in (0, 1], got 0"),
+        ('batch_size="16"', "SB3Config.batch_size must be an integer in [1, 65,536], got '16'"),
+        ("batch_size=16.5", "SB3Config.batch_size must be an integer"),
+        ("buffer_size=1e11", "SB3Config.buffer_size must be an integer in [1, 10,000,000]"),
+        ("gamma=1", "SB3Config.gamma must be a number in [0, 1), got 1"),
+        ("tau=0", "SB3Config.tau must be a number in (0, 1], got 0"),
+        ("train_freq=0", "SB3Config.train_freq must be an integer in [1, 1,000,000], got 0"),
+        ("gradient_steps=-1", "SB3Config.gradient_steps must be an integer in [1, 1024]"),
+        ("learning_starts=-5", "SB3Config.learning_starts must be an integer in [0, "),
+        ("action_noise=-0.1", "SB3Config.action_noise must be a number in [0, 10], got -0.1"),
+        (
+            "net_arch=64",
+            "SB3Config.net_arch must be a list of 1 to 16 entries, each an integer "
+            "in [1, 8192], got 64",
+        ),
+        ("net_arch=[64,0]", "SB3Config.net_arch must be a list of 1 to 16 entries"),
+        ("net_arch=[]", "SB3Config.net_arch must be a list of 1 to 16 entries"),
+        ('net_arch=["64"]', "SB3Config.net_arch must be a list of 1 to 16 entries"),
+        ("net_arch=[64,", "SB3Config.net_arch must be a JSON list such as [64, 64], got '[64,'"),
+        ("learning_rate=fast", "SB3Config.learning_rate must be a number, got 'fast'"),
+    ],
+)
+def test_sb3_config_values_of_the_wrong_type_or_range_are_named(tmp_path, capsys, setting, message):
+    assert main(_train_sb3(tmp_path / "run", "--set", setting)) == 2
+    assert message in _error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_sb3_replay_larger_than_memory_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    from agents.sb3 import train as sb3_train
+
+    monkeypatch.setattr(sb3_train, "available_memory", lambda: 2**20)
+    assert main(_train_sb3(tmp_path / "run", "--set", "buffer_size=100000")) == 2
+    assert re.search(r"SB3Config.buffer_size=100,000 needs .* GiB .* use at most", _error(capsys))
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_sb3_run_evaluated_on_other_ratings_is_refused(two_catalogues, tmp_path, capsys):
+    first, second = two_catalogues
+    run = tmp_path / "on-a"
+    assert main(_train_sb3(run, "--dataset", "ml-100k", "--data-dir", str(first))) == 0
+    assert "data_dir" not in json.loads((run / "run.json").read_text())["env_kwargs"]
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data-dir", str(second)]) == 2
+    assert "the agent was trained on other ratings than those found now" in _error(capsys)
+    assert main(["recommend", str(run), "--user", "1", "--data-dir", str(second)]) == 2
+    assert "trained on other ratings" in _error(capsys)
+    assert main(["evaluate", str(run), "--data-dir", str(first)]) == 0
+
+
+def test_an_sb3_run_does_not_follow_a_recorded_data_location(finished_sb3_run, tmp_path):
+    from agents.sb3.artefact import load_run
+
+    crafted = _copy(finished_sb3_run, tmp_path / "crafted")
+    info = json.loads((crafted / "run.json").read_text())
+    info["env_kwargs"].update(cache_dir=str(tmp_path / "elsewhere"), download=True)
+    (crafted / "run.json").write_text(json.dumps(info))
+    _, env_kwargs = load_run(crafted)
+    assert "cache_dir" not in env_kwargs and "download" not in env_kwargs
+    assert main(["evaluate", str(crafted)]) == 0
+    assert not (tmp_path / "elsewhere").exists()
+    with pytest.raises(ValueError, match=r"only where data and caches live.*history_len"):
+        load_run(crafted, history_len=3)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda run: (run / "td3.zip").write_bytes(b"PK\x03\x04 not a zip"),
+            "td3.zip: unreadable, damaged, or not the weights of this run's td3",
+        ),
+        (lambda run: (run / "td3.zip").unlink(), "td3.zip: missing"),
+        (lambda run: (run / "run.json").write_text("{"), "run.json: unreadable"),
+        (lambda run: _edit_run_json(run, model="../../elsewhere.zip"), "not a run of an SB3"),
+        (lambda run: _edit_run_json(run, algorithm="ppo"), "not a run of an SB3 agent"),
+        (lambda run: _edit_run_json(run, config={"gamma": 2}), "SB3Config.gamma must be"),
+        (lambda run: _edit_run_json(run, agent="nobody"), "names agent 'nobody', which is not"),
+        (lambda run: _edit_run_json(run, dim=3), "the agent was trained for {'dim': 3"),
+        (
+            lambda run: _edit_run_json(
+                run, env_kwargs={"dataset": "synthetic", "history_len": 4, "embedding_dim": 8}
+            ),
+            "the agent was trained for",
+        ),
+    ],
+)
+def test_a_damaged_sb3_run_is_refused_in_one_line(
+    finished_sb3_run, tmp_path, capsys, damage, message
+):
+    run = _copy(finished_sb3_run, tmp_path / "damaged")
+    damage(run)
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    assert message in _error(capsys)
+
+
+def _edit_run_json(run, **changes):
+    path = run / "run.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def test_evaluate_of_a_folder_without_a_run_names_it(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "holds no run (no run.json naming its agent, no checkpoint.pt)" in _error(capsys)
+    assert main(["evaluate", str(tmp_path / "missing")]) == 2
+    assert "missing: no such folder" in _error(capsys)
+
+
 # --------------------------------------------------------------------------- the benchmark
 def _bench(out, data_dir, *extra: str) -> list[str]:
     return ["benchmark", "--dataset", "ml-100k", "--data-dir", str(data_dir), "--agents",
@@ -251,6 +394,16 @@ def test_other_data_into_the_same_results_folder_is_not_served_old_numbers(
     replaced = json.loads((out / "runs" / "popularity-seed0.json").read_text())
     assert replaced["key"]["data"] != stored["key"]["data"]
     assert replaced["metrics"] != stored["metrics"]
+
+
+def test_a_folder_that_is_not_a_results_folder_keeps_its_files(two_catalogues, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "leaderboard.csv").write_text("my precious data")
+    assert main(_bench(mine, two_catalogues[0])) == 2
+    assert "is not a benchmark's results folder but holds leaderboard.csv" in _error(capsys)
+    assert (mine / "leaderboard.csv").read_text() == "my precious data"
+    assert not (mine / "runs").exists()
 
 
 def test_changed_genres_or_planner_width_are_not_served_old_numbers(

@@ -35,7 +35,14 @@ from ..baselines import RandomRanker
 from ..fields import check_seed
 from ..registry import TrainContext, TrainedAgent, get_agent
 from .stats import mean_ci95
-from .stored import check_run, read_record, refuse_other_configs, report_invalid, write_record
+from .stored import (
+    check_results_folder,
+    check_run,
+    read_record,
+    refuse_other_configs,
+    report_invalid,
+    write_record,
+)
 
 # 2: slates chosen by exact re-scoring of near-ties; DRR collects from 8 sub-envs.
 # 3: item vectors carry the MF bias; offline rankings by exact scoring; user models; references
@@ -244,6 +251,7 @@ def run_benchmark(
     """
     for agent in config.agents:
         get_agent(agent)  # unknown names fail before any work
+    check_results_folder(config.out_dir, force)
     data = config.data_fingerprint()
     records, todo, others = [], [], []
     for agent in config.agents:

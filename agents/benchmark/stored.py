@@ -111,3 +111,21 @@ def refuse_other_configs(found: list[tuple[Path, str]], out_dir: Path) -> None:
             f"{out_dir} holds results of another configuration ({shown}{more}); use another "
             "--out, or pass --force to replace them"
         )
+
+
+# What a benchmark writes at the top of its results folder, besides references.json and runs/.
+OUTPUT_FILES = ("leaderboard.md", "leaderboard.csv", "metrics.png", "learning_curves.png")
+
+
+def check_results_folder(out_dir: Path, force: bool) -> None:
+    """Refuse an ``out_dir`` whose files a benchmark would overwrite although it is not a
+    results folder (it holds no ``references.json`` and no ``runs/``), unless ``force``."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ResultsFolderError(f"--out {out_dir} is a file; a benchmark writes a folder")
+    ours = (out_dir / "references.json").is_file() or (out_dir / "runs").is_dir()
+    clashing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
+    if clashing and not ours and not force:
+        raise ResultsFolderError(
+            f"{out_dir} is not a benchmark's results folder but holds {', '.join(clashing)}, "
+            "which a benchmark would overwrite; use another --out, or pass --force"
+        )
