@@ -41,13 +41,13 @@ def load_dataset(
         if data_dir is not None:
             raise MovieLensRecError(f"dataset {name!r} is generated; it takes no data_dir")
         canonical = "synthetic-100k" if name == "synthetic" else name
-        path = prepared_path(canonical, f"generator-v{GENERATOR_VERSION}", cache_dir)
-        return _cached(path, canonical, (1.0, 5.0), lambda: _generate(canonical))
+        generated = prepared_path(canonical, f"generator-v{GENERATOR_VERSION}", cache_dir)
+        return _cached(generated, canonical, (1.0, 5.0), lambda: _generate(canonical))
     fmt = get_format(name)
     folder, tmp = locate_dataset(fmt, data_dir, cache_dir=cache_dir, download=download)
     try:
         ratings_path = folder / fmt.ratings_file
-        path = None
+        path: Path | None = None
         if tmp is None:  # a lasting folder (not a zip extracted for this call): cache its parse
             key = content_key(ratings_path, folder / fmt.items_file)
             path = prepared_path(name, key, cache_dir)

@@ -7,6 +7,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,7 @@ def _table(
     if sep == "::":
         # Multi-character separators force pandas' slow Python engine; no field contains a tab.
         data, sep = data.replace(b"::", b"\t"), "\t"
-    quoting = csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE
+    quoting: Literal[0, 3] = csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE
     # pandas turns the extra leading fields of a too-long *first* row into an index (or, with
     # index_col=False, drops them), so that row is counted here; later rows raise ParserError.
     first_line = 2 if header else 1

@@ -77,9 +77,9 @@ def load_prepared(path: Path, name: str, rating_scale: tuple[float, float]):
         truth = None
         if "truth_thresholds" in arrays:
             truth = SyntheticTruth(
-                *(arrays[f"truth_{key}"] for key in _TRUTH),
-                float(arrays["truth_noise_scale"]),
-                arrays.get("truth_genre_flags"),
+                **{key: arrays[f"truth_{key}"] for key in _TRUTH},
+                noise_scale=float(arrays["truth_noise_scale"]),
+                genre_flags=arrays.get("truth_genre_flags"),
             )
         titles = arrays["titles"].astype(object) if "titles" in arrays else None
         genres = None

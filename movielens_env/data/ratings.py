@@ -79,7 +79,7 @@ class RatingsDataset:
         if self.truth is not None:
             truth = self.truth
             arrays += [truth.user_factors, truth.item_factors, truth.user_bias, truth.item_bias]
-            arrays += [truth.thresholds, np.float64(truth.noise_scale)]
+            arrays += [truth.thresholds, np.asarray(truth.noise_scale, np.float64)]
         for array in arrays:
             digest.update(np.ascontiguousarray(array).tobytes())
         if self.genres is not None:  # tuples of names, one per item; "|" never occurs in one

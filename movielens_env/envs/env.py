@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -14,12 +14,13 @@ from ..errors import ArgumentError, InvalidActionError
 from ..simulator.scoring import action_direction, best_slates
 from ..simulator.user_model import UserState
 from ..simulator.world import POSITIVE_RATING
+from .observation import Observation
 from .setup import RENDER_MODES, EnvConfig, EnvSetup, UsesSetup
 
 _DEFAULTS = EnvConfig()
 
 
-class MovieLensRecEnv(gym.Env, UsesSetup):
+class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
     """
     ## Description
 
@@ -183,7 +184,7 @@ class MovieLensRecEnv(gym.Env, UsesSetup):
       models (``user_model=``) and their registered variants.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}  # noqa: RUF012 (gym's)
 
     def __init__(
         self,

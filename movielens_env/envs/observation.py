@@ -15,6 +15,8 @@ from gymnasium import spaces
 from ..simulator.user_model import UserModel, UserState
 from ..simulator.world import ItemVectors
 
+# A flat float32 vector, or a dict of named float32 arrays (obs_mode="dict").
+Observation = np.ndarray | dict[str, np.ndarray]
 OBS_MODES = ("flat", "dict")
 
 
@@ -49,8 +51,8 @@ class ObservationBuilder:
             "history": spaces.Box(-bound, bound, (history_len, dim), np.float32),
         }
         if config.boredom:
-            high = np.float32(slate_size * model.satiation_bound)
-            parts["satiation"] = spaces.Box(0.0, high, (len(model.genres),), np.float32)
+            most = np.float32(slate_size * model.satiation_bound)
+            parts["satiation"] = spaces.Box(0.0, most, (len(model.genres),), np.float32)
         if config.patience:
             parts["patience"] = spaces.Box(
                 0.0, np.float32(config.patience_budget), (1,), np.float32

@@ -170,7 +170,7 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
             final_obs = np.full(self.num_envs, None, dtype=object)
             observations = self._observation()
             for row in done:
-                final_obs[row] = ObservationBuilder.row(observations, row)
+                final_obs[row] = ObservationBuilder.row(observations, int(row))
             final_info = {key: value.copy() for key, value in info.items()}
             # As in SyncVectorEnv: an ended row's step info moves to final_info, its top-level
             # info becomes that of the episode that starts in its place.
@@ -238,7 +238,11 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
     def _seeds(self, seed: int | list[int | None] | None) -> list[int | None]:
         if seed is None:
             return [None] * self.num_envs
-        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer, list)):
+            raise ArgumentError(
+                f"seed must be an int, None or a list of {self.num_envs} seeds, got {seed!r}"
+            )
+        if isinstance(seed, (int, np.integer)):
             return [int(seed) + i for i in range(self.num_envs)]
         seeds = list(seed)
         if len(seeds) != self.num_envs:

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from .policies import Ranker
 from .protocols import episode_steps, evaluate_online, evaluation_users, heldout_env
-from .references import BeamPlanner, MFRanker, MyopicPolicy, static_ceiling
+from .references import BeamPlanner, MFRanker, MyopicPolicy, Reference, static_ceiling
 
 REFERENCE_NAMES = ("greedy", "myopic", "planner", "ceiling")
 
@@ -58,7 +59,9 @@ def reference_returns(
         users = evaluation_users(env.world, env.history_len)
     result = ReferenceReturns(users=np.asarray(users))
     planner = planner or BeamPlanner()
-    policies = {"greedy": MFRanker(env.world), "myopic": MyopicPolicy(), "planner": planner}
+    policies: dict[str, Ranker | Reference] = {
+        "greedy": MFRanker(env.world), "myopic": MyopicPolicy(), "planner": planner,
+    }  # fmt: skip
     for name, policy in policies.items():
         start = time.perf_counter()
         if name == "planner" and planner.returns_myopic(env):

@@ -34,7 +34,7 @@ def ndcg_at_k(relevant_in_top: np.ndarray, n_relevant: np.ndarray, k: int) -> np
 
 def hit_rate_at_k(relevant_in_top: np.ndarray, k: int) -> np.ndarray:
     """1 where at least one of the top ``k`` is relevant, per user."""
-    return relevant_in_top[:, :k].any(axis=1).astype(np.float64)
+    return np.asarray(relevant_in_top[:, :k].any(axis=1), dtype=np.float64)
 
 
 def coverage_at_k(top_items: np.ndarray, k: int, n_items: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -17,6 +18,20 @@ class Ranker(Protocol):
     def rank(self, user: int, candidates: np.ndarray, k: int) -> np.ndarray:
         """The best ``k`` (or fewer) of ``candidates`` (internal item ids), best first."""
         ...
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """An agent that outputs actions for a batch of observations, with SB3's ``predict``."""
+
+    def predict(self, observation: Any, deterministic: bool = True) -> Any:
+        """The actions of a batch of observations (or ``(actions, state)``, as SB3 returns)."""
+        ...
+
+
+# What the evaluation accepts as an agent: a ranker, an SB3-style model, or a plain callable
+# from one observation to its action.
+Agent = Ranker | Predictor | Callable[[Any], np.ndarray]
 
 
 def top_k_by_score(scores: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
@@ -55,7 +70,7 @@ class PolicyActor:
     callable ``obs -> action`` is asked one observation at a time.
     """
 
-    def __init__(self, agent: Any, dim: int, name: str) -> None:
+    def __init__(self, agent: Predictor | Callable[[Any], np.ndarray], dim: int, name: str) -> None:
         if not (hasattr(agent, "predict") or callable(agent)):
             raise AgentError(
                 f"agent {name!r} is neither a Ranker (rank), an SB3-style model (predict) "
@@ -66,7 +81,7 @@ class PolicyActor:
     def __call__(self, observations: list[Any]) -> np.ndarray:
         """A (len(observations), dim) float64 array of actions (float64: a finite action beyond
         float32's range is valid, only its direction counts)."""
-        if hasattr(self.agent, "predict"):
+        if isinstance(self.agent, Predictor):
             action = self.agent.predict(_stack(observations), deterministic=True)
             actions = np.asarray(action[0] if isinstance(action, tuple) else action, np.float64)
             expected = (len(observations), self.dim)

@@ -34,7 +34,7 @@ from ..simulator.world import POSITIVE_RATING, RecWorld
 from . import names
 from .metrics import coverage_at_k, per_user_metrics
 from .names import DEFAULT_KS, PROTOCOLS
-from .policies import PolicyActor, Ranker, checked_ranking
+from .policies import Agent, PolicyActor, Ranker, checked_ranking
 from .references import Reference
 
 EPISODE_STEPS = 10
@@ -117,7 +117,7 @@ def protocol_candidates(world: RecWorld, user: int, protocol: str) -> np.ndarray
 
 
 def evaluate_offline(
-    agent: Any,
+    agent: Agent,
     env_kwargs: dict[str, Any],
     protocols: tuple[str, ...] = PROTOCOLS,
     ks: tuple[int, ...] = DEFAULT_KS,
@@ -132,10 +132,10 @@ def evaluate_offline(
     env = heldout_env(env_kwargs)
     world, depth = env.world, max(ks)
     users = evaluation_users(world, env.history_len)
-    is_ranker = isinstance(agent, Ranker)
-    actions = None
-    if not is_ranker:
-        actor = PolicyActor(agent, env.action_space.shape[0], name)
+    ranker = agent if isinstance(agent, Ranker) else None
+    actions = np.zeros((len(users), env.vectors.dim))
+    if not isinstance(agent, Ranker):
+        actor = PolicyActor(agent, env.vectors.dim, name)
         observations = [env.reset(options={"user_id": world.dataset.user_ids[u]})[0] for u in users]
         actions = actor(observations)
     result = EvaluationResult(agent=name, users=users)
@@ -144,8 +144,8 @@ def evaluate_offline(
         top = np.full((len(users), depth), -1, dtype=np.int64)
         for row, user in enumerate(users):
             candidates = protocol_candidates(world, int(user), protocol)
-            if is_ranker:
-                ranking = checked_ranking(agent, int(user), candidates, depth, name)
+            if ranker is not None:
+                ranking = checked_ranking(ranker, int(user), candidates, depth, name)
             else:
                 ranking = rank_by_action(env.vectors, actions[row], candidates, depth)
             top[row, : len(ranking)] = ranking
@@ -160,7 +160,7 @@ def evaluate_offline(
 
 
 def evaluate_online(
-    agent: Any,
+    agent: Agent | Reference,
     env_kwargs: dict[str, Any],
     reward_model: str = "mf",
     users: np.ndarray | None = None,
@@ -188,7 +188,7 @@ def evaluate_online(
     if isinstance(agent, Reference):
         return _online_reference(agent, first, users, max_steps, progress)
     if not isinstance(agent, Ranker):
-        actor = PolicyActor(agent, first.action_space.shape[0], name)
+        actor = PolicyActor(agent, first.vectors.dim, name)
         return _online_actions(actor, env_kwargs, reward_model, users, max_steps, progress)
     lanes = min(len(users), _LOCKSTEP)
     envs = [first] + [heldout_env(env_kwargs, reward_model=reward_model) for _ in range(lanes - 1)]
@@ -268,7 +268,7 @@ def _online_actions(
 
 
 def evaluate(
-    agent: Any,
+    agent: Agent,
     env_kwargs: dict[str, Any],
     ks: tuple[int, ...] = DEFAULT_KS,
     name: str = "agent",

@@ -56,15 +56,16 @@ class MFConfig:
                 raise ArgumentError(
                     f"MFConfig.{name} must be an integer in [{low}, {high}], got {value!r}"
                 )
-        for name, (low, high) in _FLOAT_RANGES.items():
+        for name, (smallest, largest) in _FLOAT_RANGES.items():
             value = getattr(self, name)
             if (
                 isinstance(value, (bool, np.bool_))
                 or not isinstance(value, (int, float, np.integer, np.floating))
-                or not (math.isfinite(value) and low <= value <= high)
+                or not (math.isfinite(value) and smallest <= value <= largest)
             ):
                 raise ArgumentError(
-                    f"MFConfig.{name} must be a number in [{low:g}, {high:g}], got {value!r}"
+                    f"MFConfig.{name} must be a number in [{smallest:g}, {largest:g}], got "
+                    f"{value!r}"
                 )
 
 

@@ -205,7 +205,7 @@ def genre_table(world: RecWorld) -> tuple[tuple[str, ...], np.ndarray]:
     names = tuple(sorted({g for item in genres for g in item} - set(NO_GENRE)))
     column = {name: j for j, name in enumerate(names)}
     weights = np.zeros((world.dataset.n_items, len(names)))
-    for item, item_genres in enumerate(world.dataset.genres):
+    for item, item_genres in enumerate(genres):
         known = [column[g] for g in item_genres if g in column]
         if known:
             weights[item, known] = 1.0 / len(known)
@@ -237,7 +237,11 @@ class UserState:
 
     def rows(self, rows: np.ndarray) -> UserState:
         """A copy of some rows (fancy indexing copies)."""
-        return UserState(*(None if a is None else a[rows] for a in self._arrays()))
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[rows]
+
+        return UserState(self.users[rows], *(pick(a) for a in self._arrays()[1:]))
 
     def assign(self, rows: np.ndarray, other: UserState) -> None:
         """Overwrite ``rows`` with the rows of ``other``."""
@@ -288,8 +292,9 @@ class UserModel:
         self.reward_model, self.unrated_reward = reward_model, float(unrated_reward)
         self.pool = world.split.train if split == "train" else world.split.test
         self.scale = world.dataset.rating_scale
+        # Without boredom there are no genres to weigh and nothing decays (empty arrays).
         self.genres: tuple[str, ...] = ()
-        self.weights = self.decay = None
+        self.weights, self.decay = np.zeros((world.dataset.n_items, 0)), np.zeros(0)
         if config.boredom:
             self.genres, self.weights = genre_table(world)
             if not self.genres:
@@ -316,7 +321,7 @@ class UserModel:
     @property
     def satiation_bound(self) -> float:
         """Satiation never exceeds this (per genre), whatever the slate size."""
-        return 0.0 if self.decay is None else float(1.0 / (1.0 - self.decay.max()))
+        return float(1.0 / (1.0 - self.decay.max())) if len(self.decay) else 0.0
 
     # ------------------------------------------------------------------ episodes
     def start(self, users: np.ndarray) -> UserState:
@@ -342,7 +347,9 @@ class UserModel:
         logged, ratings = self.pool.lookup(users, items)
         if self.reward_model == "oracle":
             shape = np.broadcast_shapes(np.shape(users), np.shape(items))
-            flat = self.world.dataset.truth.true_rating(
+            truth = self.world.dataset.truth
+            assert truth is not None  # the env refuses reward_model="oracle" without a truth
+            flat = truth.true_rating(
                 np.broadcast_to(users, shape).ravel(), np.broadcast_to(items, shape).ravel()
             )
             return flat.reshape(shape), np.zeros(shape, dtype=bool)
