@@ -125,7 +125,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 
 
 def atomic_write(
-    path: str | os.PathLike[str], write: Callable[[Path], None], suffix: str = ""
+    path: str | os.PathLike[str], write: Callable[[Path], object], suffix: str = ""
 ) -> None:
     """Call ``write(tmp)`` and move the finished file onto ``path`` in one rename."""
     with atomic_path(path, suffix=suffix) as tmp:

@@ -180,7 +180,7 @@ def stored_or_computed_references(
     data = config.data_fingerprint()
     path = references_path(config.out_dir)
     found = read_record(path, references_key(config, data))
-    if found.status == "reuse":
+    if found.status == "reuse" and found.record is not None:
         return found.record
     if found.status == "other" and not force:
         refuse_other_configs([(path, found.reason)], config.out_dir)
@@ -260,7 +260,7 @@ def run_benchmark(
             found = read_record(
                 path, config.run_key(agent, data), lambda r, a=agent, s=seed: check_run(r, a, s)
             )
-            if found.status == "reuse":
+            if found.status == "reuse" and found.record is not None:
                 records.append(found.record)
                 continue
             if found.status == "other":

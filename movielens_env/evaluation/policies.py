@@ -24,8 +24,15 @@ class Ranker(Protocol):
 class Predictor(Protocol):
     """An agent that outputs actions for a batch of observations, with SB3's ``predict``."""
 
-    def predict(self, observation: Any, deterministic: bool = True) -> Any:
-        """The actions of a batch of observations (or ``(actions, state)``, as SB3 returns)."""
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> Any:
+        """The actions of a batch of observations (or ``(actions, state)``, as SB3 returns);
+        the evaluation asks with ``deterministic=True``."""
         ...
 
 
