@@ -1,19 +1,25 @@
 """The agents that ship with the project, registered in one place (:func:`register_builtin_agents`,
-which importing :mod:`agents` calls). Their trainers import torch and SB3 only when they run."""
+which importing :mod:`agents` calls). Their trainers and loaders import torch and SB3 only when
+they run. DRR and the SB3 agents have a trained artefact (a run folder), the baselines none."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import numpy as np
 
 from movielens_env.evaluation.protocols import episode_steps
 
+from .artefact import Artefact
 from .baselines import MFRanker, PopularityRanker, RandomRanker
 from .drr.config import STATE_REPRESENTATIONS, DRRConfig
+from .drr.run_dir import RUN_FILES as DRR_FILES
 from .registry import AGENTS, TrainContext, TrainedAgent, register_agent
+from .run_folder import CURVE_FILE, RUN_FILE
 from .sb3.config import SB3Config
 
 
@@ -29,16 +35,50 @@ def _mf(ctx: TrainContext) -> TrainedAgent:
     return TrainedAgent(MFRanker(ctx.world()))
 
 
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported when first called (torch and SB3 load slowly)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module, __package__), name)(*args, **kwargs)
+
+    return call
+
+
 def _sb3(algorithm: str, ctx: TrainContext) -> TrainedAgent:
     from .benchmark.progress import StepCallback
-    from .sb3.train import train_model
 
-    save_to = None if ctx.run_dir is None else ctx.run_dir / f"{algorithm}.zip"
-    model, curve = train_model(
-        algorithm, ctx.env_kwargs, ctx.seed, ctx.timesteps, save_to=save_to,
-        callback=StepCallback(ctx.on_step),
-    )  # fmt: skip
+    callback = StepCallback(ctx.on_step)
+    if ctx.run_dir is None:
+        from .sb3.train import train_model
+
+        model, curve = train_model(
+            algorithm, ctx.env_kwargs, ctx.seed, ctx.timesteps, callback=callback
+        )
+    else:  # a whole run folder, which movielens-rec evaluate and recommend read
+        from .sb3.artefact import train_into
+
+        model, curve = train_into(
+            ctx.run_dir, algorithm, algorithm, SB3Config(), ctx.env_kwargs, ctx.seed,
+            ctx.timesteps, overwrite=True, callback=callback,
+        )  # fmt: skip
     return TrainedAgent(model, curve)
+
+
+def _sb3_artefact(algorithm: str) -> Artefact:
+    return Artefact(
+        config=SB3Config(), budget="timesteps", default_budget=10_000,
+        files=(f"{algorithm}.zip", RUN_FILE, CURVE_FILE),
+        train=partial(_lazy(".sb3.artefact", "train_run"), algorithm),
+        load=_lazy(".sb3.artefact", "load_run"),
+    )  # fmt: skip
+
+
+def _drr_artefact(state: str) -> Artefact:
+    return Artefact(
+        config=DRRConfig(state=state), budget="episodes", default_budget=5000, files=DRR_FILES,
+        train=_lazy(".drr.artefact", "train_run"), load=_lazy(".drr.artefact", "load_run"),
+        resume=_lazy(".drr.artefact", "resumed"),
+    )  # fmt: skip
 
 
 def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
@@ -59,23 +99,28 @@ def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
 
 def register_builtin_agents() -> None:
     """Register the built-in agents (those already registered are left as they are)."""
-    for name, train, description, is_rl, config in _builtins():
+    for name, train, description, is_rl, config, artefact in _builtins():
         if name not in AGENTS:
-            register_agent(name, train, description, is_rl=is_rl, config=config)
+            register_agent(name, train, description, is_rl=is_rl, config=config, artefact=artefact)
 
 
-def _builtins() -> list[tuple[str, Callable[[TrainContext], TrainedAgent], str, bool, dict]]:
+_Builtin = tuple[str, Callable[[TrainContext], TrainedAgent], str, bool, dict, Artefact | None]
+
+
+def _builtins() -> list[_Builtin]:
     sb3 = dataclasses.asdict(SB3Config())
     return [
-        ("random", _random, "uniformly random ranking", False, {}),
-        ("popularity", _popularity, "most positive train ratings first", False, {}),
-        ("mf", _mf, "highest MF-predicted rating first (the simulator itself)", False, {}),
-        ("ddpg", partial(_sb3, "ddpg"), "Stable-Baselines3 DDPG, MLP policy", True, sb3),
-        ("td3", partial(_sb3, "td3"), "Stable-Baselines3 TD3, MLP policy", True, sb3),
-        ("sac", partial(_sb3, "sac"), "Stable-Baselines3 SAC, MLP policy", True, sb3),
+        ("random", _random, "uniformly random ranking", False, {}, None),
+        ("popularity", _popularity, "most positive train ratings first", False, {}, None),
+        ("mf", _mf, "highest MF-predicted rating first (the simulator itself)", False, {}, None),
+        *(
+            (algorithm, partial(_sb3, algorithm), f"Stable-Baselines3 {algorithm.upper()}, MLP "
+             "policy", True, sb3, _sb3_artefact(algorithm))
+            for algorithm in ("ddpg", "td3", "sac")
+        ),
         *(
             (state, partial(_drr, state), f"DRR actor-critic, {state} state representation", True,
-             dataclasses.asdict(DRRConfig(state=state)))
+             dataclasses.asdict(DRRConfig(state=state)), _drr_artefact(state))
             for state in STATE_REPRESENTATIONS
         ),
     ]  # fmt: skip

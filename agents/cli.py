@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import shlex
 import sys
 from collections.abc import Sequence
@@ -15,11 +14,13 @@ import numpy as np
 import movielens_env
 from movielens_env.data.formats import DATASET_NAMES
 from movielens_env.errors import ArgumentError
+from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import episode_steps, heldout_env
 
 from .benchmark.machine import machine_description
-from .drr.commands import add_commands as add_drr_commands
 from .env_options import add_env_options, env_options
+from .plugins import import_plugin
+from .run_commands import add_commands as add_run_commands
 from .threads import torch_threads
 
 
@@ -86,28 +87,9 @@ def _seeds(text: str) -> list[int]:
         ) from None
 
 
-def _import_plugin(module: str) -> None:
-    """Import a ``--plugin`` module; its absence or its failure is one line naming it."""
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module.startswith(exc.name):
-            raise ArgumentError(
-                f"--plugin {module}: no module of that name (is its folder on PYTHONPATH?)"
-            ) from None
-        raise ArgumentError(
-            f"--plugin {module}: it imports {exc.name!r}, which is missing"
-        ) from None
-    except Exception as exc:  # the plugin's own bug: say whose, in one line
-        raise ArgumentError(
-            f"--plugin {module} failed on import: {type(exc).__name__}: {exc}"
-        ) from None
-
-
 def _benchmark(args: argparse.Namespace) -> int:
     """Train and evaluate agents over seeds; print and write the leaderboard and plots."""
     from .benchmark.leaderboard import (
-        DEFAULT_METRICS,
         aggregate,
         baseline_comparison,
         check_metrics,
@@ -119,7 +101,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     from .registry import agent_names, get_agent
 
     for module in args.plugin:
-        _import_plugin(module)
+        import_plugin(module)
     if args.quick:
         for key, value in QUICK.items():
             if getattr(args, key) is None:
@@ -141,7 +123,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     records = run_benchmark(config, progress=not args.no_progress, force=args.force)
     references = stored_or_computed_references(config)
     table = aggregate(records)
-    shown = metrics or [m for m in DEFAULT_METRICS if any(m in v for v in table.values())]
+    shown = metrics or [m for m in names.TABLE if any(m in v for v in table.values())]
     model = env.user_model.config.name
     title = (
         f"MovieLensRec-v0 leaderboard, {dataset}, user model {model!r}, "
@@ -214,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="beam width of the planner reference, the top of the normalized score (default 128)",
     )  # fmt: skip
     bench.set_defaults(run=_benchmark)
-    add_drr_commands(commands)
+    add_run_commands(commands)
     return parser
 
 

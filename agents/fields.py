@@ -55,6 +55,33 @@ class Bound:
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
 
+@dataclass(frozen=True)
+class TupleBound:
+    """What a tuple field accepts: ``min_len`` to ``max_len`` entries, each within ``item``.
+
+    Attributes:
+        item: the bound of every entry.
+        min_len: fewest entries.
+        max_len: most entries.
+    """
+
+    item: Bound
+    min_len: int = 1
+    max_len: int = 16
+
+    def describe(self) -> str:
+        """E.g. ``a list of 1 to 16 entries, each an integer in [1, 8192]``."""
+        return f"a list of {self.min_len} to {self.max_len} entries, each {self.item.describe()}"
+
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` is a tuple of the right length whose entries are all admitted."""
+        return (
+            isinstance(value, tuple)
+            and self.min_len <= len(value) <= self.max_len
+            and all(self.item.admits(entry) for entry in value)
+        )
+
+
 def _number(value: float) -> str:
     """``10000000`` as ``10,000,000``; other numbers as ``%g``."""
     if float(value).is_integer() and abs(value) >= 10_000:
@@ -62,7 +89,7 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def check_fields(config: Any, bounds: dict[str, Bound]) -> None:
+def check_fields(config: Any, bounds: dict[str, Bound | TupleBound]) -> None:
     """Raise :class:`ConfigError` for the first field of ``config`` outside its bound."""
     name = type(config).__name__
     for field in fields(config):

@@ -8,6 +8,10 @@ A third-party agent joins the leaderboard with one entry::
         return TrainedAgent(policy=lambda obs: my_action(obs))
 
     register_agent("my-agent", train_my_agent, "what it is")
+
+An agent whose trained artefact can be saved also registers an :class:`~agents.artefact.Artefact`
+(how to train it into a run folder and load it back): ``movielens-rec train``, ``evaluate`` and
+``recommend`` then work for it.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-
-from movielens_env import ENV_ID
+from movielens_env import load_world
 from movielens_env.errors import ArgumentError
 from movielens_env.simulator.world import RecWorld
+
+from .artefact import Artefact
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class TrainContext:
 
     def world(self) -> RecWorld:
         """The shared data, split and MF model of this run's env (train ratings only)."""
-        return gym.make(ENV_ID, **self.env_kwargs).unwrapped.world
+        return load_world(**self.env_kwargs)
 
 
 @dataclass
@@ -71,6 +75,8 @@ class AgentEntry:
         is_rl: whether it learns from env steps (its runs depend on the step budget).
         config: the hyper-parameters its runs use (JSON values): part of every stored run's
             key, so that changing them recomputes the runs instead of reusing old numbers.
+        artefact: how its trained artefact is saved to and loaded from a run folder, or
+            ``None`` for agents with nothing to save (fitted where they are evaluated).
     """
 
     name: str
@@ -78,6 +84,7 @@ class AgentEntry:
     description: str
     is_rl: bool
     config: dict[str, Any] = field(default_factory=dict)
+    artefact: Artefact | None = None
 
 
 AGENTS: dict[str, AgentEntry] = {}
@@ -91,15 +98,17 @@ def register_agent(
     is_rl: bool = True,
     replace: bool = False,
     config: dict[str, Any] | None = None,
+    artefact: Artefact | None = None,
 ) -> AgentEntry:
     """Add an agent under ``name``; refuses to shadow an existing one unless ``replace``.
 
     ``config`` (JSON values) names the hyper-parameters the trainer uses; give it, so that a
-    benchmark recomputes the agent's stored runs when they change.
+    benchmark recomputes the agent's stored runs when they change. ``artefact`` makes the
+    agent trainable from the command line (``movielens-rec train``).
     """
     if name in AGENTS and not replace:
         raise ArgumentError(f"agent {name!r} is already registered; pass replace=True to override")
-    entry = AgentEntry(name, train, description, is_rl, dict(config or {}))
+    entry = AgentEntry(name, train, description, is_rl, dict(config or {}), artefact)
     AGENTS[name] = entry
     return entry
 
@@ -115,3 +124,22 @@ def get_agent(name: str) -> AgentEntry:
 def agent_names() -> list[str]:
     """Every registered agent, built-ins first."""
     return list(AGENTS)
+
+
+def trainable_agents() -> list[str]:
+    """The registered agents with a trained artefact (what ``movielens-rec train`` takes)."""
+    return [name for name, entry in AGENTS.items() if entry.artefact is not None]
+
+
+def get_artefact(name: str) -> Artefact:
+    """The artefact of agent ``name``, or an error listing the agents that have one."""
+    trainable = ", ".join(trainable_agents())
+    if name not in AGENTS:
+        raise ArgumentError(f"unknown agent {name!r}; trainable agents: {trainable}")
+    artefact = AGENTS[name].artefact
+    if artefact is None:
+        raise ArgumentError(
+            f"agent {name!r} has no trained artefact to save (it is fitted where it is "
+            f"evaluated: use it in movielens-rec benchmark); trainable agents: {trainable}"
+        )
+    return artefact

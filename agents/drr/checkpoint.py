@@ -14,9 +14,17 @@ from movielens_env.errors import MovieLensRecError
 from movielens_env.storage import atomic_write, make_folder
 
 from .config import DRRConfig
+from .run_dir import CHECKPOINT, CONFIG
 
-CHECKPOINT = "checkpoint.pt"
-CONFIG = "config.json"
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG",
+    "CheckpointError",
+    "load_checkpoint",
+    "save_checkpoint",
+    "to_numpy",
+    "to_torch",
+]
 # 2: the vector env's state replaces the single env's generator; 3: item vectors with the bias
 # (one more dimension), the user model's state, and the observation's length; 4: the data's
 # fingerprint.

@@ -25,6 +25,7 @@ from gymnasium.vector import AutoresetMode
 from movielens_env import ENV_ID, MovieLensRecVectorEnv
 from movielens_env.checks import positive_int
 from movielens_env.errors import ArgumentError
+from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import evaluate, heldout_env
 from movielens_env.storage import atomic_write
 
@@ -48,16 +49,6 @@ from .run_dir import (
     check_run_dir,
     portable_env_kwargs,
     remove_run,
-)
-
-CURVE_METRICS = (
-    "rerank/precision@5",
-    "rerank/precision@10",
-    "rerank/ndcg@10",
-    "full/precision@5",
-    "full/precision@10",
-    "full/ndcg@10",
-    "online/return_mf",
 )
 
 
@@ -150,7 +141,10 @@ def _train(
     else:
         obs, _ = envs.reset(seed=seed)
     if run_dir is not None:
-        run_info = {"env_kwargs": _json_env_kwargs(env_kwargs), "episodes": episodes, "seed": seed}
+        # A readable record naming the agent (movielens-rec evaluate finds its loader by it).
+        run_info = {"agent": config.state, "config": json.loads(config.to_json()),
+                    "env_kwargs": _json_env_kwargs(env_kwargs), "episodes": episodes,
+                    "seed": seed}  # fmt: skip
         atomic_write(
             run_dir / RUN_FILE,
             lambda tmp: tmp.write_text(json.dumps(run_info, indent=1)),
@@ -190,7 +184,7 @@ def _train(
             recent = result.episode_returns[-config.eval_every :]
             row = {"episode": done, "train_return": float(np.mean(recent)),
                    "critic_loss": float(np.mean(losses)) if losses else float("nan")}  # fmt: skip
-            result.curve.append({**row, **{m: metrics[m] for m in CURVE_METRICS}})
+            result.curve.append({**row, **{m: metrics[m] for m in names.TRAINING_CURVE}})
             losses = []
         if run_dir is not None and (
             (last and before < done) or _crossed(before, done, config.checkpoint_every)

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
+
+from ..config_values import values_from_dict
+from ..fields import Bound, TupleBound, check_fields
+
+_BIG = 1_000_000_000
+# Hard limits, wider than the typical ranges in the docstring, as DRRConfig's: beyond them a
+# value is a slip. buffer_size is also checked against the memory left once the observation's
+# length is known (agents.sb3.train).
+BOUNDS = {
+    "learning_rate": Bound(float, 0.0, 1.0, low_open=True),
+    "buffer_size": Bound(int, 1, 10_000_000),
+    "learning_starts": Bound(int, 0, _BIG),
+    "batch_size": Bound(int, 1, 65_536),
+    "tau": Bound(float, 0.0, 1.0, low_open=True),
+    "gamma": Bound(float, 0.0, 1.0, high_open=True),
+    "train_freq": Bound(int, 1, 1_000_000),
+    "gradient_steps": Bound(int, 1, 1024),
+    "net_arch": TupleBound(Bound(int, 1, 8192), 1, 16),
+    "action_noise": Bound(float, 0.0, 10.0),
+}
 
 
 @dataclass(frozen=True)
 class SB3Config:
-    """Hyper-parameters shared by the SB3 baselines.
+    """Hyper-parameters shared by the SB3 baselines; every field is checked for type and range.
 
     Attributes:
         learning_rate: Adam step size of actor and critic (1e-4 to 1e-3).
@@ -18,7 +40,7 @@ class SB3Config:
         gamma: discount; episodes are 10 steps, as in the DRR paper (0.9).
         train_freq: environment steps between updates.
         gradient_steps: updates per ``train_freq`` steps.
-        net_arch: hidden layers of actor and critic.
+        net_arch: hidden layers of actor and critic (a list is read as the tuple).
         action_noise: std of the Gaussian exploration noise of DDPG and TD3 (0.05 to 0.3);
             SAC explores through its entropy bonus instead.
     """
@@ -33,3 +55,17 @@ class SB3Config:
     gradient_steps: int = 1
     net_arch: tuple[int, ...] = (256, 256)
     action_noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.net_arch, list):  # as JSON and Python callers write it
+            object.__setattr__(self, "net_arch", tuple(self.net_arch))
+        check_fields(self, BOUNDS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON values."""
+        return {**dataclasses.asdict(self), "net_arch": list(self.net_arch)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SB3Config:
+        """Rebuild from :meth:`to_dict`'s content; unknown keys are an error naming them."""
+        return cls(**values_from_dict(cls, values, "SB3Config"))

@@ -46,7 +46,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert main(["train", "--episodes", "1", "--out", str(tmp_path), "--set", "lr=1"]) == 2
     assert "expected KEY=VALUE with KEY one of" in capsys.readouterr().err
     assert main(["train", "--episodes", "1", "--out", str(tmp_path), "--set", "actor_lr=fast"]) == 2
-    assert "'fast' is not a number or JSON value for actor_lr" in capsys.readouterr().err
+    assert "DRRConfig.actor_lr must be a number, got 'fast'" in capsys.readouterr().err
     assert main(["train", "--episodes", "0", "--out", str(tmp_path)]) == 2
     assert "episodes must be an integer >= 1, got 0" in capsys.readouterr().err
     assert main(["recommend", str(tmp_path), "--user", "1", "--k", "0"]) == 2

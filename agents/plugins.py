@@ -1,0 +1,25 @@
+"""``--plugin MODULE``: import a module that registers agents, failures named in one line."""
+
+from __future__ import annotations
+
+import importlib
+
+from movielens_env.errors import ArgumentError
+
+
+def import_plugin(module: str) -> None:
+    """Import a ``--plugin`` module; its absence or its failure is one line naming it."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):
+            raise ArgumentError(
+                f"--plugin {module}: no module of that name (is its folder on PYTHONPATH?)"
+            ) from None
+        raise ArgumentError(
+            f"--plugin {module}: it imports {exc.name!r}, which is missing"
+        ) from None
+    except Exception as exc:  # the plugin's own bug: say whose, in one line
+        raise ArgumentError(
+            f"--plugin {module} failed on import: {type(exc).__name__}: {exc}"
+        ) from None

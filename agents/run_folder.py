@@ -1,0 +1,123 @@
+"""Run folders, whoever trained them: what marks one, when training may write into it, and its
+``run.json``.
+
+A folder that already holds a run is never written over by accident: training refuses it
+unless asked to continue the run (``resume``) or to replace it (``overwrite``). ``run.json``
+names the agent that made the run, with its config, seed and env arguments; where the data and
+caches live is the caller's business and is never recorded (nor followed if found).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from movielens_env.errors import ArgumentError, MovieLensRecError
+from movielens_env.storage import atomic_write, make_folder
+
+from . import registry
+
+RUN_FILE = "run.json"
+CURVE_FILE = "learning_curve.csv"
+LOCATION_KEYS = ("data_dir", "cache_dir", "download")
+
+
+class RunFolderError(MovieLensRecError, ValueError):
+    """A run folder cannot be used as asked (it holds a run, holds none to resume or load, or
+    its files are damaged or disagree with each other)."""
+
+
+def run_files() -> tuple[str, ...]:
+    """Every file name a registered agent's runs write, and ``run.json`` and the curve."""
+    artefacts = [entry.artefact for entry in registry.AGENTS.values() if entry.artefact]
+    names = [name for artefact in artefacts for name in artefact.files]
+    own = [name for name in names if name not in (RUN_FILE, CURVE_FILE)]
+    return tuple(dict.fromkeys([*own, RUN_FILE, CURVE_FILE]))
+
+
+def check_run_dir(
+    run_dir: Path, resume: bool, overwrite: bool, resume_from: str | None = None
+) -> None:
+    """Check that training may write into ``run_dir`` (nothing is changed here).
+
+    Raises:
+        RunFolderError: ``run_dir`` is a file; it holds a run and neither ``resume`` nor
+            ``overwrite`` was asked; ``resume`` was asked and it holds no run (no
+            ``resume_from`` where that is given); or both were asked.
+    """
+    if resume and overwrite:
+        raise RunFolderError("resume and overwrite (--resume and --force) exclude each other")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir} is a file; a run needs a folder")
+    found = [name for name in run_files() if (run_dir / name).exists()]
+    if resume and not (found if resume_from is None else (run_dir / resume_from).exists()):
+        raise RunFolderError(
+            f"nothing to resume: {run_dir} holds no {resume_from or 'run'} (leave out --resume "
+            "to start a new run there)"
+        )
+    if found and not resume and not overwrite:
+        raise RunFolderError(
+            f"{run_dir} already holds a run ({', '.join(found)}); pass --resume to continue it "
+            "or --force to replace it"
+        )
+
+
+def remove_run(run_dir: Path) -> None:
+    """Remove the files of the run in ``run_dir`` (only those a run writes, whichever agent's)."""
+    for name in run_files():
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def portable_env_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The env arguments a run records: its dataset and env semantics, not where data lives."""
+    return {k: v for k, v in env_kwargs.items() if k not in LOCATION_KEYS}
+
+
+def json_env_kwargs(env_kwargs: dict[str, Any], who: str) -> dict[str, Any]:
+    """:func:`portable_env_kwargs` as JSON values; ``who`` names the runs in the error.
+
+    Raises:
+        ArgumentError: an argument is an object (a dataset given as a ``RatingsDataset``).
+    """
+    try:
+        return json.loads(json.dumps(portable_env_kwargs(env_kwargs)))
+    except TypeError:
+        raise ArgumentError(
+            f"{who} runs are saved with a dataset given by name, not as an object"
+        ) from None
+
+
+def check_location(location: dict[str, Any], who: str) -> None:
+    """Refuse loader arguments other than where data and caches live."""
+    if set(location) - set(LOCATION_KEYS):
+        raise ArgumentError(
+            f"{who} takes only where data and caches live ({', '.join(LOCATION_KEYS)}), "
+            f"got {sorted(location)}; the run's env arguments are its own"
+        )
+
+
+def write_run_info(run_dir: Path, info: dict[str, Any]) -> Path:
+    """Write ``run_dir/run.json`` atomically."""
+    make_folder(run_dir)
+    path = run_dir / RUN_FILE
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(info, indent=1)), suffix=".json")
+    return path
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any] | None:
+    """The content of ``run_dir/run.json``, or ``None`` where there is none.
+
+    Raises:
+        RunFolderError: it is unreadable, not JSON, or not a JSON object.
+    """
+    path = Path(run_dir) / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunFolderError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(info, dict):
+        raise RunFolderError(f"{path}: not a JSON object, so not a run's record")
+    return info
