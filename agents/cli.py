@@ -7,6 +7,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import gymnasium as gym
 import numpy as np
@@ -34,7 +35,7 @@ def _rollout(args: argparse.Namespace) -> int:
         movielens_env.ENV_ID, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
         slate_size=args.slate_size, render_mode="ansi",
     )  # fmt: skip
-    data = env.unwrapped.world.dataset
+    data = cast(movielens_env.MovieLensRecEnv, env.unwrapped).world.dataset
     print(
         f"MovieLensRec-v0 on {data.name}: {data.n_users} users, {data.n_items} items, "
         f"{data.n_ratings} ratings; observation {env.observation_space.shape}, "
@@ -48,7 +49,7 @@ def _rollout(args: argparse.Namespace) -> int:
         total, done = 0.0, False
         while not done:
             _, reward, terminated, truncated, info = env.step(env.action_space.sample())
-            total += reward
+            total += float(reward)
             hits += int(np.sum(info["hits"]))
             for item, rating, logged in zip(
                 info["item_ids"], info["ratings"], info["logged"], strict=True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -89,7 +90,7 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def check_fields(config: Any, bounds: dict[str, Bound | TupleBound]) -> None:
+def check_fields(config: Any, bounds: Mapping[str, Bound | TupleBound]) -> None:
     """Raise :class:`ConfigError` for the first field of ``config`` outside its bound."""
     name = type(config).__name__
     for field in fields(config):

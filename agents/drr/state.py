@@ -21,6 +21,9 @@ class StateRepresentation(nn.Module):
       then ``[u, u * p, p]``.
     """
 
+    pair_first: torch.Tensor  # buffers: the index pairs a < b of the history
+    pair_second: torch.Tensor
+
     def __init__(self, kind: str, dim: int, history_len: int) -> None:
         super().__init__()
         self.kind, self.dim, self.history_len = kind, dim, history_len

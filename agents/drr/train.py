@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -105,8 +105,8 @@ def _train(
     envs = training_envs(env_kwargs, config.num_envs)  # bad env arguments fail here, first
     if run_dir is not None and overwrite:
         remove_run(run_dir)
-    dim, history_len = envs.single_action_space.shape[0], envs.history_len
-    obs_dim = envs.single_observation_space.shape[0]
+    dim, history_len = gym.spaces.flatdim(envs.single_action_space), envs.history_len
+    obs_dim = gym.spaces.flatdim(envs.single_observation_space)
     data = envs.world.dataset.fingerprint()
     agent = DRRAgent(config, dim, history_len, seed, obs_dim)
     result = TrainResult(agent)
@@ -182,9 +182,11 @@ def _train(
         if _crossed(before, done, config.eval_every) or (last and before < done):
             metrics = evaluate(agent, env_kwargs, name=config.state).summary()
             recent = result.episode_returns[-config.eval_every :]
-            row = {"episode": done, "train_return": float(np.mean(recent)),
-                   "critic_loss": float(np.mean(losses)) if losses else float("nan")}  # fmt: skip
-            result.curve.append({**row, **{m: metrics[m] for m in names.TRAINING_CURVE}})
+            point: dict[str, float] = {
+                "episode": done, "train_return": float(np.mean(recent)),
+                "critic_loss": float(np.mean(losses)) if losses else float("nan"),
+            }  # fmt: skip
+            result.curve.append({**point, **{m: metrics[m] for m in names.TRAINING_CURVE}})
             losses = []
         if run_dir is not None and (
             (last and before < done) or _crossed(before, done, config.checkpoint_every)
@@ -212,13 +214,14 @@ def _train(
 
 def training_envs(env_kwargs: dict[str, Any], num_envs: int) -> MovieLensRecVectorEnv:
     """The native vector env DRR collects from, with same-step autoreset (train split)."""
-    return gym.make_vec(
+    envs = gym.make_vec(
         ENV_ID,
         num_envs=num_envs,
         vectorization_mode="vector_entry_point",
         autoreset_mode=AutoresetMode.SAME_STEP,
         **env_kwargs,
     )
+    return cast(MovieLensRecVectorEnv, envs)  # the registered vector entry point's class
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
@@ -270,9 +273,9 @@ def load_agent(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]
         ) from None
     env = heldout_env(env_kwargs)
     found = {
-        "dim": env.action_space.shape[0],
+        "dim": gym.spaces.flatdim(env.action_space),
         "history_len": env.history_len,
-        "obs_dim": env.observation_space.shape[0],
+        "obs_dim": gym.spaces.flatdim(env.observation_space),
     }
     if found != dims:
         raise CheckpointError(

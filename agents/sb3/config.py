@@ -13,7 +13,7 @@ _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring, as DRRConfig's: beyond them a
 # value is a slip. buffer_size is also checked against the memory left once the observation's
 # length is known (agents.sb3.train).
-BOUNDS = {
+BOUNDS: dict[str, Bound | TupleBound] = {
     "learning_rate": Bound(float, 0.0, 1.0, low_open=True),
     "buffer_size": Bound(int, 1, 10_000_000),
     "learning_starts": Bound(int, 0, _BIG),

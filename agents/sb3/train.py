@@ -7,6 +7,7 @@ and trained models save and load with SB3's own ``.zip`` format.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -45,7 +46,7 @@ def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config | None
     if algorithm not in ALGORITHMS:
         raise ArgumentError(f"unknown SB3 algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
     config = config or SB3Config()
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "learning_rate": config.learning_rate,
         "buffer_size": config.buffer_size,
         "learning_starts": config.learning_starts,
@@ -60,7 +61,7 @@ def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config | None
         "verbose": 0,
     }
     if algorithm != "sac":
-        dim = env.action_space.shape[0]
+        dim = gym.spaces.flatdim(env.action_space)
         kwargs["action_noise"] = NormalActionNoise(
             np.zeros(dim), config.action_noise * np.ones(dim)
         )
