@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from movielens_env.envs.observation import OBS_MODES
 from movielens_env.evaluation.protocols import episode_steps
 
 from .artefact import Artefact
@@ -101,7 +102,12 @@ def register_builtin_agents() -> None:
     """Register the built-in agents (those already registered are left as they are)."""
     for name, train, description, is_rl, config, artefact in _builtins():
         if name not in AGENTS:
-            register_agent(name, train, description, is_rl=is_rl, config=config, artefact=artefact)
+            # The RL agents' networks read the flat observation; the rankers read none.
+            modes = ("flat",) if is_rl else OBS_MODES
+            register_agent(
+                name, train, description, is_rl=is_rl, config=config, artefact=artefact,
+                obs_modes=modes,
+            )  # fmt: skip
 
 
 _Builtin = tuple[str, Callable[[TrainContext], TrainedAgent], str, bool, dict, Artefact | None]

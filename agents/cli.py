@@ -19,7 +19,7 @@ from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import episode_steps, heldout_env
 
 from .benchmark.machine import machine_description
-from .env_options import add_env_options, env_options
+from .env_options import add_env_options, env_options, nonempty
 from .plugins import import_plugin
 from .run_commands import add_commands as add_run_commands
 from .threads import torch_threads
@@ -113,7 +113,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     metrics = None if args.metrics is None else check_metrics(_csv_list("--metrics", args.metrics))
     seeds = _seeds("0,1,2" if args.seeds is None else args.seeds)
     dataset = args.dataset or "synthetic"
-    out = Path(args.out or f"runs/benchmark-{dataset}")
+    out = Path(f"runs/benchmark-{dataset}" if args.out is None else nonempty("--out", args.out))
     config = BenchmarkConfig(
         dataset=dataset, data_dir=args.data_dir, agents=tuple(agents), seeds=tuple(seeds),
         timesteps=10_000 if args.timesteps is None else args.timesteps, out_dir=out,

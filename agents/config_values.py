@@ -99,6 +99,8 @@ def parse_overrides(cls: type, pairs: list[str]) -> dict[str, Any]:
                 f"--set {pair!r}: expected KEY=VALUE with KEY one of {sorted(types_)} "
                 f"(the fields of {cls.__name__})"
             )
+        if key in values:
+            raise ArgumentError(f"--set {key}= is given twice; give each field once")
         try:
             values[key] = parse_text(cls, key, text)
         except ArgumentError as exc:

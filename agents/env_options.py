@@ -60,3 +60,11 @@ def env_options(args: argparse.Namespace) -> dict[str, Any]:
             "(dataset and data_dir have their own options)"
         )
     return options
+
+
+def nonempty(option: str, text: str) -> str:
+    """``text`` unless it is empty or blank (a path option left empty would mean the current
+    folder, or quietly the default)."""
+    if not text.strip():
+        raise ArgumentError(f"{option} is empty; give a folder")
+    return text

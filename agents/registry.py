@@ -16,12 +16,14 @@ An agent whose trained artefact can be saved also registers an :class:`~agents.a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from movielens_env import load_world
+from movielens_env.envs.observation import OBS_MODES
 from movielens_env.errors import ArgumentError
 from movielens_env.simulator.world import RecWorld
 
@@ -77,6 +79,7 @@ class AgentEntry:
             key, so that changing them recomputes the runs instead of reusing old numbers.
         artefact: how its trained artefact is saved to and loaded from a run folder, or
             ``None`` for agents with nothing to save (fitted where they are evaluated).
+        obs_modes: the env's ``obs_mode`` values its policy reads.
     """
 
     name: str
@@ -85,6 +88,16 @@ class AgentEntry:
     is_rl: bool
     config: dict[str, Any] = field(default_factory=dict)
     artefact: Artefact | None = None
+    obs_modes: tuple[str, ...] = OBS_MODES
+
+    def check_env(self, env_kwargs: dict[str, Any]) -> None:
+        """Refuse env arguments this agent cannot run on (before any work is spent on them)."""
+        mode = env_kwargs.get("obs_mode", "flat")
+        if mode not in self.obs_modes:
+            raise ArgumentError(
+                f"agent {self.name!r} reads obs_mode {' or '.join(map(repr, self.obs_modes))} "
+                f"observations, not {mode!r}: leave obs_mode out of the env arguments"
+            )
 
 
 AGENTS: dict[str, AgentEntry] = {}
@@ -99,16 +112,22 @@ def register_agent(
     replace: bool = False,
     config: dict[str, Any] | None = None,
     artefact: Artefact | None = None,
+    obs_modes: tuple[str, ...] = OBS_MODES,
 ) -> AgentEntry:
     """Add an agent under ``name``; refuses to shadow an existing one unless ``replace``.
 
     ``config`` (JSON values) names the hyper-parameters the trainer uses; give it, so that a
     benchmark recomputes the agent's stored runs when they change. ``artefact`` makes the
-    agent trainable from the command line (``movielens-rec train``).
+    agent trainable from the command line (``movielens-rec train``); ``obs_modes`` says which
+    observations its policy reads.
     """
     if name in AGENTS and not replace:
         raise ArgumentError(f"agent {name!r} is already registered; pass replace=True to override")
-    entry = AgentEntry(name, train, description, is_rl, dict(config or {}), artefact)
+    try:  # stored runs are keyed by it: refuse it here, not after a training run
+        json.dumps(config or {}, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"agent {name!r}: its config must be JSON values ({exc})") from None
+    entry = AgentEntry(name, train, description, is_rl, dict(config or {}), artefact, obs_modes)
     AGENTS[name] = entry
     return entry
 

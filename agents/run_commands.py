@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from movielens_env import MovieLensRecEnv, load_world
+from movielens_env import MovieLensRecEnv
 from movielens_env.checks import positive_int
 from movielens_env.data.formats import DATASET_NAMES
 from movielens_env.errors import ArgumentError
@@ -27,12 +27,13 @@ from movielens_env.evaluation.protocols import (
     protocol_candidates,
 )
 from movielens_env.simulator.scoring import rank_by_action
+from movielens_env.storage import require_memory
 
 from . import registry
 from .artefact import Artefact, RunRequest
 from .config_values import parse_overrides, read_config_file
 from .drr.run_dir import CHECKPOINT
-from .env_options import add_env_options, env_options
+from .env_options import add_env_options, env_options, nonempty
 from .fields import check_seed
 from .plugins import import_plugin
 from .run_folder import RUN_FILE, RunFolderError, check_run_dir, read_run_info
@@ -80,7 +81,7 @@ def _budget(args: argparse.Namespace, agent: str, artefact: Artefact) -> int:
 def _train(args: argparse.Namespace) -> int:
     for module in args.plugin:
         import_plugin(module)
-    out = Path(args.out)
+    out = Path(nonempty("--out", args.out))
     check_run_dir(out, args.resume, args.force)
     if args.resume:  # the run's own agent, config, seed and env; what is given must agree
         agent = recorded_agent(out)
@@ -109,6 +110,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         env_kwargs["dataset"] = args.dataset
     env_kwargs = {**env_kwargs, "data_dir": args.data_dir, **env_options(args)}
+    registry.get_agent(agent).check_env(env_kwargs)
     bars: list[tqdm] = []  # the bar appears with the first progress, once every check passed
 
     def progress(done: int, episode_return: float | None) -> None:
@@ -157,33 +159,58 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _recommend(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise ArgumentError(f"--k must be >= 1, got {args.k}")
+    if args.all_test_users == (args.user is not None):
+        raise ArgumentError("give either --user RAW_ID or --all-test-users (not both)")
+    output = None if args.output is None else Path(args.output)
     if args.all_test_users:
-        if args.output is None:
+        if output is None:
             raise ArgumentError("--all-test-users needs --output FILE.csv")
-        _check_output(Path(args.output), args.force)
-    elif args.user is None:
-        raise ArgumentError("give --user RAW_ID or --all-test-users")
+        _check_output(output, args.force)
+    elif output is not None:
+        raise ArgumentError("--output goes with --all-test-users; one user's list is printed")
     agent, policy, env_kwargs = _load(args)
-    if args.all_test_users:
-        result = evaluate_offline(policy, env_kwargs, (args.protocol,), (args.k,), agent)
-        world = load_world(**env_kwargs)
-        export_recommendations(result, world, args.protocol, args.output)
-        users = len(result.users)
-        print(f"Wrote the top {args.k} ({args.protocol}) of {users} test users to {args.output}")
-        return 0
     env = MovieLensRecEnv(**{**env_kwargs, "split": "test"})
     data = env.world.dataset
+    if args.k > data.n_items:
+        raise ArgumentError(f"--k {args.k} is beyond the catalogue ({data.n_items} items)")
+    if output is not None:
+        users = len(env.eligible_users)
+        require_memory(
+            users * args.k * 8, f"--k {args.k} for {users:,} test users",
+            lambda available: available // (users * 8), ArgumentError,
+        )  # fmt: skip
+        result = evaluate_offline(policy, env_kwargs, (args.protocol,), (args.k,), agent)
+        export_recommendations(result, env.world, args.protocol, output)
+        shown = f"the top {args.k} ({args.protocol}) of {len(result.users)} test users"
+        print(f"Wrote {shown} to {output}")
+        return 0
+    user = _test_user(env, args.user)
     obs, info = env.reset(options={"user_id": args.user})
     action, _ = policy.predict(obs, deterministic=True)
-    candidates = protocol_candidates(env.world, int(data.user_index(args.user)), "full")
+    candidates = protocol_candidates(env.world, user, args.protocol)
     top = rank_by_action(env.vectors, action, candidates, args.k)
     print(f"User {args.user}, who recently liked:")
     for item in data.item_index(info["history_item_ids"]):
         print(f"    {data.title(int(item))}")
-    print(f"Top {args.k} recommendations of {agent} (items not rated in train):")
+    among = {"rerank": "items rated in the test split", "full": "items not rated in train"}
+    print(f"Top {len(top)} recommendations of {agent} ({among[args.protocol]}):")
     for rank, item in enumerate(top, start=1):
         print(f"  {rank:2d}. {data.title(int(item))}  (item {data.item_ids[item]})")
     return 0
+
+
+def _test_user(env: MovieLensRecEnv, raw_id: int) -> int:
+    """The internal id of ``--user``, refused with the option's name where it cannot be served."""
+    data = env.world.dataset
+    user = int(data.user_index(raw_id))
+    if user < 0:
+        raise ArgumentError(f"--user {raw_id} is not a user of {data.name!r}")
+    if user not in set(env.eligible_users.tolist()):
+        raise ArgumentError(
+            f"--user {raw_id} has fewer than history_len={env.history_len} positive train "
+            "ratings, so no episode (and no recommendation) starts from them"
+        )
+    return user
 
 
 def _check_output(path: Path, force: bool) -> None:

@@ -13,6 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
+from movielens_env import MovieLensRecEnv
 from movielens_env.errors import ArgumentError, MovieLensRecError
 from movielens_env.storage import atomic_write, make_folder
 
@@ -121,3 +124,32 @@ def read_run_info(run_dir: Path) -> dict[str, Any] | None:
     if not isinstance(info, dict):
         raise RunFolderError(f"{path}: not a JSON object, so not a run's record")
     return info
+
+
+def env_shapes(env: MovieLensRecEnv) -> dict[str, int]:
+    """What a trained network's input and output depend on: the action's length, the history's
+    and the flat observation's."""
+    return {
+        "dim": gym.spaces.flatdim(env.action_space),
+        "history_len": env.history_len,
+        "obs_dim": gym.spaces.flatdim(env.observation_space),
+    }
+
+
+def check_trained_env(
+    path: Path, env: MovieLensRecEnv, shapes: dict[str, int], data: str, error: type[Exception]
+) -> None:
+    """Refuse to run a trained agent on an env other than the one it was trained on: other
+    shapes (``shapes``, as :func:`env_shapes` recorded them) or other ratings (``data``, the
+    data's fingerprint); ``path`` (the run's record) and ``error`` make the message."""
+    found = {key: value for key, value in env_shapes(env).items() if key in shapes}
+    if found != shapes:
+        raise error(
+            f"{path}: the agent was trained for {shapes}, but its env arguments now give {found}"
+        )
+    if env.world.dataset.fingerprint() != data:
+        raise error(
+            f"{path}: the agent was trained on other ratings than those found now (data "
+            f"fingerprint {data[:12]}, found {env.world.dataset.fingerprint()[:12]}); give the "
+            "--data-dir of the data it was trained on"
+        )

@@ -44,6 +44,26 @@ def available_memory() -> int | None:
     return None
 
 
+def require_memory(
+    needed: int, what: str, largest: Callable[[int], int], error: type[Exception] = CacheError
+) -> None:
+    """Refuse, before any work, what needs more memory than the system can still give (numpy
+    reserves large arrays lazily, so the process would otherwise be killed deep into a run).
+
+    Args:
+        needed: bytes ``what`` would need.
+        what: the setting that asks for it, as the user wrote it (e.g. ``num_envs=4096``).
+        largest: from the bytes available, the largest value of that setting that fits.
+        error: the exception to raise (the caller's kind of error).
+    """
+    available = available_memory()
+    if available is not None and needed > available:
+        raise error(
+            f"{what} needs {needed / 2**30:.1f} GiB and {available / 2**30:.1f} GiB of memory "
+            f"is available; use at most {largest(available):,}"
+        )
+
+
 def writable_file(path: str | os.PathLike[str]) -> Path:
     """``path``, refused with :class:`CacheError` if a folder stands where the file belongs.
 

@@ -19,6 +19,7 @@ from agents.cli import main
 from agents.drr.config import DRRConfig
 from agents.drr.train import load_agent
 from agents.fields import ConfigError
+from movielens_env import storage
 from tests.helpers import TINY_SB3, write_ml100k
 
 SMALL_ENV = json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2}})
@@ -28,7 +29,17 @@ TINY_DRR = ["--set", "hidden=16", "--set", "batch_size=8", "--set", "learning_st
 
 
 def _train(run, *extra: str) -> list[str]:
-    return ["train", "--episodes", "4", "--out", str(run), *TINY_DRR, *extra]
+    return ["train", "--episodes", "4", "--out", str(run), *_tiny(TINY_DRR, extra), *extra]
+
+
+def _tiny(settings: list[str], extra: tuple[str, ...]) -> list[str]:
+    """The tiny ``--set`` pairs, less those ``extra`` sets again (a key may be given once)."""
+    again = {extra[i + 1].split("=")[0] for i, arg in enumerate(extra[:-1]) if arg == "--set"}
+    kept: list[str] = []
+    for option, value in zip(settings[::2], settings[1::2], strict=True):
+        if not (option == "--set" and value.split("=")[0] in again):
+            kept += [option, value]
+    return kept
 
 
 def _error(capsys) -> str:
@@ -201,8 +212,8 @@ def test_config_values_of_the_wrong_type_or_range_are_named(tmp_path, capsys, se
 def test_a_replay_larger_than_memory_is_refused_before_training(monkeypatch):
     from agents.drr import agent as agent_module
 
-    monkeypatch.setattr(agent_module, "available_memory", lambda: 2**30)
-    with pytest.raises(ConfigError, match=r"buffer_size=1,000,000 needs .* GiB .* use at most"):
+    monkeypatch.setattr(storage, "available_memory", lambda: 2**30)
+    with pytest.raises(ConfigError, match=r"buffer_size=1,000,000 .*needs .* GiB .* use at most"):
         agent_module.DRRAgent(DRRConfig(buffer_size=1_000_000), 101, 10, seed=0, obs_dim=1111)
 
 
@@ -221,7 +232,7 @@ def test_recommend_refuses_an_agent_whose_weights_are_nan(finished_run, tmp_path
 
 # --------------------------------------------------------------------------- SB3 runs
 def _train_sb3(run, *extra: str) -> list[str]:
-    return ["train", "--agent", "td3", "--out", str(run), *TINY_SB3, *extra]
+    return ["train", "--agent", "td3", "--out", str(run), *_tiny(TINY_SB3, extra), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -282,11 +293,10 @@ def test_sb3_config_values_of_the_wrong_type_or_range_are_named(tmp_path, capsys
 
 
 def test_an_sb3_replay_larger_than_memory_is_refused_before_training(tmp_path, monkeypatch, capsys):
-    from agents.sb3 import train as sb3_train
 
-    monkeypatch.setattr(sb3_train, "available_memory", lambda: 2**20)
+    monkeypatch.setattr(storage, "available_memory", lambda: 2**20)
     assert main(_train_sb3(tmp_path / "run", "--set", "buffer_size=100000")) == 2
-    assert re.search(r"SB3Config.buffer_size=100,000 needs .* GiB .* use at most", _error(capsys))
+    assert re.search(r"SB3Config.buffer_size=100,000 .*needs .* GiB .* use at most", _error(capsys))
     assert not (tmp_path / "run").exists()
 
 
@@ -903,13 +913,12 @@ def test_temporaries_of_killed_writers_are_removed_on_the_next_write(tmp_path):
 # --------------------------------------------------------------------------- sizes (hangs)
 def test_sizes_beyond_what_the_machine_or_data_allow_fail_fast(small_dataset, monkeypatch):
     from movielens_env import MovieLensRecEnv, MovieLensRecVectorEnv
-    from movielens_env.envs import vector_env as vector_module
     from movielens_env.evaluation.references import BeamPlanner
 
     with pytest.raises(ValueError, match="embedding_dim=100000 is beyond 1024"):
         MovieLensRecEnv(dataset=small_dataset, embedding_dim=100_000)
-    monkeypatch.setattr(vector_module, "available_memory", lambda: 10 * 2**20)
-    with pytest.raises(ValueError, match=r"num_envs=100,000 needs .* use at most"):
+    monkeypatch.setattr(storage, "available_memory", lambda: 10 * 2**20)
+    with pytest.raises(ValueError, match=r"num_envs=100,000 .*needs .* use at most"):
         MovieLensRecVectorEnv(num_envs=100_000, dataset=small_dataset, embedding_dim=4)
     with pytest.raises(ValueError, match=r"width must be an integer in \[1, 4096\]"):
         BeamPlanner(width=10**6)
@@ -927,3 +936,96 @@ def test_a_zip_that_would_expand_far_beyond_grouplens_files_is_refused(tmp_path)
     with pytest.raises(UnsafeArchiveError, match=r"u.data' would expand to 0.1 GiB \(\d+ times"):
         load_dataset("ml-100k", archive, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache" / "ml-100k").exists()
+
+
+# --------------------------------------------------------------------------- third pass: commands
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run(tmp_path, monkeypatch, capsys):
+    from agents.drr import train as train_module
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill before the first checkpoint
+
+    monkeypatch.setattr(train_module, "evaluate", killed)
+    run = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        main(_train(run))
+    monkeypatch.undo()
+    assert main(_train(run)) == 0  # nothing there to refuse or to resume
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--user", "1", "--all-test-users"], "give either --user RAW_ID or --all-test-users"),
+        (["--user", "1", "--output", "x.csv"], "--output goes with --all-test-users"),
+        (["--user", "99999"], "--user 99999 is not a user of"),
+        (["--all-test-users", "--k", "1000000000", "--output", "big.csv"], "beyond the catalogue"),
+    ],
+)
+def test_recommend_options_that_would_be_ignored_or_misread_are_refused(
+    finished_run, tmp_path, capsys, extra, message
+):
+    capsys.readouterr()
+    assert main(["recommend", str(finished_run), *extra]) == 2
+    assert message in _error(capsys)
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "big.csv").exists()
+
+
+def test_recommend_for_one_user_honours_the_protocol(finished_run, capsys):
+    from movielens_env import MovieLensRecEnv
+
+    _, env_kwargs = load_agent(finished_run)
+    env = MovieLensRecEnv(**{**env_kwargs, "split": "test"})
+    user = int(env.world.dataset.user_ids[env.eligible_users[0]])
+    capsys.readouterr()
+    assert main(["recommend", str(finished_run), "--user", str(user), "--protocol", "rerank"]) == 0
+    printed = capsys.readouterr().out
+    assert "items rated in the test split" in printed
+    test_items = set(
+        env.world.dataset.item_ids[
+            env.world.split.test.row(int(env.world.dataset.user_index(user)))[0]
+        ].tolist()
+    )
+    shown = [int(line.rsplit("(item ", 1)[1].rstrip(")")) for line in printed.splitlines()
+             if "(item " in line]  # fmt: skip
+    assert shown and set(shown) <= test_items
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "hidden=16", "--set", "hidden=32"], "--set hidden= is given twice"),
+        (["--out", ""], "--out is empty"),
+        (
+            ["--env-kwargs", '{"obs_mode": "dict"}'],
+            "reads obs_mode 'flat' observations, not 'dict'",
+        ),
+    ],
+)
+def test_train_settings_that_could_never_work_are_refused(tmp_path, capsys, extra, message):
+    assert main([*_train(tmp_path / "run"), *extra]) == 2
+    assert message in _error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_replay_that_could_never_start_learning_is_refused():
+    with pytest.raises(ConfigError, match=r"learning_starts \(20\) must be <= buffer_size \(10\)"):
+        DRRConfig(buffer_size=10, learning_starts=20, batch_size=8)
+
+
+def test_a_benchmark_of_rl_agents_on_dict_observations_fails_before_the_references(
+    two_catalogues, tmp_path, capsys
+):
+    argv = _bench(tmp_path / "b", two_catalogues[0], "--agents", "random,td3", "--env-kwargs",
+                  json.dumps({**json.loads(SMALL_ENV), "obs_mode": "dict"}))  # fmt: skip
+    assert main(argv) == 2
+    assert "agent 'td3' reads obs_mode 'flat'" in _error(capsys)
+    assert not (tmp_path / "b" / "references.json").exists()
+    assert main([*argv[:-6], "--out", "", *argv[-4:]]) == 2 and "--out is empty" in _error(capsys)
+
+
+def test_a_plugin_config_that_is_not_json_is_refused_when_registered():
+    from agents.registry import register_agent
+
+    with pytest.raises(ValueError, match="agent 'set-config': its config must be JSON values"):
+        register_agent("set-config", lambda ctx: None, "cfg", config={"a": {1, 2}})

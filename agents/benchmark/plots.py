@@ -71,11 +71,13 @@ def plot_learning_curves(
             per_seed.append(np.where(counts > 0, sums / np.maximum(counts, 1), np.nan))
         stacked = np.vstack(per_seed)
         centres = (edges[:-1] + edges[1:]) / 2
-        mean = np.nanmean(stacked, axis=0)
+        seeds_in_bin = (~np.isnan(stacked)).sum(axis=0)
+        # A bin no seed's episode ended in stays NaN (a gap in the line), without a warning.
+        mean = np.nansum(stacked, axis=0) / np.where(seeds_in_bin > 0, seeds_in_bin, np.nan)
         axis.plot(centres, mean, label=f"{agent} ({len(runs)} seeds)")
         if len(runs) > 1:
             axis.fill_between(
-                centres, np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0), alpha=0.2
+                centres, np.fmin.reduce(stacked, axis=0), np.fmax.reduce(stacked, axis=0), alpha=0.2
             )
     axis.set_xlabel("environment steps")
     axis.set_ylabel("training episode return")

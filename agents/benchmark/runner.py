@@ -250,7 +250,7 @@ def run_benchmark(
     refused before any work, unless ``force`` (then they are replaced).
     """
     for agent in config.agents:
-        get_agent(agent)  # unknown names fail before any work
+        get_agent(agent).check_env(config.env_kwargs())  # before any work
     check_results_folder(config.out_dir, force)
     data = config.data_fingerprint()
     records, todo, others = [], [], []

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from movielens_env.errors import ArgumentError
-from movielens_env.storage import available_memory
+from movielens_env.storage import require_memory
 
 from ..fields import ConfigError
 from .checkpoint import to_numpy, to_torch
@@ -38,13 +38,10 @@ def _check_replay_fits(capacity: int, obs_dim: int, dim: int) -> None:
     """Refuse a replay buffer larger than the memory left, before it fills up and the process is
     killed hours into a run (numpy reserves its arrays lazily)."""
     needed = capacity * (2 * obs_dim + dim + 2) * 4 + 2 * 2 * capacity * 8  # arrays + sum tree
-    available = available_memory()
-    if available is not None and needed > available:
-        raise ConfigError(
-            f"DRRConfig.buffer_size={capacity:,} needs {needed / 2**30:.1f} GiB for observations "
-            f"of {obs_dim} floats, and {available / 2**30:.1f} GiB of memory is available; "
-            f"use at most {int(capacity * available / needed):,}"
-        )
+    require_memory(
+        needed, f"DRRConfig.buffer_size={capacity:,} (observations of {obs_dim} floats)",
+        lambda available: int(capacity * available / needed), ConfigError,
+    )  # fmt: skip
 
 
 class DRRAgent:

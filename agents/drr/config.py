@@ -99,6 +99,11 @@ class DRRConfig:
                 f"DRRConfig.learning_starts ({self.learning_starts}) must be >= batch_size "
                 f"({self.batch_size})"
             )
+        if self.learning_starts > self.buffer_size:  # the replay would never hold enough
+            raise ConfigError(
+                f"DRRConfig.learning_starts ({self.learning_starts}) must be <= buffer_size "
+                f"({self.buffer_size}): learning would never start"
+            )
 
     def to_json(self) -> str:
         """The config as JSON text."""

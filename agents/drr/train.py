@@ -30,6 +30,7 @@ from movielens_env.evaluation.protocols import evaluate, heldout_env
 from movielens_env.storage import atomic_write
 
 from ..fields import check_seed
+from ..run_folder import check_trained_env, write_run_info
 from ..threads import torch_threads
 from .agent import DRRAgent
 from .checkpoint import (
@@ -44,7 +45,6 @@ from .config import DRRConfig
 from .run_dir import (
     CURVE_FILE,
     LOCATION_KEYS,
-    RUN_FILE,
     RunFolderError,
     check_run_dir,
     portable_env_kwargs,
@@ -140,16 +140,10 @@ def _train(
         result.curve, result.episode_returns = payload["curve"], payload["episode_returns"]
     else:
         obs, _ = envs.reset(seed=seed)
-    if run_dir is not None:
-        # A readable record naming the agent (movielens-rec evaluate finds its loader by it).
-        run_info = {"agent": config.state, "config": json.loads(config.to_json()),
-                    "env_kwargs": _json_env_kwargs(env_kwargs), "episodes": episodes,
-                    "seed": seed}  # fmt: skip
-        atomic_write(
-            run_dir / RUN_FILE,
-            lambda tmp: tmp.write_text(json.dumps(run_info, indent=1)),
-            suffix=".json",
-        )
+    # A readable record naming the agent (movielens-rec evaluate finds its loader by it).
+    run_info = {"agent": config.state, "config": json.loads(config.to_json()),
+                "env_kwargs": _json_env_kwargs(env_kwargs), "episodes": episodes,
+                "seed": seed}  # fmt: skip
 
     while agent.episodes < episodes:
         # --- one step of every sub-environment with exploration noise, then learn from replay
@@ -200,6 +194,9 @@ def _train(
                 "env_kwargs": _json_env_kwargs(env_kwargs), "data": data,
             }  # fmt: skip
             save_checkpoint(run_dir, payload, config)
+            # Written with each checkpoint, not before the first: a run killed before it leaves
+            # no record that would make its folder look like a run to resume.
+            write_run_info(run_dir, run_info)
     if run_dir is not None and result.curve:
         write_curve(run_dir / CURVE_FILE, result.curve)
     if agent.updates == 0:
@@ -271,20 +268,5 @@ def load_agent(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]
             f"{path}: incomplete, or its weights do not fit its own config "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
         ) from None
-    env = heldout_env(env_kwargs)
-    found = {
-        "dim": gym.spaces.flatdim(env.action_space),
-        "history_len": env.history_len,
-        "obs_dim": gym.spaces.flatdim(env.observation_space),
-    }
-    if found != dims:
-        raise CheckpointError(
-            f"{path}: the agent was trained for {dims}, but its env arguments now give {found}"
-        )
-    if env.world.dataset.fingerprint() != data:
-        raise CheckpointError(
-            f"{path}: the agent was trained on other ratings than those found now (data "
-            f"fingerprint {data[:12]}, found {env.world.dataset.fingerprint()[:12]}); give the "
-            "--data-dir of the data it was trained on"
-        )
+    check_trained_env(path, heldout_env(env_kwargs), dims, data, CheckpointError)
     return agent, env_kwargs

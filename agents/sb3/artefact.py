@@ -15,7 +15,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -32,6 +31,8 @@ from ..run_folder import (
     RunFolderError,
     check_location,
     check_run_dir,
+    check_trained_env,
+    env_shapes,
     json_env_kwargs,
     portable_env_kwargs,
     read_run_info,
@@ -49,13 +50,6 @@ FORMAT_VERSION = 1
 def model_file(algorithm: str) -> str:
     """The name of an algorithm's model in a run folder, e.g. ``td3.zip``."""
     return f"{algorithm}.zip"
-
-
-def _shapes(env: gym.Env) -> dict[str, int]:
-    return {
-        "dim": gym.spaces.flatdim(env.action_space),
-        "obs_dim": gym.spaces.flatdim(env.observation_space),
-    }
 
 
 def train_into(
@@ -91,7 +85,7 @@ def train_into(
     write_run_info(run_dir, {
         "format_version": FORMAT_VERSION, "agent": agent, "algorithm": algorithm, "model": name,
         "config": config.to_dict(), "seed": seed, "timesteps": timesteps,
-        "env_kwargs": recorded, "data": env.world.dataset.fingerprint(), **_shapes(env),
+        "env_kwargs": recorded, "data": env.world.dataset.fingerprint(), **env_shapes(env),
     })  # fmt: skip
     return model, curve
 
@@ -159,17 +153,7 @@ def load_run(run_dir: Path, **location: Any) -> tuple[BaseAlgorithm, dict[str, A
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
         ) from None
     env = heldout_env(env_kwargs)
-    found = _shapes(env)
-    if found != dims:
-        raise RunFolderError(
-            f"{path}: the agent was trained for {dims}, but its env arguments now give {found}"
-        )
-    if env.world.dataset.fingerprint() != data:
-        raise RunFolderError(
-            f"{path}: the agent was trained on other ratings than those found now (data "
-            f"fingerprint {data[:12]}, found {env.world.dataset.fingerprint()[:12]}); give the "
-            "--data-dir of the data it was trained on"
-        )
+    check_trained_env(path, env, dims, data, RunFolderError)
     weights = run_dir / info["model"]
     if not weights.is_file():
         raise RunFolderError(f"{weights}: missing; {path} names it as the run's model")

@@ -18,7 +18,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 
 from movielens_env.errors import ArgumentError
-from movielens_env.storage import available_memory
+from movielens_env.storage import require_memory
 
 from ..fields import ConfigError
 from ..threads import torch_threads
@@ -31,14 +31,12 @@ def check_buffer_fits(config: SB3Config, obs_dim: int, dim: int) -> None:
     """Refuse a replay buffer larger than the memory left, before it fills up and the process is
     killed deep into a run (SB3 reserves its float32 arrays lazily: observations, next
     observations, actions, rewards, dones and timeouts)."""
-    needed = config.buffer_size * (2 * obs_dim + dim + 3) * 4
-    available = available_memory()
-    if available is not None and needed > available:
-        raise ConfigError(
-            f"SB3Config.buffer_size={config.buffer_size:,} needs {needed / 2**30:.1f} GiB for "
-            f"observations of {obs_dim} floats, and {available / 2**30:.1f} GiB of memory is "
-            f"available; use at most {int(config.buffer_size * available / needed):,}"
-        )
+    size = config.buffer_size
+    needed = size * (2 * obs_dim + dim + 3) * 4
+    require_memory(
+        needed, f"SB3Config.buffer_size={size:,} (observations of {obs_dim} floats)",
+        lambda available: int(size * available / needed), ConfigError,
+    )  # fmt: skip
 
 
 def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config | None = None):

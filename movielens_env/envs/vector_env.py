@@ -23,7 +23,7 @@ from ..checks import positive_int
 from ..errors import ArgumentError, InvalidActionError
 from ..simulator.scoring import action_direction, best_slates
 from ..simulator.world import POSITIVE_RATING
-from ..storage import available_memory
+from ..storage import require_memory
 from .env import check_options
 from .observation import ObservationBuilder
 from .setup import EnvConfig, EnvSetup, UsesSetup
@@ -392,13 +392,10 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
 def _check_fits(num_envs: int, n_items: int) -> None:
     """Refuse more sub-environments than memory holds: each keeps a catalogue-wide mask and
     a row of float32 scores (5 bytes per item)."""
-    needed = num_envs * n_items * 5
-    available = available_memory()
-    if available is not None and needed > available:
-        raise ArgumentError(
-            f"num_envs={num_envs:,} needs {needed / 2**30:.1f} GiB ({n_items:,} items each) and "
-            f"{available / 2**30:.1f} GiB is available; use at most {available // (n_items * 5):,}"
-        )
+    require_memory(
+        num_envs * n_items * 5, f"num_envs={num_envs:,} ({n_items:,} items each)",
+        lambda available: available // (n_items * 5), ArgumentError,
+    )  # fmt: skip
 
 
 # The user-state arrays a checkpoint of the vector env holds (those the user model uses).
