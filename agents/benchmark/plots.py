@@ -119,4 +119,33 @@ def plot_training(rows: Sequence[dict[str, float]], out_dir: Path, title: str) -
     axis.set_title(f"{title}: return during training")
     axis.legend()
     figure.tight_layout()
-    return [*paths, _save(figure, out_dir / "return.png")]
+    paths.append(_save(figure, out_dir / "return.png"))
+    if "q_start" in rows[0]:  # DRR's learning diagnostics
+        paths.append(_plot_diagnostics(rows, episodes, out_dir / "diagnostics.png", title))
+    return paths
+
+
+def _plot_diagnostics(
+    rows: Sequence[dict[str, float]], episodes: list[float], path: Path, title: str
+) -> Path:
+    """The critic's value of the first state against the return it then gets, the TD error,
+    and the actor's agreement with greedy, against training episodes."""
+    figure = Figure(figsize=(12, 3.8))
+    value, td, agree = figure.subplots(1, 3)
+    value.plot(episodes, [row["q_start"] for row in rows], marker="o", label="Q(s0, mu(s0))")
+    value.plot(
+        episodes, [row["return_discounted"] for row in rows], marker="o",
+        label="discounted test return",
+    )  # fmt: skip
+    value.set_title("critic: value vs return")
+    value.legend()
+    td.plot(episodes, [row["td_error"] for row in rows], marker="o")
+    td.set_title("mean |TD error|")
+    agree.plot(episodes, [row["greedy_agreement@1"] for row in rows], marker="o")
+    agree.set_ylim(0.0, 1.0)
+    agree.set_title("first item = greedy's (share of users)")
+    for axis in (value, td, agree):
+        axis.set_xlabel("training episodes")
+    figure.suptitle(f"{title}: learning diagnostics")
+    figure.tight_layout()
+    return _save(figure, path)

@@ -26,6 +26,7 @@ class UpdateStats:
     critic_loss: float
     actor_loss: float
     mean_q: float
+    td_error: float  # mean absolute TD error of the batch
 
 
 def _soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
@@ -146,7 +147,9 @@ class DRRAgent:
         _soft_update(self.actor_target, self.actor, self.config.tau)
         self.replay.update_priorities(batch.indices, td_error.numpy())
         self.updates += 1
-        return UpdateStats(critic_loss.item(), actor_loss.item(), q.mean().item())
+        return UpdateStats(
+            critic_loss.item(), actor_loss.item(), q.mean().item(), td_error.abs().mean().item()
+        )
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict:

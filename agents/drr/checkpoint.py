@@ -27,8 +27,8 @@ __all__ = [
 ]
 # 2: the vector env's state replaces the single env's generator; 3: item vectors with the bias
 # (one more dimension), the user model's state, and the observation's length; 4: the data's
-# fingerprint.
-FORMAT_VERSION = 4
+# fingerprint; 5: the TD errors since the last evaluation (learning diagnostics).
+FORMAT_VERSION = 5
 
 
 class CheckpointError(MovieLensRecError, ValueError):

@@ -35,7 +35,7 @@ __all__ = [
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
-PLOTS = ("precision.png", "return.png")
+PLOTS = ("precision.png", "return.png", "diagnostics.png")
 RUN_FILES = (CHECKPOINT, CONFIG, RUN_FILE, CURVE_FILE, *PLOTS)
 
 

@@ -42,6 +42,7 @@ from .checkpoint import (
     to_torch,
 )
 from .config import DRRConfig
+from .diagnostics import evaluation_diagnostics, greedy_first_items
 from .run_dir import (
     CURVE_FILE,
     LOCATION_KEYS,
@@ -110,7 +111,8 @@ def _train(
     data = envs.world.dataset.fingerprint()
     agent = DRRAgent(config, dim, history_len, seed, obs_dim)
     result = TrainResult(agent)
-    running, losses = np.zeros(envs.num_envs), []
+    running, losses, td_errors = np.zeros(envs.num_envs), [], []
+    greedy_first = greedy_first_items(env_kwargs)
     if resume:
         payload, saved_config = load_checkpoint(run_dir)
         if saved_config != config or payload["seed"] != seed:
@@ -136,7 +138,7 @@ def _train(
         agent.load_state_dict(payload["agent"])
         envs.load_state_dict(to_numpy(payload["envs"]))
         obs, running = payload["obs"].numpy(), payload["running"].numpy().copy()
-        losses = list(payload["losses"])
+        losses, td_errors = list(payload["losses"]), list(payload["td_errors"])
         result.curve, result.episode_returns = payload["curve"], payload["episode_returns"]
     else:
         obs, _ = envs.reset(seed=seed)
@@ -159,7 +161,9 @@ def _train(
         agent.replay.add(obs, actions, rewards, stored_next, terminated.astype(np.float32))
         if len(agent.replay) >= config.learning_starts:
             for _ in range(config.updates_per_step * envs.num_envs):
-                losses.append(agent.update(beta).critic_loss)
+                stats = agent.update(beta)
+                losses.append(stats.critic_loss)
+                td_errors.append(stats.td_error)
         running += rewards
         for row in ended:
             if agent.episodes == episodes:  # episodes beyond the budget are not counted
@@ -174,21 +178,27 @@ def _train(
         done = agent.episodes
         last = done == episodes
         if _crossed(before, done, config.eval_every) or (last and before < done):
-            metrics = evaluate(agent, env_kwargs, name=config.state).summary()
+            evaluated = evaluate(agent, env_kwargs, name=config.state)
+            metrics = evaluated.summary()
             recent = result.episode_returns[-config.eval_every :]
             point: dict[str, float] = {
                 "episode": done, "train_return": float(np.mean(recent)),
                 "critic_loss": float(np.mean(losses)) if losses else float("nan"),
             }  # fmt: skip
-            result.curve.append({**point, **{m: metrics[m] for m in names.TRAINING_CURVE}})
-            losses = []
+            diagnostics = evaluation_diagnostics(
+                agent, env_kwargs, evaluated, greedy_first, td_errors
+            )
+            result.curve.append(
+                {**point, **{m: metrics[m] for m in names.TRAINING_CURVE}, **diagnostics}
+            )
+            losses, td_errors = [], []
         if run_dir is not None and (
             (last and before < done) or _crossed(before, done, config.checkpoint_every)
         ):
             payload = {
                 "agent": agent.state_dict(), "envs": to_torch(envs.state_dict()),
                 "obs": torch.as_tensor(obs), "running": torch.as_tensor(running),
-                "losses": losses, "curve": result.curve,
+                "losses": losses, "td_errors": td_errors, "curve": result.curve,
                 "episode_returns": result.episode_returns, "seed": seed, "dim": dim,
                 "history_len": history_len, "obs_dim": obs_dim,
                 "env_kwargs": _json_env_kwargs(env_kwargs), "data": data,

@@ -167,10 +167,12 @@ def evaluate_online(
     max_steps: int | None = None,
     name: str = "agent",
     progress: Callable[[int], None] = lambda users: None,
+    discount: float = 1.0,
 ) -> np.ndarray:
     """Return of one test-split episode (at most ``max_steps``, by default the episode length
-    of ``env_kwargs``) per test user; ``progress(n)`` is told each time ``n`` more users are
-    done (planners can take minutes).
+    of ``env_kwargs``) per test user, the reward of step ``t`` weighted by ``discount ** t``
+    (1: the plain sum); ``progress(n)`` is told each time ``n`` more users are done (planners
+    can take minutes).
 
     Episodes run side by side, a batch of users at a time, so that a policy that accepts
     batches (any SB3 model) is asked once per step for the whole batch: in the native vector
@@ -186,10 +188,12 @@ def evaluate_online(
     if users is None:
         users = evaluation_users(world, first.history_len)
     if isinstance(agent, Reference):
-        return _online_reference(agent, first, users, max_steps, progress)
+        return _online_reference(agent, first, users, max_steps, progress, discount)
     if not isinstance(agent, Ranker):
         actor = PolicyActor(agent, first.vectors.dim, name)
-        return _online_actions(actor, env_kwargs, reward_model, users, max_steps, progress)
+        return _online_actions(
+            actor, env_kwargs, reward_model, users, max_steps, progress, discount
+        )
     lanes = min(len(users), _LOCKSTEP)
     envs = [first] + [heldout_env(env_kwargs, reward_model=reward_model) for _ in range(lanes - 1)]
     returns = np.zeros(len(users))
@@ -198,7 +202,7 @@ def evaluate_online(
         for lane, user in enumerate(batch):
             envs[lane].reset(options={"user_id": world.dataset.user_ids[user]})
         running = list(range(len(batch)))
-        for _ in range(max_steps):
+        for step in range(max_steps):
             if not running:
                 break
             still = []
@@ -206,7 +210,7 @@ def evaluate_online(
                 env, user = envs[lane], int(batch[lane])
                 slate = checked_ranking(agent, user, env.candidate_items(), env.slate_size, name)
                 _, reward, terminated, _, _ = env.step_items(slate)
-                returns[start + lane] += reward
+                returns[start + lane] += discount**step * reward
                 if not terminated:
                     still.append(lane)
             running = still
@@ -220,6 +224,7 @@ def _online_reference(
     users: np.ndarray,
     max_steps: int,
     progress: Callable[[int], None],
+    discount: float,
 ) -> np.ndarray:
     """Each user's planned episode, played in the env (the return is the env's, not the
     plan's own estimate)."""
@@ -227,9 +232,9 @@ def _online_reference(
     raw_ids = env.world.dataset.user_ids
     for row, user in enumerate(users):
         env.reset(options={"user_id": raw_ids[user]})
-        for slate in reference.plan(env, max_steps)[:max_steps]:
+        for step, slate in enumerate(reference.plan(env, max_steps)[:max_steps]):
             _, reward, terminated, _, _ = env.step_items(slate)
-            returns[row] += reward
+            returns[row] += discount**step * reward
             if terminated:
                 break
         progress(1)
@@ -243,6 +248,7 @@ def _online_actions(
     users: np.ndarray,
     max_steps: int,
     progress: Callable[[int], None],
+    discount: float,
 ) -> np.ndarray:
     lanes = max(1, min(len(users), _LOCKSTEP))
     kwargs = heldout_kwargs(env_kwargs, reward_model=reward_model)
@@ -255,11 +261,11 @@ def _online_actions(
         padded = np.concatenate([batch, np.full(lanes - len(batch), batch[0])])
         obs, _ = envs.reset(options={"user_id": raw_ids[padded]})
         alive = np.ones(lanes, dtype=bool)
-        for _ in range(max_steps):
+        for step in range(max_steps):
             actions = actor(list(obs))
             # An ended row is reset on the next step (ignoring its action); it no longer counts.
             obs, rewards, terminated, _, _ = envs.step(actions)
-            returns[start : start + len(batch)] += (rewards * alive)[: len(batch)]
+            returns[start : start + len(batch)] += discount**step * (rewards * alive)[: len(batch)]
             alive &= ~terminated
             if not alive.any():
                 break

@@ -141,3 +141,28 @@ def test_drr_trains_and_reloads_under_a_user_model_with_a_state(tmp_path):
     assert agent.obs_dim == obs.shape[0] > 6 * 9  # user and history vectors, then the state
     np.testing.assert_array_equal(agent.predict(obs)[0], result.agent.predict(obs)[0])
     assert "online/return_mf" in result.curve[-1]
+
+
+def test_the_learning_curve_holds_finite_diagnostics(tmp_path):
+    from agents.drr.diagnostics import COLUMNS
+
+    config = DRRConfig(**SMALL, eval_every=6, checkpoint_every=0, num_envs=2)
+    result = train_drr(ENV, config, 12, seed=0, run_dir=tmp_path / "run")
+    assert len(result.curve) == 2
+    for row in result.curve:
+        assert set(COLUMNS) <= set(row)
+        assert all(np.isfinite(row[column]) for column in COLUMNS), row
+        assert 0.0 <= row["greedy_agreement@1"] <= 1.0 and row["actor_norm"] > 0.0
+        assert row["q_bias"] == pytest.approx(row["q_start"] - row["return_discounted"])
+    header = (tmp_path / "run" / "learning_curve.csv").read_text().splitlines()[0].split(",")
+    assert set(COLUMNS) <= set(header)
+
+
+def test_the_diagnostics_are_plotted(tmp_path):
+    from agents.benchmark.plots import plot_training
+
+    config = DRRConfig(**SMALL, eval_every=6, checkpoint_every=0)
+    result = train_drr(ENV, config, 12, seed=0)
+    paths = plot_training(result.curve, tmp_path, "drr-ave")
+    assert [p.name for p in paths] == ["precision.png", "return.png", "diagnostics.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
