@@ -47,6 +47,7 @@ TARGETS = {
     "peak_memory_ml25m_gb": 4.0,
     "drr_5000_episodes_ml1m_min": 15.0,
     "static_over_baseline": 0.9,  # the user-dynamics issue: within 10% of the speed before it
+    "single_over_bare": 0.5,  # the architecture issue: a lean step, half the bare limit
 }
 
 
@@ -121,6 +122,30 @@ def _work_steps(
     return {"steps_per_s": rate, "peak_memory_gb": _peak_memory_gb()}
 
 
+def _work_bare(dataset: str, seconds: float) -> dict[str, Any]:
+    """The bare limit of one single-env step: score the catalogue (the same float32 product),
+    mask the few items already shown, take the argmax; nothing else."""
+    import gymnasium as gym
+    import numpy as np
+
+    import movielens_env  # noqa: F401
+
+    env = gym.make("MovieLensRec-v0", dataset=dataset).unwrapped
+    items = env.vectors.items
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (64, items.shape[1])).astype(np.float32)
+    shown = np.arange(0, 2 * env.history_len, 2)  # as many as an episode masks
+    counter = [0]
+
+    def step() -> None:
+        counter[0] += 1
+        scores = items @ actions[counter[0] % 64]
+        scores[shown] = -np.inf
+        int(scores.argmax())
+
+    return {"steps_per_s": _rate(step, 1, seconds), "peak_memory_gb": _peak_memory_gb()}
+
+
 def _work_drr_updates(dataset: str, seconds: float) -> dict[str, Any]:
     import numpy as np
 
@@ -170,6 +195,7 @@ def _work_drr_train(dataset: str, episodes: int) -> dict[str, Any]:
 WORK = {
     "build": _work_build,
     "steps": _work_steps,
+    "bare": _work_bare,
     "drr_updates": _work_drr_updates,
     "drr_train": _work_drr_train,
 }
@@ -263,6 +289,7 @@ def run(
             steps["single"]["1"] = _measure(
                 "steps", cache, dataset=dataset, kind="single", num_envs=1, seconds=seconds
             )
+            steps["bare"] = {"1": _measure("bare", cache, dataset=dataset, seconds=seconds)}
             for n in NUM_ENVS[:3] if quick else NUM_ENVS:
                 steps["native"][str(n)] = _measure(
                     "steps", cache, dataset=dataset, kind="native", num_envs=n, seconds=seconds
@@ -303,6 +330,10 @@ def verdicts(results: dict[str, Any]) -> list[str]:
     if steps:
         check("ml-1m-sized single env steps/s", steps["single"]["1"]["steps_per_s"],
               TARGETS["single_ml1m_steps_per_s"], False, "")  # fmt: skip
+        if "bare" in steps:
+            check("ml-1m-sized single env / the bare limit (score + mask + argmax, same run)",
+                  steps["single"]["1"]["steps_per_s"] / steps["bare"]["1"]["steps_per_s"],
+                  TARGETS["single_over_bare"], False, "x")  # fmt: skip
         native = {int(n): r["steps_per_s"] for n, r in steps["native"].items()}
         best = max(native, key=native.get)
         check(f"ml-1m-sized native vector env steps/s (best, num_envs={best})", native[best],
@@ -342,7 +373,9 @@ def markdown(results: dict[str, Any], command: str, machine: str) -> str:
     lines += ["## Steps per second", "",
               "Random uniform actions, full-catalogue scoring, `max_episode_steps=10`; "
               "`single` is `gym.make` (with its wrappers), `sync` Gymnasium's `SyncVectorEnv` "
-              "over such envs, `native` the registered vector env.", ""]  # fmt: skip
+              "over such envs, `native` the registered vector env; `bare` is the bare limit of "
+              "a single step, measured in the same run: the catalogue's float32 scores, a mask "
+              "and an argmax, nothing else.", ""]  # fmt: skip
     for shape, kinds in results["steps"].items():
         counts = sorted({int(n) for kind in kinds.values() for n in kind})
         lines += [f"### {shape}", "", "| num_envs | " + " | ".join(map(str, counts)) + " |"]
