@@ -137,8 +137,26 @@ def read_config_file(cls: type, path: str | Path) -> dict[str, Any]:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ArgumentError(f"--config {path}: cannot be read ({exc})") from None
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ArgumentError(f"--config {path}: not valid JSON ({exc})") from None
+    values = strict_json(text, f"--config {path}")
     return values_from_dict(cls, values, f"--config {path}")
+
+
+def strict_json(text: str, where: str) -> Any:
+    """``text`` as JSON, with a key given twice in one object refused (``json`` would keep the
+    last silently); ``where`` (an option, a file) starts the message.
+
+    Raises:
+        ArgumentError: not valid JSON, or a repeated key.
+    """
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ArgumentError(f"{where}: key {', '.join(map(repr, repeated))} given twice")
+        return dict(pairs)
+
+    try:
+        return json.loads(text, object_pairs_hook=unique)
+    except json.JSONDecodeError as exc:
+        raise ArgumentError(f"{where}: not valid JSON ({exc})") from None

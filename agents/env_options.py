@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 from typing import Any
 
-from movielens_env import MovieLensRecEnv, variant_kwargs
+from movielens_env import MovieLensRecEnv, parse_user_model, variant_kwargs
 from movielens_env.errors import ArgumentError
+
+from .config_values import strict_json
 
 # Chosen by other options of the commands, or by the evaluation itself.
 _NOT_HERE = ("dataset", "data_dir", "split", "render_mode")
@@ -41,14 +42,15 @@ def env_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.user_model is not None:
         options.update(variant_kwargs(args.user_model))
     if args.env_kwargs:
-        try:
-            extra = json.loads(args.env_kwargs)
-        except json.JSONDecodeError as exc:
-            raise ArgumentError(
-                f"--env-kwargs {args.env_kwargs!r} is not valid JSON ({exc})"
-            ) from None
+        extra = strict_json(args.env_kwargs, f"--env-kwargs {args.env_kwargs!r}")
         if not isinstance(extra, dict):
             raise ArgumentError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+        if args.user_model is not None and "user_model" in extra:
+            if parse_user_model(extra["user_model"]).name != options["user_model"]:
+                raise ArgumentError(
+                    f"--user-model {args.user_model!r} and --env-kwargs' user_model "
+                    f"{extra['user_model']!r} disagree; give the user model once"
+                )
         options.update(extra)
     allowed = set(inspect.signature(MovieLensRecEnv).parameters) - set(_NOT_HERE)
     allowed.add("max_episode_steps")

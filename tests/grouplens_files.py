@@ -27,9 +27,10 @@ HALF_STAR_ROWS = [
     (42, 10, 1.5, 1445714994),
     (7, 33, 3.0, 1260759182),
 ]
-# Raw item id -> (title, genres). Item 77 has metadata but no rating; item 10 has no metadata.
+# Raw item id -> (title, genres). Item 77 has metadata but no rating.
 MOVIES = {
     5: ("Café (1995)", ("Comedy", "Drama")),
+    10: ("Heat (1995)", ("Action", "Crime", "Thriller")),
     33: ("American President, The (1995)", ("Comedy", "Drama", "Romance")),
     77: ("Unrated Film (1999)", ("Horror",)),
     100: ("Toy Story (1995)", ("Animation", "Children's", "Comedy")),

@@ -1029,3 +1029,96 @@ def test_a_plugin_config_that_is_not_json_is_refused_when_registered():
 
     with pytest.raises(ValueError, match="agent 'set-config': its config must be JSON values"):
         register_agent("set-config", lambda ctx: None, "cfg", config={"a": {1, 2}})
+
+
+# --------------------------------------------------------------------------- fourth pass
+def test_a_references_json_that_no_benchmark_wrote_is_kept(two_catalogues, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "references.json").write_text("mine")
+    assert main(_bench(mine, two_catalogues[0])) == 2
+    assert "holds references.json, which a benchmark would overwrite" in _error(capsys)
+    assert (mine / "references.json").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "env_kwargs, message",
+    [
+        ('{"embedding_dim": 8, "embedding_dim": 16}', "key 'embedding_dim' given twice"),
+        ('{"mf_options": {"iterations": 2, "iterations": 3}}', "key 'iterations' given twice"),
+    ],
+)
+def test_a_key_given_twice_in_env_kwargs_is_refused(tmp_path, capsys, env_kwargs, message):
+    argv = ["benchmark", "--agents", "random", "--out", str(tmp_path / "b"), "--env-kwargs",
+            env_kwargs]  # fmt: skip
+    assert main(argv) == 2
+    assert message in _error(capsys)
+
+
+def test_a_field_given_twice_in_a_config_file_is_refused(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text('{"hidden": 16, "hidden": 32}')
+    assert main([*_train(tmp_path / "run"), "--config", str(config)]) == 2
+    assert "key 'hidden' given twice" in _error(capsys)
+
+
+def test_two_different_user_models_are_refused(tmp_path, capsys):
+    argv = ["benchmark", "--agents", "random", "--out", str(tmp_path / "b"), "--user-model",
+            "drift", "--env-kwargs", '{"user_model": "boredom"}']  # fmt: skip
+    assert main(argv) == 2
+    assert "--user-model 'drift' and --env-kwargs' user_model 'boredom' disagree" in _error(capsys)
+
+
+def test_an_sb3_run_that_took_no_gradient_step_says_so(tmp_path, capsys):
+    with pytest.warns(UserWarning, match="td3 took no gradient step in 60 timesteps"):
+        assert main(_train_sb3(tmp_path / "run", "--set", "learning_starts=500")) == 0
+
+
+def test_rated_items_missing_from_u_item_are_refused(tmp_path):
+    from movielens_env import load_dataset
+
+    folder = tmp_path / "ml-100k"
+    write_ml100k(folder)
+    lines = (folder / "u.item").read_text(encoding="latin-1").splitlines()
+    (folder / "u.item").write_text("\n".join(lines[1:]) + "\n", encoding="latin-1")
+    with pytest.raises(ValueError, match=r"u.item: no row for 1 of the .* rated items \(item 1"):
+        load_dataset("ml-100k", folder)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda rows: rows[:1], "no recommendations below the header"),
+        (lambda rows: [*rows[:1], [rows[1][0], rows[1][1], "1_0"]], "expected three integers"),
+        (lambda rows: [*rows[:1], [rows[1][0], rows[1][1], "9" * 24]], "a number beyond 2**53"),
+    ],
+)
+def test_a_recommendations_file_without_rows_or_with_odd_numbers_is_refused(
+    finished_run, tmp_path, edit, message
+):
+    from movielens_env import load_world
+    from movielens_env.evaluation.exports import metrics_from_recommendations
+
+    path = tmp_path / "recs.csv"
+    argv = ["recommend", str(finished_run), "--all-test-users", "--k", "3", "--output", str(path)]
+    assert main(argv) == 0
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    path.write_text("\n".join(",".join(row) for row in edit(rows)) + "\n")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        metrics_from_recommendations(path, load_world(**load_agent(finished_run)[1]))
+
+
+@pytest.mark.parametrize("dtype", [complex, bool, str])
+def test_actions_that_are_not_real_numbers_are_refused(make_env, small_dataset, dtype):
+    import gymnasium as gym
+
+    from movielens_env.errors import InvalidActionError
+
+    env = make_env()
+    env.reset(seed=0)
+    with pytest.raises(InvalidActionError, match="actions must be real numbers"):
+        env.step(np.ones(env.action_space.shape, dtype=dtype))
+    envs = gym.make_vec("MovieLensRec-v0", num_envs=2, dataset=small_dataset, embedding_dim=4)
+    envs.reset(seed=0)
+    with pytest.raises(InvalidActionError, match="actions must be real numbers"):
+        envs.step(np.ones(envs.action_space.shape, dtype=dtype))

@@ -122,10 +122,23 @@ def check_results_folder(out_dir: Path, force: bool) -> None:
     results folder (it holds no ``references.json`` and no ``runs/``), unless ``force``."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ResultsFolderError(f"--out {out_dir} is a file; a benchmark writes a folder")
-    ours = (out_dir / "references.json").is_file() or (out_dir / "runs").is_dir()
+    references = out_dir / "references.json"
+    ours = (out_dir / "runs").is_dir() or _is_record(references)
     clashing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
+    if references.exists() and not _is_record(references):
+        clashing.append(references.name)
     if clashing and not ours and not force:
         raise ResultsFolderError(
             f"{out_dir} is not a benchmark's results folder but holds {', '.join(clashing)}, "
             "which a benchmark would overwrite; use another --out, or pass --force"
         )
+
+
+def _is_record(path: Path) -> bool:
+    """Whether ``path`` holds a record a benchmark wrote (a JSON object with its key and
+    checksum), whatever its configuration."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(record, dict) and {"key", "checksum"} <= set(record)

@@ -6,6 +6,7 @@ and trained models save and load with SB3's own ``.zip`` format.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,14 @@ def train_model(
     with torch_threads(1):
         model = make_model(algorithm, env, seed, config)
         model.learn(total_timesteps=timesteps, callback=callback)
+    if model._n_updates == 0:  # SB3 counts its gradient steps there (no public attribute)
+        starts = (config or SB3Config()).learning_starts
+        warnings.warn(
+            f"{algorithm} took no gradient step in {timesteps} timesteps (learning starts after "
+            f"learning_starts={starts}): the policy is its random initialisation; give more "
+            "timesteps or lower learning_starts (--set learning_starts=N)",
+            stacklevel=2,
+        )
     steps = np.cumsum(env.get_episode_lengths())
     curve = [(int(t), float(r)) for t, r in zip(steps, env.get_episode_rewards(), strict=True)]
     if save_to is not None:

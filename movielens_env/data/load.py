@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MovieLensRecError
+from ..errors import DataFormatError, MovieLensRecError
 from ..storage import writable_file
 from .formats import SYNTHETIC_NAMES, GroupLensFormat, get_format
 from .parsing import read_items, read_ratings
@@ -86,7 +86,18 @@ def _generate(name: str) -> RatingsDataset:
 def _parse(name: str, fmt: GroupLensFormat, folder: Path) -> RatingsDataset:
     ratings_path = folder / fmt.ratings_file
     raw = read_ratings(ratings_path, fmt)
-    metadata = read_items(folder / fmt.items_file, fmt)
+    items_path = folder / fmt.items_file
+    metadata = read_items(items_path, fmt)
+    if metadata is not None:
+        # GroupLens lists every rated item; one without a row would silently lose its title
+        # and genres (and never bore under the boredom user model).
+        missing = np.setdiff1d(np.unique(raw.items), metadata.item_ids)
+        if len(missing):
+            raise DataFormatError(
+                f"{items_path}: no row for {len(missing)} of the {len(np.unique(raw.items))} "
+                f"rated items (item {missing[0]} first); it must list every item of "
+                f"{ratings_path.name}"
+            )
     return from_raw(
         name,
         raw,

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data.ratings import RatingsDataset
 from ..errors import ArgumentError, InvalidActionError
-from ..simulator.scoring import action_direction, best_slates
+from ..simulator.scoring import action_direction, best_slates, real_actions
 from ..simulator.user_model import UserState
 from ..simulator.world import POSITIVE_RATING
 from .observation import Observation
@@ -372,8 +372,7 @@ class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
             raise InvalidActionError(
                 f"action must have shape {self.action_space.shape}, got {array.shape}"
             )
-        if array.dtype != np.float32:
-            array = array.astype(np.float64)  # a finite float64 may exceed float32's range
+        array = real_actions(array)
         if not np.isfinite(array).all():
             raise InvalidActionError("action contains NaN or inf")
         if not array.any():

@@ -21,7 +21,7 @@ from gymnasium.vector.utils import batch_space
 from ..blas import single_threaded_blas
 from ..checks import positive_int
 from ..errors import ArgumentError, InvalidActionError
-from ..simulator.scoring import action_direction, best_slates
+from ..simulator.scoring import action_direction, best_slates, real_actions
 from ..simulator.world import POSITIVE_RATING
 from ..storage import require_memory
 from .env import check_options
@@ -373,8 +373,7 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
                 f"actions must have shape {self.action_space.shape} (num_envs, embedding_dim), "
                 f"got {array.shape}"
             )
-        if array.dtype != np.float32:
-            array = array.astype(np.float64)  # a finite float64 may exceed float32's range
+        array = real_actions(array)
         bad = ~np.isfinite(array).all(axis=1) | ~array.any(axis=1)
         if bad.any():
             raise InvalidActionError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 
 import numpy as np
 
@@ -15,6 +16,8 @@ from .metrics import coverage_at_k, per_user_metrics
 from .protocols import DEFAULT_KS, EvaluationResult, relevant_items
 
 RECOMMENDATION_HEADER = ("user", "item", "rank")
+# Plain decimal integers only (int() would also take "1_0" or " 7").
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def export_recommendations(
@@ -79,12 +82,13 @@ def _read_recommendations(path: str | os.PathLike[str]) -> tuple[np.ndarray, ...
         rows: list[tuple[int, int, int]] = []
         seen: dict[tuple[int, str, int], int] = {}
         for line, fields in enumerate(reader, start=2):
-            try:
-                user, item, rank = (int(field) for field in fields)
-            except ValueError:
+            if len(fields) != 3 or not all(_INTEGER.fullmatch(f) for f in fields):
                 raise DataFormatError(
                     f"{path}:{line}: expected three integers user,item,rank, found {fields!r}"
-                ) from None
+                )
+            user, item, rank = (int(field) for field in fields)
+            if max(abs(user), abs(item), rank) >= 2**53:  # as the GroupLens loaders bound ids
+                raise DataFormatError(f"{path}:{line}: a number beyond 2**53 in {fields!r}")
             if rank < 1:
                 raise DataFormatError(f"{path}:{line}: ranks start at 1, found {rank}")
             # One item per rank and one rank per item, for each user.
@@ -99,5 +103,7 @@ def _read_recommendations(path: str | os.PathLike[str]) -> tuple[np.ndarray, ...
                     )
                 seen[key] = line
             rows.append((user, item, rank))
+    if not rows:
+        raise DataFormatError(f"{path}: no recommendations below the header")
     columns = np.array(rows, dtype=np.int64).reshape(-1, 3)
     return columns[:, 0], columns[:, 1], columns[:, 2]

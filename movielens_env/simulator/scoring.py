@@ -30,6 +30,16 @@ _ROUNDING_SLACK = 4.0 * np.finfo(np.float32).eps
 _SAFE_PEAK = (2.0**-30, 2.0**30)
 
 
+def real_actions(actions: np.ndarray) -> np.ndarray:
+    """Actions as float32 (as given) or float64 (a finite float64 may exceed float32's range);
+    :class:`InvalidActionError` for anything but real numbers (complex, bool, text)."""
+    if actions.dtype == np.float32:
+        return actions
+    if actions.dtype.kind not in "fiu":
+        raise InvalidActionError(f"actions must be real numbers, got dtype {actions.dtype}")
+    return actions.astype(np.float64)
+
+
 def action_direction(actions: np.ndarray) -> np.ndarray:
     """Finite actions (one, or one per row) as float32 with the same direction, scaled if need be.
 

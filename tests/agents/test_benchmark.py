@@ -145,7 +145,7 @@ def test_cli_benchmark_prints_the_table_and_writes_leaderboard_and_plots(tmp_pat
     "options, message",
     [
         (["--user-model", "bored"], "unknown component 'bored'"),
-        (["--env-kwargs", "{"], "is not valid JSON"),
+        (["--env-kwargs", "{"], "not valid JSON"),
         (["--env-kwargs", "[1]"], "must be a JSON object"),
         (["--env-kwargs", '{"bogus": 1}'], "'bogus' cannot be set here; allowed: "),
         (["--env-kwargs", '{"dataset": "ml-1m"}'], "dataset and data_dir have their own"),

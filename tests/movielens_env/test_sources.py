@@ -33,9 +33,11 @@ from movielens_env.data.sources import safe_extract
 from movielens_env.storage import CACHE_ENV_VAR, atomic_path, atomic_write, cache_root
 
 U_DATA = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n"
-U_ITEM = (
-    "242|Kolya (1996)|24-Jan-1997||http://x|" + "|".join("0" * 5 + "1" + "0" * 13) + "\n"
-).encode("latin-1")
+U_ITEM = "".join(
+    f"{item}|{title}|24-Jan-1997||http://x|" + "|".join("0" * 5 + "1" + "0" * 13) + "\n"
+    for item, title in ((242, "Kolya (1996)"), (302, "L.A. Confidential (1997)"),
+                        (377, "Heavyweights (1994)"))
+).encode("latin-1")  # fmt: skip
 
 
 def _u_data(n_rows: int) -> str:
