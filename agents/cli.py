@@ -114,6 +114,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     seeds = _seeds("0,1,2" if args.seeds is None else args.seeds)
     dataset = args.dataset or "synthetic"
     out = Path(f"runs/benchmark-{dataset}" if args.out is None else nonempty("--out", args.out))
+    out = out.expanduser()
     config = BenchmarkConfig(
         dataset=dataset, data_dir=args.data_dir, agents=tuple(agents), seeds=tuple(seeds),
         timesteps=10_000 if args.timesteps is None else args.timesteps, out_dir=out,

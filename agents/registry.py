@@ -16,6 +16,8 @@ An agent whose trained artefact can be saved also registers an :class:`~agents.a
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +82,9 @@ class AgentEntry:
         artefact: how its trained artefact is saved to and loaded from a run folder, or
             ``None`` for agents with nothing to save (fitted where they are evaluated).
         obs_modes: the env's ``obs_mode`` values its policy reads.
+        code: SHA-256 of the source file of a plugin's trainer (part of its stored runs' key,
+            so that changed code recomputes them); ``None`` for the built-in agents, whose
+            changes the benchmark's result version covers.
     """
 
     name: str
@@ -89,6 +94,7 @@ class AgentEntry:
     config: dict[str, Any] = field(default_factory=dict)
     artefact: Artefact | None = None
     obs_modes: tuple[str, ...] = OBS_MODES
+    code: str | None = None
 
     def check_env(self, env_kwargs: dict[str, Any]) -> None:
         """Refuse env arguments this agent cannot run on (before any work is spent on them)."""
@@ -127,7 +133,10 @@ def register_agent(
         json.dumps(config or {}, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ArgumentError(f"agent {name!r}: its config must be JSON values ({exc})") from None
-    entry = AgentEntry(name, train, description, is_rl, dict(config or {}), artefact, obs_modes)
+    entry = AgentEntry(
+        name, train, description, is_rl, dict(config or {}), artefact, obs_modes,
+        _plugin_source_digest(train),
+    )  # fmt: skip
     AGENTS[name] = entry
     return entry
 
@@ -162,3 +171,12 @@ def get_artefact(name: str) -> Artefact:
             f"evaluated: use it in movielens-rec benchmark); trainable agents: {trainable}"
         )
     return artefact
+
+
+def _plugin_source_digest(train: Callable[..., Any]) -> str | None:
+    """SHA-256 of the file that defines a plugin's trainer; ``None`` for this package's own."""
+    module = inspect.getmodule(getattr(train, "func", train))  # functools.partial has .func
+    path = getattr(module, "__file__", None)
+    if module is None or path is None or module.__name__.split(".")[0] == __name__.split(".")[0]:
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -36,7 +36,13 @@ from .drr.run_dir import CHECKPOINT
 from .env_options import add_env_options, env_options, nonempty
 from .fields import check_seed
 from .plugins import import_plugin
-from .run_folder import RUN_FILE, RunFolderError, check_run_dir, read_run_info
+from .run_folder import (
+    RUN_FILE,
+    RunFolderError,
+    check_folder_path,
+    check_run_dir,
+    read_run_info,
+)
 
 DEFAULT_AGENT = "drr-ave"
 SHOWN = ("rerank/precision@10", "full/precision@10", "online/return_mf")
@@ -81,7 +87,7 @@ def _budget(args: argparse.Namespace, agent: str, artefact: Artefact) -> int:
 def _train(args: argparse.Namespace) -> int:
     for module in args.plugin:
         import_plugin(module)
-    out = Path(nonempty("--out", args.out))
+    out = Path(nonempty("--out", args.out)).expanduser()
     check_run_dir(out, args.resume, args.force)
     if args.resume:  # the run's own agent, config, seed and env; what is given must agree
         agent = recorded_agent(out)
@@ -149,6 +155,10 @@ def _load(args: argparse.Namespace) -> tuple[str, Any, dict[str, Any]]:
 
 def _evaluate(args: argparse.Namespace) -> int:
     agent, policy, env_kwargs = _load(args)
+    info = read_run_info(Path(args.run_dir)) or {}
+    done, planned = info.get("episodes_done"), info.get("episodes")
+    if isinstance(done, int) and isinstance(planned, int) and done < planned:
+        print(f"Note: the run stopped at {done} of its {planned} episodes (--resume continues it)")
     summary = evaluate(policy, env_kwargs, name=agent).summary()
     print(f"{agent} from {args.run_dir} on {env_kwargs['dataset']} (test split)")
     for name, value in summary.items():
@@ -161,7 +171,7 @@ def _recommend(args: argparse.Namespace) -> int:
         raise ArgumentError(f"--k must be >= 1, got {args.k}")
     if args.all_test_users == (args.user is not None):
         raise ArgumentError("give either --user RAW_ID or --all-test-users (not both)")
-    output = None if args.output is None else Path(args.output)
+    output = None if args.output is None else Path(nonempty("--output", args.output)).expanduser()
     if args.all_test_users:
         if output is None:
             raise ArgumentError("--all-test-users needs --output FILE.csv")
@@ -217,6 +227,7 @@ def _check_output(path: Path, force: bool) -> None:
     """``--output`` must be a file path, and an existing file is replaced only with ``--force``."""
     if path.is_dir():
         raise ArgumentError(f"--output {path} is a folder; give the path of a CSV file")
+    check_folder_path(path.parent, ArgumentError)
     if path.exists() and not force:
         raise ArgumentError(f"--output {path} exists; pass --force to replace it")
 
@@ -250,7 +261,10 @@ def add_commands(commands: Any) -> None:
     train.add_argument(
         "--resume", action="store_true",
         help="continue the run in --out from its checkpoint (DRR), with its own agent, config, "
-        "seed and env; --episodes is then the run's new total (at least the episodes it holds)",
+        "seed and env; --episodes is then the run's new total (at least the episodes it holds). "
+        "An interrupted run continues exactly; a finished one extended to more episodes "
+        "continues too, but its replay's importance-weight schedule (annealed over the total) "
+        "differs from that of a run trained that long from the start",
     )  # fmt: skip
     train.add_argument(
         "--force", action="store_true",

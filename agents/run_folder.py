@@ -39,36 +39,68 @@ def run_files() -> tuple[str, ...]:
     return tuple(dict.fromkeys([*own, RUN_FILE, CURVE_FILE]))
 
 
+# What marks a folder as holding a run: the record every run writes, or (for DRR folders
+# written before run.json existed) a checkpoint. Other files of a run's names prove nothing.
+RUN_MARKERS = (RUN_FILE, "checkpoint.pt")
+# What marks a benchmark's results folder.
+RESULTS_MARKERS = ("references.json", "runs")
+
+
 def check_run_dir(
     run_dir: Path, resume: bool, overwrite: bool, resume_from: str | None = None
 ) -> None:
     """Check that training may write into ``run_dir`` (nothing is changed here).
 
     Raises:
-        RunFolderError: ``run_dir`` is a file; it holds a run and neither ``resume`` nor
-            ``overwrite`` was asked; ``resume`` was asked and it holds no run (no
-            ``resume_from`` where that is given); or both were asked.
+        RunFolderError: ``run_dir`` is a file, lies under one, or is a benchmark's results
+            folder; it holds a run and neither ``resume`` nor ``overwrite`` was asked, or
+            files a run would overwrite (without ``overwrite``); ``resume`` was asked and it
+            holds no run (no ``resume_from`` where that is given); or both were asked.
     """
     if resume and overwrite:
         raise RunFolderError("resume and overwrite (--resume and --force) exclude each other")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunFolderError(f"{run_dir} is a file; a run needs a folder")
-    found = [name for name in run_files() if (run_dir / name).exists()]
-    if resume and not (found if resume_from is None else (run_dir / resume_from).exists()):
+    check_folder_path(run_dir, RunFolderError)
+    if any((run_dir / name).exists() for name in RESULTS_MARKERS):
+        raise RunFolderError(f"{run_dir} is a benchmark's results folder; give a run its own --out")
+    runs = [name for name in RUN_MARKERS if (run_dir / name).exists()]
+    if resume and not (runs if resume_from is None else (run_dir / resume_from).exists()):
         raise RunFolderError(
             f"nothing to resume: {run_dir} holds no {resume_from or 'run'} (leave out --resume "
             "to start a new run there)"
         )
-    if found and not resume and not overwrite:
+    if runs and not resume and not overwrite:
         raise RunFolderError(
-            f"{run_dir} already holds a run ({', '.join(found)}); pass --resume to continue it "
+            f"{run_dir} already holds a run ({', '.join(runs)}); pass --resume to continue it "
             "or --force to replace it"
+        )
+    clashing = [name for name in run_files() if (run_dir / name).exists()]
+    if clashing and not runs and not overwrite:
+        raise RunFolderError(
+            f"{run_dir} holds no run but {', '.join(clashing)}, which a run would overwrite; "
+            "use another --out, or pass --force to replace them"
         )
 
 
+def check_folder_path(folder: Path, error: type[Exception]) -> None:
+    """Refuse, before any work, a folder path that is a file or lies under one."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if path == folder and not path.is_dir():
+                raise error(f"{folder} is a file; a folder is needed there")
+            if not path.is_dir():
+                raise error(f"{folder}: {path} is a file, so no folder can be made there")
+            return
+
+
 def remove_run(run_dir: Path) -> None:
-    """Remove the files of the run in ``run_dir`` (only those a run writes, whichever agent's)."""
-    for name in run_files():
+    """Remove the files of the run ``run_dir`` holds (those of the agent its ``run.json`` names,
+    or every run file where it names none); a folder without a run is left as it is."""
+    if not any((run_dir / name).exists() for name in RUN_MARKERS):
+        return
+    agent = (read_run_info(run_dir) or {}).get("agent")
+    entry = registry.AGENTS.get(agent) if isinstance(agent, str) else None
+    names = entry.artefact.files if entry is not None and entry.artefact else run_files()
+    for name in (*names, RUN_FILE, CURVE_FILE):
         (run_dir / name).unlink(missing_ok=True)
 
 

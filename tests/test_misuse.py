@@ -70,7 +70,7 @@ def test_train_into_a_finished_run_is_refused_and_the_run_kept(finished_run, cap
     before = {p.name: p.read_bytes() for p in finished_run.iterdir()}
     assert main(_train(finished_run)) == 2
     err = _error(capsys)
-    assert "already holds a run (checkpoint.pt" in err and "--resume" in err and "--force" in err
+    assert "already holds a run (run.json" in err and "--resume" in err and "--force" in err
     assert {p.name: p.read_bytes() for p in finished_run.iterdir()} == before
 
 
@@ -104,7 +104,7 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
     target = tmp_path / "file.txt"
     target.write_text("keep me")
     assert main(_train(target)) == 2
-    assert "is a file; a run needs a folder" in _error(capsys)
+    assert "is a file; a folder is needed there" in _error(capsys)
     assert target.read_text() == "keep me"
 
 
@@ -249,9 +249,9 @@ def test_train_into_a_folder_holding_an_sb3_run_is_refused_and_the_run_kept(
     capsys.readouterr()
     before = {p.name: p.read_bytes() for p in finished_sb3_run.iterdir()}
     assert main(_train_sb3(finished_sb3_run)) == 2
-    assert "already holds a run (td3.zip" in _error(capsys)
+    assert "already holds a run (run.json" in _error(capsys)
     assert main(_train(finished_sb3_run)) == 2  # nor a DRR run over it
-    assert "already holds a run (td3.zip" in _error(capsys)
+    assert "already holds a run (run.json" in _error(capsys)
     assert main(_train_sb3(finished_sb3_run, "--resume")) == 2
     assert "td3 runs cannot be resumed" in _error(capsys)
     assert {p.name: p.read_bytes() for p in finished_sb3_run.iterdir()} == before
@@ -1122,3 +1122,82 @@ def test_actions_that_are_not_real_numbers_are_refused(make_env, small_dataset, 
     envs.reset(seed=0)
     with pytest.raises(InvalidActionError, match="actions must be real numbers"):
         envs.step(np.ones(envs.action_space.shape, dtype=dtype))
+
+
+def test_force_removes_only_a_run_and_never_a_folder_s_other_files(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"my": "settings"}')
+    assert main(_train_sb3(folder)) == 2
+    assert "holds no run but config.json, which a run would overwrite" in _error(capsys)
+    assert main([*_train_sb3(folder), "--force"]) == 0  # td3 writes no config.json
+    assert (folder / "config.json").read_text() == '{"my": "settings"}'
+
+
+def test_runs_and_results_do_not_share_a_folder(finished_run, two_catalogues, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path / "run")
+    assert main(_bench(run, two_catalogues[0])) == 2
+    assert "holds a training run" in _error(capsys)
+    bench = tmp_path / "bench"
+    assert main(_bench(bench, two_catalogues[0])) == 0
+    capsys.readouterr()
+    assert main(_train(bench)) == 2
+    assert "is a benchmark's results folder" in _error(capsys)
+
+
+def test_an_out_under_a_file_is_refused_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("")
+    assert main(_train(blocker / "run")) == 2
+    assert "is a file, so no folder can be made there" in _error(capsys)
+
+
+def test_sac_refuses_an_action_noise_it_would_ignore(tmp_path, capsys):
+    noise = ("--set", "action_noise=0.3")
+    argv = ["train", "--agent", "sac", "--out", str(tmp_path / "run"), *_tiny(TINY_SB3, noise),
+            *noise]  # fmt: skip
+    assert main(argv) == 2
+    assert "action_noise=0.3 is for ddpg and td3" in _error(capsys)
+
+
+def test_a_plugin_whose_code_changed_is_not_served_its_old_results(
+    two_catalogues, tmp_path, monkeypatch, capsys
+):
+    from agents.registry import AGENTS
+
+    plugin = tmp_path / "value_plugin.py"
+    source = (
+        "import numpy as np\n"
+        "from agents.registry import TrainedAgent, register_agent\n"
+        "register_agent('value', lambda ctx: TrainedAgent(lambda obs: np.full(9, VALUE)), 'v',"
+        " is_rl=False, replace=True)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "bench"
+    argv = _bench(out, two_catalogues[0], "--plugin", "value_plugin", "--agents", "value")
+    try:
+        plugin.write_text("VALUE = 1.0\n" + source)
+        assert main(argv) == 0
+        first = json.loads((out / "runs" / "value-seed0.json").read_text())
+        plugin.write_text("VALUE = -1.0\n" + source)
+        monkeypatch.delitem(__import__("sys").modules, "value_plugin")
+        capsys.readouterr()
+        assert main(argv) == 2  # another configuration: the agent's code
+        assert "differs in agent_code" in _error(capsys)
+        assert json.loads((out / "runs" / "value-seed0.json").read_text()) == first
+    finally:
+        AGENTS.pop("value", None)
+
+
+def test_evaluate_says_when_a_run_stopped_early(finished_run, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path / "early")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "episodes": 40}))
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    assert "the run stopped at 4 of its 40 episodes" in capsys.readouterr().out
+
+
+def test_static_combined_with_a_component_is_named(make_env):
+    with pytest.raises(ValueError, match="'static' means no user state and combines with nothing"):
+        make_env(user_model="static+boredom")

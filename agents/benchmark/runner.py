@@ -34,6 +34,7 @@ from movielens_env.storage import make_folder
 from ..baselines import RandomRanker
 from ..fields import check_seed
 from ..registry import TrainContext, TrainedAgent, get_agent
+from ..run_folder import portable_env_kwargs
 from .stats import mean_ci95
 from .stored import (
     check_results_folder,
@@ -104,8 +105,9 @@ class BenchmarkConfig:
             "version": RESULT_VERSION,
             "dataset": self.dataset,
             "data": data,
-            "env_options": self.env_options,
+            "env_options": portable_env_kwargs(self.env_options),
             "agent_config": entry.config,
+            "agent_code": entry.code,
             "timesteps": self.timesteps if entry.is_rl else None,
             # Normalized scores are measured against the planner of this width.
             "references": {"planner_width": self.planner_width} if self.references else None,
@@ -134,7 +136,7 @@ def references_key(config: BenchmarkConfig, data: str) -> dict[str, Any]:
         "version": RESULT_VERSION,
         "dataset": config.dataset,
         "data": data,
-        "env_options": config.env_options,
+        "env_options": portable_env_kwargs(config.env_options),
         "planner_width": config.planner_width,
     }
 

@@ -20,6 +20,8 @@ from typing import Any
 from movielens_env.errors import MovieLensRecError
 from movielens_env.storage import atomic_write
 
+from ..run_folder import RUN_MARKERS, check_folder_path
+
 # Metrics that are shares, hence in [0, 1]; the rest (returns, normalized scores) are free.
 _SHARES = ("precision@", "ndcg@", "hit_rate@", "coverage@")
 
@@ -120,8 +122,12 @@ OUTPUT_FILES = ("leaderboard.md", "leaderboard.csv", "metrics.png", "learning_cu
 def check_results_folder(out_dir: Path, force: bool) -> None:
     """Refuse an ``out_dir`` whose files a benchmark would overwrite although it is not a
     results folder (it holds no ``references.json`` and no ``runs/``), unless ``force``."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ResultsFolderError(f"--out {out_dir} is a file; a benchmark writes a folder")
+    check_folder_path(out_dir, ResultsFolderError)
+    if any((out_dir / name).exists() for name in RUN_MARKERS):
+        raise ResultsFolderError(
+            f"{out_dir} holds a training run (run.json or checkpoint.pt); give the benchmark "
+            "its own --out"
+        )
     references = out_dir / "references.json"
     ours = (out_dir / "runs").is_dir() or _is_record(references)
     clashing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]

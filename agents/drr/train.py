@@ -206,7 +206,7 @@ def _train(
             save_checkpoint(run_dir, payload, config)
             # Written with each checkpoint, not before the first: a run killed before it leaves
             # no record that would make its folder look like a run to resume.
-            write_run_info(run_dir, run_info)
+            write_run_info(run_dir, {**run_info, "episodes_done": done})
     if run_dir is not None and result.curve:
         write_curve(run_dir / CURVE_FILE, result.curve)
     if agent.updates == 0:

@@ -45,6 +45,11 @@ def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config | None
     if algorithm not in ALGORITHMS:
         raise ArgumentError(f"unknown SB3 algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
     config = config or SB3Config()
+    if algorithm == "sac" and config.action_noise != SB3Config.action_noise:
+        raise ConfigError(
+            f"SB3Config.action_noise={config.action_noise} is for ddpg and td3; sac explores "
+            "through its entropy bonus and would ignore it"
+        )
     kwargs: dict[str, Any] = {
         "learning_rate": config.learning_rate,
         "buffer_size": config.buffer_size,

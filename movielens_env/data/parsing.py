@@ -215,7 +215,10 @@ def read_items(path: Path, fmt: GroupLensFormat) -> ItemMetadata | None:
             tuple(g for g, on in zip(ML_100K_GENRES, row, strict=True) if on) for row in flags
         ]
     else:
-        genres = [tuple(str(g).split("|")) if isinstance(g, str) else () for g in frame["f2"]]
+        genres = [
+            tuple(name.strip() for name in g.split("|")) if isinstance(g, str) else ()
+            for g in frame["f2"]
+        ]
     genre_array = np.empty(len(genres), dtype=object)
     for row, item_genres in enumerate(genres):
         genre_array[row] = item_genres

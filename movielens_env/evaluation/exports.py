@@ -44,12 +44,15 @@ def export_recommendations(
 def metrics_from_recommendations(
     path: str | os.PathLike[str], world: RecWorld, ks: tuple[int, ...] = DEFAULT_KS
 ) -> dict[str, float]:
-    """Recompute the offline metrics of an exported ``user,item,rank`` file from the test split.
+    """Recompute the offline metrics of an exported ``user,item,rank`` file from the test split:
+    the mean over the users the file ranks (all test users, as exported; fewer give the mean
+    over those).
 
     Raises:
         DataFormatError: no ``user,item,rank`` header, a field that is not an integer, a rank
-            below 1, a (user, rank) or (user, item) given twice, or an unknown id; the message
-            names the file and line.
+            below 1, a (user, rank) or (user, item) given twice, an unknown id, or a user
+            without a positive test rating (nothing to score them on, so never exported); the
+            message names the file and line.
     """
     users_raw, item_ids, ranks = _read_recommendations(path)
     items = world.dataset.item_index(item_ids)
@@ -58,10 +61,17 @@ def metrics_from_recommendations(
     if (users < 0).any() or (items < 0).any():
         line = int(np.flatnonzero((users[index] < 0) | (items < 0))[0]) + 2
         raise DataFormatError(f"{path}:{line}: unknown user or item id for {world.dataset.name!r}")
+    relevant = relevant_items(world, users)
+    unscored = np.array([len(r) == 0 for r in relevant])
+    if unscored.any():
+        line = int(np.flatnonzero(unscored[index])[0]) + 2
+        raise DataFormatError(
+            f"{path}:{line}: user {users_raw[line - 2]} has no positive test rating, so "
+            "nothing to be scored on (a row of another dataset or split?)"
+        )
     top = np.full((len(users), max(ks)), -1, dtype=np.int64)
     keep = ranks <= max(ks)
     top[index[keep], ranks[keep] - 1] = items[keep]
-    relevant = relevant_items(world, users)
     per_user = per_user_metrics(top, relevant, ks)
     out = {names.at_k(metric, k): float(np.mean(v)) for (metric, k), v in per_user.items()}
     for k in ks:

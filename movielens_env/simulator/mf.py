@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
 from ..data.split import UserRatings
 from ..errors import ArgumentError
@@ -169,7 +170,12 @@ def _fit_mf(train: UserRatings, config: MFConfig) -> MFModel:
         ]
     )
     users = np.zeros((train.n_users, config.dim + 1))
-    for _ in range(config.iterations):
+    # A bar only for fits that take a while (long sweeps, big data): the fit is cached after.
+    sweeps = tqdm(
+        range(config.iterations), desc=f"MF fit ({len(train.ratings):,} ratings, dim {config.dim})",
+        unit="sweep", delay=2.0, leave=False,
+    )  # fmt: skip
+    for _ in sweeps:
         other = np.hstack([items[:, :-1], np.ones((train.n_items, 1))])
         users = _solve_rows(
             train.indptr, train.items, residual - items[train.items, -1], other, config.reg

@@ -107,6 +107,11 @@ def parse_user_model(user_model: Any, **parameters: Any) -> UserModelConfig:
     parts = [part.strip() for part in user_model.split("+")]
     if parts == ["static"]:
         parts = []
+    elif "static" in parts:
+        raise UserModelError(
+            f"user_model={user_model!r}: 'static' means no user state and combines with nothing; "
+            f"leave it out ({'+'.join(p for p in parts if p != 'static') or 'static'!r})"
+        )
     allowed = ", ".join(map(repr, ("static", *COMPONENTS)))
     for part in parts:
         if part not in COMPONENTS:
