@@ -109,12 +109,14 @@ def env_args(draw: st.DrawFn) -> dict[str, Any]:
     # "rated" pools hold 4 or more items, so small slates end episodes within a few steps;
     # with "all", slates of 100+ items end them too.
     slate = st.integers(1, 4) if candidates == "rated" else st.integers(1, 3) | st.integers(90, 150)
+    reward_model = draw(st.sampled_from(["mf", "logged", "oracle"]))
+    unrated = [-0.5, -2.0, 0.0, 0.75] if reward_model == "logged" else [-0.5]
     return {
         "history_len": draw(st.integers(1, 12)),
         "slate_size": draw(slate),
         "candidates": candidates,
-        "reward_model": draw(st.sampled_from(["mf", "logged", "oracle"])),
-        "unrated_reward": draw(st.sampled_from([-0.5, -2.0, 0.0, 0.75])),
+        "reward_model": reward_model,
+        "unrated_reward": draw(st.sampled_from(unrated)),
         "split": draw(st.sampled_from(["train", "test"])),
         "obs_mode": draw(st.sampled_from(["flat", "dict"])),
         "item_bias": draw(st.booleans()),

@@ -1201,3 +1201,9 @@ def test_evaluate_says_when_a_run_stopped_early(finished_run, tmp_path, capsys):
 def test_static_combined_with_a_component_is_named(make_env):
     with pytest.raises(ValueError, match="'static' means no user state and combines with nothing"):
         make_env(user_model="static+boredom")
+
+
+def test_an_unrated_reward_the_reward_model_ignores_is_refused(make_env):
+    with pytest.raises(ValueError, match=r"unrated_reward=0\.5 is used by reward_model='logged'"):
+        make_env(unrated_reward=0.5)
+    make_env(reward_model="logged", unrated_reward=0.5)  # where it is used, it is taken

@@ -25,6 +25,7 @@ CANDIDATE_MODES = ("all", "rated")
 RENDER_MODES = ("ansi",)
 MAX_EMBEDDING_DIM = 1024
 _USER_DEFAULTS = UserModelConfig()
+_UNRATED = -0.5  # unrated_reward's default
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class EnvConfig:
     slate_size: int = 1
     candidates: str = "all"
     reward_model: str = "mf"
-    unrated_reward: float = -0.5
+    unrated_reward: float = _UNRATED
     obs_mode: str = "flat"
     render_mode: str | None = None
     item_bias: bool = True
@@ -85,6 +86,11 @@ class EnvConfig:
             "user": self._user_model(),
             "mf": _mf_config(dim, self.mf_options),
         }
+        if self.reward_model != "logged" and normalized["unrated_reward"] != _UNRATED:
+            raise ArgumentError(
+                f"unrated_reward={self.unrated_reward} is used by reward_model='logged' only; "
+                f"with {self.reward_model!r} every item has a rating, so it would be ignored"
+            )
         for name, value in normalized.items():
             object.__setattr__(self, name, value)
 

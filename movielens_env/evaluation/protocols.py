@@ -98,6 +98,8 @@ def heldout_kwargs(env_kwargs: dict[str, Any], **overrides: Any) -> dict[str, An
     """Arguments of the test-split env for ``env_kwargs`` (the horizon is the caller's)."""
     kwargs = {**env_kwargs, "split": "test", "render_mode": None, **overrides}
     kwargs.pop("max_episode_steps", None)
+    if kwargs.get("reward_model", "mf") != "logged":  # an env trained under "logged" is also
+        kwargs.pop("unrated_reward", None)  # evaluated under "mf", which has no unrated item
     return kwargs
 
 
