@@ -737,6 +737,9 @@ def test_a_zero_action_is_refused_rather_than_ranking_by_id(make_env):
         (lambda rows: [*rows[:2], [rows[1][0], rows[2][1], rows[1][2]]], "has rank 1 twice"),
         (lambda rows: [*rows[:2], [rows[1][0], rows[1][1], "5"]], "twice (lines 2 and 3)"),
         (lambda rows: rows[1:], "expected the header 'user,item,rank'"),
+        (lambda rows: rows[:1], "no recommendations below the header"),
+        (lambda rows: [*rows[:1], [rows[1][0], rows[1][1], "1_0"]], "expected three integers"),
+        (lambda rows: [*rows[:1], [rows[1][0], rows[1][1], "9" * 24]], "a number beyond 2**53"),
     ],
 )
 def test_a_recommendations_file_that_would_be_misread_is_refused_by_line(
@@ -1083,29 +1086,6 @@ def test_rated_items_missing_from_u_item_are_refused(tmp_path):
     (folder / "u.item").write_text("\n".join(lines[1:]) + "\n", encoding="latin-1")
     with pytest.raises(ValueError, match=r"u.item: no row for 1 of the .* rated items \(item 1"):
         load_dataset("ml-100k", folder)
-
-
-@pytest.mark.parametrize(
-    "edit, message",
-    [
-        (lambda rows: rows[:1], "no recommendations below the header"),
-        (lambda rows: [*rows[:1], [rows[1][0], rows[1][1], "1_0"]], "expected three integers"),
-        (lambda rows: [*rows[:1], [rows[1][0], rows[1][1], "9" * 24]], "a number beyond 2**53"),
-    ],
-)
-def test_a_recommendations_file_without_rows_or_with_odd_numbers_is_refused(
-    finished_run, tmp_path, edit, message
-):
-    from movielens_env import load_world
-    from movielens_env.evaluation.exports import metrics_from_recommendations
-
-    path = tmp_path / "recs.csv"
-    argv = ["recommend", str(finished_run), "--all-test-users", "--k", "3", "--output", str(path)]
-    assert main(argv) == 0
-    rows = [line.split(",") for line in path.read_text().splitlines()]
-    path.write_text("\n".join(",".join(row) for row in edit(rows)) + "\n")
-    with pytest.raises(ValueError, match=re.escape(message)):
-        metrics_from_recommendations(path, load_world(**load_agent(finished_run)[1]))
 
 
 @pytest.mark.parametrize("dtype", [complex, bool, str])
