@@ -17,7 +17,7 @@ import gymnasium as gym
 
 from movielens_env import MovieLensRecEnv
 from movielens_env.errors import ArgumentError, MovieLensRecError
-from movielens_env.storage import atomic_write, make_folder
+from movielens_env.storage import atomic_write, checksum, make_folder
 
 from . import registry
 
@@ -136,6 +136,7 @@ def write_run_info(run_dir: Path, info: dict[str, Any]) -> Path:
     """Write ``run_dir/run.json`` atomically."""
     make_folder(run_dir)
     path = run_dir / RUN_FILE
+    info = {**info, "checksum": checksum(info)}
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(info, indent=1)), suffix=".json")
     return path
 
@@ -155,6 +156,11 @@ def read_run_info(run_dir: Path) -> dict[str, Any] | None:
         raise RunFolderError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
     if not isinstance(info, dict):
         raise RunFolderError(f"{path}: not a JSON object, so not a run's record")
+    if "checksum" in info and info["checksum"] != checksum(info):
+        raise RunFolderError(
+            f"{path} was edited (its checksum no longer matches): a run's record is what it "
+            "was trained with; restore it, or train the run again"
+        )
     return info
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
+import json
 import os
 import socket
 import tempfile
@@ -11,6 +13,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -150,3 +153,10 @@ def atomic_write(
     """Call ``write(tmp)`` and move the finished file onto ``path`` in one rename."""
     with atomic_path(path, suffix=suffix) as tmp:
         write(tmp)
+
+
+def checksum(record: dict[str, Any]) -> str:
+    """SHA-256 of a JSON record's canonical form, without its own ``checksum`` field: written
+    into records so that an edited or damaged one is told from a valid one."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

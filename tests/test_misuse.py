@@ -317,9 +317,9 @@ def test_an_sb3_run_does_not_follow_a_recorded_data_location(finished_sb3_run, t
     from agents.sb3.artefact import load_run
 
     crafted = _copy(finished_sb3_run, tmp_path / "crafted")
-    info = json.loads((crafted / "run.json").read_text())
-    info["env_kwargs"].update(cache_dir=str(tmp_path / "elsewhere"), download=True)
-    (crafted / "run.json").write_text(json.dumps(info))
+    env_kwargs = json.loads((crafted / "run.json").read_text())["env_kwargs"]
+    env_kwargs.update(cache_dir=str(tmp_path / "elsewhere"), download=True)
+    _edit_run_json(crafted, env_kwargs=env_kwargs)
     _, env_kwargs = load_run(crafted)
     assert "cache_dir" not in env_kwargs and "download" not in env_kwargs
     assert main(["evaluate", str(crafted)]) == 0
@@ -361,8 +361,19 @@ def test_a_damaged_sb3_run_is_refused_in_one_line(
 
 
 def _edit_run_json(run, **changes):
+    """A crafted run.json: edited, then given a matching checksum (so the checks behind the
+    checksum are what is tested)."""
     path = run / "run.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    info = {**json.loads(path.read_text()), **changes}
+    path.write_text(json.dumps({**info, "checksum": storage.checksum(info)}))
+
+
+def test_a_run_json_edited_by_hand_is_refused(finished_sb3_run, tmp_path, capsys):
+    run = _copy(finished_sb3_run, tmp_path / "edited")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "agent": "ddpg"}))
+    assert main(["evaluate", str(run)]) == 2
+    assert "run.json was edited (its checksum no longer matches)" in _error(capsys)
 
 
 def test_evaluate_of_a_folder_without_a_run_names_it(tmp_path, capsys):
@@ -1171,8 +1182,7 @@ def test_a_plugin_whose_code_changed_is_not_served_its_old_results(
 
 def test_evaluate_says_when_a_run_stopped_early(finished_run, tmp_path, capsys):
     run = _copy(finished_run, tmp_path / "early")
-    info = json.loads((run / "run.json").read_text())
-    (run / "run.json").write_text(json.dumps({**info, "episodes": 40}))
+    _edit_run_json(run, episodes=40)
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 0
     assert "the run stopped at 4 of its 40 episodes" in capsys.readouterr().out

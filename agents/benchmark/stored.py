@@ -9,7 +9,6 @@ forged, of another agent) is reported and recomputed, never aggregated.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from movielens_env.errors import MovieLensRecError
-from movielens_env.storage import atomic_write
+from movielens_env.storage import atomic_write, checksum
 
 from ..run_folder import RUN_MARKERS, check_folder_path
 
@@ -42,12 +41,6 @@ class Stored:
     status: str
     record: dict[str, Any] | None = None
     reason: str = ""
-
-
-def checksum(record: dict[str, Any]) -> str:
-    """SHA-256 of a record's canonical JSON, without its own ``checksum`` field."""
-    body = {k: v for k, v in record.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def write_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
