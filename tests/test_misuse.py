@@ -1197,3 +1197,20 @@ def test_an_unrated_reward_the_reward_model_ignores_is_refused(make_env):
     with pytest.raises(ValueError, match=r"unrated_reward=0\.5 is used by reward_model='logged'"):
         make_env(unrated_reward=0.5)
     make_env(reward_model="logged", unrated_reward=0.5)  # where it is used, it is taken
+
+
+def test_a_replacement_killed_before_it_writes_leaves_the_old_run(
+    finished_run, tmp_path, monkeypatch
+):
+    from agents.drr import train as train_module
+
+    run = _copy(finished_run, tmp_path / "kept")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill before the new run's first checkpoint
+
+    monkeypatch.setattr(train_module, "evaluate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        main([*_train(run), "--force"])
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before

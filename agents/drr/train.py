@@ -104,8 +104,9 @@ def _train(
 ) -> TrainResult:
     # --- set-up: envs, agent, and (when resuming) everything the checkpoint restores
     envs = training_envs(env_kwargs, config.num_envs)  # bad env arguments fail here, first
-    if run_dir is not None and overwrite:
-        remove_run(run_dir)
+    # The run being replaced is removed only when the new one first writes (its first
+    # checkpoint), so a replacement killed before then leaves the old run whole.
+    replacing = run_dir is not None and overwrite
     dim, history_len = gym.spaces.flatdim(envs.single_action_space), envs.history_len
     obs_dim = gym.spaces.flatdim(envs.single_observation_space)
     data = envs.world.dataset.fingerprint()
@@ -203,6 +204,9 @@ def _train(
                 "history_len": history_len, "obs_dim": obs_dim,
                 "env_kwargs": _json_env_kwargs(env_kwargs), "data": data,
             }  # fmt: skip
+            if replacing:
+                remove_run(run_dir)
+                replacing = False
             save_checkpoint(run_dir, payload, config)
             # Written with each checkpoint, not before the first: a run killed before it leaves
             # no record that would make its folder look like a run to resume.
