@@ -110,7 +110,7 @@ def env_args(draw: st.DrawFn) -> dict[str, Any]:
     # with "all", slates of 100+ items end them too.
     slate = st.integers(1, 4) if candidates == "rated" else st.integers(1, 3) | st.integers(90, 150)
     reward_model = draw(st.sampled_from(["mf", "logged", "oracle"]))
-    unrated = [-0.5, -2.0, 0.0, 0.75] if reward_model == "logged" else [-0.5]
+    unrated = [-0.5, -1.0, 0.0, 0.75] if reward_model == "logged" else [-0.5]
     return {
         "history_len": draw(st.integers(1, 12)),
         "slate_size": draw(slate),

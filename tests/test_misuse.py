@@ -1197,6 +1197,10 @@ def test_an_unrated_reward_the_reward_model_ignores_is_refused(make_env):
     with pytest.raises(ValueError, match=r"unrated_reward=0\.5 is used by reward_model='logged'"):
         make_env(unrated_reward=0.5)
     make_env(reward_model="logged", unrated_reward=0.5)  # where it is used, it is taken
+    with pytest.raises(ValueError, match=r"unrated_reward must be in \[-1, 1\]"):
+        make_env(reward_model="logged", unrated_reward=100.0)
+    with pytest.raises(ValueError, match=r"patience_threshold=6.0 must lie in \(1, 5\]"):
+        make_env(user_model="patience", patience_threshold=6.0)
 
 
 def test_a_replacement_killed_before_it_writes_leaves_the_old_run(

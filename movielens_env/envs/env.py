@@ -161,7 +161,8 @@ class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
     - ``slate_size``: items recommended per step (default 1).
     - ``candidates``: ``"all"`` (default) or ``"rated"``.
     - ``reward_model``: ``"mf"`` (default), ``"logged"`` or ``"oracle"``.
-    - ``unrated_reward``: reward of an unrated item under ``"logged"`` (default -0.5).
+    - ``unrated_reward``: reward of an unrated item under ``"logged"``, in [-1, 1] (default
+      -0.5); refused with the other reward models, which rate every item.
     - ``obs_mode``: ``"flat"`` (default) or ``"dict"``.
     - ``render_mode``: ``None`` or ``"ansi"``.
     - ``item_bias``: score by ``[q_i, b_i]`` (default ``True``) or by ``q_i`` alone (``False``).

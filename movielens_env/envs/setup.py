@@ -76,17 +76,23 @@ class EnvConfig:
                 f"embedding_dim={dim} is beyond {MAX_EMBEDDING_DIM} (the paper uses 100; ALS "
                 "solves a dim x dim system per user and item)"
             )
+        unrated = finite_number("unrated_reward", self.unrated_reward)
         normalized = {
             "history_len": positive_int("history_len", self.history_len),
             "slate_size": positive_int("slate_size", self.slate_size),
             "embedding_dim": dim,
-            "unrated_reward": finite_number("unrated_reward", self.unrated_reward),
+            "unrated_reward": unrated,
             "item_bias": bool(self.item_bias),
             "download": bool(self.download),
             "user": self._user_model(),
             "mf": _mf_config(dim, self.mf_options),
         }
-        if self.reward_model != "logged" and normalized["unrated_reward"] != _UNRATED:
+        if not -1.0 <= unrated <= 1.0:
+            raise ArgumentError(
+                f"unrated_reward must be in [-1, 1], the range of a rated item's reward, got "
+                f"{self.unrated_reward}"
+            )
+        if self.reward_model != "logged" and unrated != _UNRATED:
             raise ArgumentError(
                 f"unrated_reward={self.unrated_reward} is used by reward_model='logged' only; "
                 f"with {self.reward_model!r} every item has a rating, so it would be ignored"

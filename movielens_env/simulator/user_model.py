@@ -297,6 +297,13 @@ class UserModel:
         self.reward_model, self.unrated_reward = reward_model, float(unrated_reward)
         self.pool = world.split.train if split == "train" else world.split.test
         self.scale = world.dataset.rating_scale
+        low, high = self.scale
+        if config.patience and not low < config.patience_threshold <= high:
+            raise UserModelError(
+                f"patience_threshold={config.patience_threshold} must lie in ({low:g}, {high:g}], "
+                f"the rating scale of {world.dataset.name!r} (at or below {low:g} no rating "
+                f"spends patience; above {high:g} every one does)"
+            )
         # Without boredom there are no genres to weigh and nothing decays (empty arrays).
         self.genres: tuple[str, ...] = ()
         self.weights, self.decay = np.zeros((world.dataset.n_items, 0)), np.zeros(0)
