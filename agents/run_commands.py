@@ -37,6 +37,7 @@ from .env_options import add_env_options, env_options, nonempty
 from .fields import check_seed
 from .plugins import import_plugin
 from .run_folder import (
+    RESULTS_MARKERS,
     RUN_FILE,
     RunFolderError,
     check_folder_path,
@@ -89,6 +90,12 @@ def _train(args: argparse.Namespace) -> int:
         import_plugin(module)
     out = Path(nonempty("--out", args.out)).expanduser()
     check_run_dir(out, args.resume, args.force)
+    for folder in out.resolve().parents:
+        if any((folder / name).exists() for name in RESULTS_MARKERS):
+            # A run trained into a benchmark's folder would stand for a result it did not make.
+            raise RunFolderError(
+                f"{out} lies in a benchmark's results folder ({folder}); give a run its own --out"
+            )
     if args.resume:  # the run's own agent, config, seed and env; what is given must agree
         agent = recorded_agent(out)
         if args.agent is not None and args.agent != agent:

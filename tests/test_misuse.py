@@ -1218,3 +1218,21 @@ def test_a_replacement_killed_before_it_writes_leaves_the_old_run(
     with pytest.raises(KeyboardInterrupt):
         main([*_train(run), "--force"])
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_a_run_is_not_trained_into_a_benchmark_s_results_folder(two_catalogues, tmp_path, capsys):
+    bench = tmp_path / "bench"
+    assert main(_bench(bench, two_catalogues[0])) == 0
+    capsys.readouterr()
+    assert main(_train(bench / "runs" / "random-seed0")) == 2
+    assert "lies in a benchmark's results folder" in _error(capsys)
+
+
+def test_a_recommendations_file_that_is_not_text_is_named_by_line(finished_run, tmp_path):
+    from movielens_env import load_world
+    from movielens_env.evaluation.exports import metrics_from_recommendations
+
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"user,item,rank\n1,\xff\xfe,1\n")
+    with pytest.raises(ValueError, match=r"bad.csv:2: a byte that is not plain text"):
+        metrics_from_recommendations(path, load_world(**load_agent(finished_run)[1]))

@@ -217,7 +217,7 @@ def _train(
         warnings.warn(
             f"DRR took no gradient step: {len(agent.replay)} transitions were collected and "
             f"learning starts at learning_starts={config.learning_starts}; train for more "
-            "episodes or lower learning_starts (--set learning_starts=N)",
+            "episodes or lower learning_starts (with train: --set learning_starts=N)",
             stacklevel=3,
         )
     return result

@@ -100,7 +100,7 @@ def train_model(
         warnings.warn(
             f"{algorithm} took no gradient step in {timesteps} timesteps (learning starts after "
             f"learning_starts={starts}): the policy is its random initialisation; give more "
-            "timesteps or lower learning_starts (--set learning_starts=N)",
+            "timesteps or lower learning_starts (with train: --set learning_starts=N)",
             stacklevel=2,
         )
     steps = np.cumsum(env.get_episode_lengths())

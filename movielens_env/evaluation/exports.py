@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -81,38 +83,41 @@ def metrics_from_recommendations(
 
 def _read_recommendations(path: str | os.PathLike[str]) -> tuple[np.ndarray, ...]:
     """The (user, item, rank) columns of a recommendations file, checked row by row."""
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header != list(RECOMMENDATION_HEADER):
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("ascii")  # the file holds numbers and the header only
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}:{line}: a byte that is not plain text") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header != list(RECOMMENDATION_HEADER):
+        raise DataFormatError(
+            f"{path}:1: expected the header {','.join(RECOMMENDATION_HEADER)!r}, found {header!r}"
+        )
+    rows: list[tuple[int, int, int]] = []
+    seen: dict[tuple[int, str, int], int] = {}
+    for line, fields in enumerate(reader, start=2):
+        if len(fields) != 3 or not all(_INTEGER.fullmatch(f) for f in fields):
             raise DataFormatError(
-                f"{path}:1: expected the header {','.join(RECOMMENDATION_HEADER)!r}, found "
-                f"{header!r}"
+                f"{path}:{line}: expected three integers user,item,rank, found {fields!r}"
             )
-        rows: list[tuple[int, int, int]] = []
-        seen: dict[tuple[int, str, int], int] = {}
-        for line, fields in enumerate(reader, start=2):
-            if len(fields) != 3 or not all(_INTEGER.fullmatch(f) for f in fields):
+        user, item, rank = (int(field) for field in fields)
+        if max(abs(user), abs(item), rank) >= 2**53:  # as the GroupLens loaders bound ids
+            raise DataFormatError(f"{path}:{line}: a number beyond 2**53 in {fields!r}")
+        if rank < 1:
+            raise DataFormatError(f"{path}:{line}: ranks start at 1, found {rank}")
+        # One item per rank and one rank per item, for each user.
+        for key, what in (
+            ((user, "rank", rank), f"rank {rank}"),
+            ((user, "item", item), f"item {item}"),
+        ):
+            if key in seen:
                 raise DataFormatError(
-                    f"{path}:{line}: expected three integers user,item,rank, found {fields!r}"
+                    f"{path}:{line}: user {user} has {what} twice (lines {seen[key]} and {line})"
                 )
-            user, item, rank = (int(field) for field in fields)
-            if max(abs(user), abs(item), rank) >= 2**53:  # as the GroupLens loaders bound ids
-                raise DataFormatError(f"{path}:{line}: a number beyond 2**53 in {fields!r}")
-            if rank < 1:
-                raise DataFormatError(f"{path}:{line}: ranks start at 1, found {rank}")
-            # One item per rank and one rank per item, for each user.
-            for key, what in (
-                ((user, "rank", rank), f"rank {rank}"),
-                ((user, "item", item), f"item {item}"),
-            ):
-                if key in seen:
-                    raise DataFormatError(
-                        f"{path}:{line}: user {user} has {what} twice (lines {seen[key]} "
-                        f"and {line})"
-                    )
-                seen[key] = line
-            rows.append((user, item, rank))
+            seen[key] = line
+        rows.append((user, item, rank))
     if not rows:
         raise DataFormatError(f"{path}: no recommendations below the header")
     columns = np.array(rows, dtype=np.int64).reshape(-1, 3)
