@@ -19,6 +19,7 @@ from movielens_env import MovieLensRecEnv
 from movielens_env.checks import positive_int
 from movielens_env.data.formats import DATASET_NAMES
 from movielens_env.errors import ArgumentError
+from movielens_env.evaluation import names
 from movielens_env.evaluation.exports import export_recommendations
 from movielens_env.evaluation.protocols import (
     PROTOCOLS,
@@ -46,7 +47,6 @@ from .run_folder import (
 )
 
 DEFAULT_AGENT = "drr-ave"
-SHOWN = ("rerank/precision@10", "full/precision@10", "online/return_mf")
 
 
 def recorded_agent(run_dir: Path) -> str:
@@ -143,7 +143,7 @@ def _train(args: argparse.Namespace) -> int:
         for bar in bars:
             bar.close()
     print(f"\nTrained {agent} for {budget} {artefact.budget}; test split after training:")
-    for name in SHOWN:
+    for name in names.AFTER_TRAINING:
         if name in trained.metrics:
             print(f"  {name}: {trained.metrics[name]:.4f}")
     print(f"Run directory: {out} ({', '.join(trained.files)})")
