@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from movielens_env.errors import MovieLensRecError
+from movielens_env.evaluation import names
 from movielens_env.storage import atomic_write, checksum
 
 from ..run_folder import RUN_MARKERS, check_folder_path
 
 # Metrics that are shares, hence in [0, 1]; the rest (returns, normalized scores) are free.
-_SHARES = ("precision@", "ndcg@", "hit_rate@", "coverage@")
+_SHARES = tuple(f"{metric}@" for metric in names.METRICS)
 
 
 class ResultsFolderError(MovieLensRecError, ValueError):
