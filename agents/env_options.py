@@ -45,6 +45,8 @@ def env_options(args: argparse.Namespace) -> dict[str, Any]:
         extra = strict_json(args.env_kwargs, f"--env-kwargs {args.env_kwargs!r}")
         if not isinstance(extra, dict):
             raise ArgumentError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+        if args.user_model is None and "user_model" in extra:  # the model's horizon, as with
+            options.update(variant_kwargs(extra["user_model"]))  # --user-model
         if args.user_model is not None and "user_model" in extra:
             if parse_user_model(extra["user_model"]).name != options["user_model"]:
                 raise ArgumentError(

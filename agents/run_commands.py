@@ -25,6 +25,7 @@ from movielens_env.evaluation.protocols import (
     PROTOCOLS,
     evaluate,
     evaluate_offline,
+    heldout_env,
     protocol_candidates,
 )
 from movielens_env.simulator.scoring import rank_by_action
@@ -40,6 +41,7 @@ from .plugins import import_plugin
 from .run_folder import (
     RESULTS_MARKERS,
     RUN_FILE,
+    RUN_MARKERS,
     RunFolderError,
     check_folder_path,
     check_run_dir,
@@ -186,7 +188,7 @@ def _recommend(args: argparse.Namespace) -> int:
     elif output is not None:
         raise ArgumentError("--output goes with --all-test-users; one user's list is printed")
     agent, policy, env_kwargs = _load(args)
-    env = MovieLensRecEnv(**{**env_kwargs, "split": "test"})
+    env = heldout_env(env_kwargs)  # the test split, without the wrappers' max_episode_steps
     data = env.world.dataset
     if args.k > data.n_items:
         raise ArgumentError(f"--k {args.k} is beyond the catalogue ({data.n_items} items)")
@@ -235,6 +237,14 @@ def _check_output(path: Path, force: bool) -> None:
     if path.is_dir():
         raise ArgumentError(f"--output {path} is a folder; give the path of a CSV file")
     check_folder_path(path.parent, ArgumentError)
+    folder = path.resolve().parent
+    if any((folder / name).exists() for name in RUN_MARKERS) or any(
+        (parent / name).exists() for parent in (folder, *folder.parents) for name in RESULTS_MARKERS
+    ):
+        raise ArgumentError(
+            f"--output {path} lies in a run or a benchmark's results folder, whose files it "
+            "could replace; write recommendations elsewhere"
+        )
     if path.exists() and not force:
         raise ArgumentError(f"--output {path} exists; pass --force to replace it")
 

@@ -1236,3 +1236,42 @@ def test_a_recommendations_file_that_is_not_text_is_named_by_line(finished_run, 
     path.write_bytes(b"user,item,rank\n1,\xff\xfe,1\n")
     with pytest.raises(ValueError, match=r"bad.csv:2: a byte that is not plain text"):
         metrics_from_recommendations(path, load_world(**load_agent(finished_run)[1]))
+
+
+def test_recommend_works_for_a_run_trained_under_a_user_model(tmp_path, capsys):
+    run = tmp_path / "bored"
+    assert main(_train(run, "--user-model", "boredom")) == 0
+    capsys.readouterr()
+    output = tmp_path / "recs.csv"
+    argv = ["recommend", str(run), "--all-test-users", "--k", "2", "--output", str(output)]
+    assert main(argv) == 0
+    assert output.read_text().startswith("user,item,rank")
+
+
+def test_recommend_does_not_write_into_a_run_or_results_folder(finished_run, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path / "run")
+    before = (run / "run.json").read_bytes()
+    argv = ["recommend", str(run), "--all-test-users", "--output", str(run / "run.json"), "--force"]
+    assert main(argv) == 2
+    assert "lies in a run or a benchmark's results folder" in _error(capsys)
+    assert (run / "run.json").read_bytes() == before
+
+
+def test_a_user_model_in_env_kwargs_gets_its_horizon():
+    import argparse
+
+    from agents.env_options import env_options
+
+    args = argparse.Namespace(user_model=None, env_kwargs='{"user_model": "boredom+drift"}')
+    assert env_options(args)["max_episode_steps"] == 20
+
+
+def test_a_benchmark_does_not_replace_a_run_it_did_not_make(
+    finished_run, two_catalogues, tmp_path, capsys
+):
+    out = tmp_path / "project"
+    mine = _copy(finished_run, (out / "runs").mkdir(parents=True) or out / "runs" / "random-seed0")
+    before = {p.name: p.read_bytes() for p in mine.iterdir()}
+    assert main(_bench(out, two_catalogues[0])) == 2
+    assert "a run no stored result accounts for" in _error(capsys)
+    assert {p.name: p.read_bytes() for p in mine.iterdir()} == before
