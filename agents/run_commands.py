@@ -39,13 +39,13 @@ from .env_options import add_env_options, env_options, nonempty
 from .fields import check_seed
 from .plugins import import_plugin
 from .run_folder import (
-    RESULTS_MARKERS,
     RUN_FILE,
-    RUN_MARKERS,
     RunFolderError,
     check_folder_path,
     check_run_dir,
+    holds_run,
     read_run_info,
+    results_folder_around,
 )
 
 DEFAULT_AGENT = "drr-ave"
@@ -92,12 +92,11 @@ def _train(args: argparse.Namespace) -> int:
         import_plugin(module)
     out = Path(nonempty("--out", args.out)).expanduser()
     check_run_dir(out, args.resume, args.force)
-    for folder in out.resolve().parents:
-        if any((folder / name).exists() for name in RESULTS_MARKERS):
-            # A run trained into a benchmark's folder would stand for a result it did not make.
-            raise RunFolderError(
-                f"{out} lies in a benchmark's results folder ({folder}); give a run its own --out"
-            )
+    results = results_folder_around(out)
+    if results is not None:  # a run there would stand for a result it did not make
+        raise RunFolderError(
+            f"{out} lies in a benchmark's results folder ({results}); give a run its own --out"
+        )
     if args.resume:  # the run's own agent, config, seed and env; what is given must agree
         agent = recorded_agent(out)
         if args.agent is not None and args.agent != agent:
@@ -238,9 +237,7 @@ def _check_output(path: Path, force: bool) -> None:
         raise ArgumentError(f"--output {path} is a folder; give the path of a CSV file")
     check_folder_path(path.parent, ArgumentError)
     folder = path.resolve().parent
-    if any((folder / name).exists() for name in RUN_MARKERS) or any(
-        (parent / name).exists() for parent in (folder, *folder.parents) for name in RESULTS_MARKERS
-    ):
+    if holds_run(folder) or results_folder_around(folder) is not None:
         raise ArgumentError(
             f"--output {path} lies in a run or a benchmark's results folder, whose files it "
             "could replace; write recommendations elsewhere"

@@ -46,6 +46,19 @@ RUN_MARKERS = (RUN_FILE, "checkpoint.pt")
 RESULTS_MARKERS = ("references.json", "runs")
 
 
+def holds_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run (its record or a DRR checkpoint)."""
+    return any((folder / name).exists() for name in RUN_MARKERS)
+
+
+def results_folder_around(path: Path) -> Path | None:
+    """The benchmark's results folder that ``path`` is or lies in, or ``None``."""
+    for folder in (path, *path.resolve().parents):
+        if any((folder / name).exists() for name in RESULTS_MARKERS):
+            return folder
+    return None
+
+
 def check_run_dir(
     run_dir: Path, resume: bool, overwrite: bool, resume_from: str | None = None
 ) -> None:
@@ -95,7 +108,7 @@ def check_folder_path(folder: Path, error: type[Exception]) -> None:
 def remove_run(run_dir: Path) -> None:
     """Remove the files of the run ``run_dir`` holds (those of the agent its ``run.json`` names,
     or every run file where it names none); a folder without a run is left as it is."""
-    if not any((run_dir / name).exists() for name in RUN_MARKERS):
+    if not holds_run(run_dir):
         return
     agent = (read_run_info(run_dir) or {}).get("agent")
     entry = registry.AGENTS.get(agent) if isinstance(agent, str) else None

@@ -34,7 +34,7 @@ from movielens_env.storage import make_folder
 from ..baselines import RandomRanker
 from ..fields import check_seed
 from ..registry import TrainContext, TrainedAgent, get_agent
-from ..run_folder import RUN_MARKERS, portable_env_kwargs
+from ..run_folder import holds_run, portable_env_kwargs
 from .stats import mean_ci95
 from .stored import (
     check_results_folder,
@@ -269,7 +269,7 @@ def run_benchmark(
                 others.append((path, found.reason))
             elif found.status == "invalid":
                 report_invalid(path, found.reason)
-            elif found.status == "missing" and _holds_run(path.with_suffix("")):
+            elif found.status == "missing" and holds_run(path.with_suffix("")):
                 # A run no stored result accounts for: someone's own, which training replaces.
                 others.append((path.with_suffix(""), "a run no stored result accounts for"))
             todo.append((agent, seed))
@@ -297,7 +297,3 @@ def run_benchmark(
             bar.update(1)
     order = {agent: i for i, agent in enumerate(config.agents)}
     return sorted(records, key=lambda r: (order[r["agent"]], r["seed"]))
-
-
-def _holds_run(folder: Path) -> bool:
-    return any((folder / name).exists() for name in RUN_MARKERS)

@@ -20,7 +20,7 @@ from movielens_env.errors import MovieLensRecError
 from movielens_env.evaluation import names
 from movielens_env.storage import atomic_write, checksum
 
-from ..run_folder import RUN_MARKERS, check_folder_path
+from ..run_folder import check_folder_path, holds_run
 
 # Metrics that are shares, hence in [0, 1]; the rest (returns, normalized scores) are free.
 _SHARES = tuple(f"{metric}@" for metric in names.METRICS)
@@ -117,7 +117,7 @@ def check_results_folder(out_dir: Path, force: bool) -> None:
     """Refuse an ``out_dir`` whose files a benchmark would overwrite although it is not a
     results folder (it holds no ``references.json`` and no ``runs/``), unless ``force``."""
     check_folder_path(out_dir, ResultsFolderError)
-    if any((out_dir / name).exists() for name in RUN_MARKERS):
+    if holds_run(out_dir):
         raise ResultsFolderError(
             f"{out_dir} holds a training run (run.json or checkpoint.pt); give the benchmark "
             "its own --out"

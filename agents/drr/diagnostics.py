@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from movielens_env import load_world
 from movielens_env.evaluation.protocols import EvaluationResult, evaluate_offline, heldout_env
 from movielens_env.evaluation.protocols import evaluate_online as play_online
 from movielens_env.evaluation.references import MFRanker
@@ -38,8 +39,8 @@ COLUMNS = (
 def greedy_first_items(env_kwargs: dict[str, Any]) -> np.ndarray:
     """Greedy's first recommendation (``full`` protocol) to each test user, in evaluation
     order; computed once per run."""
-    env = heldout_env(env_kwargs)
-    result = evaluate_offline(MFRanker(env.world), env_kwargs, ("full",), (1,), "greedy")
+    greedy = MFRanker(load_world(**env_kwargs))
+    result = evaluate_offline(greedy, env_kwargs, ("full",), (1,), "greedy")
     return result.top_items["full"][:, 0]
 
 

@@ -134,22 +134,26 @@ def evaluate_offline(
     env = heldout_env(env_kwargs)
     world, depth = env.world, max(ks)
     users = evaluation_users(world, env.history_len)
-    ranker = agent if isinstance(agent, Ranker) else None
-    actions = np.zeros((len(users), env.vectors.dim))
-    if not isinstance(agent, Ranker):
+    rank: Callable[[int, int, np.ndarray], np.ndarray]
+    if isinstance(agent, Ranker):
+        ranker = agent
+
+        def rank(row: int, user: int, candidates: np.ndarray) -> np.ndarray:
+            return checked_ranking(ranker, user, candidates, depth, name)
+    else:
         actor = PolicyActor(agent, env.vectors.dim, name)
         observations = [env.reset(options={"user_id": world.dataset.user_ids[u]})[0] for u in users]
         actions = actor(observations)
+
+        def rank(row: int, user: int, candidates: np.ndarray) -> np.ndarray:
+            return rank_by_action(env.vectors, actions[row], candidates, depth)
+
     result = EvaluationResult(agent=name, users=users)
     relevant = relevant_items(world, users)
     for protocol in protocols:
         top = np.full((len(users), depth), -1, dtype=np.int64)
         for row, user in enumerate(users):
-            candidates = protocol_candidates(world, int(user), protocol)
-            if ranker is not None:
-                ranking = checked_ranking(ranker, int(user), candidates, depth, name)
-            else:
-                ranking = rank_by_action(env.vectors, actions[row], candidates, depth)
+            ranking = rank(row, int(user), protocol_candidates(world, int(user), protocol))
             top[row, : len(ranking)] = ranking
         result.top_items[protocol] = top
         for (metric, k), values in per_user_metrics(top, relevant, ks).items():
