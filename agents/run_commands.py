@@ -58,6 +58,13 @@ def recorded_agent(run_dir: Path) -> str:
         RunFolderError: no folder, no run in it, or it names an agent not registered here.
     """
     if not run_dir.is_dir():
+        stored = run_dir.parent / f"{run_dir.name}.json"
+        if run_dir.parent.name == "runs" and stored.is_file():
+            raise RunFolderError(
+                f"{run_dir}: no such folder (the benchmark's stored result {stored.name} keeps "
+                "its metrics, but its trained model was deleted; delete the result and rerun "
+                "the benchmark to train it again)"
+            )
         raise RunFolderError(f"{run_dir}: no such folder")
     info = read_run_info(run_dir)
     if info is not None and "agent" in info:

@@ -51,6 +51,27 @@ def holds_run(folder: Path) -> bool:
     return any((folder / name).exists() for name in RUN_MARKERS)
 
 
+def run_damage(run_dir: Path, agent: str) -> str:
+    """Why ``run_dir`` does not hold a whole run of ``agent`` ("" if it does): no run there,
+    a ``run.json`` that is unreadable, edited or names another agent, or a missing file of the
+    agent's artefact."""
+    if not run_dir.is_dir():
+        return "missing"
+    if not holds_run(run_dir):
+        return "empty (no run.json, no checkpoint.pt)"
+    try:
+        recorded = (read_run_info(run_dir) or {}).get("agent", agent)
+    except RunFolderError as exc:
+        return f"damaged ({exc})"
+    if recorded != agent:
+        return f"damaged (its {RUN_FILE} names agent {recorded!r})"
+    entry = registry.AGENTS.get(agent)
+    files = entry.artefact.files if entry is not None and entry.artefact else ()
+    # Plots are drawn from the curve, by train only: no part of what is loaded.
+    lost = [name for name in files if not name.endswith(".png") and not (run_dir / name).exists()]
+    return f"damaged (no {', '.join(lost)})" if lost else ""
+
+
 def results_folder_around(path: Path) -> Path | None:
     """The benchmark's results folder that ``path`` is or lies in, or ``None``."""
     for folder in (path, *path.resolve().parents):

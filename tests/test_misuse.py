@@ -1275,3 +1275,40 @@ def test_a_benchmark_does_not_replace_a_run_it_did_not_make(
     assert main(_bench(out, two_catalogues[0])) == 2
     assert "a run no stored result accounts for" in _error(capsys)
     assert {p.name: p.read_bytes() for p in mine.iterdir()} == before
+
+
+# --------------------------------------------------------------------------- sixth pass
+def _bench_td3(out, data_dir, *extra: str) -> list[str]:
+    """A benchmark of one RL agent (a run folder beside its result), a few seconds long."""
+    return [*_bench(out, data_dir, "--agents", "td3", "--timesteps", "20"), *extra]
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_benchmark_says_when_a_stored_result_s_model_folder_is_gone(
+    two_catalogues, tmp_path, capsys
+):
+    out = tmp_path / "bench"
+    assert main(_bench_td3(out, two_catalogues[0])) == 0
+    stored = (out / "runs" / "td3-seed0.json").read_bytes()
+    run = out / "runs" / "td3-seed0"
+    (run / "td3.zip").unlink()
+    capsys.readouterr()
+    assert main(_bench_td3(out, two_catalogues[0])) == 0  # the record is the result: reused
+    err = capsys.readouterr().err
+    assert (
+        f"note: {run} (the trained model movielens-rec evaluate reads) is damaged (no td3.zip)"
+        in err
+    )
+    assert "the stored result td3-seed0.json still counts" in err
+    for path in run.iterdir():
+        path.unlink()
+    run.rmdir()
+    assert main(_bench_td3(out, two_catalogues[0])) == 0
+    assert f"note: {run} (the trained model movielens-rec evaluate reads) is missing" in (
+        capsys.readouterr().err
+    )
+    assert (out / "runs" / "td3-seed0.json").read_bytes() == stored
+    assert main(["evaluate", str(run)]) == 2
+    assert "no such folder (the benchmark's stored result td3-seed0.json" in _error(capsys)
+    assert main(_bench_td3(out, two_catalogues[0], "--agents", "popularity")) == 0
+    assert "note:" not in capsys.readouterr().err  # a baseline has no model folder to miss

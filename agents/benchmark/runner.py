@@ -5,10 +5,15 @@ the same settings skips the runs already there, so an interrupted benchmark lose
 run in progress. The reference policies (greedy, myopic, planner, and a random policy) are played
 once per configuration, before the runs, and kept in ``OUT/references.json``: every run's record
 holds its normalized score, ``100 * (R - R_random) / (R_planner - R_random)``.
+
+The record is the result: it is reused even where the run's folder (``OUT/runs/<agent>-seed<N>/``,
+the trained model ``movielens-rec evaluate`` reads) was deleted or damaged, which the benchmark
+then says on stderr; deleting the record trains the run again.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +39,7 @@ from movielens_env.storage import make_folder
 from ..baselines import RandomRanker
 from ..fields import check_seed
 from ..registry import TrainContext, TrainedAgent, get_agent
-from ..run_folder import holds_run, portable_env_kwargs
+from ..run_folder import holds_run, portable_env_kwargs, run_damage
 from .stats import mean_ci95
 from .stored import (
     check_results_folder,
@@ -232,12 +237,32 @@ def run_one(
         "agent": agent,
         "seed": seed,
         "key": config.run_key(agent, data or config.data_fingerprint()),
+        # Whether the trainer left a run (the model evaluate reads) beside the result.
+        "saved_run": holds_run(run_dir),
         "n_users": len(result.users),
         "metrics": metrics,
         "learning_curve": [[int(t), float(r)] for t, r in trained.learning_curve],
         "train_seconds": trained_at - started,
         "eval_seconds": time.perf_counter() - trained_at,
     }
+
+
+def _note_lost_run(path: Path, record: dict[str, Any]) -> None:
+    """Say (on stderr) that a reused result's run folder, the trained model ``movielens-rec
+    evaluate`` reads, is missing or damaged: the stored record is the result and still counts
+    (its number does not depend on the folder), but the model is gone."""
+    agent = record["agent"]
+    # Records from before "saved_run" existed: runs of agents with an artefact saved one.
+    if not record.get("saved_run", get_agent(agent).artefact is not None):
+        return
+    run_dir = path.with_suffix("")
+    damage = run_damage(run_dir, agent)
+    if damage:
+        print(
+            f"note: {run_dir} (the trained model movielens-rec evaluate reads) is {damage}; "
+            f"the stored result {path.name} still counts (delete it to train the run again)",
+            file=sys.stderr,
+        )
 
 
 def run_benchmark(
@@ -264,6 +289,7 @@ def run_benchmark(
             )
             if found.status == "reuse" and found.record is not None:
                 records.append(found.record)
+                _note_lost_run(path, found.record)
                 continue
             if found.status == "other":
                 others.append((path, found.reason))
