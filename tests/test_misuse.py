@@ -1312,3 +1312,25 @@ def test_a_benchmark_says_when_a_stored_result_s_model_folder_is_gone(
     assert "no such folder (the benchmark's stored result td3-seed0.json" in _error(capsys)
     assert main(_bench_td3(out, two_catalogues[0], "--agents", "popularity")) == 0
     assert "note:" not in capsys.readouterr().err  # a baseline has no model folder to miss
+
+
+def test_force_leaves_no_result_of_the_old_configuration_in_the_folder(
+    two_catalogues, tmp_path, capsys
+):
+    out = tmp_path / "bench"
+    assert main(_bench(out, two_catalogues[0], "--seeds", "0,1")) == 0
+    kept = (out / "runs" / "random-seed1.json").read_bytes()
+    assert main(_bench(out, two_catalogues[0], "--agents", "popularity")) == 0
+    assert (out / "runs" / "random-seed1.json").read_bytes() == kept  # this config's: kept
+    capsys.readouterr()
+    other = ["--agents", "popularity", "--planner-width", "1"]  # only a part of the old grid
+    assert main(_bench(out, two_catalogues[0], *other)) == 2
+    err = _error(capsys)
+    assert "holds results of another configuration" in err and "random-seed0.json" in err
+    assert "--force to remove them" in err
+    assert (out / "runs" / "random-seed1.json").read_bytes() == kept
+    assert main(_bench(out, two_catalogues[0], *other, "--force")) == 0
+    found = sorted(p.name for p in (out / "runs").iterdir())
+    assert found == ["popularity-seed0", "popularity-seed0.json"]  # the random runs' removed
+    record = json.loads((out / "runs" / "popularity-seed0.json").read_text())
+    assert record["key"]["references"] == {"planner_width": 1}

@@ -13,6 +13,7 @@ then says on stderr; deleting the record trains the run again.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,7 +39,7 @@ from movielens_env.storage import make_folder
 
 from ..baselines import RandomRanker
 from ..fields import check_seed
-from ..registry import TrainContext, TrainedAgent, get_agent
+from ..registry import AGENTS, TrainContext, TrainedAgent, get_agent
 from ..run_folder import holds_run, portable_env_kwargs, run_damage
 from .stats import mean_ci95
 from .stored import (
@@ -46,6 +47,7 @@ from .stored import (
     check_run,
     read_record,
     refuse_other_configs,
+    remove_other_configs,
     report_invalid,
     write_record,
 )
@@ -107,13 +109,19 @@ class BenchmarkConfig:
         result version); not paths, which are local."""
         entry = get_agent(agent)
         return {
+            **self.shared_key(data),
+            "agent_config": entry.config,
+            "agent_code": entry.code,
+            "timesteps": self.timesteps if entry.is_rl else None,
+        }
+
+    def shared_key(self, data: str) -> dict[str, Any]:
+        """The part of :meth:`run_key` that is the same for every agent."""
+        return {
             "version": RESULT_VERSION,
             "dataset": self.dataset,
             "data": data,
             "env_options": portable_env_kwargs(self.env_options),
-            "agent_config": entry.config,
-            "agent_code": entry.code,
-            "timesteps": self.timesteps if entry.is_rl else None,
             # Normalized scores are measured against the planner of this width.
             "references": {"planner_width": self.planner_width} if self.references else None,
         }
@@ -247,6 +255,35 @@ def run_one(
     }
 
 
+def _other_runs_outside_the_grid(config: BenchmarkConfig, data: str) -> list[tuple[Path, str]]:
+    """The stored runs of agents or seeds outside ``config``'s grid that another configuration
+    made, with why (their key as this configuration would make it differs)."""
+    grid = {
+        run_path(config.out_dir, agent, seed) for agent in config.agents for seed in config.seeds
+    }
+    found = []
+    for path in sorted((config.out_dir / "runs").glob("*.json")):
+        if path in grid:
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue  # not a record: nobody's result, and nothing a benchmark reads
+        agent = record.get("agent") if isinstance(record, dict) else None
+        if not isinstance(agent, str) or not isinstance(record.get("key"), dict):
+            continue
+        if agent in AGENTS:
+            key = config.run_key(agent, data)
+        else:  # a plugin not loaded now: judged by what does not depend on the agent
+            key = {**record["key"], **config.shared_key(data)}
+            if record["key"].get("timesteps") is not None:
+                key["timesteps"] = config.timesteps
+        stored = read_record(path, key)
+        if stored.status == "other":
+            found.append((path, stored.reason))
+    return found
+
+
 def _note_lost_run(path: Path, record: dict[str, Any]) -> None:
     """Say (on stderr) that a reused result's run folder, the trained model ``movielens-rec
     evaluate`` reads, is missing or damaged: the stored record is the result and still counts
@@ -273,8 +310,10 @@ def run_benchmark(
     the references back).
 
     Stored runs are reused only when valid and made by this configuration; invalid ones are
-    reported and recomputed. Runs or references of another configuration in ``out_dir`` are
-    refused before any work, unless ``force`` (then they are replaced).
+    reported and recomputed. Runs or references of another configuration in ``out_dir``, of
+    this grid's runs or not, are refused before any work, unless ``force``: then they are
+    removed first (with their run folders and the old leaderboard and plots), so that the
+    folder never mixes configurations.
     """
     for agent in config.agents:
         get_agent(agent).check_env(config.env_kwargs())  # before any work
@@ -289,7 +328,6 @@ def run_benchmark(
             )
             if found.status == "reuse" and found.record is not None:
                 records.append(found.record)
-                _note_lost_run(path, found.record)
                 continue
             if found.status == "other":
                 others.append((path, found.reason))
@@ -299,6 +337,7 @@ def run_benchmark(
                 # A run no stored result accounts for: someone's own, which training replaces.
                 others.append((path.with_suffix(""), "a run no stored result accounts for"))
             todo.append((agent, seed))
+    others += _other_runs_outside_the_grid(config, data)
     if config.references:
         path = references_path(config.out_dir)
         found = read_record(path, references_key(config, data))
@@ -306,6 +345,9 @@ def run_benchmark(
             others.append((path, found.reason))
     if not force:
         refuse_other_configs(others, config.out_dir)
+    remove_other_configs([path for path, _ in others if path.suffix == ".json"], config.out_dir)
+    for record in records:
+        _note_lost_run(run_path(config.out_dir, record["agent"], record["seed"]), record)
     references = (
         stored_or_computed_references(config, force=True, progress=progress)
         if config.references

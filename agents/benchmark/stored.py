@@ -20,7 +20,7 @@ from movielens_env.errors import MovieLensRecError
 from movielens_env.evaluation import names
 from movielens_env.storage import atomic_write, checksum
 
-from ..run_folder import check_folder_path, holds_run
+from ..run_folder import check_folder_path, holds_run, remove_run
 
 # Metrics that are shares, hence in [0, 1]; the rest (returns, normalized scores) are free.
 _SHARES = tuple(f"{metric}@" for metric in names.METRICS)
@@ -105,8 +105,25 @@ def refuse_other_configs(found: list[tuple[Path, str]], out_dir: Path) -> None:
         more = f" and {len(found) - 3} more" if len(found) > 3 else ""
         raise ResultsFolderError(
             f"{out_dir} holds results of another configuration ({shown}{more}); use another "
-            "--out, or pass --force to replace them"
+            "--out, or pass --force to remove them"
         )
+
+
+def remove_other_configs(paths: list[Path], out_dir: Path) -> None:
+    """Remove the records at ``paths`` (another configuration's, replaced as ``--force``
+    asked), each run's folder before its record, and, if any, the leaderboard and plots they
+    made: the folder then holds nothing of another configuration, even if this benchmark is
+    interrupted."""
+    for path in paths:
+        run_dir = path.with_suffix("")
+        if path.parent.name == "runs" and run_dir.is_dir():
+            remove_run(run_dir)
+            if not any(run_dir.iterdir()):
+                run_dir.rmdir()
+        path.unlink(missing_ok=True)
+    if paths:
+        for name in OUTPUT_FILES:
+            (out_dir / name).unlink(missing_ok=True)
 
 
 # What a benchmark writes at the top of its results folder, besides references.json and runs/.
