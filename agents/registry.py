@@ -16,6 +16,7 @@ An agent whose trained artefact can be saved also registers an :class:`~agents.a
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
@@ -82,9 +83,10 @@ class AgentEntry:
         artefact: how its trained artefact is saved to and loaded from a run folder, or
             ``None`` for agents with nothing to save (fitted where they are evaluated).
         obs_modes: the env's ``obs_mode`` values its policy reads.
-        code: SHA-256 of the source file of a plugin's trainer (part of its stored runs' key,
-            so that changed code recomputes them); ``None`` for the built-in agents, whose
-            changes the benchmark's result version covers.
+        code: SHA-256 of a plugin's own source files (the trainer's module, its package and
+            the modules beside it that they import): part of its stored runs' key, so that
+            changed code recomputes them; ``None`` for the built-in agents, whose changes the
+            benchmark's result version covers.
     """
 
     name: str
@@ -174,9 +176,67 @@ def get_artefact(name: str) -> Artefact:
 
 
 def _plugin_source_digest(train: Callable[..., Any]) -> str | None:
-    """SHA-256 of the file that defines a plugin's trainer; ``None`` for this package's own."""
+    """SHA-256 of a plugin's own source files (:func:`_plugin_sources`, by their paths
+    relative to the plugin's folder); ``None`` for this package's own trainers."""
     module = inspect.getmodule(getattr(train, "func", train))  # functools.partial has .func
     path = getattr(module, "__file__", None)
-    if module is None or path is None or module.__name__.split(".")[0] == __name__.split(".")[0]:
+    if module is None or path is None or module.__name__.split(".")[0] in _OWN_PACKAGES:
         return None
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for name, file in _plugin_sources(module.__name__, Path(path)):
+        digest.update(f"{name}\0{hashlib.sha256(file.read_bytes()).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+# This project's packages: their changes are covered by the benchmark's result version.
+_OWN_PACKAGES = (__name__.split(".")[0], "movielens_env")
+
+
+def _plugin_sources(name: str, path: Path) -> list[tuple[str, Path]]:
+    """The source files of the plugin module ``name`` (at ``path``), by their path relative to
+    the folder it was imported from: every ``.py`` file of its top-level package, or the
+    module's own file, and, followed through their ``import`` statements, those of the modules
+    and packages beside it in that folder. Read from the files, not from what happens to be
+    imported, so that the same code always gives the same list."""
+    parts = name.split(".") + (["__init__"] if path.name == "__init__.py" else [])
+    base = path.parents[len(parts) - 1] if len(parts) <= len(path.parents) else path.parent
+    if path.relative_to(base).with_suffix("").parts != tuple(parts):
+        base = path.parent  # loaded under another name than its path gives: its file alone
+        parts = [path.stem]
+    top = base / parts[0]
+    todo = sorted(top.rglob("*.py")) if len(parts) > 1 and top.is_dir() else [path]
+    # In an installed environment the folder beside the plugin holds every other
+    # distribution: imports are followed only from a plugin's own folder.
+    follow = base.name not in ("site-packages", "dist-packages")
+    found: dict[str, Path] = {}
+    while todo:
+        file = todo.pop()
+        label = file.relative_to(base).as_posix()
+        if label in found or "__pycache__" in file.parts:
+            continue
+        found[label] = file
+        if follow:
+            todo += _local_imports(file, base)
+    return sorted(found.items())
+
+
+def _local_imports(file: Path, base: Path) -> list[Path]:
+    """The files in ``base`` of the top-level modules and packages ``file`` imports
+    (relative imports stay in its package, whose files are listed already)."""
+    try:
+        tree = ast.parse(file.read_bytes(), str(file))
+    except (SyntaxError, ValueError):
+        return []  # it could not have been imported: nothing more to follow
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    files: list[Path] = []
+    for top in sorted(names - set(_OWN_PACKAGES)):
+        if (base / top / "__init__.py").is_file():
+            files += sorted((base / top).rglob("*.py"))
+        elif (base / f"{top}.py").is_file():
+            files.append(base / f"{top}.py")
+    return files

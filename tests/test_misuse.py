@@ -1334,3 +1334,56 @@ def test_force_leaves_no_result_of_the_old_configuration_in_the_folder(
     assert found == ["popularity-seed0", "popularity-seed0.json"]  # the random runs' removed
     record = json.loads((out / "runs" / "popularity-seed0.json").read_text())
     assert record["key"]["references"] == {"planner_width": 1}
+
+
+@pytest.mark.parametrize(
+    "files, plugin",
+    [  # a plugin module with its helper beside it; a plugin package with its helper inside
+        ({"value_plugin.py": "from value_helper import VALUE\n", "value_helper.py": ""},
+         "value_plugin"),
+        ({"valuepkg/__init__.py": "from .helper import VALUE\n", "valuepkg/helper.py": ""},
+         "valuepkg"),
+    ],
+)  # fmt: skip
+def test_a_plugin_whose_helper_module_changed_is_not_served_its_old_results(
+    two_catalogues, tmp_path, monkeypatch, capsys, files, plugin
+):
+    import sys
+
+    from agents.registry import AGENTS
+
+    registers = (
+        "import numpy as np\n"
+        "from agents.registry import TrainedAgent, register_agent\n"
+        "register_agent('value', lambda ctx: TrainedAgent(lambda obs: np.full(9, VALUE)), 'v',"
+        " is_rl=False, replace=True)\n"
+    )
+    (code, first_text), (helper, _) = files.items()
+
+    def write(value: float) -> None:
+        for name in list(sys.modules):  # as a new process would import them
+            if name.split(".")[0] in ("value_plugin", "value_helper", "valuepkg"):
+                monkeypatch.delitem(sys.modules, name)
+        (tmp_path / code).parent.mkdir(exist_ok=True)
+        (tmp_path / code).write_text(first_text + registers)
+        (tmp_path / helper).write_text(f"VALUE = {value}\n")
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "bench"
+    argv = _bench(out, two_catalogues[0], "--plugin", plugin, "--agents", "value")
+    try:
+        write(1.0)
+        assert main(argv) == 0
+        first = json.loads((out / "runs" / "value-seed0.json").read_text())
+        write(1.0)
+        assert main(argv) == 0  # the same code: reused
+        assert json.loads((out / "runs" / "value-seed0.json").read_text()) == first
+        write(-1.0)  # only the helper changed
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert "differs in agent_code" in _error(capsys)
+        assert main([*argv, "--force"]) == 0
+        recomputed = json.loads((out / "runs" / "value-seed0.json").read_text())
+        assert recomputed["metrics"] != first["metrics"]
+    finally:
+        AGENTS.pop("value", None)
