@@ -42,6 +42,7 @@ from .run_folder import (
     RUN_FILE,
     RunFolderError,
     check_folder_path,
+    check_replaceable,
     check_run_dir,
     holds_run,
     read_run_info,
@@ -111,6 +112,8 @@ def _train(args: argparse.Namespace) -> int:
     else:
         agent = DEFAULT_AGENT if args.agent is None else args.agent
     artefact = registry.get_artefact(agent)
+    if args.force:
+        check_replaceable(out, artefact.files)
     if args.resume and artefact.resume is None:
         raise RunFolderError(
             f"{agent} runs cannot be resumed (Stable-Baselines3 saves no replay buffer with the "

@@ -111,7 +111,25 @@ def check_run_dir(
     if clashing and not runs and not overwrite:
         raise RunFolderError(
             f"{run_dir} holds no run but {', '.join(clashing)}, which a run would overwrite; "
-            "use another --out, or pass --force to replace them"
+            "use another --out, or move them away"
+        )
+
+
+def check_replaceable(run_dir: Path, files: tuple[str, ...]) -> None:
+    """Refuse to replace (``--force``) the ``files`` a run writes in ``run_dir`` unless it is
+    recognisably a run's folder: it holds a run, or lies in a benchmark's results folder.
+
+    Raises:
+        RunFolderError: ``run_dir`` is no run's folder but holds some of ``files`` (a user's
+            own files of those names), named in the message.
+    """
+    if holds_run(run_dir) or results_folder_around(run_dir) is not None:
+        return
+    clashing = [name for name in files if (run_dir / name).exists()]
+    if clashing:
+        raise RunFolderError(
+            f"{run_dir} holds no run but {', '.join(clashing)}, which this run would write; "
+            "--force replaces only a run's files: use another --out, or move them away"
         )
 
 

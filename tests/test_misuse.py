@@ -1387,3 +1387,31 @@ def test_a_plugin_whose_helper_module_changed_is_not_served_its_old_results(
         assert recomputed["metrics"] != first["metrics"]
     finally:
         AGENTS.pop("value", None)
+
+
+@pytest.mark.parametrize(
+    "command, mine, message",
+    [
+        ("train", "learning_curve.csv", "holds no run but learning_curve.csv, which this run "
+         "would write; --force replaces only a run's files"),
+        ("train-td3", "td3.zip", "holds no run but td3.zip, which this run would write"),
+        ("benchmark", "leaderboard.csv", "is not a benchmark's results folder but holds "
+         "leaderboard.csv, which a benchmark would overwrite (--force replaces only a results "
+         "folder's files)"),
+    ],
+)  # fmt: skip
+def test_force_does_not_replace_a_user_s_file_in_a_folder_that_holds_no_run(
+    two_catalogues, tmp_path, capsys, command, mine, message
+):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / mine).write_text("my own file")
+    argv = {
+        "train": _train(folder, "--force"),
+        "train-td3": [*_train_sb3(folder), "--force"],
+        "benchmark": _bench(folder, two_catalogues[0], "--force"),
+    }[command]
+    assert main(argv) == 2
+    assert message in _error(capsys)
+    assert sorted(p.name for p in folder.iterdir()) == [mine]
+    assert (folder / mine).read_text() == "my own file"

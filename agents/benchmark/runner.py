@@ -317,7 +317,7 @@ def run_benchmark(
     """
     for agent in config.agents:
         get_agent(agent).check_env(config.env_kwargs())  # before any work
-    check_results_folder(config.out_dir, force)
+    check_results_folder(config.out_dir)
     data = config.data_fingerprint()
     records, todo, others = [], [], []
     for agent in config.agents:

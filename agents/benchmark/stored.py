@@ -130,9 +130,10 @@ def remove_other_configs(paths: list[Path], out_dir: Path) -> None:
 OUTPUT_FILES = ("leaderboard.md", "leaderboard.csv", "metrics.png", "learning_curves.png")
 
 
-def check_results_folder(out_dir: Path, force: bool) -> None:
+def check_results_folder(out_dir: Path) -> None:
     """Refuse an ``out_dir`` whose files a benchmark would overwrite although it is not a
-    results folder (it holds no ``references.json`` and no ``runs/``), unless ``force``."""
+    results folder (it holds no ``references.json`` and no ``runs/``): ``--force`` replaces
+    only a results folder's files."""
     check_folder_path(out_dir, ResultsFolderError)
     if holds_run(out_dir):
         raise ResultsFolderError(
@@ -144,10 +145,11 @@ def check_results_folder(out_dir: Path, force: bool) -> None:
     clashing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
     if references.exists() and not _is_record(references):
         clashing.append(references.name)
-    if clashing and not ours and not force:
+    if clashing and not ours:
         raise ResultsFolderError(
             f"{out_dir} is not a benchmark's results folder but holds {', '.join(clashing)}, "
-            "which a benchmark would overwrite; use another --out, or pass --force"
+            "which a benchmark would overwrite (--force replaces only a results folder's "
+            "files); use another --out, or move them away"
         )
 
 
