@@ -146,10 +146,14 @@ def check_folder_path(folder: Path, error: type[Exception]) -> None:
 
 def remove_run(run_dir: Path) -> None:
     """Remove the files of the run ``run_dir`` holds (those of the agent its ``run.json`` names,
-    or every run file where it names none); a folder without a run is left as it is."""
+    or every run file where it names none or is damaged); a folder without a run is left as it
+    is."""
     if not holds_run(run_dir):
         return
-    agent = (read_run_info(run_dir) or {}).get("agent")
+    try:
+        agent = (read_run_info(run_dir) or {}).get("agent")
+    except RunFolderError:  # a damaged record is replaced with the run, not in its way
+        agent = None
     entry = registry.AGENTS.get(agent) if isinstance(agent, str) else None
     names = entry.artefact.files if entry is not None and entry.artefact else run_files()
     for name in (*names, RUN_FILE, CURVE_FILE):

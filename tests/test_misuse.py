@@ -1415,3 +1415,15 @@ def test_force_does_not_replace_a_user_s_file_in_a_folder_that_holds_no_run(
     assert message in _error(capsys)
     assert sorted(p.name for p in folder.iterdir()) == [mine]
     assert (folder / mine).read_text() == "my own file"
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+@pytest.mark.parametrize("damage", ["garbage", "{", '{"agent": "td3", "checksum": "0"}'])
+def test_force_replaces_a_run_whose_run_json_is_damaged(finished_sb3_run, tmp_path, damage, capsys):
+    run = _copy(finished_sb3_run, tmp_path / "damaged")
+    (run / "run.json").write_text(damage)
+    assert main(_train_sb3(run)) == 2  # still a run: kept without --force
+    assert "already holds a run (run.json" in _error(capsys)
+    assert main([*_train_sb3(run), "--force"]) == 0
+    assert json.loads((run / "run.json").read_text())["agent"] == "td3"
+    assert main(["evaluate", str(run)]) == 0
