@@ -1427,3 +1427,16 @@ def test_force_replaces_a_run_whose_run_json_is_damaged(finished_sb3_run, tmp_pa
     assert main([*_train_sb3(run), "--force"]) == 0
     assert json.loads((run / "run.json").read_text())["agent"] == "td3"
     assert main(["evaluate", str(run)]) == 0
+
+
+def test_an_empty_cache_dir_is_refused_not_read_as_the_current_folder(
+    make_env, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"cache_dir is empty \('  '\), which would mean the curr"):
+        make_env(cache_dir="  ")
+    argv = ["benchmark", "--agents", "random", "--out", str(tmp_path / "b"), "--env-kwargs",
+            '{"cache_dir": ""}']  # fmt: skip
+    assert main(argv) == 2
+    assert "cache_dir is empty ('')" in _error(capsys)
+    assert list(tmp_path.iterdir()) == []  # nothing cached in the current folder

@@ -70,6 +70,11 @@ class EnvConfig:
             dataset=self.dataset, data_dir=self.data_dir, cache_dir=self.cache_dir,
             download=self.download, mf_options=self.mf_options, item_bias=self.item_bias,
         )  # fmt: skip
+        if self.cache_dir is not None and not str(os.fspath(self.cache_dir)).strip():
+            raise ArgumentError(
+                f"cache_dir is empty ({self.cache_dir!r}), which would mean the current folder; "
+                "give a folder path, or None for the default cache"
+            )
         dim = positive_int("embedding_dim", self.embedding_dim)
         if dim > MAX_EMBEDDING_DIM:
             raise ArgumentError(
