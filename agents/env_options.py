@@ -70,5 +70,5 @@ def nonempty(option: str, text: str) -> str:
     """``text`` unless it is empty or blank (a path option left empty would mean the current
     folder, or quietly the default)."""
     if not text.strip():
-        raise ArgumentError(f"{option} is empty; give a folder")
+        raise ArgumentError(f"{option} {text!r}: the path is empty")
     return text

@@ -974,6 +974,8 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run(tmp_path, mo
         (["--user", "1", "--output", "x.csv"], "--output goes with --all-test-users"),
         (["--user", "99999"], "--user 99999 is not a user of"),
         (["--all-test-users", "--k", "1000000000", "--output", "big.csv"], "beyond the catalogue"),
+        (["--all-test-users", "--output", ""], "--output '': the path is empty"),
+        (["--all-test-users", "--output", " "], "--output ' ': the path is empty"),
     ],
 )
 def test_recommend_options_that_would_be_ignored_or_misread_are_refused(
@@ -1009,7 +1011,7 @@ def test_recommend_for_one_user_honours_the_protocol(finished_run, capsys):
     "extra, message",
     [
         (["--set", "hidden=16", "--set", "hidden=32"], "--set hidden= is given twice"),
-        (["--out", ""], "--out is empty"),
+        (["--out", ""], "--out '': the path is empty"),
         (
             ["--env-kwargs", '{"obs_mode": "dict"}'],
             "reads obs_mode 'flat' observations, not 'dict'",
@@ -1035,7 +1037,9 @@ def test_a_benchmark_of_rl_agents_on_dict_observations_fails_before_the_referenc
     assert main(argv) == 2
     assert "agent 'td3' reads obs_mode 'flat'" in _error(capsys)
     assert not (tmp_path / "b" / "references.json").exists()
-    assert main([*argv[:-6], "--out", "", *argv[-4:]]) == 2 and "--out is empty" in _error(capsys)
+    assert main([*argv[:-6], "--out", "", *argv[-4:]]) == 2 and "--out '': the path is" in _error(
+        capsys
+    )
 
 
 def test_a_plugin_config_that_is_not_json_is_refused_when_registered():
