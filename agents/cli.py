@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from collections.abc import Sequence
@@ -153,6 +154,46 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    """Search an agent's hyper-parameters on the validation split; save the best config."""
+    from .config_values import parse_overrides, read_config_file
+    from .registry import get_agent
+    from .tune.space import check_tunable, default_config
+    from .tune.study import BEST_CONFIG, TRIALS, tune
+
+    for module in args.plugin:
+        import_plugin(module)
+    check_tunable(args.agent)  # an unknown or untunable agent is named before anything else
+    dataset = args.dataset or "synthetic"
+    out = Path(
+        f"runs/tune-{args.agent}-{dataset}" if args.out is None else nonempty("--out", args.out)
+    )
+    base = None
+    if args.config is not None or args.set:
+        base = default_config(args.agent)
+        values = {} if args.config is None else read_config_file(type(base), args.config)
+        values.update(parse_overrides(type(base), args.set))
+        base = dataclasses.replace(base, **values)
+    env_kwargs = {"dataset": dataset, "data_dir": args.data_dir, **env_options(args)}
+    get_agent(args.agent).check_env(env_kwargs)
+
+    def report(number: int, value: float | None) -> None:
+        if not args.no_progress:
+            shown = "pruned" if value is None else f"validation return {value:.4f}"
+            print(f"trial {number}: {shown}", flush=True)
+
+    result = tune(
+        args.agent, env_kwargs, args.timesteps, args.trials, out, args.seed, args.force, base,
+        on_trial=report,
+    )  # fmt: skip
+    print(
+        f"\n{args.agent}: best validation return {result.best_value:.4f} after "
+        f"{result.trials_done} trials; best config {out / BEST_CONFIG} (train --config and "
+        f"benchmark --config read it), every trial in {out / TRIALS}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``movielens-rec``."""
     parser = argparse.ArgumentParser(prog="movielens-rec", description=__doc__)
@@ -198,6 +239,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="beam width of the planner reference, the top of the normalized score (default 128)",
     )  # fmt: skip
     bench.set_defaults(run=_benchmark)
+
+    tune = commands.add_parser(
+        "tune",
+        help="search an agent's hyper-parameters (Optuna) on a validation split carved from train",
+        description="Each trial trains the agent on each user's train ratings less their last "
+        "part in time, and is scored by the online return of that held-out part (never the "
+        "test ratings). Every agent gets the same budget: --trials trials of --timesteps env "
+        "steps. The study lives in --out: run the same command again to continue an "
+        "interrupted study (or to add trials by raising --trials).",
+    )  # fmt: skip
+    tune.add_argument("--agent", required=True, help="drr-ave, drr-u, drr-p, drr-n, ddpg, td3, sac")
+    tune.add_argument("--trials", type=int, default=20, help="trials in all (default 20)")
+    tune.add_argument(
+        "--timesteps", type=int, default=10_000,
+        help="env steps per trial (DRR: that / horizon episodes; default 10000)",
+    )  # fmt: skip
+    tune.add_argument("--dataset", default=None, choices=DATASET_NAMES, help="default: synthetic")
+    tune.add_argument("--data-dir", default=None, help="GroupLens folder or zip")
+    tune.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial")
+    tune.add_argument("--out", default=None, help="study folder (default runs/tune-AGENT-DATASET)")
+    tune.add_argument("--force", action="store_true",
+                      help="replace a study of other settings in --out")  # fmt: skip
+    tune.add_argument(
+        "--config", default=None, metavar="FILE.json",
+        help="the config the search starts from (fields it does not search)",
+    )  # fmt: skip
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a field of that config (as train's --set)")  # fmt: skip
+    tune.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE",
+        help="import MODULE first; repeatable",
+    )  # fmt: skip
+    tune.add_argument("--no-progress", action="store_true", help="no line per trial")
+    add_env_options(tune)
+    tune.set_defaults(run=_tune)
     add_run_commands(commands)
     return parser
 

@@ -15,7 +15,7 @@ from movielens_env.storage import require_memory
 from ..fields import ConfigError
 from .checkpoint import to_numpy, to_torch
 from .config import DRRConfig
-from .networks import Actor, Critic
+from .networks import Actor, Critic, unit
 from .replay import PrioritizedReplay
 
 
@@ -71,7 +71,9 @@ class DRRAgent:
         self.obs_dim = obs_dim
         _check_replay_fits(config.buffer_size, obs_dim, dim)
         torch.manual_seed(seed)
-        self.actor = Actor(config.state, dim, history_len, config.hidden, context)
+        self.actor = Actor(
+            config.state, dim, history_len, config.hidden, context, config.action_head
+        )
         self.critic = Critic(config.state, dim, history_len, config.hidden, context)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -91,12 +93,20 @@ class DRRAgent:
 
     # ------------------------------------------------------------------ acting
     def act(self, observations: np.ndarray, explore: bool) -> np.ndarray:
-        """Actions for a batch of flat observations; with ``explore``, plus decaying noise."""
+        """Actions for a batch of flat observations; with ``explore``, plus decaying noise
+        (per component with the ``tanh`` head; with the unit heads, of typical length
+        ``noise_std`` relative to the unit action, and the noisy action is a unit vector too, so
+        the critic only ever reads directions)."""
         with torch.no_grad():
-            actions = self.actor(torch.as_tensor(observations, dtype=torch.float32)).numpy()
+            actions = self.actor(torch.as_tensor(observations, dtype=torch.float32))
         if explore:
-            actions = actions + self.rng.normal(0.0, self.noise_std, actions.shape)
-        return np.clip(actions, -1.0, 1.0).astype(np.float32)
+            unit_head = self.config.action_head != "tanh"
+            std = self.noise_std / np.sqrt(self.dim) if unit_head else self.noise_std
+            noise = torch.as_tensor(self.rng.normal(0.0, std, tuple(actions.shape)))
+            actions = actions + noise.to(actions.dtype)
+            if unit_head:
+                actions = unit(actions)
+        return np.clip(actions.numpy(), -1.0, 1.0).astype(np.float32)
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """SB3's signature: ``(action, None)`` for one observation or a batch of them."""

@@ -27,8 +27,9 @@ __all__ = [
 ]
 # 2: the vector env's state replaces the single env's generator; 3: item vectors with the bias
 # (one more dimension), the user model's state, and the observation's length; 4: the data's
-# fingerprint; 5: the TD errors since the last evaluation (learning diagnostics).
-FORMAT_VERSION = 5
+# fingerprint; 5: the TD errors since the last evaluation (learning diagnostics); 6: the
+# actor's action head (DRRConfig.action_head).
+FORMAT_VERSION = 6
 
 
 class CheckpointError(MovieLensRecError, ValueError):

@@ -10,6 +10,7 @@ from typing import Any
 from ..fields import Bound, ConfigError, check_fields
 
 STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
+ACTION_HEADS = ("tanh", "unit", "user-residual")
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring: beyond them a value is a slip
 # (num_envs=100000 meant 100,000 gradient steps per collected batch: a run that seemed hung).
@@ -44,6 +45,10 @@ class DRRConfig:
         state: state representation: ``drr-ave`` (weighted average pooling, then
             [u, u * pooled, pooled]), ``drr-u`` (user-item and item-item products), ``drr-p``
             (items and item-item products), ``drr-n`` (items concatenated).
+        action_head: how the actor's output becomes the action: ``tanh`` (the paper's, in
+            ``[-1, 1]^D``; it saturates to the box's corners), ``unit`` (a unit vector), or
+            ``user-residual`` (the observed user vector plus a learned correction, as a unit
+            vector; it starts out ranking as MF does). See the README's DRR section.
         hidden: width of the two hidden layers of actor and critic (64 to 512).
         actor_lr: Adam step size of the actor and its state module (1e-4 to 1e-3).
         critic_lr: Adam step size of the critic and its state module (1e-4 to 1e-2).
@@ -59,7 +64,9 @@ class DRRConfig:
         per_alpha: how strongly priorities shape sampling (0 uniform, 1 proportional; ~0.6).
         per_beta: initial importance-sampling exponent, annealed to 1 over training (0.4).
         per_eps: added to |TD error| so no transition gets priority 0 (1e-6 to 1e-2).
-        noise_std: initial std of the Gaussian exploration noise on the action (0.1 to 0.5).
+        noise_std: initial std of the Gaussian exploration noise on the action (0.1 to 0.5): per
+            component with the ``tanh`` head; with the unit heads the noise vector's typical
+            length relative to the unit action (``noise_std / sqrt(D)`` per component).
         noise_decay: multiplicative decay of the noise std per episode (0.99 to 0.9999).
         noise_floor: smallest noise std, kept to the end (0 to 0.05).
         eval_every: episodes between evaluations on the test split during training.
@@ -67,6 +74,7 @@ class DRRConfig:
     """
 
     state: str = "drr-ave"
+    action_head: str = "tanh"
     hidden: int = 256
     actor_lr: float = 1e-4
     critic_lr: float = 1e-3
@@ -92,6 +100,11 @@ class DRRConfig:
             raise ConfigError(
                 f"DRRConfig.state={self.state!r} is not valid; allowed: "
                 f"{', '.join(STATE_REPRESENTATIONS)}"
+            )
+        if self.action_head not in ACTION_HEADS:
+            raise ConfigError(
+                f"DRRConfig.action_head={self.action_head!r} is not valid; allowed: "
+                f"{', '.join(ACTION_HEADS)}"
             )
         check_fields(self, BOUNDS)
         if self.learning_starts < self.batch_size:

@@ -23,23 +23,47 @@ def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
     )  # fmt: skip
 
 
+def unit(vectors: torch.Tensor) -> torch.Tensor:
+    """Each row scaled to Euclidean norm 1 (a zero row stays zero)."""
+    return vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+
+
 class Actor(nn.Module):
-    """State -> action in [-1, 1]^dim (tanh), the item-vector direction to recommend.
+    """State -> action, the item-vector direction to recommend (only its direction counts).
 
     The state is the representation module's output, followed by the observation's context
-    (``context`` values: satiation and patience under the user models that have them).
+    (``context`` values: satiation and patience under the user models that have them). The
+    head (``head``) turns the network's output ``v`` into the action:
+
+    - ``tanh``: ``tanh(v)`` in ``[-1, 1]^dim`` (the paper's);
+    - ``unit``: ``v / |v|``, a direction that cannot saturate;
+    - ``user-residual``: ``unit(unit(u) + v)``, the observed user vector ``u`` plus a learned
+      correction; ``v``'s last layer starts at zero, so the untrained actor ranks as MF does.
     """
 
-    def __init__(self, kind: str, dim: int, history_len: int, hidden: int, context: int) -> None:
+    def __init__(
+        self, kind: str, dim: int, history_len: int, hidden: int, context: int,
+        head: str = "tanh",
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.dim, self.history_len = dim, history_len
+        self.dim, self.history_len, self.head = dim, history_len, head
         self.state = StateRepresentation(kind, dim, history_len)
         self.body = _mlp(self.state.out_dim + context, hidden, dim)
+        if head == "user-residual":
+            last = self.body[-1]
+            assert isinstance(last, nn.Linear)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Actions (batch, dim)."""
         user, history, context = split_observation(obs, self.dim, self.history_len)
-        return torch.tanh(self.body(torch.cat([self.state(user, history), context], dim=1)))
+        out = self.body(torch.cat([self.state(user, history), context], dim=1))
+        if self.head == "tanh":
+            return torch.tanh(out)
+        if self.head == "unit":
+            return unit(out)
+        return unit(unit(user) + out)
 
 
 class Critic(nn.Module):

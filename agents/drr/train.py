@@ -80,6 +80,7 @@ def train_drr(
     resume: bool = False,
     on_episode: Callable[[int, float], None] = lambda episode, ret: None,
     overwrite: bool = False,
+    on_evaluation: Callable[[dict[str, float]], None] = lambda row: None,
 ) -> TrainResult:
     """Train DRR for ``episodes`` episodes of ``MovieLensRec-v0`` (train split).
 
@@ -87,7 +88,8 @@ def train_drr(
     split; every ``config.checkpoint_every`` episodes (and at the end) the run is checkpointed
     into ``run_dir``. A ``run_dir`` that already holds a run is refused unless ``resume``
     (continue it: same config, seed and env; ``episodes`` is the new total, at least the
-    episodes it holds) or ``overwrite`` (replace it).
+    episodes it holds) or ``overwrite`` (replace it). ``on_evaluation`` gets each evaluation's
+    row of the learning curve as it is made (an exception it raises ends the run there).
     """
     positive_int("episodes", episodes)
     check_seed("seed", seed)
@@ -96,11 +98,14 @@ def train_drr(
     elif resume:
         raise RunFolderError("resume needs the run folder (run_dir) to continue from")
     with torch_threads(1):
-        return _train(env_kwargs, config, episodes, seed, run_dir, resume, on_episode, overwrite)
+        return _train(
+            env_kwargs, config, episodes, seed, run_dir, resume, on_episode, overwrite,
+            on_evaluation,
+        )  # fmt: skip
 
 
 def _train(
-    env_kwargs, config, episodes, seed, run_dir, resume, on_episode, overwrite
+    env_kwargs, config, episodes, seed, run_dir, resume, on_episode, overwrite, on_evaluation
 ) -> TrainResult:
     # --- set-up: envs, agent, and (when resuming) everything the checkpoint restores
     envs = training_envs(env_kwargs, config.num_envs)  # bad env arguments fail here, first
@@ -145,8 +150,9 @@ def _train(
         obs, _ = envs.reset(seed=seed)
     # A readable record naming the agent (movielens-rec evaluate finds its loader by it).
     run_info = {"agent": config.state, "config": json.loads(config.to_json()),
-                "env_kwargs": _json_env_kwargs(env_kwargs), "episodes": episodes,
-                "seed": seed}  # fmt: skip
+                "episodes": episodes, "seed": seed}  # fmt: skip
+    if run_dir is not None:  # a run in no folder may train on a dataset object
+        run_info["env_kwargs"] = _json_env_kwargs(env_kwargs)
 
     while agent.episodes < episodes:
         # --- one step of every sub-environment with exploration noise, then learn from replay
@@ -193,6 +199,7 @@ def _train(
                 {**point, **{m: metrics[m] for m in names.TRAINING_CURVE}, **diagnostics}
             )
             losses, td_errors = [], []
+            on_evaluation(result.curve[-1])
         if run_dir is not None and (
             (last and before < done) or _crossed(before, done, config.checkpoint_every)
         ):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import dataclasses
+
 import numpy as np
 
 from ..errors import ArgumentError
@@ -96,7 +98,7 @@ def temporal_split(
     """
     if not 0.0 < train_fraction < 1.0:
         raise ArgumentError(f"train_fraction must be in (0, 1), got {train_fraction}")
-    order = np.lexsort((dataset.item_ids[dataset.items], dataset.timestamps, dataset.users))
+    order, is_train = _train_flags(dataset, train_fraction)
     counts = np.bincount(dataset.users, minlength=dataset.n_users)
     ordered = UserRatings(
         indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
@@ -105,7 +107,40 @@ def temporal_split(
         timestamps=dataset.timestamps[order],
         n_items=dataset.n_items,
     )
-    users = dataset.users[order]
-    position = np.arange(len(users)) - ordered.indptr[users]
-    is_train = position < np.floor(train_fraction * counts).astype(np.int64)[users]
     return TemporalSplit(ordered.subset(is_train), ordered.subset(~is_train), train_fraction)
+
+
+def _train_flags(dataset: RatingsDataset, train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ratings' order by (user, timestamp, raw item id), and whether each rating in that
+    order is train."""
+    order = np.lexsort((dataset.item_ids[dataset.items], dataset.timestamps, dataset.users))
+    counts = np.bincount(dataset.users, minlength=dataset.n_users)
+    users = dataset.users[order]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(users)) - starts[users]
+    return order, position < np.floor(train_fraction * counts).astype(np.int64)[users]
+
+
+def validation_dataset(
+    dataset: RatingsDataset, train_fraction: float = TRAIN_FRACTION
+) -> RatingsDataset:
+    """The train part of ``dataset``'s temporal split as a dataset of its own, for tuning.
+
+    Split again the same way, its train part is the first ``train_fraction`` of each user's
+    train ratings and its held-out part (an env's ``split="test"``) is the last part of them in
+    time: a validation split that never holds a test rating. Users, items and their ids,
+    metadata and the synthetic truth are kept, so the catalogue is the same; only the ratings
+    shrink. The name gets ``/validation``, so its caches and fingerprint are its own.
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise ArgumentError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    order, is_train = _train_flags(dataset, train_fraction)
+    keep = np.sort(order[is_train])
+    return dataclasses.replace(
+        dataset,
+        name=f"{dataset.name}/validation",
+        users=dataset.users[keep],
+        items=dataset.items[keep],
+        ratings=dataset.ratings[keep],
+        timestamps=dataset.timestamps[keep],
+    )

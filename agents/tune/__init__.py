@@ -1,0 +1,1 @@
+"""Hyper-parameter tuning on a validation split carved from train (``movielens-rec tune``)."""

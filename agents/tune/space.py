@@ -1,0 +1,102 @@
+"""What ``movielens-rec tune`` searches for each tunable agent, and the config a trial's values
+make.
+
+Every agent gets the same kind of space: its learning rates, network width, discount, target
+rate, batch size and exploration scale, in the ranges its config's docstring calls typical.
+DRR's space also holds its actor's head (the paper's ``tanh`` among them). The ranges are
+written here once, beside the config type each agent's values fill.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from movielens_env.errors import ArgumentError
+
+from ..drr.config import ACTION_HEADS, DRRConfig
+from ..registry import get_agent
+from ..sb3.config import SB3Config
+
+# A trial object with Optuna's suggest_* methods (typed loosely: importing Optuna is optional).
+Trial = Any
+
+
+def _drr(trial: Trial) -> dict[str, Any]:
+    return {
+        "action_head": trial.suggest_categorical("action_head", list(ACTION_HEADS)),
+        "actor_lr": trial.suggest_float("actor_lr", 1e-5, 1e-3, log=True),
+        "critic_lr": trial.suggest_float("critic_lr", 1e-4, 1e-2, log=True),
+        "hidden": trial.suggest_categorical("hidden", [64, 128, 256, 512]),
+        "gamma": trial.suggest_float("gamma", 0.5, 0.99),
+        "tau": trial.suggest_float("tau", 1e-3, 5e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+        "noise_std": trial.suggest_float("noise_std", 0.02, 0.5, log=True),
+    }
+
+
+_NET_ARCHS = {"64x64": (64, 64), "256x256": (256, 256), "400x300": (400, 300)}
+
+
+def _sb3(algorithm: str, trial: Trial) -> dict[str, Any]:
+    values = {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
+        "net_arch": _NET_ARCHS[trial.suggest_categorical("net_arch", list(_NET_ARCHS))],
+        "gamma": trial.suggest_float("gamma", 0.5, 0.99),
+        "tau": trial.suggest_float("tau", 1e-3, 5e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+        "learning_starts": trial.suggest_categorical("learning_starts", [100, 500, 2000]),
+    }
+    if algorithm != "sac":  # SAC explores through its entropy bonus
+        values["action_noise"] = trial.suggest_float("action_noise", 0.02, 0.5, log=True)
+    return values
+
+
+def tunable_agents() -> list[str]:
+    """The registered agents whose config this module can search (DRR's and SB3's)."""
+    from ..registry import agent_names
+
+    return [name for name in agent_names() if _space_of(name) is not None]
+
+
+def _space_of(agent: str) -> Callable[[Trial], dict[str, Any]] | None:
+    artefact = get_agent(agent).artefact
+    if artefact is None:
+        return None
+    if isinstance(artefact.config, DRRConfig):
+        return _drr
+    if isinstance(artefact.config, SB3Config):
+        return lambda trial: _sb3(agent, trial)
+    return None
+
+
+def check_tunable(agent: str) -> Callable[[Trial], dict[str, Any]]:
+    """The search space of ``agent``.
+
+    Raises:
+        ArgumentError: the agent is unknown, or has no space here (a baseline, a plugin).
+    """
+    space = _space_of(agent)
+    if space is None:
+        raise ArgumentError(
+            f"agent {agent!r} has no hyper-parameters to tune here; tunable agents: "
+            f"{', '.join(tunable_agents())}"
+        )
+    return space
+
+
+def default_config(agent: str) -> Any:
+    """The config a tunable ``agent`` trains with when nothing is tuned (its artefact's)."""
+    check_tunable(agent)
+    return get_agent(agent).artefact.config  # type: ignore[union-attr]
+
+
+def trial_config(agent: str, trial: Trial, base: Any | None = None) -> Any:
+    """``base`` (default: the agent's default config) with the values ``trial`` suggests."""
+    space = check_tunable(agent)
+    base = base or default_config(agent)
+    values = space(trial)
+    if isinstance(base, DRRConfig):  # a larger batch needs as many transitions to start
+        values["learning_starts"] = max(base.learning_starts, values["batch_size"])
+    return dataclasses.replace(base, **values)

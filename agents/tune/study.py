@@ -1,0 +1,328 @@
+"""``movielens-rec tune``: an Optuna study of one agent's hyper-parameters on a validation split.
+
+Every trial trains the agent on the **validation** dataset (each user's train ratings; its own
+temporal split holds out the last part of them, :func:`movielens_env.data.split.
+validation_dataset`) and scores it by the online return of the validation users under the
+``mf`` simulator, the same return the leaderboard reports on test. Test ratings are never read.
+Each trial is evaluated four times during training; the Optuna ``MedianPruner`` stops a trial
+whose intermediate score falls below the median of earlier trials at the same point, and the
+``TPESampler`` proposes the next values. Every agent is given the same budget: ``--trials``
+trials of ``--timesteps`` environment steps each (DRR: ``timesteps // horizon`` episodes).
+
+The output folder holds the study (Optuna's journal, ``study.journal``), so a tuning run
+interrupted and started again with the same command continues it; ``tune.json`` (what was
+tuned, on what, and the best trial so far), ``trials.csv`` and ``best_config.json`` (the best
+trial's config, which ``train --config`` and ``benchmark --config`` read). A folder that holds
+another study is refused unless ``force``; a folder that holds something else always is.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from movielens_env.data.load import load_dataset
+from movielens_env.data.split import validation_dataset
+from movielens_env.errors import ArgumentError, MovieLensRecError
+from movielens_env.evaluation import names
+from movielens_env.evaluation.protocols import episode_steps
+from movielens_env.storage import atomic_write, checksum, make_folder
+
+from ..fields import check_seed
+from ..run_folder import LOCATION_KEYS, check_folder_path, json_env_kwargs
+from .space import check_tunable, default_config, trial_config
+
+RECORD = "tune.json"
+JOURNAL = "study.journal"
+BEST_CONFIG = "best_config.json"
+TRIALS = "trials.csv"
+FILES = (RECORD, JOURNAL, f"{JOURNAL}.lock", BEST_CONFIG, TRIALS)
+EVALUATIONS = 4  # intermediate scores per trial, what the pruner compares
+OBJECTIVE = names.online_return("mf")
+FORMAT_VERSION = 1
+
+
+class TuneFolderError(MovieLensRecError, ValueError):
+    """The output folder holds another study, something else, or a damaged record."""
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What a tuning run left: the best config, its validation score, and the trials done."""
+
+    best_config: Any
+    best_value: float
+    trials_done: int
+    folder: Path
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise ArgumentError(
+            "movielens-rec tune needs Optuna: pip install 'movielens-rec[tune]' (or optuna)"
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A DRR or SB3 config as JSON values (what ``--config FILE`` reads back)."""
+    to_dict = getattr(config, "to_dict", None)
+    return to_dict() if to_dict is not None else json.loads(config.to_json())
+
+
+def _write_json(path: Path, value: Any) -> None:
+    text = json.dumps(value, indent=1, sort_keys=True) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text), suffix=".json")
+
+
+def _read_record(folder: Path) -> dict[str, Any] | None:
+    path = folder / RECORD
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise TuneFolderError(
+            f"{path}: unreadable ({type(exc).__name__}); pass --force to start the study anew"
+        ) from None
+    if not isinstance(record, dict) or record.get("checksum") != checksum(record):
+        raise TuneFolderError(
+            f"{path} is damaged or was edited; pass --force to start the study anew"
+        )
+    return record
+
+
+def _prepare_folder(folder: Path, settings: dict[str, Any], force: bool) -> None:
+    """Refuse a folder of another study (unless ``force``, which removes it) or of anything
+    else; a folder of this study is continued."""
+    check_folder_path(folder, TuneFolderError)
+    if not folder.exists():
+        return
+    try:
+        record = _read_record(folder)
+    except TuneFolderError:
+        if not force:
+            raise
+        record = {}
+    if record is None:
+        others = sorted(p.name for p in folder.iterdir())
+        if others:
+            raise TuneFolderError(
+                f"{folder} holds {', '.join(others[:5])}{', ...' if len(others) > 5 else ''} "
+                "and no study (no tune.json): give an empty or new folder"
+            )
+        return
+    if record.get("settings") != settings:
+        if not force:
+            raise TuneFolderError(
+                f"{folder} holds a study of other settings ({record.get('settings')}); use "
+                "another --out, or pass --force to replace it"
+            )
+        for name in FILES:
+            (folder / name).unlink(missing_ok=True)
+
+
+def tune(
+    agent: str,
+    env_kwargs: dict[str, Any],
+    timesteps: int,
+    trials: int,
+    out: Path,
+    seed: int = 0,
+    force: bool = False,
+    base_config: Any | None = None,
+    on_trial: Callable[[int, float | None], None] = lambda number, value: None,
+) -> TuneResult:
+    """Tune ``agent`` for ``trials`` trials in all (those ``out`` already holds count).
+
+    Args:
+        agent: a tunable registered agent (DRR's states, SB3's ddpg, td3, sac).
+        env_kwargs: the env arguments (dataset by name, user model, ...); the trials run on
+            the dataset's validation split, never its test ratings.
+        timesteps: environment steps per trial.
+        trials: the study's total number of finished trials.
+        out: the study's folder.
+        seed: seeds the sampler and every trial's training.
+        force: replace a study of other settings in ``out``.
+        base_config: the config the search fills (default: the agent's default config).
+        on_trial: called after each trial with its number and value (``None``: pruned).
+    """
+    check_tunable(agent)
+    if trials < 1 or timesteps < 1:
+        raise ArgumentError(f"--trials and --timesteps must be >= 1, got {trials} and {timesteps}")
+    check_seed("seed", seed)
+    if not isinstance(env_kwargs.get("dataset", "ml-1m"), str):
+        raise ArgumentError("tune takes the dataset by name (its validation split is carved here)")
+    optuna = _optuna()
+    base = base_config or default_config(agent)
+    location = {k: env_kwargs[k] for k in LOCATION_KEYS if k in env_kwargs}
+    dataset = validation_dataset(
+        load_dataset(env_kwargs.get("dataset", "ml-1m"), location.get("data_dir"),
+                     cache_dir=location.get("cache_dir"), download=location.get("download", True))
+    )  # fmt: skip
+    trial_kwargs = {**env_kwargs, "dataset": dataset}
+    trial_kwargs.pop("data_dir", None)
+    trial_kwargs.pop("download", None)
+    settings = {
+        "format_version": FORMAT_VERSION, "agent": agent, "timesteps": timesteps, "seed": seed,
+        "env_kwargs": json_env_kwargs(env_kwargs, "tune"), "data": dataset.fingerprint(),
+        "base_config": config_dict(base), "objective": OBJECTIVE,
+    }  # fmt: skip
+    out = Path(out).expanduser()
+    _prepare_folder(out, settings, force)
+    make_folder(out)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / JOURNAL))
+    )
+    study = optuna.create_study(
+        study_name="tune",
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+    )
+    # Seeded by the trials already made, so a continued study does not repeat the proposals
+    # it started with.
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    _write_record(out, settings, study, optuna, base)
+    objective = _objective(agent, base, trial_kwargs, timesteps, seed, optuna)
+    while (done := _finished(study, optuna)) < trials:
+        study.optimize(objective, n_trials=1, catch=())
+        last = study.trials[-1]
+        on_trial(last.number, last.value if last.state.name == "COMPLETE" else None)
+        _write_record(out, settings, study, optuna, base)
+    return _result(out, study, optuna, base, done)
+
+
+def _finished(study: Any, optuna: Any) -> int:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def _best(study: Any, optuna: Any) -> Any | None:
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return max(complete, key=lambda t: t.value, default=None)
+
+
+def _result(out: Path, study: Any, optuna: Any, base: Any, done: int) -> TuneResult:
+    best = _best(study, optuna)
+    if best is None:
+        raise ArgumentError(
+            f"every trial of the study in {out} was pruned or failed: no config to keep"
+        )
+    config = dataclasses.replace(base, **best.user_attrs["config_fields"])
+    return TuneResult(config, float(best.value), done, out)
+
+
+def _write_record(out: Path, settings: dict[str, Any], study: Any, optuna: Any, base: Any) -> None:
+    """tune.json, trials.csv and best_config.json as the study stands."""
+    best = _best(study, optuna)
+    record: dict[str, Any] = {
+        "settings": settings, "trials_finished": _finished(study, optuna), "best": None,
+    }  # fmt: skip
+    if best is not None:
+        config = config_dict(dataclasses.replace(base, **best.user_attrs["config_fields"]))
+        record["best"] = {"trial": best.number, "value": best.value, "config": config}
+        _write_json(out / BEST_CONFIG, config)
+    _write_json(out / RECORD, {**record, "checksum": checksum(record)})
+    params = sorted({key for t in study.trials for key in t.params})
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["trial", "state", "value", *params])
+            for t in study.trials:
+                value = "" if t.value is None else repr(t.value)
+                row = [t.number, t.state.name, value, *(t.params.get(p, "") for p in params)]
+                writer.writerow(row)
+
+    atomic_write(out / TRIALS, write, suffix=".csv")
+
+
+def _objective(
+    agent: str, base: Any, env_kwargs: dict[str, Any], timesteps: int, seed: int, optuna: Any
+) -> Callable[[Any], float]:
+    def objective(trial: Any) -> float:
+        config = trial_config(agent, trial, base)
+        changed = {
+            f.name: getattr(config, f.name)
+            for f in dataclasses.fields(config)
+            if getattr(config, f.name) != getattr(base, f.name)
+        }
+        # JSON values (tuples as lists): the best trial's config is rebuilt from them.
+        trial.set_user_attr("config_fields", json.loads(json.dumps(changed)))
+        score = _train_and_score(agent, config, env_kwargs, timesteps, seed, trial, optuna)
+        if not math.isfinite(score):
+            raise optuna.TrialPruned(f"the validation return is {score}")
+        return score
+
+    return objective
+
+
+def _report(trial: Any, step: int, value: float, optuna: Any) -> None:
+    trial.report(value, step)
+    if trial.should_prune():
+        raise optuna.TrialPruned(f"pruned at evaluation {step}: {value:.4g}")
+
+
+def _train_and_score(
+    agent: str, config: Any, env_kwargs: dict[str, Any], timesteps: int, seed: int,
+    trial: Any, optuna: Any,
+) -> float:  # fmt: skip
+    """Train one trial's agent on the validation dataset's train split; its last validation
+    return (reported as it goes, for the pruner)."""
+    horizon = episode_steps(env_kwargs)
+    if hasattr(config, "state"):  # DRR
+        from ..drr.train import train_drr
+
+        episodes = max(1, timesteps // horizon)
+        every = max(1, episodes // EVALUATIONS)
+        config = dataclasses.replace(config, eval_every=every, checkpoint_every=0)
+        steps: list[float] = []
+
+        def on_evaluation(row: dict[str, float]) -> None:
+            steps.append(row[OBJECTIVE])
+            _report(trial, len(steps), row[OBJECTIVE], optuna)
+
+        train_drr(env_kwargs, config, episodes, seed, on_evaluation=on_evaluation)
+        return steps[-1]
+    return _train_sb3(agent, config, env_kwargs, timesteps, seed, trial, optuna)
+
+
+def _train_sb3(
+    agent: str, config: Any, env_kwargs: dict[str, Any], timesteps: int, seed: int,
+    trial: Any, optuna: Any,
+) -> float:  # fmt: skip
+    import gymnasium as gym
+    from stable_baselines3.common.monitor import Monitor
+
+    from movielens_env import ENV_ID
+    from movielens_env.evaluation.protocols import evaluate_online
+
+    from ..sb3.train import check_buffer_fits, make_model
+    from ..threads import torch_threads
+
+    env = Monitor(gym.make(ENV_ID, **env_kwargs))
+    obs_dim = gym.spaces.flatdim(env.observation_space)
+    check_buffer_fits(config, obs_dim, gym.spaces.flatdim(env.action_space))
+    env.reset(seed=seed)
+    chunks = np.diff(np.linspace(0, timesteps, EVALUATIONS + 1).astype(int))
+    value = float("nan")
+    with torch_threads(1):
+        model = make_model(agent, env, seed, config)
+        for step, chunk in enumerate(chunks[chunks > 0], start=1):
+            model.learn(total_timesteps=int(chunk), reset_num_timesteps=False)
+            value = float(evaluate_online(model, env_kwargs, "mf", name=agent).mean())
+            _report(trial, step, value, optuna)
+    return value

@@ -1,0 +1,139 @@
+"""``movielens-rec tune``: the validation split it tunes on, a study end to end, continuing an
+interrupted study, and the bad input it refuses."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from agents.cli import main
+from agents.drr.config import DRRConfig
+from agents.drr.train import train_drr
+from movielens_env.data.split import temporal_split, validation_dataset
+from tests.helpers import TINY_ENV_JSON, cli_error
+
+TINY = ["--env-kwargs", TINY_ENV_JSON, "--no-progress"]
+DRR_TINY = ["--agent", "drr-ave", "--timesteps", "200", "--set", "learning_starts=32",
+            "--set", "batch_size=32", "--set", "buffer_size=2000", *TINY]  # fmt: skip
+
+
+def _pairs(users: np.ndarray, items: np.ndarray, timestamps: np.ndarray) -> set[tuple]:
+    return set(zip(users.tolist(), items.tolist(), timestamps.tolist(), strict=True))
+
+
+def test_the_validation_split_never_holds_a_test_rating(small_dataset):
+    split = temporal_split(small_dataset)
+    validation = temporal_split(validation_dataset(small_dataset))
+    assert validation.train.n_items == split.train.n_items  # the same catalogue and ids
+    for user in range(small_dataset.n_users):
+        rows = {}
+        for name, part in (("train", split.train), ("test", split.test),
+                           ("fit", validation.train), ("held", validation.test)):  # fmt: skip
+            start, end = part.indptr[user], part.indptr[user + 1]
+            rows[name] = _pairs(
+                np.full(end - start, user), part.items[start:end], part.timestamps[start:end]
+            )
+        assert not rows["held"] & rows["test"] and not rows["fit"] & rows["test"]
+        assert rows["fit"] | rows["held"] == rows["train"]
+        if rows["fit"] and rows["held"]:  # the held-out part is the last in time
+            assert max(t for *_, t in rows["fit"]) <= min(t for *_, t in rows["held"])
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A two-trial DRR study on the synthetic data (once for the module)."""
+    out = tmp_path_factory.mktemp("tune") / "drr"
+    assert main(["tune", *DRR_TINY, "--trials", "2", "--out", str(out)]) == 0
+    return out
+
+
+def test_a_study_writes_the_best_config_that_train_reads_back(study, tmp_path):
+    record = json.loads((study / "tune.json").read_text())
+    assert record["trials_finished"] == 2 and record["settings"]["agent"] == "drr-ave"
+    rows = list(csv.DictReader((study / "trials.csv").open()))
+    assert [row["state"] for row in rows] == ["COMPLETE", "COMPLETE"]
+    values = [float(row["value"]) for row in rows]
+    assert all(np.isfinite(values)) and record["best"]["value"] == max(values)
+    best = json.loads((study / "best_config.json").read_text())
+    assert best == record["best"]["config"] and best["learning_starts"] >= best["batch_size"]
+    assert best["actor_lr"] != DRRConfig.actor_lr  # a searched value, not the default
+
+    run = tmp_path / "run"
+    best_file = str(study / "best_config.json")
+    argv = ["train", "--agent", "drr-ave", "--episodes", "3", "--config", best_file,
+            "--out", str(run), "--env-kwargs", TINY_ENV_JSON]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((run / "run.json").read_text())["config"] == best
+
+
+def test_a_tuned_config_reproduces_exactly_under_its_seed(study):
+    config = DRRConfig.from_dict(json.loads((study / "best_config.json").read_text()))
+    config = DRRConfig.from_dict({**json.loads(config.to_json()), "eval_every": 0})
+    env_kwargs = {"dataset": "synthetic", **json.loads(TINY_ENV_JSON)}
+    runs = [train_drr(env_kwargs, config, 12, seed=3) for _ in range(2)]
+    assert runs[0].episode_returns == runs[1].episode_returns
+    for a, b in zip(
+        runs[0].agent.actor.parameters(), runs[1].agent.actor.parameters(), strict=True
+    ):
+        assert a.equal(b)
+
+
+def test_a_study_continues_and_is_never_replaced_without_force(study, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in study.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    trials = (copy / "trials.csv").read_text()
+    assert main(["tune", *DRR_TINY, "--trials", "2", "--out", str(copy)]) == 0  # finished
+    assert (copy / "trials.csv").read_text() == trials  # no trial was added
+    assert main(["tune", *DRR_TINY, "--trials", "3", "--out", str(copy)]) == 0  # one more
+    assert json.loads((copy / "tune.json").read_text())["trials_finished"] == 3
+    rows = list(csv.DictReader((copy / "trials.csv").open()))
+    assert [row["trial"] for row in rows] == ["0", "1", "2"]
+
+    capsys.readouterr()
+    other = ["tune", *DRR_TINY, "--timesteps", "100", "--trials", "1", "--out", str(copy)]
+    assert main(other) == 2
+    assert "holds a study of other settings" in cli_error(capsys)
+    assert json.loads((copy / "tune.json").read_text())["trials_finished"] == 3
+    assert main([*other, "--force"]) == 0
+    record = json.loads((copy / "tune.json").read_text())
+    assert record["trials_finished"] == 1 and record["settings"]["timesteps"] == 100
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--agent", "nope"], "unknown agent 'nope'"),
+        (["--agent", "mf"], "agent 'mf' has no hyper-parameters to tune here; tunable agents:"),
+        (["--agent", "td3", "--trials", "0"], "--trials and --timesteps must be >= 1, got 0"),
+        (["--agent", "td3", "--set", "gamma=2"], "SB3Config.gamma"),
+        (["--agent", "drr-ave", "--set", "wings=2"], "--set 'wings=2': expected KEY=VALUE"),
+    ],
+)
+def test_bad_tuning_input_is_refused_clearly(tmp_path, capsys, argv, message):
+    out = tmp_path / "study"
+    assert main(["tune", *argv, "--out", str(out), *TINY]) == 2
+    assert message in cli_error(capsys)
+    assert not out.exists()
+
+
+def test_a_config_file_with_unknown_keys_is_refused(tmp_path, capsys):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"learning_rate": 1e-3, "wings": 2}))
+    assert main(["tune", "--agent", "td3", "--config", str(config), "--out",
+                 str(tmp_path / "s"), *TINY]) == 2  # fmt: skip
+    assert "unknown SB3Config keys ['wings']" in cli_error(capsys)
+
+
+def test_a_folder_that_holds_something_else_is_refused_even_with_force(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["tune", *DRR_TINY, "--trials", "1", "--out", str(out), "--force"]
+    assert main(argv) == 2
+    assert "holds notes.txt and no study" in cli_error(capsys)
+    assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
