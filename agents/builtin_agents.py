@@ -49,17 +49,18 @@ def _sb3(algorithm: str, ctx: TrainContext) -> TrainedAgent:
     from .benchmark.progress import StepCallback
 
     callback = StepCallback(ctx.on_step)
+    config = SB3Config.from_dict(ctx.config) if ctx.config else SB3Config()
     if ctx.run_dir is None:
         from .sb3.train import train_model
 
         model, curve = train_model(
-            algorithm, ctx.env_kwargs, ctx.seed, ctx.timesteps, callback=callback
+            algorithm, ctx.env_kwargs, ctx.seed, ctx.timesteps, config, callback=callback
         )
     else:  # a whole run folder, which movielens-rec evaluate and recommend read
         from .sb3.artefact import train_into
 
         model, curve = train_into(
-            ctx.run_dir, algorithm, algorithm, SB3Config(), ctx.env_kwargs, ctx.seed,
+            ctx.run_dir, algorithm, algorithm, config, ctx.env_kwargs, ctx.seed,
             ctx.timesteps, overwrite=True, callback=callback,
         )  # fmt: skip
     return TrainedAgent(model, curve)
@@ -87,7 +88,8 @@ def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
 
     horizon = episode_steps(ctx.env_kwargs)
     episodes = max(1, ctx.timesteps // horizon)
-    config = DRRConfig(state=state, eval_every=episodes, checkpoint_every=0)
+    values = {**(ctx.config or dataclasses.asdict(DRRConfig(state=state))), "state": state}
+    config = DRRConfig.from_dict({**values, "eval_every": episodes, "checkpoint_every": 0})
     result = train_drr(
         ctx.env_kwargs, config, episodes, ctx.seed, ctx.run_dir,
         on_episode=lambda episode, ret: ctx.on_step(horizon), overwrite=True,

@@ -17,9 +17,10 @@ import movielens_env
 from movielens_env.data.formats import DATASET_NAMES
 from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import names
-from movielens_env.evaluation.protocols import episode_steps, heldout_env
+from movielens_env.evaluation.protocols import episode_steps, heldout_env, online_reward_models
 
 from .benchmark.machine import machine_description
+from .config_values import read_config_file
 from .env_options import add_env_options, env_options, nonempty
 from .plugins import import_plugin
 from .run_commands import add_commands as add_run_commands
@@ -89,8 +90,47 @@ def _seeds(text: str) -> list[int]:
         ) from None
 
 
+def _configure_agents(specs: list[str], agents: list[str]) -> None:
+    """Apply each ``--config AGENT=FILE`` (the agent's config for this benchmark)."""
+    from .registry import configure_agent, get_artefact
+
+    given: set[str] = set()
+    for spec in specs:
+        agent, _, path = spec.partition("=")
+        if not agent or not path:
+            raise ArgumentError(f"--config {spec!r}: expected AGENT=FILE.json")
+        if agent not in agents:
+            raise ArgumentError(f"--config {spec!r}: {agent!r} is not among the agents run")
+        if agent in given:
+            raise ArgumentError(f"--config gives {agent!r} twice; give each agent one file")
+        given.add(agent)
+        configure_agent(agent, read_config_file(type(get_artefact(agent).config), path))
+
+
+def _check_online_metrics(metrics: list[str], models: list[str]) -> None:
+    """Refuse online metrics of a reward model this data has none of (``oracle`` on real data)."""
+    allowed = [m for m in names.ALL if not m.startswith("online/") or m.rsplit("_", 1)[1] in models]
+    missing = [m for m in metrics if m not in allowed]
+    if missing:
+        raise ArgumentError(
+            f"--metrics {', '.join(missing)}: not measured on this data (only synthetic data has "
+            f"the true ratings, 'oracle'); valid here: {', '.join(allowed)}"
+        )
+
+
 def _benchmark(args: argparse.Namespace) -> int:
     """Train and evaluate agents over seeds; print and write the leaderboard and plots."""
+    from .registry import AGENTS
+
+    registered = dict(AGENTS)
+    try:
+        return _run_benchmark(args)
+    finally:  # --config applies to this benchmark only (main may be called again in-process)
+        AGENTS.clear()
+        AGENTS.update(registered)
+
+
+def _run_benchmark(args: argparse.Namespace) -> int:
     from .benchmark.leaderboard import (
         aggregate,
         baseline_comparison,
@@ -111,6 +151,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     agents = agent_names() if args.agents is None else _csv_list("--agents", args.agents)
     for agent in agents:
         get_agent(agent)
+    _configure_agents(args.config, agents)
     metrics = None if args.metrics is None else check_metrics(_csv_list("--metrics", args.metrics))
     seeds = _seeds("0,1,2" if args.seeds is None else args.seeds)
     dataset = args.dataset or "synthetic"
@@ -123,6 +164,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         planner_width=args.planner_width,
     )  # fmt: skip
     env = heldout_env(config.env_kwargs())  # refuses bad env arguments before any run
+    if metrics is not None:
+        _check_online_metrics(metrics, online_reward_models(env.world))
     records = run_benchmark(config, progress=not args.no_progress, force=args.force)
     references = stored_or_computed_references(config)
     table = aggregate(records)
@@ -156,7 +199,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     """Search an agent's hyper-parameters on the validation split; save the best config."""
-    from .config_values import parse_overrides, read_config_file
+    from .config_values import parse_overrides
     from .registry import get_agent
     from .tune.space import check_tunable, default_config
     from .tune.study import BEST_CONFIG, TRIALS, tune
@@ -228,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="import MODULE first (it may register agents); repeatable",
     )  # fmt: skip
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.add_argument(
+        "--config", action="append", default=[], metavar="AGENT=FILE.json",
+        help="train AGENT with the config fields in FILE (e.g. tune's best_config.json); its "
+        "runs are keyed by it; repeatable, one per agent",
+    )  # fmt: skip
     bench.add_argument(
         "--force", action="store_true",
         help="replace results of another configuration in --out (without it they are refused; "

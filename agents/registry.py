@@ -17,6 +17,7 @@ An agent whose trained artefact can be saved also registers an :class:`~agents.a
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -43,6 +44,8 @@ class TrainContext:
         timesteps: environment-step budget for RL agents (baselines ignore it).
         run_dir: a folder of this run for checkpoints, or ``None``.
         on_step: call it with the number of environment steps just taken, for progress bars.
+        config: the agent's registered config (JSON values; what its runs are keyed by), which
+            the built-in trainers train with; empty for an agent registered without one.
     """
 
     env_kwargs: dict[str, Any]
@@ -50,6 +53,7 @@ class TrainContext:
     timesteps: int
     run_dir: Path | None = None
     on_step: Callable[[int], None] = lambda steps: None
+    config: dict[str, Any] = field(default_factory=dict)
 
     def world(self) -> RecWorld:
         """The shared data, split and MF model of this run's env (train ratings only)."""
@@ -141,6 +145,33 @@ def register_agent(
     )  # fmt: skip
     AGENTS[name] = entry
     return entry
+
+
+def configure_agent(name: str, values: dict[str, Any]) -> AgentEntry:
+    """Give agent ``name`` (one with a trained artefact) the config its artefact's default
+    config becomes with ``values``, for this process: its runs then train with it and are keyed
+    by it (``benchmark --config AGENT=FILE``).
+
+    Raises:
+        ArgumentError: the agent is unknown or has no artefact config; a field is unknown or
+            out of range (the config's own error names it).
+    """
+    config = dataclasses.replace(get_artefact(name).config, **values)
+    if getattr(config, "state", name) != name and name in _drr_states():
+        raise ArgumentError(
+            f"the config given for {name!r} is a {config.state!r} config (its 'state'); give "
+            f"{name!r} a config of its own state"
+        )
+    to_dict = getattr(config, "to_dict", None)
+    as_json = to_dict() if to_dict is not None else json.loads(config.to_json())
+    AGENTS[name] = dataclasses.replace(AGENTS[name], config=as_json)
+    return AGENTS[name]
+
+
+def _drr_states() -> tuple[str, ...]:
+    from .drr.config import STATE_REPRESENTATIONS
+
+    return STATE_REPRESENTATIONS
 
 
 def get_agent(name: str) -> AgentEntry:

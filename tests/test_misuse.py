@@ -1444,3 +1444,34 @@ def test_an_empty_cache_dir_is_refused_not_read_as_the_current_folder(
     assert main(argv) == 2
     assert "cache_dir is empty ('')" in _error(capsys)
     assert list(tmp_path.iterdir()) == []  # nothing cached in the current folder
+
+
+def test_a_metric_this_data_does_not_measure_is_refused(two_catalogues, tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(_bench(out, two_catalogues[0], "--metrics", "online/return_oracle")) == 2
+    err = _error(capsys)
+    assert "--metrics online/return_oracle: not measured on this data" in err
+    assert "online/return_mf" in err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "values", "message"),
+    [
+        ("nope=F", {}, "'nope' is not among the agents run"),
+        ("drr-ave", {}, "expected AGENT=FILE.json"),
+        ("drr-ave=F", {"state": "drr-u"}, "the config given for 'drr-ave' is a 'drr-u' config"),
+        ("drr-ave=F", {"wings": 1}, "unknown DRRConfig keys ['wings']"),
+        ("drr-ave=F", {"gamma": 1.5}, "DRRConfig.gamma"),
+    ],
+)
+def test_a_benchmark_config_file_that_does_not_fit_is_refused(
+    tmp_path, capsys, config, values, message
+):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(values))
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--agents", "drr-ave,random", "--out", str(out),
+            "--config", config.replace("F", str(path))]  # fmt: skip
+    assert main(argv) == 2
+    assert message in _error(capsys)
+    assert not out.exists()

@@ -231,7 +231,9 @@ def run_one(
     run_dir = config.out_dir / "runs" / f"{agent}-seed{seed}"
     make_folder(run_dir)
     started = time.perf_counter()
-    trained = entry.train(TrainContext(env_kwargs, seed, config.timesteps, run_dir, on_step))
+    trained = entry.train(
+        TrainContext(env_kwargs, seed, config.timesteps, run_dir, on_step, entry.config)
+    )
     if not isinstance(trained, TrainedAgent):
         raise AgentError(
             f"agent {agent!r}: its trainer returned {type(trained).__name__}, not a TrainedAgent"

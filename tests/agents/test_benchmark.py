@@ -204,3 +204,21 @@ def test_leaderboard_says_whether_an_agent_beats_popularity_and_mf():
         "- `weak` does NOT meet the bar: above popularity on 0 and above MF on 8 of the 8 offline "
         "precision/NDCG means.",
     ]
+
+
+def test_a_config_file_is_what_the_benchmark_trains_and_keys_its_runs_by(tmp_path):
+    from agents.cli import main
+    from tests.helpers import TINY_ENV_JSON
+
+    config = tmp_path / "td3.json"
+    config.write_text(json.dumps({"net_arch": [16], "learning_starts": 20, "batch_size": 8}))
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--agents", "td3", "--seeds", "0", "--timesteps", "40",
+            "--planner-width", "2", "--out", str(out), "--no-progress",
+            "--env-kwargs", TINY_ENV_JSON, "--config", f"td3={config}"]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads((out / "runs" / "td3-seed0.json").read_text())
+    assert record["key"]["agent_config"]["net_arch"] == [16]
+    assert record["key"]["agent_config"]["batch_size"] == 8
+    run = json.loads((out / "runs" / "td3-seed0" / "run.json").read_text())
+    assert run["config"] == record["key"]["agent_config"]
