@@ -7,7 +7,8 @@ critic fits and what the actor does. The columns of ``learning_curve.csv`` after
   actor then collects in the test episode, reward model ``mf`` (mean); ``q_bias`` is
   ``q_start - return_discounted`` per user, averaged (the critic bootstraps past the
   episode's time limit, so a positive bias is partly expected);
-- ``actor_norm``: mean Euclidean norm of ``mu(s0)`` (the action space is ``[-1, 1]^D``);
+- ``actor_norm``: mean Euclidean norm of ``mu(s0)`` (the action space is ``[-1, 1]^D``; with
+  the ``tanh`` head, ``sqrt(D)`` means saturated; the unit heads give 1 by construction);
 - ``greedy_agreement@1``: share of test users whose first recommendation under the ``full``
   protocol is greedy's (the MF ranking), which is optimal under the static user model.
 """

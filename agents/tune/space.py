@@ -71,6 +71,40 @@ def _space_of(agent: str) -> Callable[[Trial], dict[str, Any]] | None:
     return None
 
 
+class _Recorder:
+    """A stand-in trial that records each parameter's distribution (and suggests nothing)."""
+
+    def __init__(self) -> None:
+        self.ranges: dict[str, tuple[float, float]] = {}
+        self.choices: dict[str, list[Any]] = {}
+
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
+        self.ranges[name] = (low, high)
+        return low
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        self.choices[name] = choices
+        return choices[0]
+
+
+def base_params(agent: str, base: Any) -> dict[str, Any]:
+    """The searched parameters' values in ``base``, those that lie in the space: the study's
+    first trial, so that tuning never ends below the config it started from."""
+    recorder = _Recorder()
+    check_tunable(agent)(recorder)
+    params: dict[str, Any] = {}
+    for name, (low, high) in recorder.ranges.items():
+        if low <= getattr(base, name) <= high:
+            params[name] = getattr(base, name)
+    for name, choices in recorder.choices.items():
+        value = getattr(base, name)
+        if name == "net_arch":
+            value = next((key for key, arch in _NET_ARCHS.items() if arch == value), None)
+        if value in choices:
+            params[name] = value
+    return params
+
+
 def check_tunable(agent: str) -> Callable[[Trial], dict[str, Any]]:
     """The search space of ``agent``.
 

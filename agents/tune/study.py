@@ -4,9 +4,11 @@ Every trial trains the agent on the **validation** dataset (each user's train ra
 temporal split holds out the last part of them, :func:`movielens_env.data.split.
 validation_dataset`) and scores it by the online return of the validation users under the
 ``mf`` simulator, the same return the leaderboard reports on test. Test ratings are never read.
-Each trial is evaluated four times during training; the Optuna ``MedianPruner`` stops a trial
-whose intermediate score falls below the median of earlier trials at the same point, and the
-``TPESampler`` proposes the next values. Every agent is given the same budget: ``--trials``
+The first trial is the config the search starts from (the agent's default, or ``--config``),
+so a study never ends below it; each trial is evaluated four times during training, the
+Optuna ``MedianPruner`` stops a trial whose intermediate score falls below the median of
+earlier trials at the same point, and the ``TPESampler`` proposes the next values (after a
+third of the trials, at most 10, drawn at random). Every agent is given the same budget: ``--trials``
 trials of ``--timesteps`` environment steps each (DRR: ``timesteps // horizon`` episodes).
 
 The output folder holds the study (Optuna's journal, ``study.journal``), so a tuning run
@@ -38,7 +40,7 @@ from movielens_env.storage import atomic_write, checksum, make_folder
 
 from ..fields import check_seed
 from ..run_folder import LOCATION_KEYS, check_folder_path, json_env_kwargs
-from .space import check_tunable, default_config, trial_config
+from .space import base_params, check_tunable, default_config, trial_config
 
 RECORD = "tune.json"
 JOURNAL = "study.journal"
@@ -193,8 +195,13 @@ def tune(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
     )
     # Seeded by the trials already made, so a continued study does not repeat the proposals
-    # it started with.
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    # it started with. TPE's default of 10 random trials first would leave a small budget
+    # random search.
+    study.sampler = optuna.samplers.TPESampler(
+        seed=seed + len(study.trials), n_startup_trials=max(2, min(10, trials // 3))
+    )
+    if not study.trials:  # the config the search starts from is its first trial
+        study.enqueue_trial(base_params(agent, base))
     _write_record(out, settings, study, optuna, base)
     objective = _objective(agent, base, trial_kwargs, timesteps, seed, optuna)
     while (done := _finished(study, optuna)) < trials:

@@ -59,7 +59,11 @@ def test_a_study_writes_the_best_config_that_train_reads_back(study, tmp_path):
     assert all(np.isfinite(values)) and record["best"]["value"] == max(values)
     best = json.loads((study / "best_config.json").read_text())
     assert best == record["best"]["config"] and best["learning_starts"] >= best["batch_size"]
-    assert best["actor_lr"] != DRRConfig.actor_lr  # a searched value, not the default
+    # The first trial is the config the search starts from; the best one's values are kept.
+    assert (rows[0]["action_head"], float(rows[0]["actor_lr"])) == ("user-residual", 1e-5)
+    assert rows[1]["actor_lr"] != rows[0]["actor_lr"]
+    chosen = rows[int(np.argmax(values))]
+    assert best["actor_lr"] == float(chosen["actor_lr"]) and best["hidden"] == int(chosen["hidden"])
 
     run = tmp_path / "run"
     best_file = str(study / "best_config.json")
