@@ -8,8 +8,9 @@ The first trial is the config the search starts from (the agent's default, or ``
 so a study never ends below it; each trial is evaluated four times during training, the
 Optuna ``MedianPruner`` stops a trial whose intermediate score falls below the median of
 earlier trials at the same point, and the ``TPESampler`` proposes the next values (after a
-third of the trials, at most 10, drawn at random). Every agent is given the same budget: ``--trials``
-trials of ``--timesteps`` environment steps each (DRR: ``timesteps // horizon`` episodes).
+third of the trials, at most 10, drawn at random). Every agent is given the same budget:
+``--trials`` trials of ``--timesteps`` environment steps each (DRR: ``timesteps // horizon``
+episodes).
 
 The output folder holds the study (Optuna's journal, ``study.journal``), so a tuning run
 interrupted and started again with the same command continues it; ``tune.json`` (what was
@@ -183,7 +184,10 @@ def tune(
     }  # fmt: skip
     out = Path(out).expanduser()
     _prepare_folder(out, settings, force)
-    make_folder(out)
+    if not (out / RECORD).exists():  # the record first: it marks the folder as this study's
+        make_folder(out)
+        record = {"settings": settings, "trials_finished": 0, "best": None}
+        _write_json(out / RECORD, {**record, "checksum": checksum(record)})
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(out / JOURNAL))
     )

@@ -141,3 +141,27 @@ def test_a_folder_that_holds_something_else_is_refused_even_with_force(tmp_path,
     assert main(argv) == 2
     assert "holds notes.txt and no study" in cli_error(capsys)
     assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
+
+
+def test_an_interrupted_study_continues_where_it_stopped(tmp_path, monkeypatch):
+    from agents.tune import study as tuning
+
+    calls = []
+    real = tuning._train_and_score
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user's Ctrl-C inside the second trial
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "_train_and_score", interrupted)
+    env_kwargs = {"dataset": "synthetic", **json.loads(TINY_ENV_JSON)}
+    out = tmp_path / "study"
+    with pytest.raises(KeyboardInterrupt):
+        tuning.tune("td3", env_kwargs, 40, 2, out)
+    assert json.loads((out / "tune.json").read_text())["trials_finished"] == 1
+    result = tuning.tune("td3", env_kwargs, 40, 2, out)
+    assert result.trials_done == 2 and len(calls) == 3
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [row["state"] for row in rows] == ["COMPLETE", "FAIL", "COMPLETE"]
