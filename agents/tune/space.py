@@ -61,8 +61,10 @@ def tunable_agents() -> list[str]:
 
 
 def _space_of(agent: str) -> Callable[[Trial], dict[str, Any]] | None:
-    artefact = get_agent(agent).artefact
-    if artefact is None:
+    entry = get_agent(agent)
+    artefact = entry.artefact
+    # A plugin's own trainer is not what the trials would train (they train the built-ins).
+    if artefact is None or entry.code is not None:
         return None
     if isinstance(artefact.config, DRRConfig):
         return _drr
@@ -88,20 +90,35 @@ class _Recorder:
 
 
 def base_params(agent: str, base: Any) -> dict[str, Any]:
-    """The searched parameters' values in ``base``, those that lie in the space: the study's
-    first trial, so that tuning never ends below the config it started from."""
+    """The searched parameters' values in ``base``: the study's first trial, so that tuning
+    never ends below the config it started from.
+
+    Raises:
+        ArgumentError: a value lies outside the space (it could be neither that first trial nor
+            any other); the message names the field and what the space allows.
+    """
     recorder = _Recorder()
     check_tunable(agent)(recorder)
     params: dict[str, Any] = {}
+    outside = []
     for name, (low, high) in recorder.ranges.items():
-        if low <= getattr(base, name) <= high:
-            params[name] = getattr(base, name)
+        params[name] = getattr(base, name)
+        if not low <= params[name] <= high:
+            outside.append(f"{name}={params[name]!r} (searched in [{low:g}, {high:g}])")
     for name, choices in recorder.choices.items():
-        value = getattr(base, name)
+        value = shown = getattr(base, name)
         if name == "net_arch":
             value = next((key for key, arch in _NET_ARCHS.items() if arch == value), None)
-        if value in choices:
-            params[name] = value
+            choices = [list(_NET_ARCHS[key]) for key in choices]
+            shown = list(shown)
+        params[name] = value
+        if value is None or (name != "net_arch" and value not in choices):
+            outside.append(f"{name}={shown!r} (searched among {choices})")
+    if outside:
+        raise ArgumentError(
+            f"the config the search starts from sets {', '.join(outside)}: outside what "
+            f"{agent!r} is tuned over, so it could not be the first trial; leave it to the search"
+        )
     return params
 
 

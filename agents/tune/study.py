@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -74,7 +75,8 @@ def _optuna() -> Any:
         raise ArgumentError(
             "movielens-rec tune needs Optuna: pip install 'movielens-rec[tune]' (or optuna)"
         ) from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # A failed trial's traceback is Optuna's WARNING; the error itself reaches the caller.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna
 
 
@@ -97,27 +99,55 @@ def _read_record(folder: Path) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise TuneFolderError(
-            f"{path}: unreadable ({type(exc).__name__}); pass --force to start the study anew"
+            f"{path}: unreadable ({type(exc).__name__}), so nothing says this folder is a "
+            "study; remove it yourself if it is one"
         ) from None
     if not isinstance(record, dict) or record.get("checksum") != checksum(record):
         raise TuneFolderError(
-            f"{path} is damaged or was edited; pass --force to start the study anew"
+            f"{path} is damaged or was edited, so nothing says this folder is a study (--force "
+            "replaces only an intact study); remove it yourself if it is one"
         )
     return record
 
 
+def _journal_mark(path: Path) -> dict[str, Any]:
+    """The journal's length and SHA-256, as ``tune.json`` records them after each trial."""
+    data = path.read_bytes() if path.exists() else b""
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _restore_journal(folder: Path, record: dict[str, Any]) -> None:
+    """Check the journal against the mark ``tune.json`` holds; cut what an interrupted trial
+    appended after it (that trial is run again), so a cut-off last line never blocks a study.
+
+    Raises:
+        TuneFolderError: the journal's recorded part differs (edited, swapped, cut, deleted).
+    """
+    path = folder / JOURNAL
+    data = path.read_bytes() if path.exists() else b""
+    mark = record.get("journal")
+    size = mark.get("bytes") if isinstance(mark, dict) else None
+    if (
+        not isinstance(size, int)
+        or len(data) < size
+        or hashlib.sha256(data[:size]).hexdigest() != mark.get("sha256")  # type: ignore[union-attr]
+    ):
+        raise TuneFolderError(
+            f"{path} is not the journal {RECORD} records (edited, swapped, cut or deleted): its "
+            "trials cannot be trusted; pass --force to start the study anew"
+        )
+    if len(data) > size:
+        atomic_write(path, lambda tmp: tmp.write_bytes(data[:size]))
+
+
 def _prepare_folder(folder: Path, settings: dict[str, Any], force: bool) -> None:
     """Refuse a folder of another study (unless ``force``, which removes it) or of anything
-    else; a folder of this study is continued."""
+    else; a folder of this study is continued. Only an intact ``tune.json`` (its checksum
+    holds) marks a study as this tool's: a damaged one is refused even with ``force``."""
     check_folder_path(folder, TuneFolderError)
     if not folder.exists():
         return
-    try:
-        record = _read_record(folder)
-    except TuneFolderError:
-        if not force:
-            raise
-        record = {}
+    record = _read_record(folder)
     if record is None:
         others = sorted(p.name for p in folder.iterdir())
         if others:
@@ -132,8 +162,15 @@ def _prepare_folder(folder: Path, settings: dict[str, Any], force: bool) -> None
                 f"{folder} holds a study of other settings ({record.get('settings')}); use "
                 "another --out, or pass --force to replace it"
             )
-        for name in FILES:
-            (folder / name).unlink(missing_ok=True)
+    else:
+        try:
+            _restore_journal(folder, record)
+            return
+        except TuneFolderError:
+            if not force:
+                raise
+    for name in FILES:
+        (folder / name).unlink(missing_ok=True)
 
 
 def tune(
@@ -169,6 +206,12 @@ def tune(
         raise ArgumentError("tune takes the dataset by name (its validation split is carved here)")
     optuna = _optuna()
     base = base_config or default_config(agent)
+    if getattr(base, "state", agent) != agent:
+        raise ArgumentError(
+            f"the config given for {agent!r} is a {base.state!r} config (its 'state'); tune "
+            f"{base.state!r} instead, or give {agent!r} a config of its own state"
+        )
+    first = base_params(agent, base)  # before any work: a base outside the space is refused
     location = {k: env_kwargs[k] for k in LOCATION_KEYS if k in env_kwargs}
     dataset = validation_dataset(
         load_dataset(env_kwargs.get("dataset", "ml-1m"), location.get("data_dir"),
@@ -186,7 +229,10 @@ def tune(
     _prepare_folder(out, settings, force)
     if not (out / RECORD).exists():  # the record first: it marks the folder as this study's
         make_folder(out)
-        record = {"settings": settings, "trials_finished": 0, "best": None}
+        record = {
+            "settings": settings, "trials_finished": 0, "best": None,
+            "journal": _journal_mark(out / JOURNAL),
+        }  # fmt: skip
         _write_json(out / RECORD, {**record, "checksum": checksum(record)})
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(out / JOURNAL))
@@ -205,7 +251,7 @@ def tune(
         seed=seed + len(study.trials), n_startup_trials=max(2, min(10, trials // 3))
     )
     if not study.trials:  # the config the search starts from is its first trial
-        study.enqueue_trial(base_params(agent, base))
+        study.enqueue_trial(first)
     _write_record(out, settings, study, optuna, base)
     objective = _objective(agent, base, trial_kwargs, timesteps, seed, optuna)
     while (done := _finished(study, optuna)) < trials:
@@ -241,6 +287,7 @@ def _write_record(out: Path, settings: dict[str, Any], study: Any, optuna: Any, 
     best = _best(study, optuna)
     record: dict[str, Any] = {
         "settings": settings, "trials_finished": _finished(study, optuna), "best": None,
+        "journal": _journal_mark(out / JOURNAL),
     }  # fmt: skip
     if best is not None:
         config = config_dict(dataclasses.replace(base, **best.user_attrs["config_fields"]))

@@ -164,4 +164,59 @@ def test_an_interrupted_study_continues_where_it_stopped(tmp_path, monkeypatch):
     result = tuning.tune("td3", env_kwargs, 40, 2, out)
     assert result.trials_done == 2 and len(calls) == 3
     rows = list(csv.DictReader((out / "trials.csv").open()))
-    assert [row["state"] for row in rows] == ["COMPLETE", "FAIL", "COMPLETE"]
+    # What the interrupted trial wrote is cut from the journal: it is run again.
+    assert [(row["trial"], row["state"]) for row in rows] == [("0", "COMPLETE"), ("1", "COMPLETE")]
+
+
+@pytest.fixture
+def td3_study(tmp_path):
+    """A finished one-trial td3 study (small: a few seconds)."""
+    out = tmp_path / "td3"
+    argv = ["tune", "--agent", "td3", "--trials", "1", "--timesteps", "40", "--out", str(out)]
+    assert main([*argv, *TINY]) == 0
+    return out, [*argv, *TINY]
+
+
+def _journal_lines(out):
+    return (out / "study.journal").read_text().splitlines(keepends=True)
+
+
+def test_an_edited_or_swapped_journal_is_refused_and_a_cut_off_tail_is_redone(td3_study, capsys):
+    out, argv = td3_study
+    lines = _journal_lines(out)
+    (out / "study.journal").write_text("".join(lines) + '{"op_code": 6, "trial_')  # killed
+    assert main([*argv[:4], "2", *argv[5:]]) == 0  # the cut-off tail is dropped, one more trial
+    assert json.loads((out / "tune.json").read_text())["trials_finished"] == 2
+    capsys.readouterr()
+    edited = "".join(_journal_lines(out)).replace('"values":[', '"values":[99.0', 1)
+    assert edited != "".join(_journal_lines(out))
+    for journal in (edited, "".join(lines), ""):  # edited, swapped for an older one, deleted
+        (out / "study.journal").write_text(journal)
+        assert main([*argv[:4], "3", *argv[5:]]) == 2
+        assert "is not the journal tune.json records" in cli_error(capsys)
+    assert main([*argv[:4], "1", *argv[5:], "--force"]) == 0  # anew
+    assert json.loads((out / "tune.json").read_text())["trials_finished"] == 1
+
+
+def test_force_never_replaces_a_folder_whose_tune_json_is_not_an_intact_studys(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name, text in (("tune.json", '{"mine": 1}'), ("trials.csv", "a,b\n"),
+                       ("best_config.json", "{}")):  # fmt: skip
+        (out / name).write_text(text)
+    argv = ["tune", "--agent", "td3", "--trials", "1", "--timesteps", "40", "--out", str(out)]
+    assert main([*argv, *TINY, "--force"]) == 2
+    assert "nothing says this folder is a study" in cli_error(capsys)
+    assert (out / "tune.json").read_text() == '{"mine": 1}' and len(list(out.iterdir())) == 3
+
+
+def test_a_starting_config_the_search_would_drop_or_misread_is_refused(tmp_path, capsys):
+    out = tmp_path / "s"
+    for argv, message in (
+        (["--agent", "td3", "--set", "learning_rate=0.5"], "learning_rate=0.5 (searched in"),
+        (["--agent", "td3", "--set", "net_arch=[8]"], "net_arch=[8] (searched among"),
+        (["--agent", "drr-ave", "--set", "state=drr-n"], "is a 'drr-n' config"),
+    ):
+        assert main(["tune", *argv, "--out", str(out), *TINY]) == 2
+        assert message in cli_error(capsys)
+        assert not out.exists()
