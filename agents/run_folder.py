@@ -51,6 +51,28 @@ def holds_run(folder: Path) -> bool:
     return any((folder / name).exists() for name in RUN_MARKERS)
 
 
+def is_results_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a benchmark's results folder: its ``references.json`` or one of
+    its ``runs/*.json`` is a record a benchmark wrote. The names alone prove nothing: ``train``'s
+    runs are kept in a ``runs/`` folder too (the README's own examples)."""
+    if is_benchmark_record(folder / "references.json"):
+        return True
+    try:
+        return any(is_benchmark_record(path) for path in (folder / "runs").glob("*.json"))
+    except OSError:  # an unreadable runs/ is nothing a benchmark wrote that can be told
+        return False
+
+
+def is_benchmark_record(path: Path) -> bool:
+    """Whether ``path`` holds a record a benchmark wrote (a JSON object with its key and
+    checksum), whatever its configuration, and whether or not it is intact."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(record, dict) and isinstance(record.get("key"), dict) and "checksum" in record
+
+
 def run_damage(run_dir: Path, agent: str) -> str:
     """Why ``run_dir`` does not hold a whole run of ``agent`` ("" if it does): no run there,
     a ``run.json`` that is unreadable, edited or names another agent, or a missing file of the

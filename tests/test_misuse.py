@@ -1475,3 +1475,23 @@ def test_a_benchmark_config_file_that_does_not_fit_is_refused(
     assert main(argv) == 2
     assert message in _error(capsys)
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- seventh pass
+def test_a_benchmark_does_not_overwrite_a_leaderboard_beside_train_s_runs_folder(
+    finished_sb3_run, two_catalogues, tmp_path, capsys
+):
+    project = tmp_path / "project"
+    (project / "runs").mkdir(parents=True)
+    _copy(finished_sb3_run, project / "runs" / "td3")  # as the README's train --out runs/td3
+    mine = {"leaderboard.md": "# my own notes\n", "leaderboard.csv": "a,b\n", "metrics.png": "x"}
+    for name, text in mine.items():
+        (project / name).write_text(text)
+    for force in ((), ("--force",)):
+        assert main(_bench(project, two_catalogues[0], *force)) == 2
+        assert (
+            "is not a benchmark's results folder but holds leaderboard.md, leaderboard.csv, "
+            "metrics.png, which a benchmark would overwrite" in _error(capsys)
+        )
+    assert {name: (project / name).read_text() for name in mine} == mine
+    assert sorted(p.name for p in (project / "runs").iterdir()) == ["td3"]

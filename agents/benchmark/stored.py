@@ -20,7 +20,13 @@ from movielens_env.errors import MovieLensRecError
 from movielens_env.evaluation import names
 from movielens_env.storage import atomic_write, checksum
 
-from ..run_folder import check_folder_path, holds_run, remove_run
+from ..run_folder import (
+    check_folder_path,
+    holds_run,
+    is_benchmark_record,
+    is_results_folder,
+    remove_run,
+)
 
 # Metrics that are shares, hence in [0, 1]; the rest (returns, normalized scores) are free.
 _SHARES = tuple(f"{metric}@" for metric in names.METRICS)
@@ -132,8 +138,9 @@ OUTPUT_FILES = ("leaderboard.md", "leaderboard.csv", "metrics.png", "learning_cu
 
 def check_results_folder(out_dir: Path) -> None:
     """Refuse an ``out_dir`` whose files a benchmark would overwrite although it is not a
-    results folder (it holds no ``references.json`` and no ``runs/``): ``--force`` replaces
-    only a results folder's files."""
+    results folder (no record of a benchmark in ``references.json`` or ``runs/*.json``; a
+    ``runs/`` folder of ``train``'s runs does not make one): ``--force`` replaces only a
+    results folder's files."""
     check_folder_path(out_dir, ResultsFolderError)
     if holds_run(out_dir):
         raise ResultsFolderError(
@@ -141,23 +148,12 @@ def check_results_folder(out_dir: Path) -> None:
             "its own --out"
         )
     references = out_dir / "references.json"
-    ours = (out_dir / "runs").is_dir() or _is_record(references)
     clashing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
-    if references.exists() and not _is_record(references):
+    if references.exists() and not is_benchmark_record(references):
         clashing.append(references.name)
-    if clashing and not ours:
+    if clashing and not is_results_folder(out_dir):
         raise ResultsFolderError(
             f"{out_dir} is not a benchmark's results folder but holds {', '.join(clashing)}, "
             "which a benchmark would overwrite (--force replaces only a results folder's "
             "files); use another --out, or move them away"
         )
-
-
-def _is_record(path: Path) -> bool:
-    """Whether ``path`` holds a record a benchmark wrote (a JSON object with its key and
-    checksum), whatever its configuration."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(record, dict) and {"key", "checksum"} <= set(record)
