@@ -42,8 +42,6 @@ def run_files() -> tuple[str, ...]:
 # What marks a folder as holding a run: the record every run writes, or (for DRR folders
 # written before run.json existed) a checkpoint. Other files of a run's names prove nothing.
 RUN_MARKERS = (RUN_FILE, "checkpoint.pt")
-# What marks a benchmark's results folder.
-RESULTS_MARKERS = ("references.json", "runs")
 
 
 def holds_run(folder: Path) -> bool:
@@ -95,9 +93,10 @@ def run_damage(run_dir: Path, agent: str) -> str:
 
 
 def results_folder_around(path: Path) -> Path | None:
-    """The benchmark's results folder that ``path`` is or lies in, or ``None``."""
+    """The benchmark's results folder (:func:`is_results_folder`) that ``path`` is or lies
+    in, or ``None``."""
     for folder in (path, *path.resolve().parents):
-        if any((folder / name).exists() for name in RESULTS_MARKERS):
+        if is_results_folder(folder):
             return folder
     return None
 
@@ -116,7 +115,7 @@ def check_run_dir(
     if resume and overwrite:
         raise RunFolderError("resume and overwrite (--resume and --force) exclude each other")
     check_folder_path(run_dir, RunFolderError)
-    if any((run_dir / name).exists() for name in RESULTS_MARKERS):
+    if is_results_folder(run_dir):
         raise RunFolderError(f"{run_dir} is a benchmark's results folder; give a run its own --out")
     runs = [name for name in RUN_MARKERS if (run_dir / name).exists()]
     if resume and not (runs if resume_from is None else (run_dir / resume_from).exists()):

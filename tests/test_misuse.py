@@ -1495,3 +1495,22 @@ def test_a_benchmark_does_not_overwrite_a_leaderboard_beside_train_s_runs_folder
         )
     assert {name: (project / name).read_text() for name in mine} == mine
     assert sorted(p.name for p in (project / "runs").iterdir()) == ["td3"]
+
+
+def test_train_and_recommend_work_under_a_folder_that_merely_has_a_runs_folder(
+    finished_sb3_run, tmp_path, monkeypatch, capsys
+):
+    project = tmp_path / "project"
+    (project / "runs").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    _copy(finished_sb3_run, project / "runs" / "td3")  # as the README's train --out runs/td3
+    assert main(_train("runs/drr-ave")) == 0  # the README's next run, beside it
+    recommend = ["recommend", "runs/td3", "--all-test-users", "--k", "2", "--output", "recs.csv"]
+    assert main(recommend) == 0
+    assert (project / "recs.csv").read_text().startswith("user,item,rank")
+    home = tmp_path / "home"
+    (home / "runs").mkdir(parents=True)  # an empty ~/runs blocks nothing below it
+    (home / "work" / "exp").mkdir(parents=True)
+    monkeypatch.chdir(home / "work" / "exp")
+    assert main(_train("myrun")) == 0
+    assert (home / "work" / "exp" / "myrun" / "run.json").is_file()
