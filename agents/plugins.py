@@ -6,11 +6,16 @@ import importlib
 
 from movielens_env.errors import ArgumentError
 
+from .registry import importing_plugin
+
 
 def import_plugin(module: str) -> None:
-    """Import a ``--plugin`` module; its absence or its failure is one line naming it."""
+    """Import a ``--plugin`` module; its absence or its failure is one line naming it. The
+    agents it registers are keyed by its source too (wherever their trainers live), so that a
+    benchmark recomputes their stored runs when it changes."""
     try:
-        importlib.import_module(module)
+        with importing_plugin(module):
+            importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name is not None and module.startswith(exc.name):
             raise ArgumentError(

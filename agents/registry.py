@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
-from collections.abc import Callable
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,10 +91,12 @@ class AgentEntry:
         artefact: how its trained artefact is saved to and loaded from a run folder, or
             ``None`` for agents with nothing to save (fitted where they are evaluated).
         obs_modes: the env's ``obs_mode`` values its policy reads.
-        code: SHA-256 of a plugin's own source files (the trainer's module, its package and
-            the modules beside it that they import): part of its stored runs' key, so that
-            changed code recomputes them; ``None`` for the built-in agents, whose changes the
-            benchmark's result version covers.
+        code: SHA-256 of a plugin's own source files (the modules of the trainer, of the code
+            that registered it and of the ``--plugin`` module being imported, their packages
+            and the modules beside them that they import) and of a ``functools.partial``
+            trainer's bound arguments: part of its stored runs' key, so that changed code
+            recomputes them; ``None`` for the built-in agents, whose changes the benchmark's
+            result version covers.
     """
 
     name: str
@@ -139,9 +145,12 @@ def register_agent(
         json.dumps(config or {}, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ArgumentError(f"agent {name!r}: its config must be JSON values ({exc})") from None
+    frame = inspect.currentframe()
+    caller = frame.f_back.f_globals.get("__name__") if frame and frame.f_back else None
+    modules = tuple(name for name in (caller, *_IMPORTING) if isinstance(name, str))
     entry = AgentEntry(
         name, train, description, is_rl, dict(config or {}), artefact, obs_modes,
-        _plugin_source_digest(train),
+        _plugin_source_digest(train, modules),
     )  # fmt: skip
     AGENTS[name] = entry
     return entry
@@ -206,16 +215,43 @@ def get_artefact(name: str) -> Artefact:
     return artefact
 
 
-def _plugin_source_digest(train: Callable[..., Any]) -> str | None:
-    """SHA-256 of a plugin's own source files (:func:`_plugin_sources`, by their paths
-    relative to the plugin's folder); ``None`` for this package's own trainers."""
-    module = inspect.getmodule(getattr(train, "func", train))  # functools.partial has .func
-    path = getattr(module, "__file__", None)
-    if module is None or path is None or module.__name__.split(".")[0] in _OWN_PACKAGES:
+# The --plugin modules being imported now, innermost last (:func:`importing_plugin`).
+_IMPORTING: list[str] = []
+
+
+@contextmanager
+def importing_plugin(module: str) -> Iterator[None]:
+    """While it lasts, every agent registered counts the source of the plugin module
+    ``module`` in its code digest (``AgentEntry.code``), wherever its trainer lives."""
+    _IMPORTING.append(module)
+    try:
+        yield
+    finally:
+        _IMPORTING.pop()
+
+
+def _plugin_source_digest(train: Callable[..., Any], modules: tuple[str, ...] = ()) -> str | None:
+    """SHA-256 of a plugin's own source files (:func:`_plugin_sources` of the trainer's module
+    and of the imported ``modules``, by their paths relative to the plugin's folder) and of a
+    ``functools.partial`` trainer's bound arguments; ``None`` where all of them are this
+    package's own."""
+    found = [inspect.getmodule(getattr(train, "func", train)), *map(sys.modules.get, modules)]
+    files: dict[str, Path] = {}
+    for module in found:
+        path = getattr(module, "__file__", None)
+        if module is None or path is None or module.__name__.split(".")[0] in _OWN_PACKAGES:
+            continue
+        for name, file in _plugin_sources(module.__name__, Path(path)):
+            files.setdefault(name, file)
+    if not files:
         return None
     digest = hashlib.sha256()
-    for name, file in _plugin_sources(module.__name__, Path(path)):
+    for name, file in sorted(files.items()):
         digest.update(f"{name}\0{hashlib.sha256(file.read_bytes()).hexdigest()}\n".encode())
+    if isinstance(train, functools.partial):  # the same code trains otherwise with other values
+        bound = repr((train.args, sorted(train.keywords.items())))
+        # An object without a repr of its own shows its address, which no other process shares.
+        digest.update(f"partial\0{re.sub(r' at 0x[0-9a-fA-F]+', ' at 0x', bound)}\n".encode())
     return digest.hexdigest()
 
 

@@ -1386,6 +1386,7 @@ def test_a_plugin_whose_helper_module_changed_is_not_served_its_old_results(
         capsys.readouterr()
         assert main(argv) == 2
         assert "differs in agent_code" in _error(capsys)
+        write(-1.0)  # a benchmark forgets the agents its plugins registered: a new import
         assert main([*argv, "--force"]) == 0
         recomputed = json.loads((out / "runs" / "value-seed0.json").read_text())
         assert recomputed["metrics"] != first["metrics"]
@@ -1514,3 +1515,57 @@ def test_train_and_recommend_work_under_a_folder_that_merely_has_a_runs_folder(
     monkeypatch.chdir(home / "work" / "exp")
     assert main(_train("myrun")) == 0
     assert (home / "work" / "exp" / "myrun" / "run.json").is_file()
+
+
+@pytest.mark.parametrize("change", ["the plugin's source", "a bound argument read from a file"])
+def test_a_plugin_whose_trainer_lives_in_a_helper_is_not_served_its_old_results(
+    two_catalogues, tmp_path, monkeypatch, capsys, change
+):
+    import sys
+
+    from agents.registry import AGENTS
+
+    (tmp_path / "const_helper.py").write_text(
+        "import numpy as np\n"
+        "from agents.registry import TrainedAgent\n"
+        "def train(ctx, bias=0.0):\n"
+        "    return TrainedAgent(policy=lambda obs: np.full(9, bias, np.float32))\n"
+    )
+    imports = (
+        "from functools import partial\n"
+        "from pathlib import Path\n"
+        "import const_helper\n"
+        "from agents.registry import register_agent\n"
+    )
+    registers = (
+        "register_agent('const', partial(const_helper.train, bias=BIAS), 'c', is_rl=False,"
+        " replace=True)\n"
+    )
+
+    def write(bias: float) -> None:
+        for name in ("const_plugin", "const_helper"):  # as a new process would import them
+            monkeypatch.delitem(sys.modules, name, raising=False)
+        if change == "the plugin's source":
+            bias_line = f"BIAS = {bias}\n"
+        else:  # the same source; the value it binds is another
+            (tmp_path / "const_bias.txt").write_text(str(bias))
+            bias_line = "BIAS = float((Path(__file__).parent / 'const_bias.txt').read_text())\n"
+        (tmp_path / "const_plugin.py").write_text(imports + bias_line + registers)
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "bench"
+    argv = _bench(out, two_catalogues[0], "--plugin", "const_plugin", "--agents", "const")
+    try:
+        write(1.0)
+        assert main(argv) == 0
+        first = json.loads((out / "runs" / "const-seed0.json").read_text())
+        write(1.0)
+        assert main(argv) == 0  # the same code and values: reused
+        assert json.loads((out / "runs" / "const-seed0.json").read_text()) == first
+        write(-1.0)  # only the registering module or its bound value changed
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert "differs in agent_code" in _error(capsys)
+        assert json.loads((out / "runs" / "const-seed0.json").read_text()) == first
+    finally:
+        AGENTS.pop("const", None)
