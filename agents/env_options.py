@@ -8,6 +8,7 @@ import inspect
 from typing import Any
 
 from movielens_env import MovieLensRecEnv, parse_user_model, variant_kwargs
+from movielens_env.checks import episode_length
 from movielens_env.errors import ArgumentError
 
 from .config_values import strict_json
@@ -63,6 +64,8 @@ def env_options(args: argparse.Namespace) -> dict[str, Any]:
             f"--env-kwargs: {where} cannot be set here; allowed: {', '.join(sorted(allowed))} "
             "(dataset and data_dir have their own options)"
         )
+    if "max_episode_steps" in options:  # before any data is read
+        episode_length(options["max_episode_steps"])
     return options
 
 

@@ -36,3 +36,21 @@ def finite_number(name: str, value: Any, error: type[Exception] = ArgumentError)
     ):
         raise error(f"{name} must be a finite number, got {value!r}")
     return float(value)
+
+
+# The longest episode an env may be asked for. The horizons studied are 10 to 50 steps; an
+# episode otherwise ends only when its user's catalogue runs out, and the evaluation plays every
+# test user's episode to its end, so a larger value (1e9 meaning "no limit") ran for hours.
+MAX_EPISODE_STEPS_LIMIT = 10_000
+
+
+def episode_length(value: Any) -> int:
+    """``value`` as an ``int`` if it is an integer in ``[1, MAX_EPISODE_STEPS_LIMIT]``, else
+    :class:`ArgumentError` naming ``max_episode_steps``."""
+    steps = positive_int("max_episode_steps", value)
+    if steps > MAX_EPISODE_STEPS_LIMIT:
+        raise ArgumentError(
+            f"max_episode_steps must be an integer in [1, {MAX_EPISODE_STEPS_LIMIT:,}], got "
+            f"{steps:,} (episodes also end when a user's catalogue runs out)"
+        )
+    return steps

@@ -1569,3 +1569,37 @@ def test_a_plugin_whose_trainer_lives_in_a_helper_is_not_served_its_old_results(
         assert json.loads((out / "runs" / "const-seed0.json").read_text()) == first
     finally:
         AGENTS.pop("const", None)
+
+
+@pytest.mark.parametrize("command", ["benchmark", "train", "tune"])
+def test_an_episode_length_meant_as_no_limit_is_refused_at_once(tmp_path, capsys, command):
+    import time
+
+    env = json.dumps({**json.loads(SMALL_ENV), "max_episode_steps": 1_000_000_000})
+    out = tmp_path / "out"
+    argv = {
+        "benchmark": ["benchmark", "--agents", "random", "--seeds", "0", "--no-progress"],
+        "train": ["train", "--agent", "drr-ave", "--episodes", "1"],
+        "tune": ["tune", "--agent", "drr-ave", "--trials", "1", "--timesteps", "200"],
+    }[command] + ["--out", str(out), "--env-kwargs", env]
+    started = time.perf_counter()
+    assert main(argv) == 2
+    assert time.perf_counter() - started < 10
+    assert "max_episode_steps must be an integer in [1, 10,000], got 1,000,000,000" in (
+        _error(capsys)
+    )
+    assert not out.exists()
+
+
+def test_an_episode_length_beyond_the_limit_is_refused_by_the_python_api(small_dataset):
+    from movielens_env import MovieLensRecVectorEnv, load_world
+    from movielens_env.evaluation.protocols import episode_steps
+
+    message = r"max_episode_steps must be an integer in \[1, 10,000\], got 10,001"
+    with pytest.raises(ValueError, match=message):
+        episode_steps({"max_episode_steps": 10_001})
+    with pytest.raises(ValueError, match=message):
+        MovieLensRecVectorEnv(max_episode_steps=10_001, dataset=small_dataset, embedding_dim=4)
+    with pytest.raises(ValueError, match=message):
+        load_world(dataset=small_dataset, embedding_dim=4, max_episode_steps=10_001)
+    assert episode_steps({"max_episode_steps": 10_000}) == 10_000

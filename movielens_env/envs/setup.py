@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from ..checks import choice, finite_number, positive_int
+from ..checks import choice, episode_length, finite_number, positive_int
 from ..data.ratings import RatingsDataset
 from ..errors import ArgumentError
 from ..simulator.mf import MFConfig
@@ -254,7 +254,9 @@ class UsesSetup:
 def load_world(**env_kwargs: Any) -> RecWorld:
     """The world (data, split, MF fit, positives) that the env of these arguments runs on,
     without building an env. ``max_episode_steps``, the registration's wrapper argument, is
-    ignored; any other argument is checked as the env checks it."""
+    checked and ignored; any other argument is checked as the env checks it."""
+    if env_kwargs.get("max_episode_steps") is not None:
+        episode_length(env_kwargs["max_episode_steps"])
     env_kwargs.pop("max_episode_steps", None)
     return _world(EnvConfig.of(**env_kwargs))
 

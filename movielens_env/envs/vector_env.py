@@ -19,7 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..blas import single_threaded_blas
-from ..checks import positive_int
+from ..checks import episode_length, positive_int
 from ..errors import ArgumentError, InvalidActionError
 from ..simulator.scoring import action_direction, best_slates, real_actions
 from ..simulator.world import POSITIVE_RATING
@@ -80,6 +80,8 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
             raise ArgumentError(
                 f"max_episode_steps must be None or an integer >= 1, got {max_episode_steps!r}"
             )
+        if max_episode_steps is not None:
+            episode_length(max_episode_steps)
         if env_kwargs.get("render_mode") is not None:
             raise ArgumentError(
                 "the vector env does not render; render a single env "

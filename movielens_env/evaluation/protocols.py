@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import positive_int
+from ..checks import episode_length, positive_int
 from ..envs.env import MovieLensRecEnv
 from ..envs.setup import load_world
 from ..envs.vector_env import MovieLensRecVectorEnv
@@ -84,8 +84,9 @@ def relevant_items(world: RecWorld, users: np.ndarray) -> list[np.ndarray]:
 
 
 def episode_steps(env_kwargs: dict[str, Any]) -> int:
-    """The online episode length: ``env_kwargs["max_episode_steps"]``, else 10."""
-    return positive_int("max_episode_steps", env_kwargs.get("max_episode_steps", EPISODE_STEPS))
+    """The online episode length: ``env_kwargs["max_episode_steps"]``, else 10 (at most
+    :data:`~movielens_env.checks.MAX_EPISODE_STEPS_LIMIT`)."""
+    return episode_length(env_kwargs.get("max_episode_steps", EPISODE_STEPS))
 
 
 def online_reward_models(world: RecWorld) -> list[str]:
