@@ -1603,3 +1603,18 @@ def test_an_episode_length_beyond_the_limit_is_refused_by_the_python_api(small_d
     with pytest.raises(ValueError, match=message):
         load_world(dataset=small_dataset, embedding_dim=4, max_episode_steps=10_001)
     assert episode_steps({"max_episode_steps": 10_000}) == 10_000
+
+
+def test_drr_settings_that_would_take_hours_per_episode_are_refused(tmp_path, capsys):
+    big = ("--set", "num_envs=1024", "--set", "updates_per_step=64")
+    argv = ["train", "--episodes", "1", "--out", str(tmp_path / "run"), *_tiny(TINY_DRR, big),
+            *big]  # fmt: skip
+    assert main(argv) == 2
+    assert (
+        "DRRConfig.num_envs * updates_per_step (1024 * 64 = 65,536 gradient steps per collected "
+        "batch) must be at most 1,024" in _error(capsys)
+    )
+    assert not (tmp_path / "run").exists()
+    DRRConfig(num_envs=16, updates_per_step=64)  # at the limit: taken
+    with pytest.raises(ConfigError, match=r"num_envs \* updates_per_step"):
+        DRRConfig(num_envs=1024, updates_per_step=2)

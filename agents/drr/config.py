@@ -35,6 +35,9 @@ BOUNDS = {
     "eval_every": Bound(int, 0, _BIG),
     "checkpoint_every": Bound(int, 0, _BIG),
 }
+# Gradient steps per collected batch (num_envs * updates_per_step): each field in its bounds
+# still allowed 1024 * 64 = 65,536 of them, half an hour for one episode.
+MAX_UPDATES_PER_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,12 @@ class DRRConfig:
                 f"{', '.join(ACTION_HEADS)}"
             )
         check_fields(self, BOUNDS)
+        if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
+            raise ConfigError(
+                f"DRRConfig.num_envs * updates_per_step ({self.num_envs} * "
+                f"{self.updates_per_step} = {self.num_envs * self.updates_per_step:,} gradient "
+                f"steps per collected batch) must be at most {MAX_UPDATES_PER_BATCH:,}"
+            )
         if self.learning_starts < self.batch_size:
             raise ConfigError(
                 f"DRRConfig.learning_starts ({self.learning_starts}) must be >= batch_size "
