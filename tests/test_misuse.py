@@ -1618,3 +1618,46 @@ def test_drr_settings_that_would_take_hours_per_episode_are_refused(tmp_path, ca
     DRRConfig(num_envs=16, updates_per_step=64)  # at the limit: taken
     with pytest.raises(ConfigError, match=r"num_envs \* updates_per_step"):
         DRRConfig(num_envs=1024, updates_per_step=2)
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_benchmark_killed_before_it_stored_a_run_s_result_trains_that_run_again(
+    two_catalogues, tmp_path, monkeypatch, capsys
+):
+    from agents.benchmark import runner
+
+    out = tmp_path / "bench"
+    argv = _bench_td3(out, two_catalogues[0], "--agents", "random,td3")
+    write_record = runner.write_record
+
+    def killed(path, record):
+        if path.name == "td3-seed0.json":
+            raise KeyboardInterrupt  # as a kill after the run's folder, before its record
+        return write_record(path, record)
+
+    monkeypatch.setattr(runner, "write_record", killed)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    monkeypatch.undo()
+    run = out / "runs" / "td3-seed0"
+    assert (run / "run.json").is_file() and not (out / "runs" / "td3-seed0.json").exists()
+    kept = (out / "runs" / "random-seed0.json").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 0  # resumed: the run trained again, the other result kept
+    assert (out / "runs" / "random-seed0.json").read_bytes() == kept
+    stored = json.loads((out / "runs" / "td3-seed0.json").read_text())
+    assert main(["evaluate", str(run), "--data-dir", str(two_catalogues[0])]) == 0
+    (out / "runs" / "td3-seed0.json").unlink()  # "deleting the record trains the run again"
+    assert main(argv) == 0
+    again = json.loads((out / "runs" / "td3-seed0.json").read_text())
+    assert again["metrics"] == stored["metrics"]
+    # A run folder of another config in that place is not this benchmark's: it is kept.
+    (out / "runs" / "td3-seed0.json").unlink()
+    other = tmp_path / "td3.json"
+    other.write_text(json.dumps({"learning_rate": 0.01}))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main([*argv, "--config", f"td3={other}"]) == 2
+    err = _error(capsys)
+    assert "holds results of another configuration (runs/td3-seed0: a run no stored" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before

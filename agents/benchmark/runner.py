@@ -40,7 +40,14 @@ from movielens_env.storage import make_folder
 from ..baselines import RandomRanker
 from ..fields import check_seed
 from ..registry import AGENTS, TrainContext, TrainedAgent, get_agent
-from ..run_folder import holds_run, portable_env_kwargs, run_damage
+from ..run_folder import (
+    RunFolderError,
+    holds_run,
+    json_env_kwargs,
+    portable_env_kwargs,
+    read_run_info,
+    run_damage,
+)
 from .stats import mean_ci95
 from .stored import (
     check_results_folder,
@@ -286,6 +293,35 @@ def _other_runs_outside_the_grid(config: BenchmarkConfig, data: str) -> list[tup
     return found
 
 
+# Config fields a benchmark's trainer sets itself, whatever the agent's config says: DRR's
+# runs evaluate and checkpoint once, at their end. Neither changes what is learned.
+_SET_BY_THE_BENCHMARK = ("eval_every", "checkpoint_every")
+
+
+def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path) -> bool:
+    """Whether ``run_dir``, a run no stored result accounts for, is what this configuration's
+    run of ``agent`` and ``seed`` trains: its ``run.json`` names that agent, seed, config and
+    env arguments. A benchmark interrupted between saving the run and storing its result
+    leaves one, as does deleting the result; training it again replaces it with the same."""
+    try:
+        info = read_run_info(run_dir)
+    except RunFolderError:
+        return False
+    if info is None or not isinstance(info.get("config"), dict):
+        return False
+
+    def fields(values: dict[str, Any]) -> dict[str, Any]:
+        kept = {k: v for k, v in values.items() if k not in _SET_BY_THE_BENCHMARK}
+        return json.loads(json.dumps(kept))
+
+    return (
+        info.get("agent") == agent
+        and info.get("seed") == seed
+        and info.get("env_kwargs") == json_env_kwargs(config.env_kwargs(), "benchmark")
+        and fields(info["config"]) == fields(get_agent(agent).config)
+    )
+
+
 def _note_lost_run(path: Path, record: dict[str, Any]) -> None:
     """Say (on stderr) that a reused result's run folder, the trained model ``movielens-rec
     evaluate`` reads, is missing or damaged: the stored record is the result and still counts
@@ -315,7 +351,10 @@ def run_benchmark(
     reported and recomputed. Runs or references of another configuration in ``out_dir``, of
     this grid's runs or not, are refused before any work, unless ``force``: then they are
     removed first (with their run folders and the old leaderboard and plots), so that the
-    folder never mixes configurations.
+    folder never mixes configurations. A run folder without its result is trained again where
+    its ``run.json`` shows it is this configuration's (a benchmark stopped before it stored the
+    result, or the result deleted); one of another configuration or agent counts as another
+    configuration's.
     """
     for agent in config.agents:
         get_agent(agent).check_env(config.env_kwargs())  # before any work
@@ -335,8 +374,13 @@ def run_benchmark(
                 others.append((path, found.reason))
             elif found.status == "invalid":
                 report_invalid(path, found.reason)
-            elif found.status == "missing" and holds_run(path.with_suffix("")):
-                # A run no stored result accounts for: someone's own, which training replaces.
+            elif (
+                found.status == "missing"
+                and holds_run(path.with_suffix(""))
+                and not _own_run(config, agent, seed, path.with_suffix(""))
+            ):
+                # A run no stored result accounts for, of another configuration or agent:
+                # someone's own, which training would replace.
                 others.append((path.with_suffix(""), "a run no stored result accounts for"))
             todo.append((agent, seed))
     others += _other_runs_outside_the_grid(config, data)
