@@ -76,6 +76,9 @@ class Artefact:
             run whose env those arguments no longer give (other ratings, other shapes).
         resume: ``resume(run_dir) -> (config, seed, env_kwargs)`` of the run to continue, or
             ``None`` where runs cannot be continued exactly.
+        check: ``check(config)`` raises the error the trainer would raise for a config it
+            refuses beyond the config's own field checks (so that ``benchmark --config``
+            refuses it before any work), or ``None`` where there is none.
     """
 
     config: Any
@@ -85,3 +88,4 @@ class Artefact:
     train: Callable[[RunRequest], TrainedRun]
     load: Callable[..., Loaded]
     resume: Callable[[Path], tuple[Any, int, dict[str, Any]]] | None = None
+    check: Callable[[Any], None] | None = None

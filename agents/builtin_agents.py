@@ -21,7 +21,7 @@ from .drr.config import STATE_REPRESENTATIONS, DRRConfig
 from .drr.run_dir import RUN_FILES as DRR_FILES
 from .registry import AGENTS, TrainContext, TrainedAgent, register_agent
 from .run_folder import CURVE_FILE, RUN_FILE
-from .sb3.config import SB3Config
+from .sb3.config import SB3Config, check_algorithm_config
 
 
 def _random(ctx: TrainContext) -> TrainedAgent:
@@ -71,7 +71,7 @@ def _sb3_artefact(algorithm: str) -> Artefact:
         config=SB3Config(), budget="timesteps", default_budget=10_000,
         files=(f"{algorithm}.zip", RUN_FILE, CURVE_FILE),
         train=partial(_lazy(".sb3.artefact", "train_run"), algorithm),
-        load=_lazy(".sb3.artefact", "load_run"),
+        load=_lazy(".sb3.artefact", "load_run"), check=partial(check_algorithm_config, algorithm),
     )  # fmt: skip
 
 

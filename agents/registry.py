@@ -162,10 +162,14 @@ def configure_agent(name: str, values: dict[str, Any]) -> AgentEntry:
     by it (``benchmark --config AGENT=FILE``).
 
     Raises:
-        ArgumentError: the agent is unknown or has no artefact config; a field is unknown or
-            out of range (the config's own error names it).
+        ArgumentError: the agent is unknown or has no artefact config.
+        ConfigError: a field is unknown or out of range, or the trainer would refuse the
+            config (its artefact's ``check``): named before any run of the benchmark starts.
     """
-    config = dataclasses.replace(get_artefact(name).config, **values)
+    artefact = get_artefact(name)
+    config = dataclasses.replace(artefact.config, **values)
+    if artefact.check is not None:
+        artefact.check(config)
     if getattr(config, "state", name) != name and name in _drr_states():
         raise ArgumentError(
             f"the config given for {name!r} is a {config.state!r} config (its 'state'); give "

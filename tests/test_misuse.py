@@ -1661,3 +1661,16 @@ def test_a_benchmark_killed_before_it_stored_a_run_s_result_trains_that_run_agai
     err = _error(capsys)
     assert "holds results of another configuration (runs/td3-seed0: a run no stored" in err
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_a_benchmark_config_the_trainer_would_refuse_is_refused_before_any_run(
+    two_catalogues, tmp_path, capsys
+):
+    tuned = tmp_path / "best_config.json"  # td3's tuned config, given to sac
+    tuned.write_text(json.dumps({"learning_rate": 0.001, "action_noise": 0.39}))
+    out = tmp_path / "bench"
+    argv = _bench(out, two_catalogues[0], "--agents", "random,td3,sac", "--timesteps", "20",
+                  "--config", f"sac={tuned}")  # fmt: skip
+    assert main(argv) == 2
+    assert "SB3Config.action_noise=0.39 is for ddpg and td3" in _error(capsys)
+    assert not out.exists()  # no reference, run or empty run folder made first

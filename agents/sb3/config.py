@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config_values import values_from_dict
-from ..fields import Bound, TupleBound, check_fields
+from ..fields import Bound, ConfigError, TupleBound, check_fields
 
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring, as DRRConfig's: beyond them a
@@ -69,3 +69,17 @@ class SB3Config:
     def from_dict(cls, values: dict[str, Any]) -> SB3Config:
         """Rebuild from :meth:`to_dict`'s content; unknown keys are an error naming them."""
         return cls(**values_from_dict(cls, values, "SB3Config"))
+
+
+def check_algorithm_config(algorithm: str, config: SB3Config) -> None:
+    """Refuse a config that ``algorithm`` would partly ignore (an ``action_noise`` for sac, which
+    explores through its entropy bonus); the trainer and ``benchmark --config`` both ask it.
+
+    Raises:
+        ConfigError: naming the field, its value and the algorithms it is for.
+    """
+    if algorithm == "sac" and config.action_noise != SB3Config.action_noise:
+        raise ConfigError(
+            f"SB3Config.action_noise={config.action_noise} is for ddpg and td3; sac explores "
+            "through its entropy bonus and would ignore it"
+        )

@@ -23,7 +23,7 @@ from movielens_env.storage import require_memory
 
 from ..fields import ConfigError
 from ..threads import torch_threads
-from .config import SB3Config
+from .config import SB3Config, check_algorithm_config
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ddpg": DDPG, "td3": TD3, "sac": SAC}
 
@@ -45,11 +45,7 @@ def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config | None
     if algorithm not in ALGORITHMS:
         raise ArgumentError(f"unknown SB3 algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
     config = config or SB3Config()
-    if algorithm == "sac" and config.action_noise != SB3Config.action_noise:
-        raise ConfigError(
-            f"SB3Config.action_noise={config.action_noise} is for ddpg and td3; sac explores "
-            "through its entropy bonus and would ignore it"
-        )
+    check_algorithm_config(algorithm, config)
     kwargs: dict[str, Any] = {
         "learning_rate": config.learning_rate,
         "buffer_size": config.buffer_size,
