@@ -213,8 +213,9 @@ def get_artefact(name: str) -> Artefact:
     artefact = AGENTS[name].artefact
     if artefact is None:
         raise ArgumentError(
-            f"agent {name!r} has no trained artefact to save (it is fitted where it is "
-            f"evaluated: use it in movielens-rec benchmark); trainable agents: {trainable}"
+            f"agent {name!r} has no trained artefact to save and no config to set (it is "
+            f"fitted where it is evaluated, as benchmark --agents {name} runs it); trainable "
+            f"agents: {trainable}"
         )
     return artefact
 

@@ -1674,3 +1674,14 @@ def test_a_benchmark_config_the_trainer_would_refuse_is_refused_before_any_run(
     assert main(argv) == 2
     assert "SB3Config.action_noise=0.39 is for ddpg and td3" in _error(capsys)
     assert not out.exists()  # no reference, run or empty run folder made first
+
+
+def test_a_benchmark_config_for_an_agent_without_one_says_it_has_none(tmp_path, capsys):
+    path = tmp_path / "config.json"
+    path.write_text("{}")
+    argv = ["benchmark", "--agents", "mf,random", "--out", str(tmp_path / "bench"), "--config",
+            f"mf={path}"]  # fmt: skip
+    assert main(argv) == 2
+    err = _error(capsys)
+    assert "agent 'mf' has no trained artefact to save and no config to set" in err
+    assert "use it in movielens-rec benchmark" not in err
