@@ -8,7 +8,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -90,9 +90,10 @@ def _seeds(text: str) -> list[int]:
         ) from None
 
 
-def _configure_agents(specs: list[str], agents: list[str]) -> None:
-    """Apply each ``--config AGENT=FILE`` (the agent's config for this benchmark)."""
-    from .registry import configure_agent, get_artefact
+def _configure_agents(specs: list[str], agents: list[str], configured: dict[str, Any]) -> None:
+    """Apply each ``--config AGENT=FILE`` (the agent's config for this benchmark); the entries
+    replaced are kept in ``configured``."""
+    from .registry import AGENTS, configure_agent, get_artefact
 
     given: set[str] = set()
     for spec in specs:
@@ -104,6 +105,7 @@ def _configure_agents(specs: list[str], agents: list[str]) -> None:
         if agent in given:
             raise ArgumentError(f"--config gives {agent!r} twice; give each agent one file")
         given.add(agent)
+        configured.setdefault(agent, AGENTS[agent])
         configure_agent(agent, read_config_file(type(get_artefact(agent).config), path))
 
 
@@ -122,15 +124,14 @@ def _benchmark(args: argparse.Namespace) -> int:
     """Train and evaluate agents over seeds; print and write the leaderboard and plots."""
     from .registry import AGENTS
 
-    registered = dict(AGENTS)
+    configured: dict[str, Any] = {}  # the entries --config replaced, as they were
     try:
-        return _run_benchmark(args)
+        return _run_benchmark(args, configured)
     finally:  # --config applies to this benchmark only (main may be called again in-process)
-        AGENTS.clear()
-        AGENTS.update(registered)
+        AGENTS.update(configured)
 
 
-def _run_benchmark(args: argparse.Namespace) -> int:
+def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
     from .benchmark.leaderboard import (
         aggregate,
         baseline_comparison,
@@ -151,7 +152,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     agents = agent_names() if args.agents is None else _csv_list("--agents", args.agents)
     for agent in agents:
         get_agent(agent)
-    _configure_agents(args.config, agents)
+    _configure_agents(args.config, agents, configured)
     metrics = None if args.metrics is None else check_metrics(_csv_list("--metrics", args.metrics))
     seeds = _seeds("0,1,2" if args.seeds is None else args.seeds)
     dataset = args.dataset or "synthetic"

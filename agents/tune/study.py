@@ -41,6 +41,7 @@ from movielens_env.evaluation.protocols import episode_steps
 from movielens_env.storage import atomic_write, checksum, make_folder
 
 from ..fields import check_seed
+from ..registry import get_artefact
 from ..run_folder import LOCATION_KEYS, check_folder_path, json_env_kwargs
 from .space import base_params, check_tunable, default_config, trial_config
 
@@ -211,6 +212,9 @@ def tune(
             f"the config given for {agent!r} is a {base.state!r} config (its 'state'); tune "
             f"{base.state!r} instead, or give {agent!r} a config of its own state"
         )
+    check = get_artefact(agent).check
+    if check is not None:  # what the trainer would refuse (an action_noise for sac)
+        check(base)
     first = base_params(agent, base)  # before any work: a base outside the space is refused
     location = {k: env_kwargs[k] for k in LOCATION_KEYS if k in env_kwargs}
     dataset = validation_dataset(

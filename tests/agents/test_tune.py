@@ -216,6 +216,7 @@ def test_a_starting_config_the_search_would_drop_or_misread_is_refused(tmp_path,
         (["--agent", "td3", "--set", "learning_rate=0.5"], "learning_rate=0.5 (searched in"),
         (["--agent", "td3", "--set", "net_arch=[8]"], "net_arch=[8] (searched among"),
         (["--agent", "drr-ave", "--set", "state=drr-n"], "is a 'drr-n' config"),
+        (["--agent", "sac", "--set", "action_noise=0.3"], "sac explores through its entropy"),
     ):
         assert main(["tune", *argv, "--out", str(out), *TINY]) == 2
         assert message in cli_error(capsys)
