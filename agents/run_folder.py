@@ -39,14 +39,68 @@ def run_files() -> tuple[str, ...]:
     return tuple(dict.fromkeys([*own, RUN_FILE, CURVE_FILE]))
 
 
-# What marks a folder as holding a run: the record every run writes, or (for DRR folders
-# written before run.json existed) a checkpoint. Other files of a run's names prove nothing.
+# The names that may mark a folder as holding a run: the record every run writes, or (for DRR
+# folders written before run.json existed) a checkpoint. The names alone prove nothing: a user's
+# own run.json or PyTorch checkpoint.pt is no run, and is never replaced (see holds_run).
 RUN_MARKERS = (RUN_FILE, "checkpoint.pt")
 
 
+def is_run_record(path: Path) -> bool:
+    """Whether ``path`` is a ``run.json`` this tool wrote, intact: a JSON object naming an agent,
+    whose checksum matches its content."""
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return (
+        isinstance(info, dict)
+        and isinstance(info.get("agent"), str)
+        and info.get("checksum") == checksum(info)
+    )
+
+
+def is_drr_checkpoint(path: Path) -> bool:
+    """Whether ``path`` loads (tensors only, no code run) as a DRR checkpoint of any format
+    version: a dict with its ``format_version`` and ``config``."""
+    if not path.is_file():
+        return False
+    import torch  # only where a checkpoint.pt is there to tell
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # damaged bytes raise anything from the unpickler: no checkpoint of ours
+        return False
+    return isinstance(payload, dict) and {"format_version", "config"} <= set(payload)
+
+
+def _models(artefact: registry.Artefact) -> list[str]:
+    """An artefact's model file names: its files less records, curves and plots."""
+    return [name for name in artefact.files if not name.endswith((".json", ".csv", ".png"))]
+
+
+def _holds_model(folder: Path, name: str) -> bool:
+    if name == "checkpoint.pt":
+        return is_drr_checkpoint(folder / name)
+    return (folder / name).is_file()
+
+
 def holds_run(folder: Path) -> bool:
-    """Whether ``folder`` holds a run (its record or a DRR checkpoint)."""
-    return any((folder / name).exists() for name in RUN_MARKERS)
+    """Whether ``folder`` holds a run: an intact ``run.json`` this tool wrote, a DRR checkpoint,
+    or a damaged (edited, truncated) ``run.json`` beside an agent's model file."""
+    record = folder / RUN_FILE
+    if is_run_record(record) or is_drr_checkpoint(folder / "checkpoint.pt"):
+        return True
+    entries = registry.AGENTS.values()
+    models = {name for entry in entries if entry.artefact for name in _models(entry.artefact)}
+    return record.exists() and any(_holds_model(folder, name) for name in models)
+
+
+def foreign_markers(folder: Path) -> list[str]:
+    """The files of :data:`RUN_MARKERS`' names in ``folder`` where it holds no run: a user's
+    own, which nothing here may replace."""
+    if holds_run(folder):
+        return []
+    return [name for name in RUN_MARKERS if (folder / name).exists()]
 
 
 def is_results_folder(folder: Path) -> bool:
@@ -109,7 +163,8 @@ def check_run_dir(
     Raises:
         RunFolderError: ``run_dir`` is a file, lies under one, or is a benchmark's results
             folder; it holds a run and neither ``resume`` nor ``overwrite`` was asked, or
-            files a run would overwrite (without ``overwrite``); ``resume`` was asked and it
+            files a run would overwrite (without ``overwrite``), or a ``run.json`` or
+            ``checkpoint.pt`` that is no run's (with ``overwrite`` too); ``resume`` was asked and it
             holds no run (no ``resume_from`` where that is given); or both were asked.
     """
     if resume and overwrite:
@@ -117,6 +172,12 @@ def check_run_dir(
     check_folder_path(run_dir, RunFolderError)
     if is_results_folder(run_dir):
         raise RunFolderError(f"{run_dir} is a benchmark's results folder; give a run its own --out")
+    foreign = foreign_markers(run_dir)
+    if foreign:
+        raise RunFolderError(
+            f"{run_dir} holds {', '.join(foreign)} that no run of movielens-rec wrote; they are "
+            "never replaced (--force neither): use another --out, or move them away"
+        )
     runs = [name for name in RUN_MARKERS if (run_dir / name).exists()]
     if resume and not (runs if resume_from is None else (run_dir / resume_from).exists()):
         raise RunFolderError(
@@ -176,7 +237,15 @@ def remove_run(run_dir: Path) -> None:
     except RunFolderError:  # a damaged record is replaced with the run, not in its way
         agent = None
     entry = registry.AGENTS.get(agent) if isinstance(agent, str) else None
-    names = entry.artefact.files if entry is not None and entry.artefact else run_files()
+    if entry is not None and entry.artefact:
+        names = entry.artefact.files
+    else:  # the files of the agents whose model is there, not every name a run may have
+        found = [
+            entry.artefact.files
+            for entry in registry.AGENTS.values()
+            if entry.artefact and any(_holds_model(run_dir, m) for m in _models(entry.artefact))
+        ]
+        names = tuple(name for files in found for name in files) or run_files()
     for name in (*names, RUN_FILE, CURVE_FILE):
         (run_dir / name).unlink(missing_ok=True)
 
@@ -222,7 +291,8 @@ def read_run_info(run_dir: Path) -> dict[str, Any] | None:
     """The content of ``run_dir/run.json``, or ``None`` where there is none.
 
     Raises:
-        RunFolderError: it is unreadable, not JSON, or not a JSON object.
+        RunFolderError: it is unreadable, not JSON, not a JSON object, or edited (its checksum
+            missing or not matching).
     """
     path = Path(run_dir) / RUN_FILE
     if not path.exists():
@@ -233,7 +303,12 @@ def read_run_info(run_dir: Path) -> dict[str, Any] | None:
         raise RunFolderError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
     if not isinstance(info, dict):
         raise RunFolderError(f"{path}: not a JSON object, so not a run's record")
-    if "checksum" in info and info["checksum"] != checksum(info):
+    if "checksum" not in info:
+        raise RunFolderError(
+            f"{path} was edited (it has no checksum, which every run's record is written with): "
+            "a run's record is what it was trained with; restore it, or train the run again"
+        )
+    if info["checksum"] != checksum(info):
         raise RunFolderError(
             f"{path} was edited (its checksum no longer matches): a run's record is what it "
             "was trained with; restore it, or train the run again"

@@ -1685,3 +1685,47 @@ def test_a_benchmark_config_for_an_agent_without_one_says_it_has_none(tmp_path, 
     err = _error(capsys)
     assert "agent 'mf' has no trained artefact to save and no config to set" in err
     assert "use it in movielens-rec benchmark" not in err
+
+
+# --------------------------------------------------------------------------- eighth pass
+@pytest.mark.parametrize(
+    ("files", "command"),
+    [
+        ({"run.json": '{"experiment": "mine"}', "config.json": '{"my": "settings"}',
+          "learning_curve.csv": "a,b\n"}, "train"),
+        ({"checkpoint.pt": "my torch model", "config.json": '{"my": "settings"}'}, "train-td3"),
+        ({"checkpoint.pt": "my torch model"}, "train"),
+    ],
+)  # fmt: skip
+def test_force_does_not_take_a_user_s_run_json_or_checkpoint_for_a_run(
+    tmp_path, capsys, files, command
+):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    for extra in ((), ("--force",)):
+        argv = _train(folder, *extra) if command == "train" else [*_train_sb3(folder), *extra]
+        assert main(argv) == 2
+        err = _error(capsys)
+        assert "that no run of movielens-rec wrote" in err and "never replaced" in err
+        assert {p.name: p.read_text() for p in folder.iterdir()} == files
+    # A PyTorch checkpoint of the user's own (a dict of tensors) is no DRR run either.
+    torch.save({"weights": torch.zeros(2)}, folder / "checkpoint.pt")
+    assert main(_train(folder, "--force")) == 2
+    assert "checkpoint.pt that no run of movielens-rec wrote" in _error(capsys)
+
+
+def test_a_run_json_whose_checksum_was_deleted_is_refused_as_edited(
+    finished_sb3_run, tmp_path, capsys
+):
+    run = _copy(finished_sb3_run, tmp_path / "edited")
+    info = json.loads((run / "run.json").read_text())
+    del info["checksum"]
+    (run / "run.json").write_text(
+        json.dumps({**info, "env_kwargs": {**info["env_kwargs"], "max_episode_steps": 40}})
+    )
+    assert main(["evaluate", str(run)]) == 2
+    assert "run.json was edited (it has no checksum" in _error(capsys)
+    assert main(_train_sb3(run)) == 2  # still a run: kept without --force, replaced with it
+    assert "already holds a run (run.json" in _error(capsys)
