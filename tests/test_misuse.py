@@ -1729,3 +1729,29 @@ def test_a_run_json_whose_checksum_was_deleted_is_refused_as_edited(
     assert "run.json was edited (it has no checksum" in _error(capsys)
     assert main(_train_sb3(run)) == 2  # still a run: kept without --force, replaced with it
     assert "already holds a run (run.json" in _error(capsys)
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_benchmark_does_not_take_a_train_run_of_the_same_settings_for_its_own(
+    two_catalogues, tmp_path, capsys
+):
+    out = tmp_path / "project"
+    run = out / "runs" / "td3-seed0"
+    data = ["--dataset", "ml-100k", "--data-dir", str(two_catalogues[0])]
+    assert main([*_train_sb3(run, "--timesteps", "40"), *data]) == 0  # another budget
+    config = tmp_path / "td3.json"
+    config.write_text(json.dumps({"learning_starts": 20, "batch_size": 16, "net_arch": [32],
+                                  "buffer_size": 1000}))  # fmt: skip
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    bench = _bench_td3(out, two_catalogues[0], "--config", f"td3={config}")
+    assert main(bench) == 2
+    assert "a run no stored result accounts for" in _error(capsys)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    # Of the same budget too: a train run is never the benchmark's own.
+    assert main([*_train_sb3(run, "--timesteps", "20", "--force"), *data]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(bench) == 2
+    assert "a run no stored result accounts for" in _error(capsys)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before

@@ -35,7 +35,7 @@ from movielens_env.evaluation.protocols import (
     online_reward_models,
 )
 from movielens_env.evaluation.references import BeamPlanner
-from movielens_env.storage import make_folder
+from movielens_env.storage import atomic_write, make_folder
 
 from ..baselines import RandomRanker
 from ..fields import check_seed
@@ -246,6 +246,8 @@ def run_one(
             f"agent {agent!r}: its trainer returned {type(trained).__name__}, not a TrainedAgent"
         )
     trained_at = time.perf_counter()
+    key = config.run_key(agent, data or config.data_fingerprint())
+    _mark_own_run(run_dir, key)
     result = evaluate(trained.policy, env_kwargs, name=agent)
     metrics = result.summary()
     if references is not None:
@@ -253,7 +255,7 @@ def run_one(
     return {
         "agent": agent,
         "seed": seed,
-        "key": config.run_key(agent, data or config.data_fingerprint()),
+        "key": key,
         # Whether the trainer left a run (the model evaluate reads) beside the result.
         "saved_run": holds_run(run_dir),
         "n_users": len(result.users),
@@ -298,16 +300,40 @@ def _other_runs_outside_the_grid(config: BenchmarkConfig, data: str) -> list[tup
 _SET_BY_THE_BENCHMARK = ("eval_every", "checkpoint_every")
 
 
-def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path) -> bool:
-    """Whether ``run_dir``, a run no stored result accounts for, is what this configuration's
-    run of ``agent`` and ``seed`` trains: its ``run.json`` names that agent, seed, config and
-    env arguments. A benchmark interrupted between saving the run and storing its result
-    leaves one, as does deleting the result; training it again replaces it with the same."""
+# Beside a run a benchmark trained: that run's key (budget and data included) and the checksum
+# of the run.json it wrote, so that a train run put in its place (whose run.json differs) is
+# never taken for the benchmark's own. run.json itself is checksummed, so the mark is apart.
+OWN_RUN_MARK = ".benchmark-run.json"
+
+
+def _mark_own_run(run_dir: Path, key: dict[str, Any]) -> None:
+    """Mark the run just trained in ``run_dir`` (if its trainer left one) as this benchmark's."""
     try:
         info = read_run_info(run_dir)
     except RunFolderError:
+        return
+    if info is None:
+        return
+    mark = json.dumps({"key": key, "run": info["checksum"]}, indent=1)
+    atomic_write(run_dir / OWN_RUN_MARK, lambda tmp: tmp.write_text(mark), suffix=".json")
+
+
+def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data: str) -> bool:
+    """Whether ``run_dir``, a run no stored result accounts for, is what this configuration's
+    run of ``agent`` and ``seed`` trains: a benchmark marked it (:data:`OWN_RUN_MARK`) with this
+    run's key (its budget and data too) and its ``run.json`` as written then, which names that
+    agent, seed, config and env arguments. A benchmark interrupted between saving the run and
+    storing its result leaves one, as does deleting the result; training it again replaces it
+    with the same. A train run there is never this benchmark's, whatever its settings."""
+    try:
+        info = read_run_info(run_dir)
+        mark = json.loads((run_dir / OWN_RUN_MARK).read_text())
+    except (RunFolderError, OSError, UnicodeDecodeError, ValueError):
         return False
-    if info is None or not isinstance(info.get("config"), dict):
+    if info is None or not isinstance(info.get("config"), dict) or not isinstance(mark, dict):
+        return False
+    key = json.loads(json.dumps(config.run_key(agent, data)))
+    if mark.get("run") != info["checksum"] or mark.get("key") != key:
         return False
 
     def fields(values: dict[str, Any]) -> dict[str, Any]:
@@ -353,8 +379,8 @@ def run_benchmark(
     removed first (with their run folders and the old leaderboard and plots), so that the
     folder never mixes configurations. A run folder without its result is trained again where
     its ``run.json`` shows it is this configuration's (a benchmark stopped before it stored the
-    result, or the result deleted); one of another configuration or agent counts as another
-    configuration's.
+    result, or the result deleted) and marked it as its own; a train run there, or one of another
+    configuration or agent, counts as another configuration's.
     """
     for agent in config.agents:
         get_agent(agent).check_env(config.env_kwargs())  # before any work
@@ -377,7 +403,7 @@ def run_benchmark(
             elif (
                 found.status == "missing"
                 and holds_run(path.with_suffix(""))
-                and not _own_run(config, agent, seed, path.with_suffix(""))
+                and not _own_run(config, agent, seed, path.with_suffix(""), data)
             ):
                 # A run no stored result accounts for, of another configuration or agent:
                 # someone's own, which training would replace.
