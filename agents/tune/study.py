@@ -31,13 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
+from movielens_env import ENV_ID
 from movielens_env.data.load import load_dataset
 from movielens_env.data.split import validation_dataset
 from movielens_env.errors import ArgumentError, MovieLensRecError
 from movielens_env.evaluation import names
-from movielens_env.evaluation.protocols import episode_steps
+from movielens_env.evaluation.protocols import episode_steps, heldout_env
 from movielens_env.storage import atomic_write, checksum, make_folder
 
 from ..fields import check_seed
@@ -224,6 +226,9 @@ def tune(
     trial_kwargs = {**env_kwargs, "dataset": dataset}
     trial_kwargs.pop("data_dir", None)
     trial_kwargs.pop("download", None)
+    # Env arguments the env refuses fail here, before the folder is made.
+    gym.make(ENV_ID, **trial_kwargs).close()
+    heldout_env(trial_kwargs)
     settings = {
         "format_version": FORMAT_VERSION, "agent": agent, "timesteps": timesteps, "seed": seed,
         "env_kwargs": json_env_kwargs(env_kwargs, "tune"), "data": dataset.fingerprint(),
@@ -366,10 +371,8 @@ def _train_sb3(
     agent: str, config: Any, env_kwargs: dict[str, Any], timesteps: int, seed: int,
     trial: Any, optuna: Any,
 ) -> float:  # fmt: skip
-    import gymnasium as gym
     from stable_baselines3.common.monitor import Monitor
 
-    from movielens_env import ENV_ID
     from movielens_env.evaluation.protocols import evaluate_online
 
     from ..sb3.train import check_buffer_fits, make_model

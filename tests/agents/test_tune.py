@@ -217,7 +217,11 @@ def test_a_starting_config_the_search_would_drop_or_misread_is_refused(tmp_path,
         (["--agent", "td3", "--set", "net_arch=[8]"], "net_arch=[8] (searched among"),
         (["--agent", "drr-ave", "--set", "state=drr-n"], "is a 'drr-n' config"),
         (["--agent", "sac", "--set", "action_noise=0.3"], "sac explores through its entropy"),
+        (
+            ["--agent", "td3", "--env-kwargs", '{"embedding_dim": 8, "unrated_reward": 0.3}'],
+            "unrated_reward=0.3 is used by reward_model='logged' only",
+        ),
     ):
-        assert main(["tune", *argv, "--out", str(out), *TINY]) == 2
+        assert main(["tune", *TINY, *argv, "--out", str(out)]) == 2  # argv's --env-kwargs wins
         assert message in cli_error(capsys)
         assert not out.exists()
