@@ -9,6 +9,7 @@ caches live is the caller's business and is never recorded (nor followed if foun
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -134,11 +135,15 @@ def run_damage(run_dir: Path, agent: str) -> str:
     if not holds_run(run_dir):
         return "empty (no run.json, no checkpoint.pt)"
     try:
-        recorded = (read_run_info(run_dir) or {}).get("agent", agent)
+        info = read_run_info(run_dir) or {}
     except RunFolderError as exc:
         return f"damaged ({exc})"
+    recorded = info.get("agent", agent)
     if recorded != agent:
         return f"damaged (its {RUN_FILE} names agent {recorded!r})"
+    swapped = model_swapped(run_dir, info)
+    if swapped:
+        return f"damaged ({swapped})"
     entry = registry.AGENTS.get(agent)
     files = entry.artefact.files if entry is not None and entry.artefact else ()
     # Plots are drawn from the curve, by train only: no part of what is loaded.
@@ -314,6 +319,29 @@ def read_run_info(run_dir: Path) -> dict[str, Any] | None:
             "was trained with; restore it, or train the run again"
         )
     return info
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of the file at ``path`` (read in blocks: model files may be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_swapped(run_dir: Path, info: dict[str, Any]) -> str:
+    """Why the model file a run's record ``info`` names is not the one it was trained into
+    ("" if it is, or where the record predates digests: ``model_sha256`` absent)."""
+    model, recorded = info.get("model"), info.get("model_sha256")
+    if not isinstance(model, str) or recorded is None or not (run_dir / model).is_file():
+        return ""
+    if file_sha256(run_dir / model) != recorded:
+        return (
+            f"{run_dir / model} is not the model this run trained (its SHA-256 differs from the "
+            f"one {RUN_FILE} records): restore the run's own, or train the run again"
+        )
+    return ""
 
 
 def env_shapes(env: MovieLensRecEnv) -> dict[str, int]:

@@ -1755,3 +1755,21 @@ def test_a_benchmark_does_not_take_a_train_run_of_the_same_settings_for_its_own(
     assert main(bench) == 2
     assert "a run no stored result accounts for" in _error(capsys)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_model_file_swapped_in_from_another_run_is_refused(finished_sb3_run, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert main(_train_sb3(other, "--seed", "1")) == 0
+    run = _copy(finished_sb3_run, tmp_path / "swapped")
+    (run / "td3.zip").write_bytes((other / "td3.zip").read_bytes())
+    capsys.readouterr()
+    for command in (["evaluate", str(run)], ["recommend", str(run), "--user", "1"]):
+        assert main(command) == 2
+        assert f"{run / 'td3.zip'} is not the model this run trained" in _error(capsys)
+    # A run saved before run.json kept the model's digest still loads.
+    legacy = _copy(finished_sb3_run, tmp_path / "legacy")
+    info = json.loads((legacy / "run.json").read_text())
+    del info["checksum"], info["model_sha256"]
+    (legacy / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))
+    assert main(["evaluate", str(legacy)]) == 0

@@ -33,7 +33,9 @@ from ..run_folder import (
     check_run_dir,
     check_trained_env,
     env_shapes,
+    file_sha256,
     json_env_kwargs,
+    model_swapped,
     portable_env_kwargs,
     read_run_info,
     remove_run,
@@ -86,6 +88,7 @@ def train_into(
         "format_version": FORMAT_VERSION, "agent": agent, "algorithm": algorithm, "model": name,
         "config": config.to_dict(), "seed": seed, "timesteps": timesteps,
         "env_kwargs": recorded, "data": env.world.dataset.fingerprint(), **env_shapes(env),
+        "model_sha256": file_sha256(run_dir / name),
     })  # fmt: skip
     return model, curve
 
@@ -157,6 +160,9 @@ def load_run(run_dir: Path, **location: Any) -> tuple[BaseAlgorithm, dict[str, A
     weights = run_dir / info["model"]
     if not weights.is_file():
         raise RunFolderError(f"{weights}: missing; {path} names it as the run's model")
+    swapped = model_swapped(run_dir, info)  # runs saved before the digest was kept: none
+    if swapped:
+        raise RunFolderError(swapped)
     # The replay buffer plays no part in acting: one slot, not the run's capacity.
     model = make_model(algorithm, env, seed, dataclasses.replace(config, buffer_size=1))
     try:
