@@ -37,6 +37,7 @@ from .config_values import parse_overrides, read_config_file
 from .drr.run_dir import CHECKPOINT
 from .env_options import add_env_options, env_options, nonempty
 from .fields import check_seed
+from .folder_lock import lock_folder
 from .plugins import import_plugin
 from .run_folder import (
     RUN_FILE,
@@ -149,7 +150,8 @@ def _train(args: argparse.Namespace) -> int:
         agent, config, env_kwargs, seed, budget, out, args.resume, args.force, progress
     )
     try:
-        trained = artefact.train(request)
+        with lock_folder(out, "train", RunFolderError):  # a second train there is refused
+            trained = artefact.train(request)
     finally:
         for bar in bars:
             bar.close()

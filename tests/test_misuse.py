@@ -1773,3 +1773,29 @@ def test_a_model_file_swapped_in_from_another_run_is_refused(finished_sb3_run, t
     del info["checksum"], info["model_sha256"]
     (legacy / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))
     assert main(["evaluate", str(legacy)]) == 0
+
+
+def test_a_second_benchmark_on_a_folder_in_use_is_refused(two_catalogues, tmp_path, capsys):
+    import fcntl
+
+    out = tmp_path / "bench"
+    out.mkdir()
+    with open(out / ".lock", "w") as first:  # as a first benchmark, still running, holds it
+        fcntl.flock(first, fcntl.LOCK_EX)
+        assert main(_bench(out, two_catalogues[0], "--force")) == 2
+        assert f"{out} is in use by another benchmark" in _error(capsys)
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    assert main(_bench(out, two_catalogues[0])) == 0  # once it ended
+    assert not (out / ".lock").exists()
+
+
+def test_a_second_train_into_a_run_folder_in_use_is_refused(tmp_path, capsys):
+    import fcntl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / ".lock", "w") as first:
+        fcntl.flock(first, fcntl.LOCK_EX)
+        assert main(_train(run)) == 2
+        assert f"{run} is in use by another train" in _error(capsys)
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]

@@ -39,6 +39,7 @@ from movielens_env.storage import atomic_write, make_folder
 
 from ..baselines import RandomRanker
 from ..fields import check_seed
+from ..folder_lock import lock_folder
 from ..registry import AGENTS, TrainContext, TrainedAgent, get_agent
 from ..run_folder import (
     RunFolderError,
@@ -50,6 +51,7 @@ from ..run_folder import (
 )
 from .stats import mean_ci95
 from .stored import (
+    ResultsFolderError,
     check_results_folder,
     check_run,
     read_record,
@@ -385,6 +387,14 @@ def run_benchmark(
     for agent in config.agents:
         get_agent(agent).check_env(config.env_kwargs())  # before any work
     check_results_folder(config.out_dir)
+    # Held to the end: a second benchmark on this folder, of another configuration, would pass
+    # the checks below before this one stored anything, then replace its results.
+    with lock_folder(config.out_dir, "benchmark", ResultsFolderError):
+        return _run_benchmark(config, progress, force)
+
+
+def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list[dict[str, Any]]:
+    """:func:`run_benchmark`, under the lock of its folder."""
     data = config.data_fingerprint()
     records, todo, others = [], [], []
     for agent in config.agents:

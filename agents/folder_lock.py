@@ -1,0 +1,63 @@
+"""An exclusive lock on a folder a command writes (a benchmark's results, a run), so that a
+second command on the same folder is refused at once instead of replacing the first's files.
+
+The lock is ``flock`` on ``FOLDER/.lock``: the kernel drops it with its process, so a killed
+command leaves no stale lock. The file is removed on release.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from movielens_env.storage import make_folder
+
+LOCK_FILE = ".lock"
+
+# The folders this process holds, so that a command locking its folder around an API call that
+# locks it too does not refuse itself (flock conflicts between two opens in one process).
+_HELD: set[Path] = set()
+
+
+@contextmanager
+def lock_folder(folder: Path, what: str, error: type[Exception]) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (created if missing, and removed again on release
+    if it is then empty) while the block runs; ``what`` names the command in the message.
+
+    Raises:
+        error: another process holds the lock (another ``what`` writing into ``folder``).
+    """
+    key = Path(folder).resolve()
+    if key in _HELD:
+        yield
+        return
+    created = not folder.exists()
+    make_folder(folder)
+    path = folder / LOCK_FILE
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # A holder that released between our open and our flock removed the file we opened.
+        if os.stat(path).st_ino != os.fstat(handle).st_ino:
+            raise BlockingIOError
+    except (BlockingIOError, FileNotFoundError):
+        os.close(handle)
+        raise error(
+            f"{folder} is in use by another {what} (it holds {path.name}'s lock); wait for it "
+            "to end, or give this one another folder"
+        ) from None
+    _HELD.add(key)
+    try:
+        yield
+    finally:
+        _HELD.discard(key)
+        path.unlink(missing_ok=True)
+        os.close(handle)
+        if created:
+            try:
+                folder.rmdir()  # only if empty: the command was refused before it wrote
+            except OSError:
+                pass
