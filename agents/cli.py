@@ -141,6 +141,7 @@ def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
     )
     from .benchmark.plots import plot_bars, plot_learning_curves
     from .benchmark.runner import BenchmarkConfig, run_benchmark, stored_or_computed_references
+    from .benchmark.stored import check_results_folder
     from .registry import agent_names, get_agent
 
     for module in args.plugin:
@@ -164,6 +165,7 @@ def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
         env_options=env_options(args),
         planner_width=args.planner_width,
     )  # fmt: skip
+    check_results_folder(out)  # an --out that cannot be made, before the env's MF fit
     env = heldout_env(config.env_kwargs())  # refuses bad env arguments before any run
     if metrics is not None:
         _check_online_metrics(metrics, online_reward_models(env.world))

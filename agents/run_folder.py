@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -221,14 +222,34 @@ def check_replaceable(run_dir: Path, files: tuple[str, ...]) -> None:
 
 
 def check_folder_path(folder: Path, error: type[Exception]) -> None:
-    """Refuse, before any work, a folder path that is a file or lies under one."""
+    """Refuse, before any work, a folder path that is a file, lies under one, or cannot be
+    created or written (no permission, a read-only or virtual file system): the folders it
+    needs are made, then removed again, so that nothing is left where the work is refused."""
     for path in (folder, *folder.parents):
         if path.exists():
             if path == folder and not path.is_dir():
                 raise error(f"{folder} is a file; a folder is needed there")
             if not path.is_dir():
                 raise error(f"{folder}: {path} is a file, so no folder can be made there")
-            return
+            break
+    else:
+        path = Path(".")
+    missing = [p for p in (folder, *folder.parents) if p != path and path in p.parents]
+    try:
+        for made in reversed(missing):
+            made.mkdir()
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise error(f"{folder}: no folder can be made or written there ({exc.strerror})") from None
+    finally:
+        for made in missing:
+            if made.is_dir():
+                try:
+                    made.rmdir()
+                except OSError:  # something else wrote there meanwhile: it is kept
+                    break
 
 
 def remove_run(run_dir: Path) -> None:

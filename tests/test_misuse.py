@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1799,3 +1800,22 @@ def test_a_second_train_into_a_run_folder_in_use_is_refused(tmp_path, capsys):
         assert main(_train(run)) == 2
         assert f"{run} is in use by another train" in _error(capsys)
         assert sorted(p.name for p in run.iterdir()) == [".lock"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, where no folder is made")
+@pytest.mark.parametrize("command", ["train", "train-td3", "benchmark", "tune", "recommend"])
+def test_an_out_folder_that_cannot_be_made_is_refused_before_any_work(
+    finished_run, two_catalogues, tmp_path, capsys, command
+):
+    out = Path("/proc/movielens-rec-test/out")
+    argv = {
+        "train": _train(out),
+        "train-td3": _train_sb3(out),
+        "benchmark": _bench(out, two_catalogues[0]),
+        "tune": ["tune", "--agent", "td3", "--trials", "1", "--out", str(out)],
+        "recommend": ["recommend", str(finished_run), "--all-test-users", "--output",
+                      str(out / "r.csv")],
+    }[command]  # fmt: skip
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert f"{out}: no folder can be made or written there" in _error(capsys)

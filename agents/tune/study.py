@@ -207,6 +207,7 @@ def tune(
     check_seed("seed", seed)
     if not isinstance(env_kwargs.get("dataset", "ml-1m"), str):
         raise ArgumentError("tune takes the dataset by name (its validation split is carved here)")
+    check_folder_path(Path(out).expanduser(), TuneFolderError)  # before the data's MF fit
     optuna = _optuna()
     base = base_config or default_config(agent)
     if getattr(base, "state", agent) != agent:
