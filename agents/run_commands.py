@@ -248,11 +248,14 @@ def _check_output(path: Path, force: bool) -> None:
     if path.is_dir():
         raise ArgumentError(f"--output {path} is a folder; give the path of a CSV file")
     check_folder_path(path.parent, ArgumentError)
+    from .tune.study import RECORD as TUNE_RECORD
+
     folder = path.resolve().parent
-    if holds_run(folder) or results_folder_around(folder) is not None:
+    tune_folder = (folder / TUNE_RECORD).exists()  # a study's journal is lost with its trials
+    if holds_run(folder) or results_folder_around(folder) is not None or tune_folder:
         raise ArgumentError(
-            f"--output {path} lies in a run or a benchmark's results folder, whose files it "
-            "could replace; write recommendations elsewhere"
+            f"--output {path} lies in a run or a benchmark's results folder, or a tune "
+            "study's folder, whose files it could replace; write recommendations elsewhere"
         )
     if path.exists() and not force:
         raise ArgumentError(f"--output {path} exists; pass --force to replace it")

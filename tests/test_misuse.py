@@ -1819,3 +1819,15 @@ def test_an_out_folder_that_cannot_be_made_is_refused_before_any_work(
     capsys.readouterr()
     assert main(argv) == 2
     assert f"{out}: no folder can be made or written there" in _error(capsys)
+
+
+def test_recommend_does_not_write_into_a_tune_study_s_folder(finished_run, tmp_path, capsys):
+    study = tmp_path / "study"
+    study.mkdir()
+    for name in ("tune.json", "study.journal"):
+        (study / name).write_text("the study's")
+    argv = ["recommend", str(finished_run), "--all-test-users", "--output",
+            str(study / "study.journal"), "--force"]  # fmt: skip
+    assert main(argv) == 2
+    assert "or a tune study's folder" in _error(capsys)
+    assert (study / "study.journal").read_text() == "the study's"
