@@ -311,4 +311,6 @@ def _local_imports(file: Path, base: Path) -> list[Path]:
             files += sorted((base / top).rglob("*.py"))
         elif (base / f"{top}.py").is_file():
             files.append(base / f"{top}.py")
+        elif (base / top).is_dir():  # a namespace package (PEP 420): a folder, no __init__.py
+            files += sorted((base / top).rglob("*.py"))
     return files

@@ -1831,3 +1831,14 @@ def test_recommend_does_not_write_into_a_tune_study_s_folder(finished_run, tmp_p
     assert main(argv) == 2
     assert "or a tune study's folder" in _error(capsys)
     assert (study / "study.journal").read_text() == "the study's"
+
+
+def test_a_plugin_whose_helper_in_a_namespace_package_changed_is_not_served_its_old_results(
+    two_catalogues, tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "value_helper").mkdir()  # a helper folder without __init__.py
+    files = {"value_plugin.py": "from value_helper.bonus import VALUE\n",
+             "value_helper/bonus.py": ""}  # fmt: skip
+    test_a_plugin_whose_helper_module_changed_is_not_served_its_old_results(
+        two_catalogues, tmp_path, monkeypatch, capsys, files, "value_plugin"
+    )
