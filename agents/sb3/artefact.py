@@ -160,9 +160,6 @@ def load_run(run_dir: Path, **location: Any) -> tuple[BaseAlgorithm, dict[str, A
     weights = run_dir / info["model"]
     if not weights.is_file():
         raise RunFolderError(f"{weights}: missing; {path} names it as the run's model")
-    swapped = model_swapped(run_dir, info)  # runs saved before the digest was kept: none
-    if swapped:
-        raise RunFolderError(swapped)
     # The replay buffer plays no part in acting: one slot, not the run's capacity.
     model = make_model(algorithm, env, seed, dataclasses.replace(config, buffer_size=1))
     try:
@@ -174,4 +171,7 @@ def load_run(run_dir: Path, **location: Any) -> tuple[BaseAlgorithm, dict[str, A
             f"{weights}: unreadable, damaged, or not the weights of this run's {algorithm} "
             f"({type(exc).__name__}); only its tensors are read, never code"
         ) from None
+    swapped = model_swapped(run_dir, info)  # runs saved before the digest was kept: none
+    if swapped:  # weights that fit, of another run
+        raise RunFolderError(swapped)
     return model, env_kwargs
