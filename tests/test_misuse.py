@@ -1842,3 +1842,20 @@ def test_a_plugin_whose_helper_in_a_namespace_package_changed_is_not_served_its_
     test_a_plugin_whose_helper_module_changed_is_not_served_its_old_results(
         two_catalogues, tmp_path, monkeypatch, capsys, files, "value_plugin"
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [({"history_len": 5000}, "history_len=5000 must be smaller than the catalogue"),
+     ({"slate_size": 5000}, "slate_size=5000 is larger than the")],
+)  # fmt: skip
+def test_a_history_or_slate_beyond_the_catalogue_is_refused_before_the_mf_fit(
+    tmp_path, setting, message
+):
+    from movielens_env.errors import ArgumentError
+    from movielens_env.evaluation.protocols import heldout_env
+
+    kwargs = {"dataset": "synthetic", "embedding_dim": 7, "cache_dir": str(tmp_path), **setting}
+    with pytest.raises(ArgumentError, match=message):
+        heldout_env(kwargs)
+    assert not list(tmp_path.rglob("mf-*"))  # nothing fitted, nothing cached

@@ -145,17 +145,6 @@ class EnvSetup:
         self.world = _world(config)
         data = self.world.dataset
         history_len, slate_size = config.history_len, config.slate_size
-        if history_len >= data.n_items:
-            raise ArgumentError(
-                f"history_len={history_len} must be smaller than the catalogue "
-                f"({data.n_items} items)"
-            )
-        if slate_size > data.n_items - history_len:
-            raise ArgumentError(
-                f"slate_size={slate_size} is larger than the {data.n_items - history_len} "
-                f"items left as candidates ({data.n_items} in the catalogue, "
-                f"history_len={history_len})"
-            )
         self.vectors: ItemVectors = self.world.vectors(config.item_bias)
         self.user_model = UserModel(
             self.world, config.user, config.reward_model, config.split, config.unrated_reward
@@ -296,6 +285,17 @@ def _mf_config(dim: int, options: dict[str, Any] | None) -> MFConfig:
 
 def _check_dataset(config: EnvConfig, data: RatingsDataset) -> None:
     """What the dataset must have for these arguments, checked before the MF fit."""
+    history_len, slate_size = config.history_len, config.slate_size
+    if history_len >= data.n_items:
+        raise ArgumentError(
+            f"history_len={history_len} must be smaller than the catalogue ({data.n_items} items)"
+        )
+    if slate_size > data.n_items - history_len:
+        raise ArgumentError(
+            f"slate_size={slate_size} is larger than the {data.n_items - history_len} "
+            f"items left as candidates ({data.n_items} in the catalogue, "
+            f"history_len={history_len})"
+        )
     if config.reward_model == "oracle" and data.truth is None:
         raise ArgumentError(
             f"reward_model='oracle' needs synthetic data with a known truth; "
