@@ -1859,3 +1859,12 @@ def test_a_history_or_slate_beyond_the_catalogue_is_refused_before_the_mf_fit(
     with pytest.raises(ArgumentError, match=message):
         heldout_env(kwargs)
     assert not list(tmp_path.rglob("mf-*"))  # nothing fitted, nothing cached
+
+
+def test_a_benchmark_config_cannot_train_on_the_test_split():
+    from agents.benchmark.runner import BenchmarkConfig
+
+    with pytest.raises(ValueError, match="may not set split: the dataset has its own fields"):
+        BenchmarkConfig(env_options={"split": "test"})
+    with pytest.raises(ValueError, match="may not set data_dir, dataset"):
+        BenchmarkConfig(env_options={"dataset": "ml-100k", "data_dir": "x"})

@@ -103,6 +103,13 @@ class BenchmarkConfig:
             check_seed("each of seeds", seed)
         for name in ("timesteps", "planner_width"):
             positive_int(name, getattr(self, name))
+        chosen_here = sorted(set(self.env_options) & {"dataset", "data_dir", "split"})
+        if chosen_here:  # the benchmark trains on train and evaluates on test, itself
+            raise ArgumentError(
+                f"BenchmarkConfig.env_options may not set {', '.join(chosen_here)}: the dataset "
+                "has its own fields, and the benchmark trains on the train split and evaluates "
+                "on the test split itself"
+            )
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the training env."""
