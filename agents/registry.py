@@ -166,19 +166,28 @@ def configure_agent(name: str, values: dict[str, Any]) -> AgentEntry:
         ConfigError: a field is unknown or out of range, or the trainer would refuse the
             config (its artefact's ``check``): named before any run of the benchmark starts.
     """
+    config = dataclasses.replace(get_artefact(name).config, **values)
+    check_agent_config(name, config)
+    AGENTS[name] = dataclasses.replace(AGENTS[name], config=config.to_dict())
+    return AGENTS[name]
+
+
+def check_agent_config(name: str, config: Any) -> None:
+    """Refuse a config agent ``name``'s trainer would not train as given: a DRR config of
+    another state, or one its artefact's ``check`` refuses (an ``action_noise`` for sac).
+
+    Raises:
+        ArgumentError: the agent is unknown, has no artefact, or the config is another state's.
+        ConfigError: the artefact's check refuses it.
+    """
     artefact = get_artefact(name)
-    config = dataclasses.replace(artefact.config, **values)
-    if artefact.check is not None:
-        artefact.check(config)
     if getattr(config, "state", name) != name and name in _drr_states():
         raise ArgumentError(
             f"the config given for {name!r} is a {config.state!r} config (its 'state'); give "
             f"{name!r} a config of its own state"
         )
-    to_dict = getattr(config, "to_dict", None)
-    as_json = to_dict() if to_dict is not None else json.loads(config.to_json())
-    AGENTS[name] = dataclasses.replace(AGENTS[name], config=as_json)
-    return AGENTS[name]
+    if artefact.check is not None:
+        artefact.check(config)
 
 
 def _drr_states() -> tuple[str, ...]:

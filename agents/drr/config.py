@@ -128,9 +128,13 @@ class DRRConfig:
                 f"({self.buffer_size}): learning would never start"
             )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON values (as ``SB3Config.to_dict``)."""
+        return dataclasses.asdict(self)
+
     def to_json(self) -> str:
         """The config as JSON text."""
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DRRConfig:

@@ -43,7 +43,7 @@ from movielens_env.evaluation.protocols import episode_steps, heldout_env
 from movielens_env.storage import atomic_write, checksum, make_folder
 
 from ..fields import check_seed
-from ..registry import get_artefact
+from ..registry import check_agent_config
 from ..run_folder import LOCATION_KEYS, check_folder_path, json_env_kwargs
 from .space import base_params, check_tunable, default_config, trial_config
 
@@ -81,12 +81,6 @@ def _optuna() -> Any:
     # A failed trial's traceback is Optuna's WARNING; the error itself reaches the caller.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    """A DRR or SB3 config as JSON values (what ``--config FILE`` reads back)."""
-    to_dict = getattr(config, "to_dict", None)
-    return to_dict() if to_dict is not None else json.loads(config.to_json())
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -147,7 +141,6 @@ def _prepare_folder(folder: Path, settings: dict[str, Any], force: bool) -> None
     """Refuse a folder of another study (unless ``force``, which removes it) or of anything
     else; a folder of this study is continued. Only an intact ``tune.json`` (its checksum
     holds) marks a study as this tool's: a damaged one is refused even with ``force``."""
-    check_folder_path(folder, TuneFolderError)
     if not folder.exists():
         return
     record = _read_record(folder)
@@ -207,17 +200,11 @@ def tune(
     check_seed("seed", seed)
     if not isinstance(env_kwargs.get("dataset", "ml-1m"), str):
         raise ArgumentError("tune takes the dataset by name (its validation split is carved here)")
-    check_folder_path(Path(out).expanduser(), TuneFolderError)  # before the data's MF fit
+    out = Path(out).expanduser()
+    check_folder_path(out, TuneFolderError)  # before the data's MF fit
     optuna = _optuna()
     base = base_config or default_config(agent)
-    if getattr(base, "state", agent) != agent:
-        raise ArgumentError(
-            f"the config given for {agent!r} is a {base.state!r} config (its 'state'); tune "
-            f"{base.state!r} instead, or give {agent!r} a config of its own state"
-        )
-    check = get_artefact(agent).check
-    if check is not None:  # what the trainer would refuse (an action_noise for sac)
-        check(base)
+    check_agent_config(agent, base)  # what the trainer would refuse, before any work
     first = base_params(agent, base)  # before any work: a base outside the space is refused
     location = {k: env_kwargs[k] for k in LOCATION_KEYS if k in env_kwargs}
     dataset = validation_dataset(
@@ -233,17 +220,12 @@ def tune(
     settings = {
         "format_version": FORMAT_VERSION, "agent": agent, "timesteps": timesteps, "seed": seed,
         "env_kwargs": json_env_kwargs(env_kwargs, "tune"), "data": dataset.fingerprint(),
-        "base_config": config_dict(base), "objective": OBJECTIVE,
+        "base_config": base.to_dict(), "objective": OBJECTIVE,
     }  # fmt: skip
-    out = Path(out).expanduser()
     _prepare_folder(out, settings, force)
     if not (out / RECORD).exists():  # the record first: it marks the folder as this study's
         make_folder(out)
-        record = {
-            "settings": settings, "trials_finished": 0, "best": None,
-            "journal": _journal_mark(out / JOURNAL),
-        }  # fmt: skip
-        _write_json(out / RECORD, {**record, "checksum": checksum(record)})
+        _save_record(out, settings, 0, None)
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(out / JOURNAL))
     )
@@ -288,22 +270,35 @@ def _result(out: Path, study: Any, optuna: Any, base: Any, done: int) -> TuneRes
         raise ArgumentError(
             f"every trial of the study in {out} was pruned or failed: no config to keep"
         )
-    config = dataclasses.replace(base, **best.user_attrs["config_fields"])
-    return TuneResult(config, float(best.value), done, out)
+    return TuneResult(_config_of(best, base), float(best.value), done, out)
+
+
+def _config_of(trial: Any, base: Any) -> Any:
+    """The config a trial trained: ``base`` with the fields the trial changed."""
+    return dataclasses.replace(base, **trial.user_attrs["config_fields"])
+
+
+def _save_record(
+    out: Path, settings: dict[str, Any], finished: int, best: dict[str, Any] | None
+) -> None:
+    """``tune.json``: the settings, the trials finished, the best so far and the journal's
+    mark, checksummed."""
+    record = {
+        "settings": settings, "trials_finished": finished, "best": best,
+        "journal": _journal_mark(out / JOURNAL),
+    }  # fmt: skip
+    _write_json(out / RECORD, {**record, "checksum": checksum(record)})
 
 
 def _write_record(out: Path, settings: dict[str, Any], study: Any, optuna: Any, base: Any) -> None:
     """tune.json, trials.csv and best_config.json as the study stands."""
     best = _best(study, optuna)
-    record: dict[str, Any] = {
-        "settings": settings, "trials_finished": _finished(study, optuna), "best": None,
-        "journal": _journal_mark(out / JOURNAL),
-    }  # fmt: skip
+    summary = None
     if best is not None:
-        config = config_dict(dataclasses.replace(base, **best.user_attrs["config_fields"]))
-        record["best"] = {"trial": best.number, "value": best.value, "config": config}
+        config = _config_of(best, base).to_dict()
+        summary = {"trial": best.number, "value": best.value, "config": config}
         _write_json(out / BEST_CONFIG, config)
-    _write_json(out / RECORD, {**record, "checksum": checksum(record)})
+    _save_record(out, settings, _finished(study, optuna), summary)
     params = sorted({key for t in study.trials for key in t.params})
 
     def write(tmp: Path) -> None:
