@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import episode_steps, heldout_env, online_reward_models
 
 from .benchmark.machine import machine_description
-from .config_values import read_config_file
+from .config_values import read_config_file, with_options
 from .env_options import add_env_options, env_options, nonempty
 from .plugins import import_plugin
 from .run_commands import add_commands as add_run_commands
@@ -202,7 +201,6 @@ def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     """Search an agent's hyper-parameters on the validation split; save the best config."""
-    from .config_values import parse_overrides
     from .registry import get_agent
     from .tune.space import check_tunable, default_config
     from .tune.study import BEST_CONFIG, TRIALS, tune
@@ -216,10 +214,7 @@ def _tune(args: argparse.Namespace) -> int:
     )
     base = None
     if args.config is not None or args.set:
-        base = default_config(args.agent)
-        values = {} if args.config is None else read_config_file(type(base), args.config)
-        values.update(parse_overrides(type(base), args.set))
-        base = dataclasses.replace(base, **values)
+        base = with_options(default_config(args.agent), args.config, args.set)
     env_kwargs = {"dataset": dataset, "data_dir": args.data_dir, **env_options(args)}
     get_agent(args.agent).check_env(env_kwargs)
 

@@ -108,6 +108,14 @@ def parse_overrides(cls: type, pairs: list[str]) -> dict[str, Any]:
     return values
 
 
+def with_options(config: Any, config_file: str | Path | None, pairs: list[str]) -> Any:
+    """``config`` with the fields of ``--config FILE`` and then of ``--set KEY=VALUE`` pairs
+    (which override the file's); the config's own checks name a value out of range."""
+    values = {} if config_file is None else read_config_file(type(config), config_file)
+    values.update(parse_overrides(type(config), pairs))
+    return dataclasses.replace(config, **values)
+
+
 def values_from_dict(cls: type, values: Any, where: str) -> dict[str, Any]:
     """The fields a JSON object gives (lists read as tuples where the field is one).
 

@@ -9,7 +9,6 @@ that agent's loader, so they read the benchmark's ``runs/<agent>-seed<N>/`` fold
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from movielens_env.storage import require_memory
 
 from . import registry
 from .artefact import Artefact, RunRequest
-from .config_values import parse_overrides, read_config_file
+from .config_values import with_options
 from .drr.run_dir import CHECKPOINT
 from .env_options import add_env_options, env_options, nonempty
 from .fields import check_seed
@@ -126,11 +125,7 @@ def _train(args: argparse.Namespace) -> int:
         config, seed, env_kwargs = artefact.resume(out)
     else:
         config, seed, env_kwargs = artefact.config, 0, {"dataset": "synthetic"}
-    values: dict[str, Any] = {}
-    if args.config is not None:
-        values.update(read_config_file(type(config), args.config))
-    values.update(parse_overrides(type(config), args.set))
-    config = dataclasses.replace(config, **values)
+    config = with_options(config, args.config, args.set)
     seed = check_seed("seed", seed if args.seed is None else args.seed)
     if args.dataset is not None:
         env_kwargs["dataset"] = args.dataset
