@@ -7,7 +7,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -24,6 +24,11 @@ from .env_options import add_env_options, env_options, nonempty
 from .plugins import import_plugin
 from .run_commands import add_commands as add_run_commands
 from .threads import torch_threads
+
+if TYPE_CHECKING:
+    from movielens_env.envs.env import MovieLensRecEnv
+
+    from .benchmark.runner import BenchmarkConfig
 
 
 def _rollout(args: argparse.Namespace) -> int:
@@ -131,16 +136,10 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
-    from .benchmark.leaderboard import (
-        aggregate,
-        baseline_comparison,
-        check_metrics,
-        format_table,
-        write_leaderboard,
-    )
-    from .benchmark.plots import plot_bars, plot_learning_curves
-    from .benchmark.runner import BenchmarkConfig, run_benchmark, stored_or_computed_references
-    from .benchmark.stored import check_results_folder
+    from .benchmark.leaderboard import check_metrics
+    from .benchmark.runner import BenchmarkConfig
+    from .benchmark.stored import ResultsFolderError, check_results_folder
+    from .folder_lock import lock_folder
     from .registry import agent_names, get_agent
 
     for module in args.plugin:
@@ -168,6 +167,29 @@ def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
     env = heldout_env(config.env_kwargs())  # refuses bad env arguments before any run
     if metrics is not None:
         _check_online_metrics(metrics, online_reward_models(env.world))
+    # The leaderboard and plots are written under the run's lock too: a second benchmark
+    # into this folder could otherwise replace the runs between storing them and reading them.
+    with lock_folder(out, "benchmark", ResultsFolderError):
+        return _write_benchmark(args, config, env, metrics)
+
+
+def _write_benchmark(
+    args: argparse.Namespace,
+    config: BenchmarkConfig,
+    env: MovieLensRecEnv,
+    metrics: list[str] | None,
+) -> int:
+    """Run ``config``'s grid and write its leaderboard and plots (under the folder's lock)."""
+    from .benchmark.leaderboard import (
+        aggregate,
+        baseline_comparison,
+        format_table,
+        write_leaderboard,
+    )
+    from .benchmark.plots import plot_bars, plot_learning_curves
+    from .benchmark.runner import run_benchmark, stored_or_computed_references
+
+    out, dataset, seeds = config.out_dir, config.dataset, config.seeds
     records = run_benchmark(config, progress=not args.no_progress, force=args.force)
     references = stored_or_computed_references(config)
     table = aggregate(records)

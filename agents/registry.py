@@ -275,17 +275,21 @@ _OWN_PACKAGES = (__name__.split(".")[0], "movielens_env")
 
 def _plugin_sources(name: str, path: Path) -> list[tuple[str, Path]]:
     """The source files of the plugin module ``name`` (at ``path``), by their path relative to
-    the folder it was imported from: every ``.py`` file of its top-level package, or the
-    module's own file, and, followed through their ``import`` statements, those of the modules
-    and packages beside it in that folder. Read from the files, not from what happens to be
-    imported, so that the same code always gives the same list."""
+    the folder it was imported from: every file of its top-level package (data files too), or
+    the module's own file, and, followed through their ``import`` statements and
+    ``importlib.import_module("name")`` calls, those of the modules and packages beside it in
+    that folder. Read from the files, not from what happens to be imported, so that the same
+    code always gives the same list. Not covered: files a single-module plugin reads from its
+    folder, and installed libraries (as for the built-in agents, whose key is the result
+    version)."""
     parts = name.split(".") + (["__init__"] if path.name == "__init__.py" else [])
     base = path.parents[len(parts) - 1] if len(parts) <= len(path.parents) else path.parent
     if path.relative_to(base).with_suffix("").parts != tuple(parts):
         base = path.parent  # loaded under another name than its path gives: its file alone
         parts = [path.stem]
     top = base / parts[0]
-    todo = sorted(top.rglob("*.py")) if len(parts) > 1 and top.is_dir() else [path]
+    # A package's other files (data it reads, a config) count as its code.
+    todo = _package_files(top) if len(parts) > 1 and top.is_dir() else [path]
     # In an installed environment the folder beside the plugin holds every other
     # distribution: imports are followed only from a plugin's own folder.
     follow = base.name not in ("site-packages", "dist-packages")
@@ -296,9 +300,18 @@ def _plugin_sources(name: str, path: Path) -> list[tuple[str, Path]]:
         if label in found or "__pycache__" in file.parts:
             continue
         found[label] = file
-        if follow:
+        if follow and file.suffix == ".py":
             todo += _local_imports(file, base)
     return sorted(found.items())
+
+
+def _package_files(folder: Path) -> list[Path]:
+    """Every file of the package ``folder``, but compiled ones."""
+    return sorted(
+        file
+        for file in folder.rglob("*")
+        if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc"
+    )
 
 
 def _local_imports(file: Path, base: Path) -> list[Path]:
@@ -314,12 +327,28 @@ def _local_imports(file: Path, base: Path) -> list[Path]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
+        elif (name := _imported_by_call(node)) is not None:
+            names.add(name.split(".")[0])
     files: list[Path] = []
     for top in sorted(names - set(_OWN_PACKAGES)):
         if (base / top / "__init__.py").is_file():
-            files += sorted((base / top).rglob("*.py"))
+            files += _package_files(base / top)
         elif (base / f"{top}.py").is_file():
             files.append(base / f"{top}.py")
-        elif (base / top).is_dir():  # a namespace package (PEP 420): a folder, no __init__.py
+        elif (base / top).is_dir():  # a namespace package (PEP 420): any folder, so code only
             files += sorted((base / top).rglob("*.py"))
     return files
+
+
+def _imported_by_call(node: ast.AST) -> str | None:
+    """The module an ``importlib.import_module("name")`` or ``__import__("name")`` call
+    imports, where the name is written out; ``None`` for any other node."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func, first = node.func, node.args[0]
+    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if called not in ("import_module", "__import__"):
+        return None
+    if isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value:
+        return None if first.value.startswith(".") else first.value
+    return None

@@ -418,6 +418,23 @@ def test_other_data_into_the_same_results_folder_is_not_served_old_numbers(
     assert replaced["metrics"] != stored["metrics"]
 
 
+def test_the_leaderboard_is_written_under_the_folder_s_lock(two_catalogues, tmp_path, monkeypatch):
+    """A second benchmark into the folder could otherwise replace the runs between storing them
+    and writing the leaderboard from them."""
+    from agents.benchmark import leaderboard
+
+    out, held = tmp_path / "bench", []
+    write = leaderboard.write_leaderboard
+
+    def watched(*args, **kwargs):
+        held.append((out / ".lock").exists())  # the lock file lives only while it is held
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(leaderboard, "write_leaderboard", watched)
+    assert main(_bench(out, two_catalogues[0])) == 0
+    assert held == [True] and not (out / ".lock").exists()
+
+
 def test_a_folder_that_is_not_a_results_folder_keeps_its_files(two_catalogues, tmp_path, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -1348,6 +1365,13 @@ def test_force_leaves_no_result_of_the_old_configuration_in_the_folder(
          "value_plugin"),
         ({"valuepkg/__init__.py": "from .helper import VALUE\n", "valuepkg/helper.py": ""},
          "valuepkg"),
+        # a helper imported by name; a data file a plugin package reads
+        ({"value_plugin.py": "import importlib\n"
+          "VALUE = importlib.import_module('value_helper').VALUE\n", "value_helper.py": ""},
+         "value_plugin"),
+        ({"valuepkg/__init__.py": "from pathlib import Path\n"
+          "VALUE = float(Path(__file__).with_name('value.txt').read_text().split('=')[1])\n",
+          "valuepkg/value.txt": ""}, "valuepkg"),
     ],
 )  # fmt: skip
 def test_a_plugin_whose_helper_module_changed_is_not_served_its_old_results(
