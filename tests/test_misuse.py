@@ -202,8 +202,11 @@ def test_load_agent_takes_only_where_data_lives(finished_run):
         ("buffer_size=1e11", "DRRConfig.buffer_size must be an integer in [1, 10,000,000]"),
         ("num_envs=100000", "DRRConfig.num_envs must be an integer in [1, 1024], got 100000"),
         ("gamma=1", "DRRConfig.gamma must be a number in [0, 1)"),
+        # each within its bounds, together seconds per gradient step (the batch is 8)
+        ("hidden=8192", "DRRConfig.batch_size * hidden**2 (8 * 8192**2 = 536,870,912) must be "
+         "at most 268,435,456"),
     ],
-)
+)  # fmt: skip
 def test_config_values_of_the_wrong_type_or_range_are_named(tmp_path, capsys, setting, message):
     assert main(_train(tmp_path / "run", "--set", setting)) == 2
     assert message in _error(capsys)
@@ -285,6 +288,11 @@ def test_train_into_a_folder_holding_an_sb3_run_is_refused_and_the_run_kept(
         ('net_arch=["64"]', "SB3Config.net_arch must be a list of 1 to 16 entries"),
         ("net_arch=[64,", "SB3Config.net_arch must be a JSON list such as [64, 64], got '[64,'"),
         ("learning_rate=fast", "SB3Config.learning_rate must be a number, got 'fast'"),
+        (
+            "net_arch=[64,8192]",
+            "SB3Config.batch_size * max(net_arch)**2 (16 * 8192**2 = "
+            "1,073,741,824) must be at most 268,435,456",
+        ),
     ],
 )
 def test_sb3_config_values_of_the_wrong_type_or_range_are_named(tmp_path, capsys, setting, message):
@@ -954,6 +962,28 @@ def test_sizes_beyond_what_the_machine_or_data_allow_fail_fast(small_dataset, mo
         MovieLensRecVectorEnv(num_envs=100_000, dataset=small_dataset, embedding_dim=4)
     with pytest.raises(ValueError, match=r"width must be an integer in \[1, 4096\]"):
         BeamPlanner(width=10**6)
+    # Each within its own bounds, together days of search or tens of GB.
+    with pytest.raises(ValueError, match=r"width 4096 x 10000 episode steps = .* beyond"):
+        BeamPlanner(width=4096).check_size(10_000, 1682)
+    with pytest.raises(ValueError, match=r"4096 x 62,423 items .* use a width of at most 1,075"):
+        BeamPlanner(width=4096).check_size(10, 62_423)
+
+
+def test_a_planner_too_wide_for_the_episodes_fails_before_any_user_is_planned(
+    two_catalogues, tmp_path, capsys
+):
+    out = tmp_path / "bench"
+    long = [
+        "--user-model",
+        "boredom",
+        "--planner-width",
+        "4096",
+        "--env-kwargs",
+        '{"embedding_dim": 4, "mf_options": {"iterations": 2}, "max_episode_steps": 1000}',
+    ]
+    assert main(_bench(out, two_catalogues[0], *long)) == 2
+    assert "planner width 4096 x 1000 episode steps" in _error(capsys)
+    assert not (out / "references.json").exists()
 
 
 def test_a_zip_that_would_expand_far_beyond_grouplens_files_is_refused(tmp_path):

@@ -28,6 +28,7 @@ from movielens_env.errors import AgentError, ArgumentError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.headroom import normalized_score, reference_returns
 from movielens_env.evaluation.protocols import (
+    episode_steps,
     evaluate,
     evaluate_online,
     evaluation_users,
@@ -179,6 +180,9 @@ def compute_references(
     env_kwargs = config.env_kwargs()
     env = heldout_env(env_kwargs)
     users = evaluation_users(env.world, env.history_len)
+    planner = BeamPlanner(config.planner_width)
+    if not planner.returns_myopic(env):  # before the first user rather than at it
+        planner.check_size(episode_steps(env_kwargs), env.world.dataset.n_items)
     models: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     reward_models = online_reward_models(env.world)
@@ -186,7 +190,6 @@ def compute_references(
     total = 5 * len(users) * len(reward_models)
     with tqdm(total=total, disable=not progress, unit="user", desc="references") as bar:
         for model in reward_models:
-            planner = BeamPlanner(config.planner_width)
             found = reference_returns(env_kwargs, model, users, planner, bar.update)
             found.returns["random"] = evaluate_online(
                 RandomRanker(0), env_kwargs, model, users, progress=bar.update

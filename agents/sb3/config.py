@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config_values import values_from_dict
-from ..fields import Bound, ConfigError, TupleBound, check_fields
+from ..fields import Bound, ConfigError, TupleBound, check_fields, check_step_cost
 
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring, as DRRConfig's: beyond them a
@@ -60,6 +60,7 @@ class SB3Config:
         if isinstance(self.net_arch, list):  # as JSON and Python callers write it
             object.__setattr__(self, "net_arch", tuple(self.net_arch))
         check_fields(self, BOUNDS)
+        check_step_cost("SB3Config", "max(net_arch)", self.batch_size, max(self.net_arch))
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values."""

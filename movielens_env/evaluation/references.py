@@ -32,6 +32,14 @@ if TYPE_CHECKING:
 
 REFERENCES = ("greedy", "myopic", "planner")
 
+# The planner's work per user grows with width * episode steps (each step re-rates every kept
+# episode and carries every plan), its memory with width * catalogue size (the ratings of every
+# kept episode at once). The defaults use 128 * 20 = 2,560 and, on ML-25M, 8 M floats; the
+# limits (25x and 8x those) keep one user's plan within minutes and a few GB, where larger
+# products looked like a hang.
+MAX_PLANNER_WORK = 65_536
+MAX_PLANNER_RATINGS = 64 * 2**20
+
 
 @runtime_checkable
 class Reference(Protocol):
@@ -154,11 +162,32 @@ class BeamPlanner:
         myopic = MyopicPolicy().plan(env, horizon)
         if self.returns_myopic(env):
             return myopic
+        self.check_size(horizon, env.world.dataset.n_items)
         with single_threaded_blas():
             beam_plan, beam_return = self._search(env, horizon)
         if _planned_return(env, myopic) > beam_return:
             return myopic
         return beam_plan
+
+    def check_size(self, horizon: int, n_items: int) -> None:
+        """Refuse a search of ``horizon`` steps over ``n_items`` items this planner could not
+        finish in reasonable time and memory.
+
+        Raises:
+            ArgumentError: naming the width, the product and its limit.
+        """
+        if self.width * horizon > MAX_PLANNER_WORK:
+            raise ArgumentError(
+                f"planner width {self.width} x {horizon} episode steps = "
+                f"{self.width * horizon:,} is beyond {MAX_PLANNER_WORK:,} (the planner's work "
+                "per user grows with both): use a smaller width for episodes this long"
+            )
+        if self.width * n_items > MAX_PLANNER_RATINGS:
+            raise ArgumentError(
+                f"planner width {self.width} x {n_items:,} items = {self.width * n_items:,} "
+                f"ratings held at once is beyond {MAX_PLANNER_RATINGS:,}: use a width of at "
+                f"most {MAX_PLANNER_RATINGS // n_items:,} for this catalogue"
+            )
 
     def _search(self, env: MovieLensRecEnv, horizon: int) -> tuple[np.ndarray, float]:
         look, k = _Lookahead(env), env.slate_size
