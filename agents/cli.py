@@ -183,6 +183,7 @@ def _write_benchmark(
     from .benchmark.leaderboard import (
         aggregate,
         baseline_comparison,
+        few_users_warning,
         format_table,
         write_leaderboard,
     )
@@ -207,6 +208,10 @@ def _write_benchmark(
         f"per-user temporal 80/20 split; {', '.join(map(str, sorted(users)))} test users evaluated"
         f"; env arguments {config.env_options or 'the defaults'}"
     )
+    warning = few_users_warning(min(users))
+    if warning is not None:
+        described += f"\n\n**Warning: {warning}.**"
+        print(f"warning: {warning}", file=sys.stderr)
     md_path, csv_path = write_leaderboard(
         table, out, title, command, machine_description(), described, references
     )

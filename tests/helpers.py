@@ -84,9 +84,9 @@ def exhaustive_best(env: MovieLensRecEnv, user_raw: int, horizon: int) -> float:
     )
 
 
-def write_ml100k(folder: Path, seed: int = 4) -> None:
+def write_ml100k(folder: Path, seed: int = 4, n_users: int = 80) -> None:
     """A small catalogue in ml-100k's own file layout (u.data, u.item with genre flags)."""
-    raw, _ = generate_ratings(80, 200, 3000, seed=seed)
+    raw, _ = generate_ratings(n_users, 200, 3000 * n_users // 80, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     rows = zip(raw.users, raw.items, raw.ratings.astype(int), raw.timestamps, strict=True)
     (folder / "u.data").write_text("".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in rows))

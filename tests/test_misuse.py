@@ -443,6 +443,16 @@ def test_the_leaderboard_is_written_under_the_folder_s_lock(two_catalogues, tmp_
     assert held == [True] and not (out / ".lock").exists()
 
 
+def test_a_leaderboard_over_few_test_users_says_so(tmp_path, capsys):
+    write_ml100k(tmp_path / "ml-100k", n_users=12)
+    out = tmp_path / "bench"
+    assert main(_bench(out, tmp_path / "ml-100k")) == 0
+    err = capsys.readouterr().err
+    found = re.search(r"warning: only (\d+) test users evaluated: the numbers describe them", err)
+    assert found and int(found[1]) <= 12
+    assert f"Warning: only {found[1]} test users evaluated" in (out / "leaderboard.md").read_text()
+
+
 def test_a_folder_that_is_not_a_results_folder_keeps_its_files(two_catalogues, tmp_path, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()

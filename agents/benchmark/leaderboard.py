@@ -117,6 +117,22 @@ def references_table(references: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# Below this many test users a leaderboard describes those users rather than the data: its
+# intervals are over seeds, with the users fixed, so they do not show how few there are.
+FEW_USERS = 30
+
+
+def few_users_warning(n_users: int) -> str | None:
+    """The warning a leaderboard over ``n_users`` test users carries, if they are few."""
+    if n_users >= FEW_USERS:
+        return None
+    return (
+        f"only {n_users} test user{'s' if n_users != 1 else ''} evaluated: the numbers describe "
+        f"{'them' if n_users != 1 else 'that user'}, not the dataset (the intervals are over "
+        f"seeds, not users); compare agents on at least {FEW_USERS}"
+    )
+
+
 def write_leaderboard(
     table,
     out_dir: Path,
