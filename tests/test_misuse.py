@@ -453,13 +453,20 @@ def test_a_leaderboard_over_few_test_users_says_so(tmp_path, capsys):
     assert f"Warning: only {found[1]} test users evaluated" in (out / "leaderboard.md").read_text()
 
 
-def test_a_folder_that_is_not_a_results_folder_keeps_its_files(two_catalogues, tmp_path, capsys):
+@pytest.mark.parametrize("name", ["leaderboard.csv", "references.json"])
+def test_a_folder_that_is_not_a_results_folder_keeps_its_files(
+    two_catalogues, tmp_path, capsys, name
+):
     mine = tmp_path / "mine"
     mine.mkdir()
-    (mine / "leaderboard.csv").write_text("my precious data")
+    (mine / name).write_text("my precious data")
     assert main(_bench(mine, two_catalogues[0])) == 2
-    assert "is not a benchmark's results folder but holds leaderboard.csv" in _error(capsys)
-    assert (mine / "leaderboard.csv").read_text() == "my precious data"
+    err = _error(capsys)
+    assert (
+        f"is not a benchmark's results folder but holds {name}, which a benchmark would "
+        "overwrite" in err
+    )
+    assert (mine / name).read_text() == "my precious data"
     assert not (mine / "runs").exists()
 
 
@@ -1108,15 +1115,6 @@ def test_a_plugin_config_that_is_not_json_is_refused_when_registered():
 
 
 # --------------------------------------------------------------------------- fourth pass
-def test_a_references_json_that_no_benchmark_wrote_is_kept(two_catalogues, tmp_path, capsys):
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "references.json").write_text("mine")
-    assert main(_bench(mine, two_catalogues[0])) == 2
-    assert "holds references.json, which a benchmark would overwrite" in _error(capsys)
-    assert (mine / "references.json").read_text() == "mine"
-
-
 @pytest.mark.parametrize(
     "env_kwargs, message",
     [

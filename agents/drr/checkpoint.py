@@ -40,7 +40,7 @@ def save_checkpoint(run_dir: Path, payload: dict[str, Any], config: DRRConfig) -
     """Write ``run_dir/checkpoint.pt`` (payload + format version) and ``run_dir/config.json``."""
     make_folder(run_dir)
     path = run_dir / CHECKPOINT
-    payload = {**payload, "format_version": FORMAT_VERSION, "config": json.loads(config.to_json())}
+    payload = {**payload, "format_version": FORMAT_VERSION, "config": config.to_dict()}
     atomic_write(path, lambda tmp: torch.save(payload, tmp), suffix=".pt")
     atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(config.to_json()), suffix=".json")
     return path

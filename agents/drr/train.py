@@ -149,7 +149,7 @@ def _train(
     else:
         obs, _ = envs.reset(seed=seed)
     # A readable record naming the agent (movielens-rec evaluate finds its loader by it).
-    run_info = {"agent": config.state, "config": json.loads(config.to_json()),
+    run_info = {"agent": config.state, "config": config.to_dict(),
                 "episodes": episodes, "seed": seed}  # fmt: skip
     if run_dir is not None:  # a run in no folder may train on a dataset object
         run_info["env_kwargs"] = _json_env_kwargs(env_kwargs)
