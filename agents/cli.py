@@ -245,9 +245,9 @@ def _tune(args: argparse.Namespace) -> int:
     env_kwargs = {"dataset": dataset, "data_dir": args.data_dir, **env_options(args)}
     get_agent(args.agent).check_env(env_kwargs)
 
-    def report(number: int, value: float | None) -> None:
+    def report(number: int, value: float | None, why: str) -> None:
         if not args.no_progress:
-            shown = "pruned" if value is None else f"validation return {value:.4f}"
+            shown = f"pruned: {why}" if value is None else f"validation return {value:.4f}"
             print(f"trial {number}: {shown}", flush=True)
 
     result = tune(

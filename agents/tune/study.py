@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,7 +179,7 @@ def tune(
     seed: int = 0,
     force: bool = False,
     base_config: Any | None = None,
-    on_trial: Callable[[int, float | None], None] = lambda number, value: None,
+    on_trial: Callable[[int, float | None, str], None] = lambda number, value, why: None,
 ) -> TuneResult:
     """Tune ``agent`` for ``trials`` trials in all (those ``out`` already holds count).
 
@@ -192,7 +193,8 @@ def tune(
         seed: seeds the sampler and every trial's training.
         force: replace a study of other settings in ``out``.
         base_config: the config the search fills (default: the agent's default config).
-        on_trial: called after each trial with its number and value (``None``: pruned).
+        on_trial: called after each trial with its number, its value (``None``: pruned) and
+            why it was pruned (empty if it was not).
     """
     check_tunable(agent)
     if trials < 1 or timesteps < 1:
@@ -249,7 +251,8 @@ def tune(
     while (done := _finished(study, optuna)) < trials:
         study.optimize(objective, n_trials=1, catch=())
         last = study.trials[-1]
-        on_trial(last.number, last.value if last.state.name == "COMPLETE" else None)
+        value = last.value if last.state.name == "COMPLETE" else None
+        on_trial(last.number, value, str(last.user_attrs.get("pruned", "")))
         _write_record(out, settings, study, optuna, base)
     return _result(out, study, optuna, base, done)
 
@@ -327,7 +330,7 @@ def _objective(
         trial.set_user_attr("config_fields", json.loads(json.dumps(changed)))
         score = _train_and_score(agent, config, env_kwargs, timesteps, seed, trial, optuna)
         if not math.isfinite(score):
-            raise optuna.TrialPruned(f"the validation return is {score}")
+            _prune(trial, f"the validation return is {score}", optuna)
         return score
 
     return objective
@@ -336,7 +339,19 @@ def _objective(
 def _report(trial: Any, step: int, value: float, optuna: Any) -> None:
     trial.report(value, step)
     if trial.should_prune():
-        raise optuna.TrialPruned(f"pruned at evaluation {step}: {value:.4g}")
+        _prune(trial, f"below the median at evaluation {step}: {value:.4g}", optuna)
+
+
+def _prune(trial: Any, why: str, optuna: Any) -> None:
+    """Stop ``trial`` as pruned, saying ``why`` (kept in the study, shown per trial)."""
+    trial.set_user_attr("pruned", why)
+    raise optuna.TrialPruned(why)
+
+
+def _no_update(trial: Any, what: str, optuna: Any) -> None:
+    """Prune a trial whose agent never took a gradient step: its score is that of an
+    untrained network, which must not be ranked against trained ones."""
+    _prune(trial, f"took no gradient step ({what}): an untrained network, not scored", optuna)
 
 
 def _train_and_score(
@@ -358,7 +373,11 @@ def _train_and_score(
             steps.append(row[OBJECTIVE])
             _report(trial, len(steps), row[OBJECTIVE], optuna)
 
-        train_drr(env_kwargs, config, episodes, seed, on_evaluation=on_evaluation)
+        with warnings.catch_warnings():  # said per trial, as the reason it was pruned
+            warnings.filterwarnings("ignore", "DRR took no gradient step")
+            result = train_drr(env_kwargs, config, episodes, seed, on_evaluation=on_evaluation)
+        if result.agent.updates == 0:
+            _no_update(trial, f"learning_starts={config.learning_starts} transitions", optuna)
         return steps[-1]
     return _train_sb3(agent, config, env_kwargs, timesteps, seed, trial, optuna)
 
@@ -377,6 +396,8 @@ def _train_sb3(
     env = Monitor(gym.make(ENV_ID, **env_kwargs))
     obs_dim = gym.spaces.flatdim(env.observation_space)
     check_buffer_fits(config, obs_dim, gym.spaces.flatdim(env.action_space))
+    if config.learning_starts >= timesteps:
+        _no_update(trial, f"learning_starts={config.learning_starts} of {timesteps} steps", optuna)
     env.reset(seed=seed)
     chunks = np.diff(np.linspace(0, timesteps, EVALUATIONS + 1).astype(int))
     value = float("nan")
@@ -386,4 +407,6 @@ def _train_sb3(
             model.learn(total_timesteps=int(chunk), reset_num_timesteps=False)
             value = float(evaluate_online(model, env_kwargs, "mf", name=agent).mean())
             _report(trial, step, value, optuna)
+    if model._n_updates == 0:  # SB3 counts its gradient steps there (train_freq can skip all)
+        _no_update(trial, f"train_freq={config.train_freq} in {timesteps} steps", optuna)
     return value

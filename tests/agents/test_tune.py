@@ -158,10 +158,12 @@ def test_an_interrupted_study_continues_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.setattr(tuning, "_train_and_score", interrupted)
     env_kwargs = {"dataset": "synthetic", **json.loads(TINY_ENV_JSON)}
     out = tmp_path / "study"
+    # Enough transitions for any batch size the search draws to start learning.
+    base = DRRConfig(learning_starts=32, batch_size=32, buffer_size=2000)
     with pytest.raises(KeyboardInterrupt):
-        tuning.tune("td3", env_kwargs, 40, 2, out)
+        tuning.tune("drr-ave", env_kwargs, 400, 2, out, base_config=base)
     assert json.loads((out / "tune.json").read_text())["trials_finished"] == 1
-    result = tuning.tune("td3", env_kwargs, 40, 2, out)
+    result = tuning.tune("drr-ave", env_kwargs, 400, 2, out, base_config=base)
     assert result.trials_done == 2 and len(calls) == 3
     rows = list(csv.DictReader((out / "trials.csv").open()))
     # What the interrupted trial wrote is cut from the journal: it is run again.
@@ -172,9 +174,23 @@ def test_an_interrupted_study_continues_where_it_stopped(tmp_path, monkeypatch):
 def td3_study(tmp_path):
     """A finished one-trial td3 study (small: a few seconds)."""
     out = tmp_path / "td3"
-    argv = ["tune", "--agent", "td3", "--trials", "1", "--timesteps", "40", "--out", str(out)]
-    assert main([*argv, *TINY]) == 0
-    return out, [*argv, *TINY]
+    argv = ["tune", "--agent", "td3", "--trials", "1", "--timesteps", "140", "--out", str(out)]
+    tiny = [*TINY, "--set", "learning_starts=100", "--set", "batch_size=32"]
+    assert main([*argv, *tiny]) == 0
+    return out, [*argv, *tiny]
+
+
+def test_a_trial_that_took_no_gradient_step_is_pruned_not_ranked(tmp_path, capsys):
+    # The default learning_starts (500) is beyond a 140-step budget: an untrained network.
+    out = tmp_path / "s"
+    argv = ["tune", "--agent", "td3", "--trials", "2", "--timesteps", "140", "--out", str(out)]
+    assert main([*argv, "--env-kwargs", TINY_ENV_JSON]) == 0
+    printed = capsys.readouterr().out
+    assert "trial 0: pruned: took no gradient step (learning_starts=500 of 140 steps)" in printed
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert rows[0]["state"] == "PRUNED" and rows[0]["value"] == ""
+    record = json.loads((out / "tune.json").read_text())
+    assert record["best"]["trial"] != 0
 
 
 def _journal_lines(out):
