@@ -1,8 +1,9 @@
 """An exclusive lock on a folder a command writes (a benchmark's results, a run), so that a
 second command on the same folder is refused at once instead of replacing the first's files.
 
-The lock is ``flock`` on ``FOLDER/.lock``: the kernel drops it with its process, so a killed
-command leaves no stale lock. The file is removed on release.
+The lock is ``flock`` on ``FOLDER/.movielens-rec.lock`` (a name no user file has, since the file
+is removed on release): the kernel drops the lock with its process, so a killed command leaves
+no stale lock, only the empty file, which the next command locks again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from movielens_env.storage import make_folder
 
-LOCK_FILE = ".lock"
+LOCK_FILE = ".movielens-rec.lock"
 
 # The folders this process holds, so that a command locking its folder around an API call that
 # locks it too does not refuse itself (flock conflicts between two opens in one process).
@@ -37,7 +38,10 @@ def lock_folder(folder: Path, what: str, error: type[Exception]) -> Iterator[Non
     created = not folder.exists()
     make_folder(folder)
     path = folder / LOCK_FILE
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a folder of that name, a folder we may not write
+        raise error(f"{path} cannot be opened as {what}'s lock: {exc.strerror}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         # A holder that released between our open and our flock removed the file we opened.

@@ -20,6 +20,7 @@ from agents.cli import main
 from agents.drr.config import DRRConfig
 from agents.drr.train import load_agent
 from agents.fields import ConfigError
+from agents.folder_lock import LOCK_FILE
 from movielens_env import storage
 from tests.helpers import TINY_SB3, write_ml100k
 
@@ -435,12 +436,12 @@ def test_the_leaderboard_is_written_under_the_folder_s_lock(two_catalogues, tmp_
     write = leaderboard.write_leaderboard
 
     def watched(*args, **kwargs):
-        held.append((out / ".lock").exists())  # the lock file lives only while it is held
+        held.append((out / LOCK_FILE).exists())  # the lock file lives only while it is held
         return write(*args, **kwargs)
 
     monkeypatch.setattr(leaderboard, "write_leaderboard", watched)
     assert main(_bench(out, two_catalogues[0])) == 0
-    assert held == [True] and not (out / ".lock").exists()
+    assert held == [True] and not (out / LOCK_FILE).exists()
 
 
 def test_a_leaderboard_over_few_test_users_says_so(tmp_path, capsys):
@@ -1843,13 +1844,40 @@ def test_a_second_benchmark_on_a_folder_in_use_is_refused(two_catalogues, tmp_pa
 
     out = tmp_path / "bench"
     out.mkdir()
-    with open(out / ".lock", "w") as first:  # as a first benchmark, still running, holds it
+    with open(out / LOCK_FILE, "w") as first:  # as a first benchmark, still running, holds it
         fcntl.flock(first, fcntl.LOCK_EX)
         assert main(_bench(out, two_catalogues[0], "--force")) == 2
         assert f"{out} is in use by another benchmark" in _error(capsys)
-        assert sorted(p.name for p in out.iterdir()) == [".lock"]
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
     assert main(_bench(out, two_catalogues[0])) == 0  # once it ended
-    assert not (out / ".lock").exists()
+    assert not (out / LOCK_FILE).exists()
+
+
+def test_a_second_tune_on_a_study_in_use_is_refused(tmp_path, capsys):
+    import fcntl
+
+    out = tmp_path / "study"
+    out.mkdir()
+    argv = ["tune", "--agent", "td3", "--trials", "1", "--timesteps", "40", "--out", str(out),
+            "--env-kwargs", SMALL_ENV, "--no-progress"]  # fmt: skip
+    with open(out / LOCK_FILE, "w") as first:  # a first tune, appending to the journal
+        fcntl.flock(first, fcntl.LOCK_EX)
+        assert main([*argv, "--force"]) == 2
+        assert f"{out} is in use by another tune" in _error(capsys)
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
+
+
+def test_a_user_s_lock_file_is_kept_and_a_lock_that_is_a_folder_is_named(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text("mine")
+    assert main(_train(run)) == 0
+    assert (run / ".lock").read_text() == "mine"
+    capsys.readouterr()
+    other = tmp_path / "other"
+    (other / LOCK_FILE).mkdir(parents=True)
+    assert main(_train(other)) == 2
+    assert f"{other / LOCK_FILE} cannot be opened as train's lock: Is a directory" in _error(capsys)
 
 
 def test_a_second_train_into_a_run_folder_in_use_is_refused(tmp_path, capsys):
@@ -1857,11 +1885,11 @@ def test_a_second_train_into_a_run_folder_in_use_is_refused(tmp_path, capsys):
 
     run = tmp_path / "run"
     run.mkdir()
-    with open(run / ".lock", "w") as first:
+    with open(run / LOCK_FILE, "w") as first:
         fcntl.flock(first, fcntl.LOCK_EX)
         assert main(_train(run)) == 2
         assert f"{run} is in use by another train" in _error(capsys)
-        assert sorted(p.name for p in run.iterdir()) == [".lock"]
+        assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE]
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, where no folder is made")

@@ -44,6 +44,7 @@ from movielens_env.evaluation.protocols import episode_steps, heldout_env
 from movielens_env.storage import atomic_write, checksum, make_folder
 
 from ..fields import check_seed
+from ..folder_lock import LOCK_FILE, lock_folder
 from ..registry import check_agent_config
 from ..run_folder import LOCATION_KEYS, check_folder_path, json_env_kwargs
 from .space import base_params, check_tunable, default_config, trial_config
@@ -146,7 +147,7 @@ def _prepare_folder(folder: Path, settings: dict[str, Any], force: bool) -> None
         return
     record = _read_record(folder)
     if record is None:
-        others = sorted(p.name for p in folder.iterdir())
+        others = sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE)
         if others:
             raise TuneFolderError(
                 f"{folder} holds {', '.join(others[:5])}{', ...' if len(others) > 5 else ''} "
@@ -224,37 +225,40 @@ def tune(
         "env_kwargs": json_env_kwargs(env_kwargs, "tune"), "data": dataset.fingerprint(),
         "base_config": base.to_dict(), "objective": OBJECTIVE,
     }  # fmt: skip
-    _prepare_folder(out, settings, force)
-    if not (out / RECORD).exists():  # the record first: it marks the folder as this study's
-        make_folder(out)
-        _save_record(out, settings, 0, None)
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(out / JOURNAL))
-    )
-    study = optuna.create_study(
-        study_name="tune",
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-    )
-    # Seeded by the trials already made, so a continued study does not repeat the proposals
-    # it started with. TPE's default of 10 random trials first would leave a small budget
-    # random search.
-    study.sampler = optuna.samplers.TPESampler(
-        seed=seed + len(study.trials), n_startup_trials=max(2, min(10, trials // 3))
-    )
-    if not study.trials:  # the config the search starts from is its first trial
-        study.enqueue_trial(first)
-    _write_record(out, settings, study, optuna, base)
-    objective = _objective(agent, base, trial_kwargs, timesteps, seed, optuna)
-    while (done := _finished(study, optuna)) < trials:
-        study.optimize(objective, n_trials=1, catch=())
-        last = study.trials[-1]
-        value = last.value if last.state.name == "COMPLETE" else None
-        on_trial(last.number, value, str(last.user_attrs.get("pruned", "")))
+    # Held to the end: a second tune on this folder would rewrite the journal this one appends
+    # to, and each would then trust the other's trials.
+    with lock_folder(out, "tune", TuneFolderError):
+        _prepare_folder(out, settings, force)
+        if not (out / RECORD).exists():  # the record first: it marks the folder as this study's
+            make_folder(out)
+            _save_record(out, settings, 0, None)
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(out / JOURNAL))
+        )
+        study = optuna.create_study(
+            study_name="tune",
+            storage=storage,
+            direction="maximize",
+            load_if_exists=True,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+        )
+        # Seeded by the trials already made, so a continued study does not repeat the proposals
+        # it started with. TPE's default of 10 random trials first would leave a small budget
+        # random search.
+        study.sampler = optuna.samplers.TPESampler(
+            seed=seed + len(study.trials), n_startup_trials=max(2, min(10, trials // 3))
+        )
+        if not study.trials:  # the config the search starts from is its first trial
+            study.enqueue_trial(first)
         _write_record(out, settings, study, optuna, base)
-    return _result(out, study, optuna, base, done)
+        objective = _objective(agent, base, trial_kwargs, timesteps, seed, optuna)
+        while (done := _finished(study, optuna)) < trials:
+            study.optimize(objective, n_trials=1, catch=())
+            last = study.trials[-1]
+            value = last.value if last.state.name == "COMPLETE" else None
+            on_trial(last.number, value, str(last.user_attrs.get("pruned", "")))
+            _write_record(out, settings, study, optuna, base)
+        return _result(out, study, optuna, base, done)
 
 
 def _finished(study: Any, optuna: Any) -> int:
