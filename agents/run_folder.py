@@ -211,7 +211,18 @@ def check_replaceable(run_dir: Path, files: tuple[str, ...]) -> None:
         RunFolderError: ``run_dir`` is no run's folder but holds some of ``files`` (a user's
             own files of those names), named in the message.
     """
-    if holds_run(run_dir) or results_folder_around(run_dir) is not None:
+    if holds_run(run_dir):
+        # A run of another agent: the files of this one's names that are not the old run's
+        # are the user's, put beside it.
+        old = _run_files_in(run_dir)
+        theirs = [name for name in files if (run_dir / name).exists() and name not in old]
+        if theirs:
+            raise RunFolderError(
+                f"{run_dir} holds a run and {', '.join(theirs)}, which are not that run's but "
+                "this run would write; --force replaces only a run's files: move them away"
+            )
+        return
+    if results_folder_around(run_dir) is not None:
         return
     clashing = [name for name in files if (run_dir / name).exists()]
     if clashing:
@@ -252,26 +263,38 @@ def check_folder_path(folder: Path, error: type[Exception]) -> None:
                     break
 
 
-def remove_run(run_dir: Path) -> None:
-    """Remove the files of the run ``run_dir`` holds (those of the agent its ``run.json`` names,
-    or every run file where it names none or is damaged); a folder without a run is left as it
-    is."""
-    if not holds_run(run_dir):
-        return
+def _run_files_in(run_dir: Path) -> tuple[str, ...]:
+    """The files of the run ``run_dir`` holds: those of the agent its ``run.json`` names, or,
+    where that is damaged or names no agent, of the agents whose model file is there."""
     try:
         agent = (read_run_info(run_dir) or {}).get("agent")
-    except RunFolderError:  # a damaged record is replaced with the run, not in its way
+    except RunFolderError:
         agent = None
     entry = registry.AGENTS.get(agent) if isinstance(agent, str) else None
     if entry is not None and entry.artefact:
-        names = entry.artefact.files
-    else:  # the files of the agents whose model is there, not every name a run may have
-        found = [
-            entry.artefact.files
-            for entry in registry.AGENTS.values()
-            if entry.artefact and any(_holds_model(run_dir, m) for m in _models(entry.artefact))
-        ]
-        names = tuple(name for files in found for name in files) or run_files()
+        return (*entry.artefact.files, RUN_FILE, CURVE_FILE)
+    found = [
+        entry.artefact.files
+        for entry in registry.AGENTS.values()
+        if entry.artefact and any(_holds_model(run_dir, m) for m in _models(entry.artefact))
+    ]
+    return (*(name for files in found for name in files), RUN_FILE, CURVE_FILE)
+
+
+def remove_run(run_dir: Path, replaced_by: tuple[str, ...] | None = None) -> None:
+    """Remove the files of the run ``run_dir`` holds (those of the agent its ``run.json``
+    names); a folder without a run is left as it is. Where ``run.json`` is damaged, which run
+    the files belong to cannot be told: then only those the new run writes (``replaced_by``,
+    default: every run file) go, and any other model file stays."""
+    if not holds_run(run_dir):
+        return
+    try:
+        intact = read_run_info(run_dir) is not None
+    except RunFolderError:  # a damaged record is replaced with the run, not in its way
+        intact = False
+    names = _run_files_in(run_dir)
+    if not intact:
+        names = tuple(n for n in names if n in (replaced_by or run_files()))
     for name in (*names, RUN_FILE, CURVE_FILE):
         (run_dir / name).unlink(missing_ok=True)
 

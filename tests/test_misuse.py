@@ -515,6 +515,9 @@ def test_stored_runs_that_cannot_be_trusted_are_recomputed(
         assert main(_bench(out, two_catalogues[0])) == 0
     recomputed = json.loads(path.read_text())
     assert recomputed["metrics"] == good["metrics"] and recomputed["agent"] == "popularity"
+    # It may have been a user's own file of that name: it is kept aside, never overwritten.
+    kept = path.with_name("popularity-seed0.json.invalid").read_text()
+    assert kept == (damaged if isinstance(damaged, str) else json.dumps(damaged))
 
 
 @pytest.mark.parametrize(
@@ -1373,6 +1376,80 @@ def test_a_benchmark_says_when_a_stored_result_s_model_folder_is_gone(
     assert "no such folder (the benchmark's stored result td3-seed0.json" in _error(capsys)
     assert main(_bench_td3(out, two_catalogues[0], "--agents", "popularity")) == 0
     assert "note:" not in capsys.readouterr().err  # a baseline has no model folder to miss
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_user_s_files_in_a_benchmark_run_folder_without_a_run_are_kept(
+    two_catalogues, tmp_path, capsys
+):
+    out = tmp_path / "bench"
+    (out / "runs" / "td3-seed0").mkdir(parents=True)
+    (out / "runs" / "td3-seed0" / "learning_curve.csv").write_text("mine")
+    for extra in ((), ("--force",)):
+        assert main(_bench_td3(out, two_catalogues[0], *extra)) == 2
+        assert "holds runs/td3-seed0/learning_curve.csv in run folders holding no run" in (
+            _error(capsys)
+        )
+        assert (out / "runs" / "td3-seed0" / "learning_curve.csv").read_text() == "mine"
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_run_made_in_a_benchmark_s_run_folder_after_it_looked_is_kept(
+    two_catalogues, finished_sb3_run, tmp_path
+):
+    from agents.benchmark.runner import BenchmarkConfig, run_one
+    from agents.benchmark.stored import ResultsFolderError
+
+    out = tmp_path / "bench"
+    config = BenchmarkConfig(
+        dataset="ml-100k", data_dir=str(two_catalogues[0]), agents=("td3",), seeds=(0,),
+        timesteps=20, out_dir=out, env_options=json.loads(SMALL_ENV), references=False,
+    )  # fmt: skip
+    run = _copy(finished_sb3_run, (out / "runs").mkdir(parents=True) or out / "runs" / "td3-seed0")
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    with pytest.raises(ResultsFolderError, match="holds a run this benchmark did not make"):
+        run_one(config, "td3", 0)  # a train finished there between the plan and the run
+    assert {path.name: path.read_bytes() for path in run.iterdir() if path.name in before} == (
+        before
+    )
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_benchmark_run_folder_holding_another_run_is_noted_and_a_stopped_run_redone(
+    two_catalogues, finished_sb3_run, tmp_path, capsys
+):
+    out = tmp_path / "bench"
+    assert main(_bench_td3(out, two_catalogues[0])) == 0
+    run = out / "runs" / "td3-seed0"
+    mark = json.loads((run / ".benchmark-run.json").read_text())
+    # A benchmark stopped while training: its mark says it started the run, with this key.
+    (out / "runs" / "td3-seed0.json").unlink()
+    (run / ".benchmark-run.json").write_text(json.dumps({"key": mark["key"], "run": None}))
+    assert main(_bench_td3(out, two_catalogues[0])) == 0  # redone without --force
+    assert json.loads((run / ".benchmark-run.json").read_text())["run"] is not None
+    for name in ("td3.zip", "run.json", "learning_curve.csv"):  # a train run copied in
+        (run / name).write_bytes((finished_sb3_run / name).read_bytes())
+    capsys.readouterr()
+    assert main(_bench_td3(out, two_catalogues[0])) == 0
+    assert "is replaced by another run (its run.json is not the one the benchmark wrote)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_train_force_never_overwrites_files_that_are_not_the_old_run_s(
+    finished_sb3_run, finished_run, tmp_path, capsys
+):
+    run = _copy(finished_sb3_run, tmp_path / "td3")
+    (run / "config.json").write_text("my config")  # not a td3 run's file, but a DRR run's
+    assert main([*_train(run), "--force"]) == 2
+    assert "holds a run and config.json, which are not that run's" in _error(capsys)
+    assert (run / "config.json").read_text() == "my config"
+    # A damaged run.json cannot say whose files are there: only the new run's are replaced.
+    drr = _copy(finished_run, tmp_path / "drr")
+    (drr / "td3.zip").write_text("my model")
+    (drr / "run.json").write_text("{")
+    assert main([*_train(drr), "--force"]) == 0
+    assert (drr / "td3.zip").read_text() == "my model"
 
 
 def test_force_leaves_no_result_of_the_old_configuration_in_the_folder(

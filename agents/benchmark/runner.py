@@ -52,6 +52,7 @@ from ..run_folder import (
 )
 from .stats import mean_ci95
 from .stored import (
+    OWN_RUN_MARK,
     ResultsFolderError,
     check_results_folder,
     check_run,
@@ -241,25 +242,40 @@ def run_one(
     on_step=lambda n: None,
     references: dict[str, Any] | None = None,
     data: str | None = None,
+    replace: bool = False,
 ) -> dict:
     """Train and evaluate one agent with one seed; return its result record (with normalized
     scores where ``references`` are given; ``data``: the data's fingerprint, computed if
-    ``None``)."""
+    ``None``). A run already in the run's folder is replaced only if ``replace``.
+
+    Raises:
+        ResultsFolderError: the run's folder is in use (a ``train`` into it), or holds a run
+            and ``replace`` was not given (one made there since the benchmark looked).
+    """
     entry = get_agent(agent)
     env_kwargs = config.env_kwargs()
     run_dir = config.out_dir / "runs" / f"{agent}-seed{seed}"
-    make_folder(run_dir)
-    started = time.perf_counter()
-    trained = entry.train(
-        TrainContext(env_kwargs, seed, config.timesteps, run_dir, on_step, entry.config)
-    )
-    if not isinstance(trained, TrainedAgent):
-        raise AgentError(
-            f"agent {agent!r}: its trainer returned {type(trained).__name__}, not a TrainedAgent"
-        )
-    trained_at = time.perf_counter()
     key = config.run_key(agent, data or config.data_fingerprint())
-    _mark_own_run(run_dir, key)
+    make_folder(run_dir)
+    # Held while training: a train into the same folder, started before or during, is refused.
+    with lock_folder(run_dir, "benchmark", ResultsFolderError):
+        if not replace and holds_run(run_dir):
+            raise ResultsFolderError(
+                f"{run_dir} holds a run this benchmark did not make (made there since it "
+                "started?); it is kept: move it away, or give the benchmark another --out"
+            )
+        _mark_started(run_dir, key)
+        started = time.perf_counter()
+        trained = entry.train(
+            TrainContext(env_kwargs, seed, config.timesteps, run_dir, on_step, entry.config)
+        )
+        if not isinstance(trained, TrainedAgent):
+            raise AgentError(
+                f"agent {agent!r}: its trainer returned {type(trained).__name__}, not a "
+                "TrainedAgent"
+            )
+        trained_at = time.perf_counter()
+        _mark_own_run(run_dir, key)
     result = evaluate(trained.policy, env_kwargs, name=agent)
     metrics = result.summary()
     if references is not None:
@@ -312,10 +328,21 @@ def _other_runs_outside_the_grid(config: BenchmarkConfig, data: str) -> list[tup
 _SET_BY_THE_BENCHMARK = ("eval_every", "checkpoint_every")
 
 
-# Beside a run a benchmark trained: that run's key (budget and data included) and the checksum
-# of the run.json it wrote, so that a train run put in its place (whose run.json differs) is
-# never taken for the benchmark's own. run.json itself is checksummed, so the mark is apart.
-OWN_RUN_MARK = ".benchmark-run.json"
+def _mark_started(run_dir: Path, key: dict[str, Any]) -> None:
+    """Mark ``run_dir`` as this benchmark's before its trainer writes there: files a killed
+    run leaves (a model without its ``run.json``) are then known as the benchmark's, which it
+    may replace, and never taken for a user's."""
+    mark = json.dumps({"key": key, "run": None}, indent=1)
+    atomic_write(run_dir / OWN_RUN_MARK, lambda tmp: tmp.write_text(mark), suffix=".json")
+
+
+def _users_files(run_dir: Path, agent: str) -> list[str]:
+    """The files of ``agent``'s run names in ``run_dir`` where it holds no run and no benchmark
+    started one there: a user's own, which training would overwrite."""
+    artefact = get_agent(agent).artefact
+    if artefact is None or holds_run(run_dir) or (run_dir / OWN_RUN_MARK).exists():
+        return []
+    return [name for name in artefact.files if (run_dir / name).exists()]
 
 
 def _mark_own_run(run_dir: Path, key: dict[str, Any]) -> None:
@@ -345,7 +372,8 @@ def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data
     if info is None or not isinstance(info.get("config"), dict) or not isinstance(mark, dict):
         return False
     key = json.loads(json.dumps(config.run_key(agent, data)))
-    if mark.get("run") != info["checksum"] or mark.get("key") != key:
+    # A mark without a run: the benchmark was stopped while training this run.
+    if mark.get("run") not in (None, info["checksum"]) or mark.get("key") != key:
         return False
 
     def fields(values: dict[str, Any]) -> dict[str, Any]:
@@ -360,6 +388,19 @@ def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data
     )
 
 
+def _replaced(run_dir: Path) -> str:
+    """Why the run in ``run_dir`` is not the one its benchmark trained there ("" if it is, or
+    if no mark says which that was: folders of benchmarks before the marks)."""
+    try:
+        mark = json.loads((run_dir / OWN_RUN_MARK).read_text())
+        info = read_run_info(run_dir) or {}
+    except (RunFolderError, OSError, UnicodeDecodeError, ValueError):
+        return ""
+    if not isinstance(mark, dict) or mark.get("run") == info.get("checksum"):
+        return ""
+    return "replaced by another run (its run.json is not the one the benchmark wrote)"
+
+
 def _note_lost_run(path: Path, record: dict[str, Any]) -> None:
     """Say (on stderr) that a reused result's run folder, the trained model ``movielens-rec
     evaluate`` reads, is missing or damaged: the stored record is the result and still counts
@@ -369,7 +410,7 @@ def _note_lost_run(path: Path, record: dict[str, Any]) -> None:
     if not record.get("saved_run", get_agent(agent).artefact is not None):
         return
     run_dir = path.with_suffix("")
-    damage = run_damage(run_dir, agent)
+    damage = run_damage(run_dir, agent) or _replaced(run_dir)
     if damage:
         print(
             f"note: {run_dir} (the trained model movielens-rec evaluate reads) is {damage}; "
@@ -406,10 +447,12 @@ def run_benchmark(
 def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list[dict[str, Any]]:
     """:func:`run_benchmark`, under the lock of its folder."""
     data = config.data_fingerprint()
-    records, todo, others = [], [], []
+    records, todo, others, users = [], [], [], []
     for agent in config.agents:
         for seed in config.seeds:
             path = run_path(config.out_dir, agent, seed)
+            folder = path.with_suffix("")
+            users += [folder / name for name in _users_files(folder, agent)]
             found = read_record(
                 path, config.run_key(agent, data), lambda r, a=agent, s=seed: check_run(r, a, s)
             )
@@ -428,7 +471,15 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
                 # A run no stored result accounts for, of another configuration or agent:
                 # someone's own, which training would replace.
                 others.append((path.with_suffix(""), "a run no stored result accounts for"))
-            todo.append((agent, seed))
+            # Only a run there now may be replaced: one made there later is someone else's.
+            todo.append((agent, seed, holds_run(folder)))
+    if users:
+        shown = ", ".join(str(path.relative_to(config.out_dir)) for path in users[:3])
+        raise ResultsFolderError(
+            f"{config.out_dir} holds {shown}{' and more' if len(users) > 3 else ''} in run "
+            "folders holding no run: files no benchmark wrote, which training would overwrite "
+            "(--force neither): move them away"
+        )
     others += _other_runs_outside_the_grid(config, data)
     if config.references:
         path = references_path(config.out_dir)
@@ -445,13 +496,13 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
         if config.references
         else None
     )
-    rl_steps = sum(config.timesteps for agent, _ in todo if get_agent(agent).is_rl)
+    rl_steps = sum(config.timesteps for agent, _, _ in todo if get_agent(agent).is_rl)
     with tqdm(
         total=rl_steps + len(todo), disable=not progress, unit="step", desc="benchmark"
     ) as bar:
-        for agent, seed in todo:
+        for agent, seed, replace in todo:
             bar.set_postfix_str(f"{agent} seed {seed}")
-            record = run_one(config, agent, seed, bar.update, references, data)
+            record = run_one(config, agent, seed, bar.update, references, data, replace)
             record["config"] = {**asdict(config), "out_dir": str(config.out_dir)}
             records.append(write_record(run_path(config.out_dir, agent, seed), record))
             bar.update(1)

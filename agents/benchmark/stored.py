@@ -32,6 +32,14 @@ from ..run_folder import (
 _SHARES = tuple(f"{metric}@" for metric in names.METRICS)
 
 
+# Beside a run a benchmark trained: that run's key (budget and data included) and the checksum
+# of the run.json it wrote, so that a train run put in its place (whose run.json differs) is
+# never taken for the benchmark's own. run.json itself is checksummed, so the mark is apart.
+# Written first with "run": null, before the trainer writes anything: what a stopped benchmark
+# leaves there is its own, which it trains again, and a folder without it holds a user's files.
+OWN_RUN_MARK = ".benchmark-run.json"
+
+
 class ResultsFolderError(MovieLensRecError, ValueError):
     """A results folder holds results of another configuration, which would be replaced."""
 
@@ -100,8 +108,18 @@ def check_run(record: dict[str, Any], agent: str, seed: int) -> str:
 
 
 def report_invalid(path: Path, reason: str) -> None:
-    """Say that a stored record is ignored and recomputed."""
-    warnings.warn(f"ignoring {path}: {reason}; recomputing it", InvalidRecordWarning, stacklevel=3)
+    """Say that a stored record is ignored and recomputed, and move it aside first
+    (``NAME.invalid``): it may be a user's own file of that name, which is never overwritten."""
+    kept = path.with_name(f"{path.name}.invalid")
+    number = 1
+    while kept.exists():
+        kept, number = path.with_name(f"{path.name}.invalid{number}"), number + 1
+    path.rename(kept)
+    warnings.warn(
+        f"ignoring {path}: {reason}; recomputing it (the file is kept as {kept.name})",
+        InvalidRecordWarning,
+        stacklevel=3,
+    )
 
 
 def refuse_other_configs(found: list[tuple[Path, str]], out_dir: Path) -> None:
@@ -124,6 +142,7 @@ def remove_other_configs(paths: list[Path], out_dir: Path) -> None:
         run_dir = path.with_suffix("")
         if path.parent.name == "runs" and run_dir.is_dir():
             remove_run(run_dir)
+            (run_dir / OWN_RUN_MARK).unlink(missing_ok=True)
             if not any(run_dir.iterdir()):
                 run_dir.rmdir()
         path.unlink(missing_ok=True)

@@ -46,6 +46,7 @@ from .diagnostics import evaluation_diagnostics, greedy_first_items
 from .run_dir import (
     CURVE_FILE,
     LOCATION_KEYS,
+    RUN_FILES,
     RunFolderError,
     check_run_dir,
     portable_env_kwargs,
@@ -212,7 +213,7 @@ def _train(
                 "env_kwargs": _json_env_kwargs(env_kwargs), "data": data,
             }  # fmt: skip
             if replacing:
-                remove_run(run_dir)
+                remove_run(run_dir, RUN_FILES)
                 replacing = False
             save_checkpoint(run_dir, payload, config)
             # Written with each checkpoint, not before the first: a run killed before it leaves

@@ -80,7 +80,7 @@ def train_into(
     model, curve = train_model(algorithm, env_kwargs, seed, timesteps, config, callback=callback)
     make_folder(run_dir)
     if overwrite:
-        remove_run(run_dir)
+        remove_run(run_dir, (model_file(algorithm), RUN_FILE, CURVE_FILE))
     name = model_file(algorithm)
     atomic_write(run_dir / name, lambda tmp: model.save(tmp), suffix=".zip")
     _write_curve(run_dir / CURVE_FILE, curve)
