@@ -98,6 +98,9 @@ def check_fields(config: Any, bounds: Mapping[str, Bound | TupleBound]) -> None:
         value = getattr(config, field.name)
         if bound is not None and not bound.admits(value):
             raise ConfigError(f"{name}.{field.name} must be {bound.describe()}, got {value!r}")
+        if isinstance(value, float) and value == 0.0 and math.copysign(1.0, value) < 0:
+            # -0.0 (or -1e-400, read as it) passes [0, ...], but numpy's scales refuse it.
+            object.__setattr__(config, field.name, 0.0)
 
 
 # NumPy's global seeding (which SB3 and other libraries call) takes 32-bit seeds.

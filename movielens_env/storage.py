@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import platformdirs
 
 from .errors import CacheError
@@ -160,3 +161,27 @@ def checksum(record: dict[str, Any]) -> str:
     into records so that an edited or damaged one is told from a valid one."""
     body = {k: v for k, v in record.items() if k != "checksum"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+# The name under which a cache of arrays stores the digest of the others.
+DIGEST_KEY = "content_sha256"
+
+
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of named arrays (names, dtypes, shapes and bytes): stored in a cache beside them
+    (under :data:`DIGEST_KEY`), so that a cache edited after it was written is told from one
+    as written, even where every value is plausible."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == DIGEST_KEY:
+            continue
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def intact_arrays(arrays: dict[str, np.ndarray]) -> bool:
+    """Whether ``arrays`` (as loaded from a cache) hold the digest of the others, unchanged."""
+    stored = arrays.get(DIGEST_KEY)
+    return stored is not None and str(stored) == arrays_digest(arrays)

@@ -8,6 +8,7 @@ it: data loss, silently wrong results, settings misread, unclear errors.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -212,6 +213,13 @@ def test_config_values_of_the_wrong_type_or_range_are_named(tmp_path, capsys, se
     assert main(_train(tmp_path / "run", "--set", setting)) == 2
     assert message in _error(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_negative_zero_is_read_as_zero():
+    from agents.sb3.config import SB3Config
+
+    assert math.copysign(1.0, DRRConfig(noise_std=-0.0).noise_std) == 1.0
+    assert math.copysign(1.0, SB3Config(action_noise=-0.0).action_noise) == 1.0
 
 
 def test_a_replay_larger_than_memory_is_refused_before_training(monkeypatch):
@@ -643,6 +651,52 @@ def test_a_grouplens_file_edited_in_place_is_parsed_again(tmp_path):
     )
 
 
+def _rehashed(arrays: dict) -> dict:
+    """``arrays`` with the digest of their (damaged) content, as the cache writer stores it."""
+    return {**arrays, storage.DIGEST_KEY: np.array(storage.arrays_digest(arrays))}
+
+
+def test_a_cache_edited_with_plausible_values_is_rebuilt(tmp_path, small_dataset):
+    """Every value plausible (ratings mirrored within the scale, biases negated), so only the
+    digest written with the cache tells the edit."""
+    from movielens_env import MovieLensRecEnv, load_dataset
+    from movielens_env.simulator import world as world_module
+
+    first = load_dataset("synthetic", cache_dir=tmp_path)
+    (path,) = (tmp_path / "prepared").glob("synthetic-100k-*.npz")
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    np.savez(path, **{**arrays, "ratings": (6 - arrays["ratings"]).astype(np.float32)})
+    with pytest.warns(UserWarning, match="its content is not what was written"):
+        again = load_dataset("synthetic", cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.ratings, first.ratings)
+    kwargs = {"dataset": small_dataset, "cache_dir": tmp_path, "embedding_dim": 4,
+              "mf_options": {"iterations": 2}}  # fmt: skip
+    fitted = MovieLensRecEnv(**kwargs).world.mf.item_bias.copy()
+    (path,) = (tmp_path / "embeddings").glob("mf-*.npz")
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    np.savez(path, **{**arrays, "item_bias": -arrays["item_bias"]})
+    world_module._CACHE.clear()
+    with pytest.warns(UserWarning, match="MF cache .* its content is not what was written"):
+        env = MovieLensRecEnv(**kwargs)
+    np.testing.assert_array_equal(env.world.mf.item_bias, fitted)
+
+
+def test_grouplens_files_edited_while_a_process_runs_are_read_again(tmp_path):
+    """The process keeps the worlds it built; one from files since edited is not served."""
+    from movielens_env import MovieLensRecEnv
+
+    write_ml100k(tmp_path / "ml-100k", n_users=30)
+    kwargs = {"dataset": "ml-100k", "data_dir": tmp_path / "ml-100k", "cache_dir": tmp_path,
+              "embedding_dim": 4, "mf_options": {"iterations": 2}}  # fmt: skip
+    before = MovieLensRecEnv(**kwargs).world.dataset
+    lines = (tmp_path / "ml-100k" / "u.data").read_text().splitlines(keepends=True)
+    (tmp_path / "ml-100k" / "u.data").write_text("".join(lines[: len(lines) // 2]))
+    after = MovieLensRecEnv(**kwargs).world.dataset
+    assert after.n_ratings == len(lines) // 2 < before.n_ratings
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -660,7 +714,7 @@ def test_a_well_formed_prepared_cache_with_wrong_values_is_rebuilt(tmp_path, dam
     (path,) = (tmp_path / "prepared").glob("synthetic-100k-*.npz")
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}
-    np.savez(path, **damage(arrays))
+    np.savez(path, **_rehashed(damage(arrays)))  # as a bug writing wrong values would
     with pytest.warns(UserWarning, match="ignoring unusable prepared dataset"):
         again = load_dataset("synthetic", cache_dir=tmp_path)
     np.testing.assert_array_equal(again.ratings, first.ratings)
@@ -684,7 +738,7 @@ def test_a_well_formed_mf_cache_with_wrong_values_is_refitted(tmp_path, small_da
     (path,) = (tmp_path / "embeddings").glob("mf-*.npz")
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}
-    np.savez(path, **damage(arrays))
+    np.savez(path, **_rehashed(damage(arrays)))
     from movielens_env.simulator import world as world_module
 
     world_module._CACHE.clear()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage import UNREADABLE, atomic_write, cache_root
+from ..storage import DIGEST_KEY, UNREADABLE, arrays_digest, atomic_write, cache_root, intact_arrays
 from .synthetic import SyntheticTruth
 
 _VERSION = 1
@@ -61,6 +61,7 @@ def save_prepared(path: Path, dataset) -> None:
         arrays["truth_noise_scale"] = np.float64(dataset.truth.noise_scale)
         if dataset.truth.genre_flags is not None:
             arrays["truth_genre_flags"] = dataset.truth.genre_flags
+    arrays[DIGEST_KEY] = np.array(arrays_digest(arrays))
     atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
 
 
@@ -73,6 +74,10 @@ def load_prepared(path: Path, name: str, rating_scale: tuple[float, float]):
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
+        if not intact_arrays(arrays):
+            raise ValueError(
+                "its content is not what was written (edited, or from an older version)"
+            )
         columns = {key: arrays[key] for key in _ARRAYS}
         truth = None
         if "truth_thresholds" in arrays:

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import ChecksumError, DataFormatError, DataNotFoundError, UnsafeArchiveError
 from ..storage import CACHE_ENV_VAR, cache_root, make_folder
-from .formats import GroupLensFormat
+from .formats import FORMATS, GroupLensFormat
 
 
 def _dataset_folder(root: Path, fmt: GroupLensFormat) -> Path | None:
@@ -20,6 +20,37 @@ def _dataset_folder(root: Path, fmt: GroupLensFormat) -> Path | None:
         if (folder / fmt.ratings_file).is_file():
             return folder
     return None
+
+
+def source_signature(
+    name: str,
+    data_dir: str | os.PathLike[str] | None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple:
+    """A cheap identity of the files GroupLens dataset ``name`` would be read from (``data_dir``
+    or the cache): each file's path, size, modification and change times and inode. Any write
+    changes the change time, which no user can set, so an edited file is told apart without
+    reading it; empty where nothing is found (or ``name`` is not a GroupLens dataset)."""
+    fmt = FORMATS.get(name)
+    if fmt is None:
+        return ()
+    if data_dir is not None:
+        given = Path(data_dir).expanduser()
+        folder = _dataset_folder(given, fmt) if given.is_dir() else None
+        files = [given] if given.is_file() else []
+    else:
+        folder = _dataset_folder(cache_root(cache_dir), fmt)
+        files = []
+    if folder is not None:
+        files += [folder / fmt.ratings_file, folder / fmt.items_file]
+    found = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            continue
+        found.append((str(file), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino))
+    return tuple(found)
 
 
 # Far beyond any GroupLens release (ML-25M's ratings.csv: 0.65 GiB, packed about 4 times), so

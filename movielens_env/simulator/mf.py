@@ -14,6 +14,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -21,7 +22,15 @@ from tqdm.auto import tqdm
 
 from ..data.split import UserRatings
 from ..errors import ArgumentError
-from ..storage import UNREADABLE, atomic_write, cache_root, writable_file
+from ..storage import (
+    DIGEST_KEY,
+    UNREADABLE,
+    arrays_digest,
+    atomic_write,
+    cache_root,
+    intact_arrays,
+    writable_file,
+)
 
 _CACHE_VERSION = 1
 _CHUNK_ELEMENTS = 4_000_000  # floats per padded batch of users (~32 MB), bounding memory
@@ -221,15 +230,23 @@ def mf_cache_path(
 def _read_cached(path: Path, n_users: int, n_items: int, dim: int) -> MFModel | None:
     try:
         with np.load(path, allow_pickle=False) as data:
-            model = MFModel(
-                data["user_factors"],
-                data["item_factors"],
-                data["user_bias"],
-                data["item_bias"],
-                float(data["global_mean"]),
-            )
+            arrays = {key: data[key] for key in data.files}
+        model = MFModel(
+            arrays["user_factors"],
+            arrays["item_factors"],
+            arrays["user_bias"],
+            arrays["item_bias"],
+            float(arrays["global_mean"]),
+        )
     except UNREADABLE as exc:
         warnings.warn(f"ignoring unreadable MF cache {path} ({exc}); refitting", stacklevel=3)
+        return None
+    if not intact_arrays(arrays):
+        warnings.warn(
+            f"ignoring MF cache {path}: its content is not what was written (edited, or from "
+            "an older version); refitting",
+            stacklevel=3,
+        )
         return None
     if not _plausible(model, n_users, n_items, dim):
         warnings.warn(
@@ -276,16 +293,11 @@ def load_or_fit_mf(
             "(try a larger reg)"
         )
     if use_cache:
-        atomic_write(
-            path,
-            lambda tmp: np.savez(
-                tmp,
-                user_factors=model.user_factors,
-                item_factors=model.item_factors,
-                user_bias=model.user_bias,
-                item_bias=model.item_bias,
-                global_mean=np.float64(model.global_mean),
-            ),
-            suffix=".npz",
-        )
+        arrays: dict[str, Any] = {
+            "user_factors": model.user_factors, "item_factors": model.item_factors,
+            "user_bias": model.user_bias, "item_bias": model.item_bias,
+            "global_mean": np.array(model.global_mean, dtype=np.float64),
+        }  # fmt: skip
+        arrays[DIGEST_KEY] = np.array(arrays_digest(arrays))
+        atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
     return model

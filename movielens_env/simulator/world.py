@@ -12,6 +12,7 @@ import numpy as np
 
 from ..data.load import load_dataset
 from ..data.ratings import RatingsDataset
+from ..data.sources import source_signature
 from ..data.split import TRAIN_FRACTION, TemporalSplit, UserRatings, temporal_split
 from ..storage import cache_root
 from .mf import MFConfig, MFModel, load_or_fit_mf
@@ -111,12 +112,12 @@ class RecWorld:
         return (build_world, (self.spec,))
 
 
-_CACHE: dict[WorldSpec | tuple, RecWorld] = {}
+_CACHE: dict[tuple, RecWorld] = {}
 _LOCK = threading.Lock()
 _MAX_CACHED = 4
 
 
-def _cache_key(spec: WorldSpec) -> WorldSpec | tuple:
+def _cache_key(spec: WorldSpec) -> tuple:
     if isinstance(spec.dataset, RatingsDataset):
         return (
             spec.dataset.fingerprint(),
@@ -125,7 +126,8 @@ def _cache_key(spec: WorldSpec) -> WorldSpec | tuple:
             spec.mf,
             spec.train_fraction,
         )
-    return spec
+    # The files' identity too: a world kept from files since edited would serve old ratings.
+    return (spec, source_signature(spec.dataset, spec.data_dir, spec.cache_dir))
 
 
 def build_world(
