@@ -17,6 +17,7 @@ from movielens_env.data.synthetic import generate_ratings
 from movielens_env.evaluation.references import MFRanker
 from movielens_env.simulator.mf import MFConfig, mf_cache_path
 from movielens_env.simulator.user_model import genre_decay, parse_user_model
+from movielens_env.storage import DIGEST_KEY, arrays_digest
 from tests.helpers import (
     GENRES,
     SMALL_ENV_KWARGS,
@@ -228,14 +229,14 @@ def test_static_env_without_item_bias_is_bit_identical_to_the_env_before(tmp_pat
     rng = np.random.default_rng(7)
     path = mf_cache_path(dataset.fingerprint(), TRAIN_FRACTION, MFConfig(dim=6), tmp_path)
     path.parent.mkdir(parents=True)
-    np.savez(
-        path,
-        user_factors=rng.normal(0, 0.4, (dataset.n_users, 6)).astype(np.float32),
-        item_factors=rng.normal(0, 0.4, (dataset.n_items, 6)).astype(np.float32),
-        user_bias=rng.normal(0, 0.3, dataset.n_users).astype(np.float32),
-        item_bias=rng.normal(0, 0.3, dataset.n_items).astype(np.float32),
-        global_mean=np.float64(3.5),
-    )
+    arrays = {
+        "user_factors": rng.normal(0, 0.4, (dataset.n_users, 6)).astype(np.float32),
+        "item_factors": rng.normal(0, 0.4, (dataset.n_items, 6)).astype(np.float32),
+        "user_bias": rng.normal(0, 0.3, dataset.n_users).astype(np.float32),
+        "item_bias": rng.normal(0, 0.3, dataset.n_items).astype(np.float32),
+        "global_mean": np.array(3.5),
+    }
+    np.savez(path, **arrays, **{DIGEST_KEY: np.array(arrays_digest(arrays))})
 
     def make(item_bias: bool):
         return lambda **kw: MovieLensRecEnv(
