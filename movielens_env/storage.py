@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import json
@@ -143,9 +144,24 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes the file private (0600): give it the mode a plain open() would, or
+        # that of the file it replaces.
+        try:
+            mode = target.stat().st_mode & 0o7777
+        except OSError:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set back at once, and only once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(

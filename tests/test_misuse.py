@@ -1007,6 +1007,20 @@ def test_a_zip_with_a_bad_crc_names_the_zip(tmp_path):
         load_dataset("ml-100k", archive, cache_dir=tmp_path / "cache")
 
 
+def test_a_written_file_gets_the_usual_mode_and_a_replaced_one_keeps_its_own(tmp_path):
+    import os
+
+    fresh, shared = tmp_path / "fresh.txt", tmp_path / "shared.txt"
+    shared.write_text("old")
+    shared.chmod(0o640)
+    for path in (fresh, shared):
+        storage.atomic_write(path, lambda tmp: tmp.write_text("new"))
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
+    assert shared.stat().st_mode & 0o777 == 0o640 and shared.read_text() == "new"
+
+
 def test_temporaries_of_killed_writers_are_removed_on_the_next_write(tmp_path):
     import os
     import socket
