@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from movielens_env.errors import ArgumentError
+from movielens_env.storage import read_small_text
 
 
 def field_types(cls: type) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def parse_text(cls: type, key: str, text: str) -> Any:
         raise TypeError(f"{cls.__name__}.{key}: fields of type {hint} cannot be read from text")
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise ArgumentError(
             f"{cls.__name__}.{key} must be {_describe(base)}, got {text!r}"
         ) from None
@@ -142,7 +143,7 @@ def read_config_file(cls: type, path: str | Path) -> dict[str, Any]:
             keys that are not fields of ``cls``.
     """
     try:
-        text = Path(path).read_text()
+        text = read_small_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ArgumentError(f"--config {path}: cannot be read ({exc})") from None
     values = strict_json(text, f"--config {path}")
@@ -168,3 +169,5 @@ def strict_json(text: str, where: str) -> Any:
         return json.loads(text, object_pairs_hook=unique)
     except json.JSONDecodeError as exc:
         raise ArgumentError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ArgumentError(f"{where}: JSON nested too deep to be a config") from None

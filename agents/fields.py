@@ -114,23 +114,46 @@ def check_seed(name: str, value: Any) -> int:
     return value
 
 
-# A gradient step's cost grows with batch_size * width**2. Each field within its own bounds
-# still allowed 64 * 8192**2: about 5 s per DRR gradient step on 2 cores, a run that looked hung.
-# At this limit (e.g. width 2048 with batch 64, or 512 with 1024) a step takes about 0.25 s.
+# What a gradient step costs grows with batch_size * width * (inputs + width) multiply-adds
+# per network (about 2 ns each on these 2 cores for actor, critic and targets together), what
+# it holds with width * (inputs + width) weights. Each field within its own bounds still
+# allowed seconds per step (hidden=8192), minutes per collected batch (batch 65,536 with 1,024
+# updates per batch) and tens of GB (drr-p over 150 history items). At these limits a step
+# takes about half a second, a collected batch about ten, and a network about 1 GB.
 MAX_STEP_COST = 2**28
+MAX_BATCH_COST = 2**32
+MAX_WEIGHTS = 2**26
 
 
-def check_step_cost(config: str, width_name: str, batch_size: int, width: int) -> None:
-    """Refuse a network ``width`` wide trained on batches of ``batch_size`` whose gradient
-    step would take seconds; ``config`` and ``width_name`` name the fields in the message.
+def check_training_cost(
+    config: str, fields: str, batch_size: int, width: int, inputs: int, updates: int
+) -> None:
+    """Refuse networks ``width`` wide on ``inputs`` inputs, trained on batches of
+    ``batch_size`` with ``updates`` gradient steps per collected batch, that would take
+    seconds per step, minutes per batch or more memory than the machine has; ``config`` and
+    ``fields`` (the fields that set the width and the updates) name them in the message.
 
     Raises:
-        ConfigError: naming both fields, their product and the limit.
+        ConfigError: naming the fields, the product and its limit.
     """
-    cost = batch_size * width**2
-    if cost > MAX_STEP_COST:
+    step = batch_size * width * (inputs + width)
+    weights = width * (inputs + width)
+    shape = f"batch_size {batch_size}, width {width}, {inputs:,} inputs"
+    if weights > MAX_WEIGHTS:
         raise ConfigError(
-            f"{config}.batch_size * {width_name}**2 ({batch_size} * {width}**2 = {cost:,}) must "
-            f"be at most {MAX_STEP_COST:,}: each gradient step would take seconds; use a "
-            "smaller batch or a narrower network"
+            f"{config}: a network {width} wide on {inputs:,} inputs holds {weights:,} weights "
+            f"per layer, beyond {MAX_WEIGHTS:,} (about 1 GB with its optimiser): lower {fields} "
+            "(or the inputs: history_len, embedding_dim)"
+        )
+    if step > MAX_STEP_COST:
+        raise ConfigError(
+            f"{config}: one gradient step ({shape}) costs {step:,} multiply-adds per network, "
+            f"beyond {MAX_STEP_COST:,} (each step would take seconds): lower batch_size or "
+            f"{fields}"
+        )
+    if step * updates > MAX_BATCH_COST:
+        raise ConfigError(
+            f"{config}: {updates:,} gradient steps per collected batch ({shape}) cost "
+            f"{step * updates:,} multiply-adds, beyond {MAX_BATCH_COST:,} (minutes between "
+            f"collected batches): lower {fields} or batch_size"
         )

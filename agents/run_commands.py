@@ -15,7 +15,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from movielens_env import MovieLensRecEnv
-from movielens_env.checks import positive_int
+from movielens_env.checks import budget
 from movielens_env.data.formats import DATASET_NAMES
 from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import names
@@ -92,7 +92,7 @@ def _budget(args: argparse.Namespace, agent: str, artefact: Artefact) -> int:
     if getattr(args, other) is not None:
         raise ArgumentError(f"{agent} trains for --{artefact.budget}, not --{other}")
     given = getattr(args, artefact.budget)
-    return positive_int(artefact.budget, artefact.default_budget if given is None else given)
+    return budget(f"--{artefact.budget}", artefact.default_budget if given is None else given)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import gymnasium as gym
 
 from movielens_env import MovieLensRecEnv
 from movielens_env.errors import ArgumentError, MovieLensRecError
-from movielens_env.storage import atomic_write, checksum, make_folder
+from movielens_env.storage import atomic_write, checksum, make_folder, read_json
 
 from . import registry
 
@@ -51,7 +51,7 @@ def is_run_record(path: Path) -> bool:
     """Whether ``path`` is a ``run.json`` this tool wrote, intact: a JSON object naming an agent,
     whose checksum matches its content."""
     try:
-        info = json.loads(path.read_text())
+        info = read_json(path)
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     return (
@@ -121,7 +121,7 @@ def is_benchmark_record(path: Path) -> bool:
     """Whether ``path`` holds a record a benchmark wrote (a JSON object with its key and
     checksum), whatever its configuration, and whether or not it is intact."""
     try:
-        record = json.loads(path.read_text())
+        record = read_json(path)
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     return isinstance(record, dict) and isinstance(record.get("key"), dict) and "checksum" in record
@@ -347,7 +347,7 @@ def read_run_info(run_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        info = json.loads(path.read_text())
+        info = read_json(path)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RunFolderError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
     if not isinstance(info, dict):

@@ -20,11 +20,23 @@ def choice(name: str, value: Any, allowed: tuple) -> Any:
     return value
 
 
-def positive_int(name: str, value: Any) -> int:
-    """``value`` as an ``int`` if it is an integer >= 1 (not a bool), else an error."""
+# A training budget (episodes, env steps) beyond this is a slip: a billion env steps is weeks
+# on one machine, and 2**70 was accepted with an ETA of 10**16 hours.
+MAX_BUDGET = 10**9
+
+
+def positive_int(name: str, value: Any, high: int | None = None) -> int:
+    """``value`` as an ``int`` if it is an integer in ``[1, high]`` (not a bool), else an error."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ArgumentError(f"{name} must be an integer >= 1, got {value!r}")
+    if high is not None and value > high:
+        raise ArgumentError(f"{name} must be an integer in [1, {high:,}], got {value!r}")
     return int(value)
+
+
+def budget(name: str, value: Any) -> int:
+    """A training budget: an integer in ``[1, MAX_BUDGET]``, else an error naming ``name``."""
+    return positive_int(name, value, MAX_BUDGET)
 
 
 def finite_number(name: str, value: Any, error: type[Exception] = ArgumentError) -> float:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import glob
 import hashlib
 import json
 import os
 import socket
+import stat
 import tempfile
 import time
 import zipfile
@@ -201,3 +203,46 @@ def intact_arrays(arrays: dict[str, np.ndarray]) -> bool:
     """Whether ``arrays`` (as loaded from a cache) hold the digest of the others, unchanged."""
     stored = arrays.get(DIGEST_KEY)
     return stored is not None and str(stored) == arrays_digest(arrays)
+
+
+# Far beyond any record or config this project writes (a benchmark record of a million-step
+# run holds about 3 MB of learning curve): a larger file is no record, and reading it whole
+# (a 2 GB file, /dev/zero) would take the machine's memory.
+MAX_RECORD_BYTES = 64 * 2**20
+
+
+def read_small_text(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES) -> str:
+    """The text of the regular file ``path``, of at most ``limit`` bytes.
+
+    Raises:
+        OSError: it is missing or unreadable, not a regular file (a FIFO, which would block, a
+            device, a folder), or larger than ``limit``.
+        UnicodeDecodeError: it is not UTF-8 text.
+    """
+    with open(path, "rb", opener=_nonblocking) as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a folder)")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit:,} bytes, so no record or config")
+    return data.decode()
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    """Open without blocking: opening a FIFO no one writes to would wait forever."""
+    return os.open(path, flags | os.O_NONBLOCK)
+
+
+def read_json(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES) -> Any:
+    """The JSON content of the record or config ``path`` (see :func:`read_small_text`).
+
+    Raises:
+        OSError: as :func:`read_small_text`.
+        ValueError: not UTF-8, not JSON, or nested too deep to parse.
+    """
+    text = read_small_text(path, limit)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deep to be a record or config") from None

@@ -205,8 +205,8 @@ def test_load_agent_takes_only_where_data_lives(finished_run):
         ("num_envs=100000", "DRRConfig.num_envs must be an integer in [1, 1024], got 100000"),
         ("gamma=1", "DRRConfig.gamma must be a number in [0, 1)"),
         # each within its bounds, together seconds per gradient step (the batch is 8)
-        ("hidden=8192", "DRRConfig.batch_size * hidden**2 (8 * 8192**2 = 536,870,912) must be "
-         "at most 268,435,456"),
+        ("hidden=8192", "DRRConfig: one gradient step (batch_size 8, width 8192, 0 inputs) costs "
+         "536,870,912 multiply-adds per network, beyond 268,435,456"),
     ],
 )  # fmt: skip
 def test_config_values_of_the_wrong_type_or_range_are_named(tmp_path, capsys, setting, message):
@@ -220,6 +220,33 @@ def test_a_negative_zero_is_read_as_zero():
 
     assert math.copysign(1.0, DRRConfig(noise_std=-0.0).noise_std) == 1.0
     assert math.copysign(1.0, SB3Config(action_noise=-0.0).action_noise) == 1.0
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [  # each field within its bounds; together minutes per batch, or a network of GB
+        (["--set", "hidden=64", "--set", "batch_size=65536", "--set", "learning_starts=65536",
+          "--set", "buffer_size=65536"],
+         "one gradient step (batch_size 65536, width 64, 36 inputs) costs 419,430,400"),
+        (["--set", "hidden=128", "--set", "batch_size=4096", "--set", "learning_starts=4096",
+          "--set", "num_envs=1024"], "1,024 gradient steps per collected batch"),
+        (["--agent", "drr-p", "--set", "hidden=1024", "--env-kwargs",
+          '{"embedding_dim": 8, "mf_options": {"iterations": 2}, "history_len": 150}'],
+         "a network 1024 wide on 101,934 inputs holds"),
+    ],
+)  # fmt: skip
+def test_networks_too_slow_or_large_to_train_are_refused_before_training(
+    tmp_path, capsys, extra, message
+):
+    assert main(_train(tmp_path / "run", *extra)) == 2
+    assert message in _error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_sb3_networks_too_slow_to_train_are_refused_before_training(tmp_path, capsys):
+    extra = ["--set", "batch_size=65536", "--set", "gradient_steps=1024"]
+    assert main(_train_sb3(tmp_path / "run", *extra)) == 2
+    assert "SB3Config: 1,024 gradient steps per collected batch" in _error(capsys)
 
 
 def test_a_replay_larger_than_memory_is_refused_before_training(monkeypatch):
@@ -299,8 +326,8 @@ def test_train_into_a_folder_holding_an_sb3_run_is_refused_and_the_run_kept(
         ("learning_rate=fast", "SB3Config.learning_rate must be a number, got 'fast'"),
         (
             "net_arch=[64,8192]",
-            "SB3Config.batch_size * max(net_arch)**2 (16 * 8192**2 = "
-            "1,073,741,824) must be at most 268,435,456",
+            "SB3Config: one gradient step (batch_size 16, width 8192, 0 "
+            "inputs) costs 1,073,741,824 multiply-adds",
         ),
     ],
 )
@@ -1073,6 +1100,69 @@ def test_a_planner_too_wide_for_the_episodes_fails_before_any_user_is_planned(
     assert main(_bench(out, two_catalogues[0], *long)) == 2
     assert "planner width 4096 x 1000 episode steps" in _error(capsys)
     assert not (out / "references.json").exists()
+
+
+def test_an_mf_fit_of_hours_is_refused_before_it_starts(small_dataset):
+    from movielens_env import MovieLensRecEnv
+
+    with pytest.raises(ValueError, match=r"dim=1024 with iterations=1000 .* beyond .* lower dim"):
+        MovieLensRecEnv(dataset=small_dataset, embedding_dim=1024,
+                        mf_options={"iterations": 1000}, cache_dir=None)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--agent", "td3", "--timesteps", str(2**70)],
+         "--timesteps must be an integer in [1, 1,000,000,000]"),
+        (["train", "--episodes", "1180591620717411303424"], "--episodes must be an integer in"),
+        (["tune", "--agent", "drr-ave", "--timesteps", str(2**70)],
+         "--timesteps must be an integer in [1, 1,000,000,000]"),
+        (["benchmark", "--agents", "random", "--timesteps", str(10**10)],
+         "timesteps must be an integer in [1, 1,000,000,000]"),
+    ],
+)  # fmt: skip
+def test_budgets_beyond_a_billion_steps_are_refused(tmp_path, capsys, argv, message):
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert message in _error(capsys)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs FIFOs")
+def test_fifos_and_endless_files_where_a_file_belongs_fail_fast(finished_run, tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # nobody writes to it: a blocking read would wait forever
+    for config in (fifo, Path("/dev/zero")):  # /dev/zero: an endless read took 21 GB
+        assert main(_train(tmp_path / "run", "--config", str(config))) == 2
+        assert "not a regular file" in _error(capsys)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert main(_train(tmp_path / "run", "--config", str(deep))) == 2
+    assert "nested too deep" in _error(capsys)
+    run = _copy(finished_run, tmp_path / "drr")
+    (run / "run.json").unlink()
+    os.mkfifo(run / "run.json")
+    assert main(["evaluate", str(run)]) == 2
+    assert "not a regular file" in _error(capsys)
+    data = tmp_path / "ml-100k"
+    write_ml100k(data, n_users=20)
+    (data / "u.item").unlink()
+    os.mkfifo(data / "u.item")
+    with pytest.raises(ValueError, match=r"u.item: not a regular file"):
+        from movielens_env import load_dataset
+
+        load_dataset("ml-100k", data, cache_dir=tmp_path / "cache")
+
+
+def test_a_data_line_beyond_the_csv_field_limit_is_named_by_line(tmp_path):
+    from movielens_env import load_dataset
+
+    write_ml100k(tmp_path / "ml-100k", n_users=20)
+    items = tmp_path / "ml-100k" / "u.item"
+    items.write_text("1|" + "x" * 200_000 + "\n" + items.read_text())
+    with pytest.raises(ValueError, match=r"u.item:1: field larger than field limit"):
+        load_dataset("ml-100k", tmp_path / "ml-100k", cache_dir=tmp_path / "cache")
 
 
 def test_a_zip_that_would_expand_far_beyond_grouplens_files_is_refused(tmp_path):

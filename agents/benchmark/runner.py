@@ -23,7 +23,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from movielens_env import load_world
-from movielens_env.checks import positive_int
+from movielens_env.checks import budget, positive_int
 from movielens_env.errors import AgentError, ArgumentError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.headroom import normalized_score, reference_returns
@@ -36,7 +36,7 @@ from movielens_env.evaluation.protocols import (
     online_reward_models,
 )
 from movielens_env.evaluation.references import BeamPlanner
-from movielens_env.storage import atomic_write, make_folder
+from movielens_env.storage import atomic_write, make_folder, read_json
 
 from ..baselines import RandomRanker
 from ..fields import check_seed
@@ -103,8 +103,8 @@ class BenchmarkConfig:
         _check_names("seeds", self.seeds, int)
         for seed in self.seeds:
             check_seed("each of seeds", seed)
-        for name in ("timesteps", "planner_width"):
-            positive_int(name, getattr(self, name))
+        budget("timesteps", self.timesteps)
+        positive_int("planner_width", self.planner_width)
         chosen_here = sorted(set(self.env_options) & {"dataset", "data_dir", "split"})
         if chosen_here:  # the benchmark trains on train and evaluates on test, itself
             raise ArgumentError(
@@ -305,7 +305,7 @@ def _other_runs_outside_the_grid(config: BenchmarkConfig, data: str) -> list[tup
         if path in grid:
             continue
         try:
-            record = json.loads(path.read_text())
+            record = read_json(path)
         except (OSError, UnicodeDecodeError, ValueError):
             continue  # not a record: nobody's result, and nothing a benchmark reads
         agent = record.get("agent") if isinstance(record, dict) else None
@@ -366,7 +366,7 @@ def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data
     with the same. A train run there is never this benchmark's, whatever its settings."""
     try:
         info = read_run_info(run_dir)
-        mark = json.loads((run_dir / OWN_RUN_MARK).read_text())
+        mark = read_json(run_dir / OWN_RUN_MARK)
     except (RunFolderError, OSError, UnicodeDecodeError, ValueError):
         return False
     if info is None or not isinstance(info.get("config"), dict) or not isinstance(mark, dict):
@@ -392,7 +392,7 @@ def _replaced(run_dir: Path) -> str:
     """Why the run in ``run_dir`` is not the one its benchmark trained there ("" if it is, or
     if no mark says which that was: folders of benchmarks before the marks)."""
     try:
-        mark = json.loads((run_dir / OWN_RUN_MARK).read_text())
+        mark = read_json(run_dir / OWN_RUN_MARK)
         info = read_run_info(run_dir) or {}
     except (RunFolderError, OSError, UnicodeDecodeError, ValueError):
         return ""

@@ -18,7 +18,7 @@ from typing import Any
 
 from movielens_env.errors import MovieLensRecError
 from movielens_env.evaluation import names
-from movielens_env.storage import atomic_write, checksum
+from movielens_env.storage import atomic_write, checksum, read_json
 
 from ..run_folder import (
     check_folder_path,
@@ -72,7 +72,7 @@ def read_record(path: Path, key: dict[str, Any], check=lambda record: "") -> Sto
     if not path.exists():
         return Stored("missing")
     try:
-        record = json.loads(path.read_text())
+        record = read_json(path)
     except (OSError, ValueError) as exc:
         return Stored("invalid", reason=f"unreadable ({exc})")
     if not isinstance(record, dict) or not isinstance(record.get("key"), dict):

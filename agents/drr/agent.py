@@ -12,11 +12,12 @@ from torch import nn
 from movielens_env.errors import ArgumentError
 from movielens_env.storage import require_memory
 
-from ..fields import ConfigError
+from ..fields import ConfigError, check_training_cost
 from .checkpoint import to_numpy, to_torch
 from .config import DRRConfig
 from .networks import Actor, Critic, unit
 from .replay import PrioritizedReplay
+from .state import state_dim
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,12 @@ class DRRAgent:
                 f"of length {dim}"
             )
         self.obs_dim = obs_dim
+        # Before any network is built: one too large would take the memory it is refused for.
+        check_training_cost(
+            "DRRConfig", "hidden, num_envs or updates_per_step", config.batch_size,
+            config.hidden, state_dim(config.state, dim, history_len) + context + dim,
+            config.num_envs * config.updates_per_step,
+        )  # fmt: skip
         _check_replay_fits(config.buffer_size, obs_dim, dim)
         torch.manual_seed(seed)
         self.actor = Actor(

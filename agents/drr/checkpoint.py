@@ -3,7 +3,6 @@ as JSON beside it. Both are written atomically."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 
 from movielens_env.errors import MovieLensRecError
-from movielens_env.storage import atomic_write, make_folder
+from movielens_env.storage import atomic_write, make_folder, read_json
 
 from .config import DRRConfig
 from .run_dir import CHECKPOINT, CONFIG
@@ -81,7 +80,7 @@ def _check_config_copy(path: Path, config: DRRConfig) -> None:
     if not path.exists():
         return
     try:
-        copy = DRRConfig.from_dict(json.loads(path.read_text()))
+        copy = DRRConfig.from_dict(read_json(path))
     except (OSError, ValueError, TypeError) as exc:
         raise CheckpointError(
             f"{path}: unreadable ({exc}); it should be a copy of the config in {CHECKPOINT}"

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..fields import Bound, ConfigError, check_fields, check_step_cost
+from ..fields import Bound, ConfigError, check_fields, check_training_cost
 
 STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
 ACTION_HEADS = ("tanh", "unit", "user-residual")
@@ -111,7 +111,10 @@ class DRRConfig:
                 f"{', '.join(ACTION_HEADS)}"
             )
         check_fields(self, BOUNDS)
-        check_step_cost("DRRConfig", "hidden", self.batch_size, self.hidden)
+        check_training_cost(
+            "DRRConfig", "hidden, num_envs or updates_per_step", self.batch_size, self.hidden, 0,
+            self.num_envs * self.updates_per_step,
+        )  # fmt: skip
         if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
             raise ConfigError(
                 f"DRRConfig.num_envs * updates_per_step ({self.num_envs} * "

@@ -37,11 +37,7 @@ class StateRepresentation(nn.Module):
     @property
     def out_dim(self) -> int:
         """Length of the state vector."""
-        n, dim = self.history_len, self.dim
-        pairs = n * (n - 1) // 2
-        return {"drr-n": n * dim, "drr-p": (n + pairs) * dim, "drr-u": (n + pairs) * dim}.get(
-            self.kind, 3 * dim
-        )
+        return state_dim(self.kind, self.dim, self.history_len)
 
     def _pairs(self, weighted: torch.Tensor) -> torch.Tensor:
         return (weighted[:, self.pair_first] * weighted[:, self.pair_second]).flatten(1)
@@ -59,3 +55,12 @@ class StateRepresentation(nn.Module):
             )
         pooled = weighted.sum(dim=1)
         return torch.cat([user, user * pooled, pooled], dim=1)
+
+
+def state_dim(kind: str, dim: int, history_len: int) -> int:
+    """Length of the state vector of representation ``kind`` (known before building one)."""
+    n = history_len
+    pairs = n * (n - 1) // 2
+    return {"drr-n": n * dim, "drr-p": (n + pairs) * dim, "drr-u": (n + pairs) * dim}.get(
+        kind, 3 * dim
+    )

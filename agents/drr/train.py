@@ -23,7 +23,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from movielens_env import ENV_ID, MovieLensRecVectorEnv
-from movielens_env.checks import positive_int
+from movielens_env.checks import budget
 from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import evaluate, heldout_env
@@ -92,7 +92,7 @@ def train_drr(
     episodes it holds) or ``overwrite`` (replace it). ``on_evaluation`` gets each evaluation's
     row of the learning curve as it is made (an exception it raises ends the run there).
     """
-    positive_int("episodes", episodes)
+    budget("episodes", episodes)
     check_seed("seed", seed)
     if run_dir is not None:
         check_run_dir(run_dir, resume, overwrite)

@@ -18,7 +18,7 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
-from movielens_env.checks import positive_int
+from movielens_env.checks import budget
 from movielens_env.evaluation.protocols import evaluate, heldout_env
 from movielens_env.storage import atomic_write, make_folder
 
@@ -73,7 +73,7 @@ def train_into(
     whole run.
     """
     check_seed("seed", seed)
-    positive_int("timesteps", timesteps)
+    budget("timesteps", timesteps)
     recorded = json_env_kwargs(env_kwargs, "SB3")
     check_run_dir(run_dir, resume=False, overwrite=overwrite)
     env = heldout_env(env_kwargs)  # bad env arguments or missing data fail here, first

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config_values import values_from_dict
-from ..fields import Bound, ConfigError, TupleBound, check_fields, check_step_cost
+from ..fields import Bound, ConfigError, TupleBound, check_fields, check_training_cost
 
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring, as DRRConfig's: beyond them a
@@ -60,7 +60,10 @@ class SB3Config:
         if isinstance(self.net_arch, list):  # as JSON and Python callers write it
             object.__setattr__(self, "net_arch", tuple(self.net_arch))
         check_fields(self, BOUNDS)
-        check_step_cost("SB3Config", "max(net_arch)", self.batch_size, max(self.net_arch))
+        check_training_cost(
+            "SB3Config", "net_arch or gradient_steps", self.batch_size, max(self.net_arch), 0,
+            self.gradient_steps,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values."""

@@ -21,17 +21,22 @@ from stable_baselines3.common.noise import NormalActionNoise
 from movielens_env.errors import ArgumentError
 from movielens_env.storage import require_memory
 
-from ..fields import ConfigError
+from ..fields import ConfigError, check_training_cost
 from ..threads import torch_threads
 from .config import SB3Config, check_algorithm_config
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ddpg": DDPG, "td3": TD3, "sac": SAC}
 
 
-def check_buffer_fits(config: SB3Config, obs_dim: int, dim: int) -> None:
-    """Refuse a replay buffer larger than the memory left, before it fills up and the process is
-    killed deep into a run (SB3 reserves its float32 arrays lazily: observations, next
-    observations, actions, rewards, dones and timeouts)."""
+def check_fits(config: SB3Config, obs_dim: int, dim: int) -> None:
+    """Refuse networks too large or slow to train on observations of ``obs_dim`` floats
+    (:func:`~agents.fields.check_training_cost`), and a replay buffer larger than the memory
+    left, before it fills up and the process is killed deep into a run (SB3 reserves its float32
+    arrays lazily: observations, next observations, actions, rewards, dones and timeouts)."""
+    check_training_cost(
+        "SB3Config", "net_arch or gradient_steps", config.batch_size, max(config.net_arch),
+        obs_dim + dim, config.gradient_steps,
+    )  # fmt: skip
     size = config.buffer_size
     needed = size * (2 * obs_dim + dim + 3) * 4
     require_memory(
@@ -86,7 +91,7 @@ def train_model(
     """
     env = Monitor(gym.make("MovieLensRec-v0", **env_kwargs))
     obs_dim = gym.spaces.flatdim(env.observation_space)
-    check_buffer_fits(config or SB3Config(), obs_dim, gym.spaces.flatdim(env.action_space))
+    check_fits(config or SB3Config(), obs_dim, gym.spaces.flatdim(env.action_space))
     env.reset(seed=seed)
     with torch_threads(1):
         model = make_model(algorithm, env, seed, config)

@@ -36,12 +36,13 @@ import gymnasium as gym
 import numpy as np
 
 from movielens_env import ENV_ID
+from movielens_env.checks import budget, positive_int
 from movielens_env.data.load import load_dataset
 from movielens_env.data.split import validation_dataset
 from movielens_env.errors import ArgumentError, MovieLensRecError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import episode_steps, heldout_env
-from movielens_env.storage import atomic_write, checksum, make_folder
+from movielens_env.storage import atomic_write, checksum, make_folder, read_json
 
 from ..fields import check_seed
 from ..folder_lock import LOCK_FILE, lock_folder
@@ -95,7 +96,7 @@ def _read_record(folder: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        record = json.loads(path.read_text())
+        record = read_json(path)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise TuneFolderError(
             f"{path}: unreadable ({type(exc).__name__}), so nothing says this folder is a "
@@ -200,6 +201,8 @@ def tune(
     check_tunable(agent)
     if trials < 1 or timesteps < 1:
         raise ArgumentError(f"--trials and --timesteps must be >= 1, got {trials} and {timesteps}")
+    budget("--timesteps", timesteps)
+    positive_int("--trials", trials, 10_000)
     check_seed("seed", seed)
     if not isinstance(env_kwargs.get("dataset", "ml-1m"), str):
         raise ArgumentError("tune takes the dataset by name (its validation split is carved here)")
@@ -394,12 +397,12 @@ def _train_sb3(
 
     from movielens_env.evaluation.protocols import evaluate_online
 
-    from ..sb3.train import check_buffer_fits, make_model
+    from ..sb3.train import check_fits, make_model
     from ..threads import torch_threads
 
     env = Monitor(gym.make(ENV_ID, **env_kwargs))
     obs_dim = gym.spaces.flatdim(env.observation_space)
-    check_buffer_fits(config, obs_dim, gym.spaces.flatdim(env.action_space))
+    check_fits(config, obs_dim, gym.spaces.flatdim(env.action_space))
     if config.learning_starts >= timesteps:
         _no_update(trial, f"learning_starts={config.learning_starts} of {timesteps} steps", optuna)
     env.reset(seed=seed)

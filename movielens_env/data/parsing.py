@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -47,7 +49,10 @@ def _read_bytes(path: Path) -> bytes:
     """The file's bytes, once its start shows text: a binary file (a disk image, zeros) is
     refused before it is read whole and handed to the parser."""
     try:
-        with open(path, "rb") as handle:
+        # Without blocking: a FIFO no one writes to would wait forever.
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise DataFormatError(f"{path}: not a regular file (a FIFO, a device or a folder)")
             if b"\x00" in handle.read(1 << 16):
                 raise DataFormatError(
                     f"{path}:1: not a text file (NUL bytes in its first 64 KiB); is it the "
@@ -91,7 +96,10 @@ def _table(
     lines = data.split(b"\n", first_line)
     if len(lines) >= first_line:
         row = lines[first_line - 1].rstrip(b"\r").decode("latin-1")
-        fields = next(csv.reader([row], delimiter=sep, quoting=quoting), [])
+        try:
+            fields = next(csv.reader([row], delimiter=sep, quoting=quoting), [])
+        except csv.Error as exc:  # a field beyond csv's limit: no GroupLens line is that long
+            raise DataFormatError(f"{path}:{first_line}: {exc}") from None
         if len(fields) > len(names):
             raise DataFormatError(
                 f"{path}:{first_line}: expected {len(names)} fields separated by {fmt_sep!r}, "

@@ -270,6 +270,31 @@ def _plausible(model: MFModel, n_users: int, n_items: int, dim: int) -> bool:
     ) and math.isfinite(model.global_mean)
 
 
+# ALS's work: per sweep, a dim x dim system per user and per item, and a dim x dim update per
+# rating. On these 2 cores about 7e9 such units a second: ML-100K's default fit is 5e10 (7 s),
+# ML-25M's 6e12 (about 15 minutes); dim 1024 with 1,000 sweeps on ML-100K was 3e15 (days),
+# silent until its first sweep ended. The limit is about 40 minutes.
+MAX_FIT_WORK = 2**44
+
+
+def check_fit_cost(train: UserRatings, config: MFConfig) -> None:
+    """Refuse an MF fit of ``config`` on ``train`` that would run for hours.
+
+    Raises:
+        ArgumentError: naming dim and iterations, the work and its limit.
+    """
+    n_ratings = int(train.indptr[-1])
+    per_sweep = (train.n_users + train.n_items) * config.dim**3 + n_ratings * config.dim**2
+    work = config.iterations * per_sweep
+    if work > MAX_FIT_WORK:
+        raise ArgumentError(
+            f"mf_options dim={config.dim} with iterations={config.iterations} on "
+            f"{train.n_users:,} users, {train.n_items:,} items and {n_ratings:,} ratings is "
+            f"{work:.2g} units of ALS work, beyond {MAX_FIT_WORK:.2g} (hours of fitting): lower "
+            "dim (embedding_dim) or iterations"
+        )
+
+
 def load_or_fit_mf(
     train: UserRatings,
     config: MFConfig,
@@ -286,6 +311,7 @@ def load_or_fit_mf(
         model = _read_cached(path, train.n_users, train.n_items, config.dim)
         if model is not None:
             return model
+    check_fit_cost(train, config)
     model = fit_mf(train, config)
     if not _plausible(model, train.n_users, train.n_items, config.dim):
         raise ArgumentError(
