@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 import movielens_env
+from movielens_env.checks import budget
 from movielens_env.data.formats import DATASET_NAMES
 from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import names
@@ -21,6 +22,7 @@ from movielens_env.evaluation.protocols import episode_steps, heldout_env, onlin
 from .benchmark.machine import machine_description
 from .config_values import read_config_file, with_options
 from .env_options import add_env_options, env_options, nonempty
+from .fields import check_seed
 from .plugins import import_plugin
 from .run_commands import add_commands as add_run_commands
 from .threads import torch_threads
@@ -37,6 +39,8 @@ def _rollout(args: argparse.Namespace) -> int:
         raise ArgumentError(
             f"--episodes must be >= 1 and --seed >= 0, got {args.episodes} and {args.seed}"
         )
+    check_seed("--seed", args.seed)
+    budget("--episodes", args.episodes)
     env = gym.make(
         movielens_env.ENV_ID, dataset=args.dataset, data_dir=args.data_dir, split=args.split,
         slate_size=args.slate_size, render_mode="ansi",

@@ -24,6 +24,11 @@ def import_plugin(module: str) -> None:
         raise ArgumentError(
             f"--plugin {module}: it imports {exc.name!r}, which is missing"
         ) from None
+    except SystemExit as exc:  # exit 0 would end the command as if it had done its work
+        raise ArgumentError(
+            f"--plugin {module} called sys.exit({exc.code!r}) on import; a plugin registers "
+            "agents, it does not end the command"
+        ) from None
     except Exception as exc:  # the plugin's own bug: say whose, in one line
         raise ArgumentError(
             f"--plugin {module} failed on import: {type(exc).__name__}: {exc}"

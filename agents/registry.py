@@ -139,6 +139,11 @@ def register_agent(
     agent trainable from the command line (``movielens-rec train``); ``obs_modes`` says which
     observations its policy reads.
     """
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
+        raise ArgumentError(
+            f"agent name {name!r}: letters, digits and '_.+-', starting with a letter or digit "
+            "(--agents takes a comma-separated list of them)"
+        )
     if name in AGENTS and not replace:
         raise ArgumentError(f"agent {name!r} is already registered; pass replace=True to override")
     try:  # stored runs are keyed by it: refuse it here, not after a training run

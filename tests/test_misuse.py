@@ -922,6 +922,11 @@ def test_the_cli_keeps_a_traceback_for_real_bugs(monkeypatch):
             "import missing_dependency_xyz\n",
             "it imports 'missing_dependency_xyz', which is missing",
         ),
+        ("raise SystemExit(0)\n", "--plugin bad_plugin called sys.exit(0) on import"),
+        (
+            "from agents.registry import register_agent\nregister_agent('a,b', print, 'x')\n",
+            "agent name 'a,b': letters, digits and '_.+-'",
+        ),
     ],
 )
 def test_a_plugin_that_is_missing_or_fails_is_one_line(
@@ -940,11 +945,26 @@ def test_a_plugin_that_is_missing_or_fails_is_one_line(
     [
         (["rollout", "--episodes", "-1"], "--episodes must be >= 1 and --seed >= 0, got -1"),
         (["rollout", "--seed", "-1"], "--seed >= 0, got 3 and -1"),
+        (["rollout", "--seed", str(2**70)], "--seed must be an integer in [0, 4,294,967,295]"),
     ],
 )
 def test_rollout_options_out_of_range(capsys, argv, message):
     assert main(argv) == 2
     assert message in _error(capsys)
+
+
+def test_a_user_id_beyond_int64_is_no_user(finished_run, capsys):
+    assert main(["recommend", str(finished_run), "--user", str(2**70)]) == 2
+    assert f"--user {2**70} is not a user of" in _error(capsys)
+
+
+def test_a_policy_returning_text_is_named(make_env):
+    from movielens_env.errors import AgentError
+    from movielens_env.evaluation.policies import PolicyActor
+
+    actor = PolicyActor(lambda obs: "abc", 9, "texty")
+    with pytest.raises(AgentError, match="agent 'texty' returned an action that is not numbers"):
+        actor([np.zeros(3)])
 
 
 def test_train_refuses_a_negative_seed(tmp_path, capsys):

@@ -88,6 +88,8 @@ class RatingsDataset:
 
 
 def _lookup(sorted_ids: np.ndarray, raw_ids: np.ndarray | int) -> np.ndarray:
+    if isinstance(raw_ids, int) and not -(2**63) <= raw_ids < 2**63:
+        return np.asarray(-1)  # beyond int64: no id of any dataset
     raw = np.asarray(raw_ids, dtype=np.int64)
     pos = np.clip(np.searchsorted(sorted_ids, raw), 0, len(sorted_ids) - 1)
     return np.where(sorted_ids[pos] == raw, pos, -1)

@@ -178,8 +178,9 @@ def locate_dataset(
         folder = _dataset_folder(given, fmt) if given.is_dir() else None
         if folder is None:
             raise DataNotFoundError(
-                f"data_dir={str(given)!r} holds no {fmt.ratings_file} (looked in it and in its "
-                f"{fmt.name}/ and {fmt.zip_folder}/ sub-folders) and is not a zip archive"
+                f"data_dir={str(given)!r} holds no {fmt.ratings_file} as a file (looked in it "
+                f"and in its {' and '.join(sorted({f'{fmt.name}/', f'{fmt.zip_folder}/'}))} "
+                "sub-folders) and is not a zip archive"
             )
         return folder, None
     root = cache_root(cache_dir)

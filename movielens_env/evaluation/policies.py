@@ -90,7 +90,7 @@ class PolicyActor:
         float32's range is valid, only its direction counts)."""
         if isinstance(self.agent, Predictor):
             action = self.agent.predict(_stack(observations), deterministic=True)
-            actions = np.asarray(action[0] if isinstance(action, tuple) else action, np.float64)
+            actions = self._numbers(action[0] if isinstance(action, tuple) else action)
             expected = (len(observations), self.dim)
             if actions.shape != expected:
                 raise AgentError(
@@ -99,12 +99,19 @@ class PolicyActor:
                     "accept a batch, as SB3 models do; or give a callable obs -> action)"
                 )
         else:
-            actions = np.stack(
-                [self._check(np.asarray(self.agent(o), np.float64)) for o in observations]
-            )
+            actions = np.stack([self._check(self._numbers(self.agent(o))) for o in observations])
         if not np.isfinite(actions).all():
             raise AgentError(f"agent {self.name!r} returned an action with NaN or inf")
         return actions
+
+    def _numbers(self, action: Any) -> np.ndarray:
+        """``action`` as float64, or :class:`AgentError` naming the agent (text, objects)."""
+        try:
+            return np.asarray(action, np.float64)
+        except (TypeError, ValueError) as exc:
+            raise AgentError(
+                f"agent {self.name!r} returned an action that is not numbers ({exc})"
+            ) from None
 
     def _check(self, action: np.ndarray) -> np.ndarray:
         if action.shape != (self.dim,):
