@@ -1199,6 +1199,22 @@ def test_a_zip_that_would_expand_far_beyond_grouplens_files_is_refused(tmp_path)
     assert not (tmp_path / "cache" / "ml-100k").exists()
 
 
+def test_a_zip_whose_members_together_would_fill_the_disk_is_refused(tmp_path, monkeypatch):
+    import zipfile
+
+    from movielens_env import load_dataset
+    from movielens_env.data import sources
+    from movielens_env.errors import UnsafeArchiveError
+
+    monkeypatch.setattr(sources, "_MAX_MEMBER", 2**20)  # as 4 GiB, at the scale of a test
+    archive = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for number in range(3):  # each member below the limit, together above it
+            out.writestr(f"ml-100k/part{number}", b"1\t1\t5\t1\n" * (2**19 // 8))
+    with pytest.raises(UnsafeArchiveError, match=r"members would expand to .* GiB in all"):
+        load_dataset("ml-100k", archive, cache_dir=tmp_path / "cache")
+
+
 # --------------------------------------------------------------------------- third pass: commands
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run(tmp_path, monkeypatch, capsys):
     from agents.drr import train as train_module

@@ -61,6 +61,12 @@ _MAX_RATIO = 50
 
 
 def _check_members(archive: zipfile.ZipFile, zip_path: Path) -> None:
+    total = sum(info.file_size for info in archive.infolist())
+    if total > _MAX_MEMBER:  # many members, each small enough, together filling the disk
+        raise UnsafeArchiveError(
+            f"{zip_path}: its members would expand to {total / 2**30:.1f} GiB in all; a GroupLens "
+            "release is at most about 1.2 GiB: refusing it"
+        )
     for info in archive.infolist():
         name = info.filename
         parts = PurePosixPath(name.replace("\\", "/")).parts
