@@ -111,16 +111,16 @@ class DRRConfig:
                 f"{', '.join(ACTION_HEADS)}"
             )
         check_fields(self, BOUNDS)
-        check_training_cost(
-            "DRRConfig", "hidden, num_envs or updates_per_step", self.batch_size, self.hidden, 0,
-            self.num_envs * self.updates_per_step,
-        )  # fmt: skip
         if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
             raise ConfigError(
                 f"DRRConfig.num_envs * updates_per_step ({self.num_envs} * "
                 f"{self.updates_per_step} = {self.num_envs * self.updates_per_step:,} gradient "
                 f"steps per collected batch) must be at most {MAX_UPDATES_PER_BATCH:,}"
             )
+        check_training_cost(
+            "DRRConfig", "hidden, num_envs or updates_per_step", self.batch_size, self.hidden, 0,
+            self.num_envs * self.updates_per_step,
+        )  # fmt: skip
         if self.learning_starts < self.batch_size:
             raise ConfigError(
                 f"DRRConfig.learning_starts ({self.learning_starts}) must be >= batch_size "

@@ -44,7 +44,7 @@ from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import episode_steps, heldout_env
 from movielens_env.storage import atomic_write, checksum, make_folder, read_json
 
-from ..fields import check_seed
+from ..fields import ConfigError, check_seed
 from ..folder_lock import LOCK_FILE, lock_folder
 from ..registry import check_agent_config
 from ..run_folder import LOCATION_KEYS, check_folder_path, json_env_kwargs
@@ -335,7 +335,12 @@ def _objective(
         }
         # JSON values (tuples as lists): the best trial's config is rebuilt from them.
         trial.set_user_attr("config_fields", json.loads(json.dumps(changed)))
-        score = _train_and_score(agent, config, env_kwargs, timesteps, seed, trial, optuna)
+        try:
+            score = _train_and_score(agent, config, env_kwargs, timesteps, seed, trial, optuna)
+        except ConfigError as exc:  # drawn values too slow or large together on this env
+            if trial.number == 0:  # the starting config: the user's to change
+                raise
+            _prune(trial, f"refused: {exc}", optuna)
         if not math.isfinite(score):
             _prune(trial, f"the validation return is {score}", optuna)
         return score

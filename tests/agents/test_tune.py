@@ -170,6 +170,29 @@ def test_an_interrupted_study_continues_where_it_stopped(tmp_path, monkeypatch):
     assert [(row["trial"], row["state"]) for row in rows] == [("0", "COMPLETE"), ("1", "COMPLETE")]
 
 
+def test_a_drawn_config_too_costly_for_the_env_is_pruned_not_fatal(tmp_path, monkeypatch):
+    from agents.fields import ConfigError
+    from agents.tune import study as tuning
+
+    real = tuning._train_and_score
+
+    def refusing(agent, config, *args):
+        if config != base:  # every drawn config: as a network too slow for this env's inputs
+            raise ConfigError("DRRConfig: one gradient step (...) costs too much")
+        return real(agent, config, *args)
+
+    monkeypatch.setattr(tuning, "_train_and_score", refusing)
+    env_kwargs = {"dataset": "synthetic", **json.loads(TINY_ENV_JSON)}
+    base = DRRConfig(learning_starts=32, batch_size=32, buffer_size=2000)
+    result = tuning.tune("drr-ave", env_kwargs, 200, 2, tmp_path / "s", base_config=base)
+    rows = list(csv.DictReader((tmp_path / "s" / "trials.csv").open()))
+    assert [row["state"] for row in rows] == ["COMPLETE", "PRUNED"]
+    assert result.best_config == base
+    with pytest.raises(ConfigError, match="costs too much"):  # the user's own config: refused
+        tuning.tune("drr-ave", env_kwargs, 200, 1, tmp_path / "t",
+                    base_config=DRRConfig(learning_starts=64, batch_size=64))  # fmt: skip
+
+
 @pytest.fixture
 def td3_study(tmp_path):
     """A finished one-trial td3 study (small: a few seconds)."""
