@@ -212,8 +212,14 @@ def _write_benchmark(
         f"per-user temporal 80/20 split; {', '.join(map(str, sorted(users)))} test users evaluated"
         f"; env arguments {config.env_options or 'the defaults'}"
     )
-    warning = few_users_warning(min(users))
-    if warning is not None:
+    untrained = [f"{r['agent']} seed {r['seed']}" for r in records if r.get("untrained")]
+    notes = [few_users_warning(min(users))]
+    if untrained:
+        notes.append(
+            f"{', '.join(untrained)} took no gradient step in its budget: those rows are untrained "
+            "networks (give more --timesteps or a lower learning_starts)"
+        )
+    for warning in filter(None, notes):
         described += f"\n\n**Warning: {warning}.**"
         print(f"warning: {warning}", file=sys.stderr)
     md_path, csv_path = write_leaderboard(

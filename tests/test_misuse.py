@@ -1630,6 +1630,25 @@ def test_a_benchmark_run_folder_holding_another_run_is_noted_and_a_stopped_run_r
     )
 
 
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_benchmark_notes_run_folders_swapped_between_seeds_and_untrained_rows(
+    two_catalogues, tmp_path, capsys
+):
+    out = tmp_path / "bench"
+    assert main(_bench_td3(out, two_catalogues[0], "--seeds", "0,1")) == 0
+    err = capsys.readouterr().err  # 20 steps, learning starting at 500: untrained, and said
+    assert "warning: td3 seed 0, td3 seed 1 took no gradient step in its budget" in err
+    assert "td3 seed 0, td3 seed 1 took no gradient step" in (out / "leaderboard.md").read_text()
+    runs = out / "runs"
+    (runs / "td3-seed0").rename(runs / "swap")
+    (runs / "td3-seed1").rename(runs / "td3-seed0")
+    assert main(_bench_td3(out, two_catalogues[0], "--seeds", "0,1")) == 0
+    err = capsys.readouterr().err
+    assert f"note: {runs / 'td3-seed0'} (the trained model" in err
+    assert "replaced by the run of seed 1" in err
+    assert "td3 seed 0, td3 seed 1 took no gradient step" in err  # reused, and still said
+
+
 def test_train_force_never_overwrites_files_that_are_not_the_old_run_s(
     finished_sb3_run, finished_run, tmp_path, capsys
 ):

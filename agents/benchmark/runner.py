@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,9 +267,15 @@ def run_one(
             )
         _mark_started(run_dir, key)
         started = time.perf_counter()
-        trained = entry.train(
-            TrainContext(env_kwargs, seed, config.timesteps, run_dir, on_step, entry.config)
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trained = entry.train(
+                TrainContext(env_kwargs, seed, config.timesteps, run_dir, on_step, entry.config)
+            )
+        for warning in caught:  # said as they would have been, and kept in the record below
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
         if not isinstance(trained, TrainedAgent):
             raise AgentError(
                 f"agent {agent!r}: its trainer returned {type(trained).__name__}, not a "
@@ -286,6 +293,9 @@ def run_one(
         "key": key,
         # Whether the trainer left a run (the model evaluate reads) beside the result.
         "saved_run": holds_run(run_dir),
+        # An agent that never took a gradient step is its random initialisation: the
+        # leaderboard says so whenever it shows the result, not only when it was trained.
+        "untrained": any(UNTRAINED in str(warning.message) for warning in caught),
         "n_users": len(result.users),
         "metrics": metrics,
         "learning_curve": [[int(t), float(r)] for t, r in trained.learning_curve],
@@ -326,6 +336,10 @@ def _other_runs_outside_the_grid(config: BenchmarkConfig, data: str) -> list[tup
 # Config fields a benchmark's trainer sets itself, whatever the agent's config says: DRR's
 # runs evaluate and checkpoint once, at their end. Neither changes what is learned.
 _SET_BY_THE_BENCHMARK = ("eval_every", "checkpoint_every")
+
+
+# What DRR's and the SB3 trainers warn when no gradient step was taken.
+UNTRAINED = "took no gradient step"
 
 
 def _mark_started(run_dir: Path, key: dict[str, Any]) -> None:
@@ -388,17 +402,24 @@ def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data
     )
 
 
-def _replaced(run_dir: Path) -> str:
-    """Why the run in ``run_dir`` is not the one its benchmark trained there ("" if it is, or
-    if no mark says which that was: folders of benchmarks before the marks)."""
+def _replaced(run_dir: Path, record: dict[str, Any]) -> str:
+    """Why the run in ``run_dir`` is not the one that made ``record`` ("" if it is, or if no mark
+    says which that was: folders of benchmarks before the marks): a run.json the benchmark did
+    not write, a run of another configuration (its mark's key) or of another seed."""
     try:
         mark = read_json(run_dir / OWN_RUN_MARK)
         info = read_run_info(run_dir) or {}
     except (RunFolderError, OSError, UnicodeDecodeError, ValueError):
         return ""
-    if not isinstance(mark, dict) or mark.get("run") == info.get("checksum"):
+    if not isinstance(mark, dict):
         return ""
-    return "replaced by another run (its run.json is not the one the benchmark wrote)"
+    if mark.get("run") != info.get("checksum"):
+        return "replaced by another run (its run.json is not the one the benchmark wrote)"
+    if mark.get("key") != json.loads(json.dumps(record["key"])):
+        return "replaced by a run of another configuration (its mark holds another key)"
+    if info.get("seed", record["seed"]) != record["seed"]:
+        return f"replaced by the run of seed {info.get('seed')}"
+    return ""
 
 
 def _note_lost_run(path: Path, record: dict[str, Any]) -> None:
@@ -410,7 +431,7 @@ def _note_lost_run(path: Path, record: dict[str, Any]) -> None:
     if not record.get("saved_run", get_agent(agent).artefact is not None):
         return
     run_dir = path.with_suffix("")
-    damage = run_damage(run_dir, agent) or _replaced(run_dir)
+    damage = run_damage(run_dir, agent) or _replaced(run_dir, record)
     if damage:
         print(
             f"note: {run_dir} (the trained model movielens-rec evaluate reads) is {damage}; "

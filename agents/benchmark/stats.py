@@ -16,11 +16,24 @@ _T975 = (
 )  # fmt: skip
 
 
+_Z975 = 1.959963984540054
+
+
 def t_quantile_975(dof: int) -> float:
-    """The 0.975 quantile of Student's t with ``dof`` degrees of freedom (normal above 30)."""
+    """The 0.975 quantile of Student's t with ``dof`` degrees of freedom: tabulated to 30,
+    then the Cornish-Fisher expansion about the normal's (within 1e-4 there; 1.960 alone was
+    4% short at 31)."""
     if dof < 1:
         raise ArgumentError(f"degrees of freedom must be >= 1, got {dof}")
-    return _T975[dof - 1] if dof <= len(_T975) else 1.960
+    if dof <= len(_T975):
+        return _T975[dof - 1]
+    z, v = _Z975, float(dof)
+    return (
+        z
+        + (z**3 + z) / (4 * v)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
+    )
 
 
 def mean_ci95(values) -> tuple[float, float]:

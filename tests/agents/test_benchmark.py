@@ -31,6 +31,11 @@ def test_mean_and_interval_over_seeds():
     mean, half = mean_ci95([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / math.sqrt(3))
     assert math.isnan(mean_ci95([5.0])[1])
+    # Beyond the table, t's quantile and not the normal's (1.960 was 4% short at 31 seeds).
+    from agents.benchmark.stats import t_quantile_975
+
+    for dof, exact in ((31, 2.0395), (60, 2.0003), (120, 1.9799), (1000, 1.9623)):
+        assert t_quantile_975(dof) == pytest.approx(exact, abs=2e-4)
 
 
 def test_unknown_agent_lists_the_valid_ones():
