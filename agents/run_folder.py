@@ -294,7 +294,9 @@ def remove_run(run_dir: Path, replaced_by: tuple[str, ...] | None = None) -> Non
         intact = False
     names = _run_files_in(run_dir)
     if not intact:
-        names = tuple(n for n in names if n in (replaced_by or run_files()))
+        names = tuple(
+            n for n in names if n in (run_files() if replaced_by is None else replaced_by)
+        )
     for name in (*names, RUN_FILE, CURVE_FILE):
         (run_dir / name).unlink(missing_ok=True)
 

@@ -9,6 +9,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import socket
 import stat
 import tempfile
@@ -119,9 +120,16 @@ def remove_stale_temps(target: Path) -> None:
     if not target.parent.is_dir():
         return
     host = _OWNER.rsplit("-", 1)[0]
+    # Only the names atomic_path gives (the writer's host and pid, then mkstemp's random
+    # characters): a user's own ".NAME.v1.tmp" beside it is never taken for one.
+    ours = re.compile(
+        rf"\.{re.escape(target.name)}\.(?P<host>[^.]+)-(?P<pid>\d+)\.[a-z0-9_]+\.tmp(\.\w+)?"
+    )
     for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp*"):
-        owner = tmp.name[len(target.name) + 2 :].split(".", 1)[0]
-        writer_host, _, pid = owner.rpartition("-")
+        match = ours.fullmatch(tmp.name)
+        if match is None:
+            continue
+        writer_host, pid = match["host"], match["pid"]
         with contextlib.suppress(OSError):
             dead = writer_host == host and pid.isdigit() and not _alive(int(pid))
             if dead or time.time() - tmp.stat().st_mtime > _STALE_SECONDS:

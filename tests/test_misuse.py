@@ -1079,11 +1079,15 @@ def test_temporaries_of_killed_writers_are_removed_on_the_next_write(tmp_path):
     dead = tmp_path / f".cache.json.{host}-{2**22 + 12345}.abcd.tmp.json"  # no such process
     live = tmp_path / f".cache.json.{host}-{os.getpid()}.efgh.tmp.json"  # this process: live
     other = tmp_path / ".other.json.x-1.ijkl.tmp.json"  # another target's
-    for path in (dead, live, other):
+    mine = [tmp_path / ".cache.json.v1.tmp", tmp_path / ".cache.json.draft.tmp.txt"]  # a user's
+    for path in (dead, live, other, *mine):
         path.write_text("half-written")
+    for path in mine:  # old enough to be a killed writer's, were it one
+        os.utime(path, (0, 0))
     atomic_write(target, lambda tmp: tmp.write_text("{}"), suffix=".json")
     assert target.read_text() == "{}"
     assert not dead.exists() and live.exists() and other.exists()
+    assert all(path.read_text() == "half-written" for path in mine)
 
 
 # --------------------------------------------------------------------------- sizes (hangs)
@@ -1530,9 +1534,27 @@ def test_a_benchmark_does_not_replace_a_run_it_did_not_make(
     out = tmp_path / "project"
     mine = _copy(finished_run, (out / "runs").mkdir(parents=True) or out / "runs" / "random-seed0")
     before = {p.name: p.read_bytes() for p in mine.iterdir()}
-    assert main(_bench(out, two_catalogues[0])) == 2
-    assert "a run no stored result accounts for" in _error(capsys)
-    assert {p.name: p.read_bytes() for p in mine.iterdir()} == before
+    (out / "runs" / "random-seed0.json").write_text('{"note": "my eval"}')  # beside it: no record
+    for extra in ((), ("--force",)):  # a train run is never another configuration's result
+        assert main(_bench(out, two_catalogues[0], *extra)) == 2
+        assert "holds runs no benchmark made where its runs go (runs/random-seed0: train " in (
+            _error(capsys)
+        )
+        assert {p.name: p.read_bytes() for p in mine.iterdir()} == before
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_force_on_a_benchmark_run_with_a_damaged_run_json_keeps_other_models(
+    two_catalogues, tmp_path
+):
+    out = tmp_path / "bench"
+    assert main(_bench_td3(out, two_catalogues[0])) == 0
+    run = out / "runs" / "td3-seed0"
+    (run / "sac.zip").write_text("my sac model")
+    (run / "run.json").write_text("{")
+    assert main(_bench_td3(out, two_catalogues[0], "--timesteps", "30", "--force")) == 0
+    assert (run / "sac.zip").read_text() == "my sac model"
+    assert json.loads((run / "run.json").read_text())["timesteps"] == 30
 
 
 # --------------------------------------------------------------------------- sixth pass
@@ -2100,14 +2122,14 @@ def test_a_benchmark_does_not_take_a_train_run_of_the_same_settings_for_its_own(
     capsys.readouterr()
     bench = _bench_td3(out, two_catalogues[0], "--config", f"td3={config}")
     assert main(bench) == 2
-    assert "a run no stored result accounts for" in _error(capsys)
+    assert "holds runs no benchmark made where its runs go" in _error(capsys)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     # Of the same budget too: a train run is never the benchmark's own.
     assert main([*_train_sb3(run, "--timesteps", "20", "--force"), *data]) == 0
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     capsys.readouterr()
     assert main(bench) == 2
-    assert "a run no stored result accounts for" in _error(capsys)
+    assert "holds runs no benchmark made where its runs go" in _error(capsys)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 

@@ -350,6 +350,23 @@ def _mark_started(run_dir: Path, key: dict[str, Any]) -> None:
     atomic_write(run_dir / OWN_RUN_MARK, lambda tmp: tmp.write_text(mark), suffix=".json")
 
 
+def _benchmark_made(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` is a benchmark's: its mark is there, and names this run.json
+    (or none, the benchmark having stopped while training; or the run.json is damaged, which
+    the benchmark then replaces, with ``--force`` if it is of another configuration)."""
+    try:
+        mark = read_json(run_dir / OWN_RUN_MARK)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(mark, dict):
+        return False
+    try:
+        info = read_run_info(run_dir) or {}
+    except RunFolderError:
+        return True
+    return mark.get("run") in (None, info.get("checksum"))
+
+
 def _users_files(run_dir: Path, agent: str) -> list[str]:
     """The files of ``agent``'s run names in ``run_dir`` where it holds no run and no benchmark
     started one there: a user's own, which training would overwrite."""
@@ -468,7 +485,7 @@ def run_benchmark(
 def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list[dict[str, Any]]:
     """:func:`run_benchmark`, under the lock of its folder."""
     data = config.data_fingerprint()
-    records, todo, others, users = [], [], [], []
+    records, todo, others, users, foreign = [], [], [], [], []
     for agent in config.agents:
         for seed in config.seeds:
             path = run_path(config.out_dir, agent, seed)
@@ -484,16 +501,24 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
                 others.append((path, found.reason))
             elif found.status == "invalid":
                 report_invalid(path, found.reason)
+            if holds_run(folder) and not _benchmark_made(folder):
+                foreign.append(folder)  # a train run put there (or linked): never replaced
             elif (
-                found.status == "missing"
-                and holds_run(path.with_suffix(""))
-                and not _own_run(config, agent, seed, path.with_suffix(""), data)
+                found.status != "other"
+                and holds_run(folder)
+                and not _own_run(config, agent, seed, folder, data)
             ):
-                # A run no stored result accounts for, of another configuration or agent:
-                # someone's own, which training would replace.
-                others.append((path.with_suffix(""), "a run no stored result accounts for"))
+                # A benchmark's run no stored result accounts for, of another configuration.
+                others.append((folder, "a run no stored result accounts for"))
             # Only a run there now may be replaced: one made there later is someone else's.
             todo.append((agent, seed, holds_run(folder)))
+    if foreign:
+        shown = ", ".join(str(path.relative_to(config.out_dir)) for path in foreign[:3])
+        raise ResultsFolderError(
+            f"{config.out_dir} holds runs no benchmark made where its runs go ({shown}"
+            f"{' and more' if len(foreign) > 3 else ''}: train runs?); they are never replaced "
+            "(--force neither): move them away, or give the benchmark another --out"
+        )
     if users:
         shown = ", ".join(str(path.relative_to(config.out_dir)) for path in users[:3])
         raise ResultsFolderError(

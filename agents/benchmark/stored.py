@@ -141,7 +141,9 @@ def remove_other_configs(paths: list[Path], out_dir: Path) -> None:
     for path in paths:
         run_dir = path.with_suffix("")
         if path.parent.name == "runs" and run_dir.is_dir():
-            remove_run(run_dir)
+            # Where its run.json is damaged, which files are the run's cannot be told: only
+            # that record and the curve go (the run trained there replaces its own files).
+            remove_run(run_dir, replaced_by=())
             (run_dir / OWN_RUN_MARK).unlink(missing_ok=True)
             if not any(run_dir.iterdir()):
                 run_dir.rmdir()
