@@ -34,6 +34,7 @@ from movielens_env import load_world
 from movielens_env.envs.observation import OBS_MODES
 from movielens_env.errors import ArgumentError
 from movielens_env.simulator.world import RecWorld
+from movielens_env.storage import file_sha256
 
 from .artefact import Artefact
 
@@ -266,7 +267,7 @@ def _plugin_source_digest(train: Callable[..., Any], modules: tuple[str, ...] = 
         return None
     digest = hashlib.sha256()
     for name, file in sorted(files.items()):
-        digest.update(f"{name}\0{hashlib.sha256(file.read_bytes()).hexdigest()}\n".encode())
+        digest.update(f"{name}\0{file_sha256(file)}\n".encode())  # in blocks: data files too
     if isinstance(train, functools.partial):  # the same code trains otherwise with other values
         bound = repr((train.args, sorted(train.keywords.items())))
         # An object without a repr of its own shows its address, which no other process shares.

@@ -9,7 +9,6 @@ caches live is the caller's business and is never recorded (nor followed if foun
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,7 +18,13 @@ import gymnasium as gym
 
 from movielens_env import MovieLensRecEnv
 from movielens_env.errors import ArgumentError, MovieLensRecError
-from movielens_env.storage import atomic_write, checksum, make_folder, read_json
+from movielens_env.storage import (
+    atomic_write,
+    checksum,
+    file_sha256,
+    make_folder,
+    read_json,
+)
 
 from . import registry
 
@@ -365,15 +370,6 @@ def read_run_info(run_dir: Path) -> dict[str, Any] | None:
             "was trained with; restore it, or train the run again"
         )
     return info
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of the file at ``path`` (read in blocks: model files may be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_swapped(run_dir: Path, info: dict[str, Any]) -> str:

@@ -26,7 +26,8 @@ from .errors import CacheError
 
 CACHE_ENV_VAR = "MOVIELENS_DATA"
 # What reading a damaged or foreign .npz file can raise; anything else is a bug to surface.
-UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+# MemoryError: a damaged array header can declare terabytes.
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile)
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -219,13 +220,12 @@ def intact_arrays(arrays: dict[str, np.ndarray]) -> bool:
 MAX_RECORD_BYTES = 64 * 2**20
 
 
-def read_small_text(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES) -> str:
-    """The text of the regular file ``path``, of at most ``limit`` bytes.
+def read_small_bytes(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, of at most ``limit`` bytes.
 
     Raises:
         OSError: it is missing or unreadable, not a regular file (a FIFO, which would block, a
             device, a folder), or larger than ``limit``.
-        UnicodeDecodeError: it is not UTF-8 text.
     """
     with open(path, "rb", opener=_nonblocking) as handle:
         info = os.fstat(handle.fileno())
@@ -234,7 +234,26 @@ def read_small_text(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES)
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise OSError(errno.EFBIG, f"larger than {limit:,} bytes, so no record or config")
-    return data.decode()
+    return data
+
+
+def read_small_text(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES) -> str:
+    """The text of the regular file ``path`` (see :func:`read_small_bytes`).
+
+    Raises:
+        OSError: as :func:`read_small_bytes`.
+        UnicodeDecodeError: it is not UTF-8 text.
+    """
+    return read_small_bytes(path, limit).decode()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of the file at ``path``, read in blocks (never whole into memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _nonblocking(path: str, flags: int) -> int:

@@ -1179,6 +1179,32 @@ def test_fifos_and_endless_files_where_a_file_belongs_fail_fast(finished_run, tm
         load_dataset("ml-100k", data, cache_dir=tmp_path / "cache")
 
 
+def test_a_data_file_larger_than_any_grouplens_file_is_refused_before_it_is_read(tmp_path):
+    from movielens_env import load_dataset
+
+    write_ml100k(tmp_path / "ml-100k", n_users=20)
+    with open(tmp_path / "ml-100k" / "u.data", "r+b") as handle:
+        handle.truncate(50 * 2**30)  # sparse: hashing it took minutes, parsing it GBs
+    with pytest.raises(ValueError, match=r"u.data: 50.0 GiB, larger than any GroupLens file"):
+        load_dataset("ml-100k", tmp_path / "ml-100k", cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs FIFOs")
+def test_a_tune_journal_that_is_no_file_is_named(tmp_path, capsys):
+    import os
+
+    argv = ["tune", "--agent", "td3", "--trials", "1", "--timesteps", "140", "--set",
+            "learning_starts=100", "--env-kwargs", SMALL_ENV, "--no-progress"]  # fmt: skip
+    for make in (os.mkfifo, os.mkdir):  # a FIFO blocked forever; a folder was a traceback
+        out = tmp_path / make.__name__
+        assert main([*argv, "--out", str(out)]) == 0  # a study
+        (out / "study.journal").unlink()
+        make(out / "study.journal")
+        capsys.readouterr()
+        assert main([*argv, "--out", str(out)]) == 2
+        assert "study.journal: not a study's journal" in _error(capsys)
+
+
 def test_a_data_line_beyond_the_csv_field_limit_is_named_by_line(tmp_path):
     from movielens_env import load_dataset
 

@@ -42,7 +42,13 @@ from movielens_env.data.split import validation_dataset
 from movielens_env.errors import ArgumentError, MovieLensRecError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import episode_steps, heldout_env
-from movielens_env.storage import atomic_write, checksum, make_folder, read_json
+from movielens_env.storage import (
+    atomic_write,
+    checksum,
+    make_folder,
+    read_json,
+    read_small_bytes,
+)
 
 from ..fields import ConfigError, check_seed
 from ..folder_lock import LOCK_FILE, lock_folder
@@ -91,6 +97,21 @@ def _write_json(path: Path, value: Any) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text), suffix=".json")
 
 
+def _journal_bytes(path: Path) -> bytes:
+    """The journal's bytes (none if absent), or :class:`TuneFolderError` where it is not a
+    journal file (a FIFO would block, a folder or a file of GB is nobody's journal)."""
+    if not path.exists():
+        return b""
+    try:
+        return read_small_bytes(path, MAX_JOURNAL_BYTES)
+    except OSError as exc:
+        raise TuneFolderError(f"{path}: not a study's journal ({exc.strerror or exc})") from None
+
+
+# Far beyond a journal of 10,000 trials (each a few kB).
+MAX_JOURNAL_BYTES = 1 << 30
+
+
 def _read_record(folder: Path) -> dict[str, Any] | None:
     path = folder / RECORD
     if not path.exists():
@@ -112,7 +133,7 @@ def _read_record(folder: Path) -> dict[str, Any] | None:
 
 def _journal_mark(path: Path) -> dict[str, Any]:
     """The journal's length and SHA-256, as ``tune.json`` records them after each trial."""
-    data = path.read_bytes() if path.exists() else b""
+    data = _journal_bytes(path)
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -124,7 +145,7 @@ def _restore_journal(folder: Path, record: dict[str, Any]) -> None:
         TuneFolderError: the journal's recorded part differs (edited, swapped, cut, deleted).
     """
     path = folder / JOURNAL
-    data = path.read_bytes() if path.exists() else b""
+    data = _journal_bytes(path)
     mark = record.get("journal")
     size = mark.get("bytes") if isinstance(mark, dict) else None
     if (

@@ -45,6 +45,22 @@ class ItemMetadata:
     genres: np.ndarray  # object (tuple[str, ...])
 
 
+# Beyond any GroupLens file (ML-25M's ratings.csv: 0.65 GiB): a larger one is not the release,
+# and hashing, then parsing it whole would take minutes and its size in memory several times.
+MAX_SOURCE_BYTES = 2 * 2**30
+
+
+def check_source_size(path: Path) -> None:
+    """Refuse a data file larger than any GroupLens file, naming it."""
+    size = path.stat().st_size
+    if size > MAX_SOURCE_BYTES:
+        raise DataFormatError(
+            f"{path}: {size / 2**30:.1f} GiB, larger than any GroupLens file (ML-25M's "
+            f"ratings.csv is 0.65 GiB; the limit is {MAX_SOURCE_BYTES / 2**30:.0f} GiB): is it "
+            "the GroupLens file?"
+        )
+
+
 def _read_bytes(path: Path) -> bytes:
     """The file's bytes, once its start shows text: a binary file (a disk image, zeros) is
     refused before it is read whole and handed to the parser."""
@@ -53,6 +69,7 @@ def _read_bytes(path: Path) -> bytes:
         with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise DataFormatError(f"{path}: not a regular file (a FIFO, a device or a folder)")
+            check_source_size(path)
             if b"\x00" in handle.read(1 << 16):
                 raise DataFormatError(
                     f"{path}:1: not a text file (NUL bytes in its first 64 KiB); is it the "

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..storage import DIGEST_KEY, UNREADABLE, arrays_digest, atomic_write, cache_root, intact_arrays
+from .parsing import check_source_size
 from .synthetic import SyntheticTruth
 
 _VERSION = 1
@@ -39,6 +40,7 @@ def content_key(*paths: Path) -> str:
         if not path.is_file():
             parts.append("absent")
             continue
+        check_source_size(path)  # before hashing it: a 50 GB file took minutes, silently
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 22), b""):

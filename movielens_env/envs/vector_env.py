@@ -88,7 +88,7 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
                 "(gym.make('MovieLensRec-v0', render_mode='ansi'))"
             )
         setup = EnvSetup(EnvConfig.of(**env_kwargs))
-        _check_fits(num_envs, setup.world.dataset.n_items)
+        _check_fits(num_envs, setup)
         self._adopt(setup)
         self.num_envs = num_envs
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
@@ -390,13 +390,20 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
         return self.observe(self._state, self._history)
 
 
-def _check_fits(num_envs: int, n_items: int) -> None:
-    """Refuse more sub-environments than memory holds: each keeps catalogue-wide masks and a
-    row of float32 scores (8 bytes per item: 5 counted, 7 measured with the temporaries of a
-    step at num_envs=1,000,000, where 5 had let 11.6 GB through as 8.4)."""
+def _check_fits(num_envs: int, setup: EnvSetup) -> None:
+    """Refuse more sub-environments than memory holds. Each keeps catalogue-wide masks and a row
+    of float32 scores (8 bytes per item: 5 counted, 7 measured with a step's temporaries at
+    num_envs=1,000,000), its observation (float32, about 4 copies in a step: history_len=50
+    passed a 0.8 GB estimate at 5.8 GB) and its slate's exact re-scoring (float64 vectors of the
+    shortlist, slate_size of them at least)."""
+    n_items = setup.world.dataset.n_items
+    obs = gym.spaces.flatdim(setup.observation_space)
+    dim = setup.vectors.dim
+    per_env = n_items * 8 + obs * 16 + setup.config.slate_size * dim * 16
     require_memory(
-        num_envs * n_items * 8, f"num_envs={num_envs:,} ({n_items:,} items each)",
-        lambda available: available // (n_items * 8), ArgumentError,
+        num_envs * per_env, f"num_envs={num_envs:,} ({n_items:,} items, {obs:,}-float "
+        f"observations, slates of {setup.config.slate_size} each)",
+        lambda available: available // per_env, ArgumentError,
     )  # fmt: skip
 
 
