@@ -17,7 +17,7 @@ from movielens_env.evaluation.protocols import episode_steps
 
 from .artefact import Artefact
 from .baselines import MFRanker, PopularityRanker, RandomRanker
-from .drr.config import STATE_REPRESENTATIONS, DRRConfig
+from .drr.config import STATE_REPRESENTATIONS, DRRConfig, budget_episodes
 from .drr.run_dir import RUN_FILES as DRR_FILES
 from .registry import AGENTS, TrainContext, TrainedAgent, register_agent
 from .run_folder import CURVE_FILE, RUN_FILE
@@ -87,7 +87,7 @@ def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
     from .drr.train import train_drr
 
     horizon = episode_steps(ctx.env_kwargs)
-    episodes = max(1, ctx.timesteps // horizon)
+    episodes = budget_episodes(ctx.timesteps, horizon)
     values = {**(ctx.config or dataclasses.asdict(DRRConfig(state=state))), "state": state}
     config = DRRConfig.from_dict({**values, "eval_every": episodes, "checkpoint_every": 0})
     result = train_drr(

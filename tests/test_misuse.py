@@ -1134,6 +1134,16 @@ def test_an_mf_fit_of_hours_is_refused_before_it_starts(small_dataset):
                         mf_options={"iterations": 1000}, cache_dir=None)  # fmt: skip
 
 
+def test_a_drr_budget_shorter_than_an_episode_is_refused_before_any_work(
+    two_catalogues, tmp_path, capsys
+):
+    # DRR trains whole episodes: 5 steps would have become one 10-step episode, keyed as 5.
+    out = tmp_path / "bench"
+    assert main(_bench(out, two_catalogues[0], "--agents", "drr-ave", "--timesteps", "5")) == 2
+    assert "a DRR budget of 5 env steps is less than one 10-step episode" in _error(capsys)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

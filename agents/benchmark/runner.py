@@ -40,6 +40,7 @@ from movielens_env.evaluation.references import BeamPlanner
 from movielens_env.storage import atomic_write, make_folder, read_json
 
 from ..baselines import RandomRanker
+from ..drr.config import budget_episodes
 from ..fields import check_seed
 from ..folder_lock import lock_folder
 from ..registry import AGENTS, TrainContext, TrainedAgent, get_agent
@@ -474,7 +475,10 @@ def run_benchmark(
     configuration or agent, counts as another configuration's.
     """
     for agent in config.agents:
-        get_agent(agent).check_env(config.env_kwargs())  # before any work
+        entry = get_agent(agent)
+        entry.check_env(config.env_kwargs())  # before any work
+        if entry.artefact is not None and entry.artefact.budget == "episodes":  # DRR's
+            budget_episodes(config.timesteps, episode_steps(config.env_kwargs()))
     check_results_folder(config.out_dir)
     # Held to the end: a second benchmark on this folder, of another configuration, would pass
     # the checks below before this one stored anything, then replace its results.

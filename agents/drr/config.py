@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from movielens_env.errors import ArgumentError
+
 from ..fields import Bound, ConfigError, check_fields, check_training_cost
 
 STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
@@ -148,3 +150,18 @@ class DRRConfig:
         if unknown:
             raise ConfigError(f"unknown DRRConfig keys {unknown}; valid: {sorted(fields)}")
         return cls(**values)
+
+
+def budget_episodes(timesteps: int, horizon: int) -> int:
+    """The episodes a budget of ``timesteps`` env steps buys DRR, which trains by episodes of
+    ``horizon`` steps: whole ones only, so never more steps than the budget.
+
+    Raises:
+        ArgumentError: the budget is shorter than one episode.
+    """
+    if timesteps < horizon:
+        raise ArgumentError(
+            f"a DRR budget of {timesteps} env steps is less than one {horizon}-step episode: "
+            f"give --timesteps >= {horizon}"
+        )
+    return timesteps // horizon

@@ -395,9 +395,10 @@ def _train_and_score(
     return (reported as it goes, for the pruner)."""
     horizon = episode_steps(env_kwargs)
     if hasattr(config, "state"):  # DRR
+        from ..drr.config import budget_episodes
         from ..drr.train import train_drr
 
-        episodes = max(1, timesteps // horizon)
+        episodes = budget_episodes(timesteps, horizon)
         every = max(1, episodes // EVALUATIONS)
         config = dataclasses.replace(config, eval_every=every, checkpoint_every=0)
         steps: list[float] = []
