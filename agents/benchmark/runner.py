@@ -369,10 +369,10 @@ def _benchmark_made(run_dir: Path) -> bool:
 
 
 def _users_files(run_dir: Path, agent: str) -> list[str]:
-    """The files of ``agent``'s run names in ``run_dir`` where it holds no run and no benchmark
-    started one there: a user's own, which training would overwrite."""
+    """The files of ``agent``'s run names in ``run_dir``, a folder holding no run, where no
+    benchmark started one there: a user's own, which training would overwrite."""
     artefact = get_agent(agent).artefact
-    if artefact is None or holds_run(run_dir) or (run_dir / OWN_RUN_MARK).exists():
+    if artefact is None or (run_dir / OWN_RUN_MARK).exists():
         return []
     return [name for name in artefact.files if (run_dir / name).exists()]
 
@@ -494,7 +494,10 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
         for seed in config.seeds:
             path = run_path(config.out_dir, agent, seed)
             folder = path.with_suffix("")
-            users += [folder / name for name in _users_files(folder, agent)]
+            # Once per folder: without an intact run.json it loads the whole checkpoint.
+            has_run = holds_run(folder)
+            if not has_run:
+                users += [folder / name for name in _users_files(folder, agent)]
             found = read_record(
                 path, config.run_key(agent, data), lambda r, a=agent, s=seed: check_run(r, a, s)
             )
@@ -505,17 +508,17 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
                 others.append((path, found.reason))
             elif found.status == "invalid":
                 report_invalid(path, found.reason)
-            if holds_run(folder) and not _benchmark_made(folder):
+            if has_run and not _benchmark_made(folder):
                 foreign.append(folder)  # a train run put there (or linked): never replaced
             elif (
                 found.status != "other"
-                and holds_run(folder)
+                and has_run
                 and not _own_run(config, agent, seed, folder, data)
             ):
                 # A benchmark's run no stored result accounts for, of another configuration.
                 others.append((folder, "a run no stored result accounts for"))
             # Only a run there now may be replaced: one made there later is someone else's.
-            todo.append((agent, seed, holds_run(folder)))
+            todo.append((agent, seed, has_run))
     if foreign:
         shown = ", ".join(str(path.relative_to(config.out_dir)) for path in foreign[:3])
         raise ResultsFolderError(
