@@ -208,10 +208,31 @@ def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def intact_arrays(arrays: dict[str, np.ndarray]) -> bool:
-    """Whether ``arrays`` (as loaded from a cache) hold the digest of the others, unchanged."""
+# The name under which a cache of arrays stores the key it was built for (its file is named by a
+# hash of that key, so a file copied or renamed onto another key's name is told by it).
+CACHE_KEY = "cache_key"
+
+
+def sealed(arrays: dict[str, Any], key: str) -> dict[str, Any]:
+    """``arrays`` as a cache stores them: with the ``key`` they were built for and the digest of
+    everything (:func:`cache_problem` checks both on load)."""
+    arrays = {**arrays, CACHE_KEY: np.array(key)}
+    arrays[DIGEST_KEY] = np.array(arrays_digest(arrays))
+    return arrays
+
+
+def cache_problem(arrays: dict[str, np.ndarray], key: str) -> str | None:
+    """Why ``arrays`` (as loaded from a cache expected to hold ``key``'s content) cannot be
+    trusted, or ``None``: content changed since written, or written for another key."""
     stored = arrays.get(DIGEST_KEY)
-    return stored is not None and str(stored) == arrays_digest(arrays)
+    if stored is None or str(stored) != arrays_digest(arrays) or CACHE_KEY not in arrays:
+        return "its content is not what was written (edited, or from an older version)"
+    if str(arrays[CACHE_KEY]) != key:
+        return (
+            "it was built from other data or settings than its name says (a cache file copied "
+            "or renamed onto this one)"
+        )
+    return None
 
 
 # Far beyond any record or config this project writes (a benchmark record of a million-step

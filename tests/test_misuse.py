@@ -710,6 +710,44 @@ def test_a_cache_edited_with_plausible_values_is_rebuilt(tmp_path, small_dataset
     np.testing.assert_array_equal(env.world.mf.item_bias, fitted)
 
 
+def test_a_cache_copied_onto_another_cache_s_name_is_rebuilt(tmp_path, small_dataset):
+    """Each cache file is named by a hash of its key; a whole, valid file of another key put
+    under that name (copied, renamed, restored from elsewhere) passes every value check, so the
+    key it was built for is stored in it and compared."""
+    from movielens_env import MovieLensRecEnv, load_dataset
+    from movielens_env.simulator import world as world_module
+
+    first, second = tmp_path / "a" / "ml-100k", tmp_path / "b" / "ml-100k"
+    write_ml100k(first, seed=4)
+    write_ml100k(second, seed=5)
+    cache = tmp_path / "cache"
+    a = load_dataset("ml-100k", first, cache_dir=cache)
+    files = sorted((cache / "prepared").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    b = load_dataset("ml-100k", second, cache_dir=cache)
+    (b_file,) = set((cache / "prepared").iterdir()) - set(files)
+    b_file.write_bytes(files[0].read_bytes())  # a's parse under b's name
+    with pytest.warns(UserWarning, match="built from other data or settings than its name says"):
+        again = load_dataset("ml-100k", second, cache_dir=cache)
+    np.testing.assert_array_equal(again.ratings, b.ratings)
+    assert not np.array_equal(a.ratings[: len(b.ratings)], b.ratings[: len(a.ratings)])
+
+    def mf(reg: float):
+        world_module._CACHE.clear()
+        return MovieLensRecEnv(
+            dataset=small_dataset, cache_dir=tmp_path, embedding_dim=4,
+            mf_options={"iterations": 2, "reg": reg},
+        ).world.mf  # fmt: skip
+
+    mf(0.1)
+    (low,) = (tmp_path / "embeddings").glob("mf-*.npz")
+    strong = mf(5.0)
+    (high,) = set((tmp_path / "embeddings").glob("mf-*.npz")) - {low}
+    high.write_bytes(low.read_bytes())  # the reg=0.1 fit under reg=5's name
+    with pytest.warns(UserWarning, match="MF cache .* built from other data or settings"):
+        refitted = mf(5.0)
+    np.testing.assert_array_equal(refitted.item_factors, strong.item_factors)
+
+
 def test_grouplens_files_edited_while_a_process_runs_are_read_again(tmp_path):
     """The process keeps the worlds it built; one from files since edited is not served."""
     from movielens_env import MovieLensRecEnv
@@ -2181,6 +2219,24 @@ def test_a_model_file_swapped_in_from_another_run_is_refused(finished_sb3_run, t
         assert f"{run / 'td3.zip'} is not the model this run trained" in _error(capsys)
     # A run saved before run.json kept the model's digest still loads.
     legacy = _copy(finished_sb3_run, tmp_path / "legacy")
+    info = json.loads((legacy / "run.json").read_text())
+    del info["checksum"], info["model_sha256"]
+    (legacy / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))
+    assert main(["evaluate", str(legacy)]) == 0
+
+
+def test_a_drr_checkpoint_swapped_in_from_another_run_is_refused(finished_run, tmp_path, capsys):
+    """A checkpoint of another seed (or user model) fits the run's own config and env shapes:
+    only the digest in run.json tells it, as for SB3 models."""
+    other = tmp_path / "other"
+    assert main(_train(other, "--seed", "1")) == 0
+    run = _copy(finished_run, tmp_path / "swapped")
+    (run / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
+    capsys.readouterr()
+    for command in (["evaluate", str(run)], ["recommend", str(run), "--user", "1"]):
+        assert main(command) == 2
+        assert f"{run / 'checkpoint.pt'} is not the model this run trained" in _error(capsys)
+    legacy = _copy(finished_run, tmp_path / "legacy")
     info = json.loads((legacy / "run.json").read_text())
     del info["checksum"], info["model_sha256"]
     (legacy / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))

@@ -10,7 +10,7 @@ from movielens_env.errors import ArgumentError
 
 from ..artefact import RunRequest, TrainedRun
 from ..benchmark.plots import plot_training
-from ..run_folder import RunFolderError, read_run_info
+from ..run_folder import RunFolderError, model_swapped, read_run_info
 from .agent import DRRAgent
 from .checkpoint import load_checkpoint
 from .config import DRRConfig
@@ -46,10 +46,14 @@ def load_run(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]]:
     """:func:`~agents.drr.train.load_agent`, refusing a ``run.json`` that names another agent
     than the checkpoint's (the checkpoint is the run's; ``run.json`` a readable copy)."""
     agent, env_kwargs = load_agent(Path(run_dir), **location)
-    recorded = (read_run_info(Path(run_dir)) or {}).get("agent", agent.config.state)
+    info = read_run_info(Path(run_dir)) or {}
+    recorded = info.get("agent", agent.config.state)
     if recorded != agent.config.state:
         raise RunFolderError(
             f"{Path(run_dir) / RUN_FILE} names agent {recorded!r}, but {CHECKPOINT} holds a "
             f"{agent.config.state} agent (was it edited?)"
         )
+    swapped = model_swapped(Path(run_dir), info)  # runs saved before the digest was kept: none
+    if swapped:  # a checkpoint of another run (another seed, env or config) copied in
+        raise RunFolderError(swapped)
     return agent, env_kwargs

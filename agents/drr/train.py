@@ -27,7 +27,7 @@ from movielens_env.checks import budget
 from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import evaluate, heldout_env
-from movielens_env.storage import atomic_write
+from movielens_env.storage import atomic_write, file_sha256
 
 from ..fields import check_seed
 from ..run_folder import check_trained_env, write_run_info
@@ -218,7 +218,10 @@ def _train(
             save_checkpoint(run_dir, payload, config)
             # Written with each checkpoint, not before the first: a run killed before it leaves
             # no record that would make its folder look like a run to resume.
-            write_run_info(run_dir, {**run_info, "episodes_done": done})
+            write_run_info(run_dir, {
+                **run_info, "episodes_done": done, "model": CHECKPOINT,
+                "model_sha256": file_sha256(run_dir / CHECKPOINT),
+            })  # fmt: skip
     if run_dir is not None and result.curve:
         write_curve(run_dir / CURVE_FILE, result.curve)
     if agent.updates == 0:

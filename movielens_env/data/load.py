@@ -14,7 +14,7 @@ from ..errors import DataFormatError, MovieLensRecError
 from ..storage import writable_file
 from .formats import SYNTHETIC_NAMES, GroupLensFormat, get_format
 from .parsing import read_items, read_ratings
-from .prepared import content_key, load_prepared, prepared_path, save_prepared
+from .prepared import content_key, load_prepared, prepared_key, prepared_path, save_prepared
 from .ratings import RatingsDataset, from_raw
 from .sources import locate_dataset
 from .synthetic import GENERATOR_VERSION, generate_synthetic
@@ -41,38 +41,40 @@ def load_dataset(
         if data_dir is not None:
             raise MovieLensRecError(f"dataset {name!r} is generated; it takes no data_dir")
         canonical = "synthetic-100k" if name == "synthetic" else name
-        generated = prepared_path(canonical, f"generator-v{GENERATOR_VERSION}", cache_dir)
-        return _cached(generated, canonical, (1.0, 5.0), lambda: _generate(canonical))
+        generated = prepared_key(canonical, f"generator-v{GENERATOR_VERSION}")
+        return _cached(generated, cache_dir, canonical, (1.0, 5.0), lambda: _generate(canonical))
     fmt = get_format(name)
     folder, tmp = locate_dataset(fmt, data_dir, cache_dir=cache_dir, download=download)
     try:
         ratings_path = folder / fmt.ratings_file
-        path: Path | None = None
+        key: str | None = None
         if tmp is None:  # a lasting folder (not a zip extracted for this call): cache its parse
-            key = content_key(ratings_path, folder / fmt.items_file)
-            path = prepared_path(name, key, cache_dir)
-        return _cached(path, name, fmt.rating_scale, lambda: _parse(name, fmt, folder))
+            key = prepared_key(name, content_key(ratings_path, folder / fmt.items_file))
+        return _cached(key, cache_dir, name, fmt.rating_scale, lambda: _parse(name, fmt, folder))
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
 def _cached(
-    path: Path | None,
+    key: str | None,
+    cache_dir: str | os.PathLike[str] | None,
     name: str,
     rating_scale: tuple[float, float],
     build: Callable[[], RatingsDataset],
 ) -> RatingsDataset:
-    """The prepared dataset at ``path`` if usable, else ``build()`` (stored when ``path``)."""
-    if path is not None:
-        writable_file(path)
-    if path is not None and path.exists():
-        dataset = load_prepared(path, name, rating_scale)
+    """The prepared dataset cached for ``key`` if usable, else ``build()`` (cached when there
+    is a ``key``)."""
+    if key is None:
+        return build()
+    path = prepared_path(key, cache_dir)
+    writable_file(path)
+    if path.exists():
+        dataset = load_prepared(path, name, rating_scale, key)
         if dataset is not None:
             return dataset
     dataset = build()
-    if path is not None:
-        save_prepared(path, dataset)
+    save_prepared(path, dataset, key)
     return dataset
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage import DIGEST_KEY, UNREADABLE, arrays_digest, atomic_write, cache_root, intact_arrays
+from ..storage import UNREADABLE, atomic_write, cache_problem, cache_root, sealed
 from .parsing import check_source_size
 from .synthetic import SyntheticTruth
 
@@ -23,10 +23,15 @@ _ARRAYS = ("user_ids", "item_ids", "users", "items", "ratings", "timestamps")
 _TRUTH = ("user_factors", "item_factors", "user_bias", "item_bias", "thresholds")
 
 
-def prepared_path(name: str, source_key: str, cache_dir: str | os.PathLike[str] | None) -> Path:
-    """Cache file of a dataset, keyed by its name and what it was built from."""
-    digest = hashlib.sha256(f"v{_VERSION}|{name}|{source_key}".encode()).hexdigest()[:20]
-    return cache_root(cache_dir) / "prepared" / f"{name}-{digest}.npz"
+def prepared_key(name: str, source_key: str) -> str:
+    """What a dataset's cache is keyed by: its name and what it was built from."""
+    return f"v{_VERSION}|{name}|{source_key}"
+
+
+def prepared_path(key: str, cache_dir: str | os.PathLike[str] | None) -> Path:
+    """Cache file of the dataset of :func:`prepared_key` ``key``."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return cache_root(cache_dir) / "prepared" / f"{key.split('|')[1]}-{digest}.npz"
 
 
 def content_key(*paths: Path) -> str:
@@ -49,8 +54,9 @@ def content_key(*paths: Path) -> str:
     return "|".join(parts)
 
 
-def save_prepared(path: Path, dataset) -> None:
-    """Write ``dataset`` (a :class:`~movielens_env.data.ratings.RatingsDataset`) atomically."""
+def save_prepared(path: Path, dataset, key: str) -> None:
+    """Write ``dataset`` (a :class:`~movielens_env.data.ratings.RatingsDataset`) atomically, as
+    the content of :func:`prepared_key` ``key``."""
     arrays = {name: getattr(dataset, name) for name in _ARRAYS}
     arrays["rating_scale"] = np.array(dataset.rating_scale, dtype=np.float64)
     if dataset.titles is not None:
@@ -63,23 +69,22 @@ def save_prepared(path: Path, dataset) -> None:
         arrays["truth_noise_scale"] = np.float64(dataset.truth.noise_scale)
         if dataset.truth.genre_flags is not None:
             arrays["truth_genre_flags"] = dataset.truth.genre_flags
-    arrays[DIGEST_KEY] = np.array(arrays_digest(arrays))
+    arrays = sealed(arrays, key)
     atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
 
 
-def load_prepared(path: Path, name: str, rating_scale: tuple[float, float]):
-    """The dataset stored at ``path``, or ``None`` (with a warning) if it cannot be trusted:
-    every value is checked (shapes, types, ranges, sorted ids, the expected ``rating_scale``),
-    not only the file's form."""
+def load_prepared(path: Path, name: str, rating_scale: tuple[float, float], key: str):
+    """The dataset stored at ``path`` for :func:`prepared_key` ``key``, or ``None`` (with a
+    warning) if it cannot be trusted: written for another key, or any value off (shapes, types,
+    ranges, sorted ids, the expected ``rating_scale``), not only the file's form."""
     from .ratings import RatingsDataset
 
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-        if not intact_arrays(arrays):
-            raise ValueError(
-                "its content is not what was written (edited, or from an older version)"
-            )
+        problem = cache_problem(arrays, key)
+        if problem is not None:
+            raise ValueError(problem)
         columns = {key: arrays[key] for key in _ARRAYS}
         truth = None
         if "truth_thresholds" in arrays:

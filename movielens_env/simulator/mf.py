@@ -22,15 +22,7 @@ from tqdm.auto import tqdm
 
 from ..data.split import UserRatings
 from ..errors import ArgumentError
-from ..storage import (
-    DIGEST_KEY,
-    UNREADABLE,
-    arrays_digest,
-    atomic_write,
-    cache_root,
-    intact_arrays,
-    writable_file,
-)
+from ..storage import UNREADABLE, atomic_write, cache_problem, cache_root, sealed, writable_file
 
 _CACHE_VERSION = 1
 _CHUNK_ELEMENTS = 4_000_000  # floats per padded batch of users (~32 MB), bounding memory
@@ -210,11 +202,9 @@ def rmse(model: MFModel, rows: UserRatings, clip: tuple[float, float] | None = N
     return float(np.sqrt(np.mean((predicted - rows.ratings) ** 2)))
 
 
-def mf_cache_path(
-    fingerprint: str, train_fraction: float, config: MFConfig, cache_dir=None
-) -> Path:
-    """Cache file of a fit: keyed by dataset fingerprint, split and hyper-parameters."""
-    key = json.dumps(
+def mf_cache_key(fingerprint: str, train_fraction: float, config: MFConfig) -> str:
+    """What a fit's cache is keyed by: dataset fingerprint, split and hyper-parameters."""
+    return json.dumps(
         {
             "v": _CACHE_VERSION,
             "data": fingerprint,
@@ -223,11 +213,18 @@ def mf_cache_path(
         },
         sort_keys=True,
     )
+
+
+def mf_cache_path(
+    fingerprint: str, train_fraction: float, config: MFConfig, cache_dir=None
+) -> Path:
+    """Cache file of a fit, named by a hash of its :func:`mf_cache_key`."""
+    key = mf_cache_key(fingerprint, train_fraction, config)
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return cache_root(cache_dir) / "embeddings" / f"mf-{digest}.npz"
 
 
-def _read_cached(path: Path, n_users: int, n_items: int, dim: int) -> MFModel | None:
+def _read_cached(path: Path, key: str, n_users: int, n_items: int, dim: int) -> MFModel | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -241,12 +238,9 @@ def _read_cached(path: Path, n_users: int, n_items: int, dim: int) -> MFModel | 
     except UNREADABLE as exc:
         warnings.warn(f"ignoring unreadable MF cache {path} ({exc}); refitting", stacklevel=3)
         return None
-    if not intact_arrays(arrays):
-        warnings.warn(
-            f"ignoring MF cache {path}: its content is not what was written (edited, or from "
-            "an older version); refitting",
-            stacklevel=3,
-        )
+    problem = cache_problem(arrays, key)
+    if problem is not None:
+        warnings.warn(f"ignoring MF cache {path}: {problem}; refitting", stacklevel=3)
         return None
     if not _plausible(model, n_users, n_items, dim):
         warnings.warn(
@@ -304,11 +298,12 @@ def load_or_fit_mf(
     use_cache: bool = True,
 ) -> MFModel:
     """The cached fit for this data, split and config; fitted and cached atomically if absent."""
+    key = mf_cache_key(fingerprint, train_fraction, config)
     path = mf_cache_path(fingerprint, train_fraction, config, cache_dir)
     if use_cache:
         writable_file(path)
     if use_cache and path.exists():
-        model = _read_cached(path, train.n_users, train.n_items, config.dim)
+        model = _read_cached(path, key, train.n_users, train.n_items, config.dim)
         if model is not None:
             return model
     check_fit_cost(train, config)
@@ -324,6 +319,6 @@ def load_or_fit_mf(
             "user_bias": model.user_bias, "item_bias": model.item_bias,
             "global_mean": np.array(model.global_mean, dtype=np.float64),
         }  # fmt: skip
-        arrays[DIGEST_KEY] = np.array(arrays_digest(arrays))
+        arrays = sealed(arrays, key)
         atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
     return model

@@ -15,9 +15,9 @@ from movielens_env.data.ratings import from_raw
 from movielens_env.data.split import TRAIN_FRACTION
 from movielens_env.data.synthetic import generate_ratings
 from movielens_env.evaluation.references import MFRanker
-from movielens_env.simulator.mf import MFConfig, mf_cache_path
+from movielens_env.simulator.mf import MFConfig, mf_cache_key, mf_cache_path
 from movielens_env.simulator.user_model import genre_decay, parse_user_model
-from movielens_env.storage import DIGEST_KEY, arrays_digest
+from movielens_env.storage import sealed
 from tests.helpers import (
     GENRES,
     SMALL_ENV_KWARGS,
@@ -236,7 +236,8 @@ def test_static_env_without_item_bias_is_bit_identical_to_the_env_before(tmp_pat
         "item_bias": rng.normal(0, 0.3, dataset.n_items).astype(np.float32),
         "global_mean": np.array(3.5),
     }
-    np.savez(path, **arrays, **{DIGEST_KEY: np.array(arrays_digest(arrays))})
+    key = mf_cache_key(dataset.fingerprint(), TRAIN_FRACTION, MFConfig(dim=6))
+    np.savez(path, **sealed(arrays, key))
 
     def make(item_bias: bool):
         return lambda **kw: MovieLensRecEnv(
