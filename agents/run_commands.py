@@ -205,7 +205,13 @@ def _recommend(args: argparse.Namespace) -> int:
             lambda available: available // (users * 8), ArgumentError,
         )  # fmt: skip
         result = evaluate_offline(policy, env_kwargs, (args.protocol,), (args.k,), agent)
-        export_recommendations(result, env.world, args.protocol, output)
+        try:
+            export_recommendations(result, env.world, args.protocol, output, args.force)
+        except FileExistsError:  # made by another command while this one ranked
+            raise ArgumentError(
+                f"--output {output} was created while recommendations were computed (by "
+                "another command?); it was kept: pass --force to replace it"
+            ) from None
         shown = f"the top {args.k} ({args.protocol}) of {len(result.users)} test users"
         print(f"Wrote {shown} to {output}")
         return 0

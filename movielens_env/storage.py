@@ -138,12 +138,15 @@ def remove_stale_temps(target: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike[str], suffix: str = "", exclusive: bool = False
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
     An interrupted or failing writer leaves no file at ``path`` (and removes its temporary), so a
     later run never trusts a half-written cache. ``suffix`` keeps extensions that writers such as
-    ``np.savez`` insist on.
+    ``np.savez`` insist on. With ``exclusive``, a file at ``path`` is never replaced, not even
+    one made while the writer ran (by another process): ``FileExistsError`` instead.
     """
     target = writable_file(path)
     make_folder(target.parent)
@@ -162,9 +165,24 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         except OSError:
             mode = 0o666 & ~_umask()
         os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        if exclusive:
+            _publish_new(tmp, target)
+        else:
+            os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _publish_new(tmp: Path, target: Path) -> None:
+    """Give the finished ``tmp`` the name ``target`` only if no file has it: a hard link is
+    made or refused in one step (a check, then a rename, lets another writer in between)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: claim the name, then fill it
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.replace(tmp, target)
 
 
 @functools.cache
@@ -176,10 +194,14 @@ def _umask() -> int:
 
 
 def atomic_write(
-    path: str | os.PathLike[str], write: Callable[[Path], object], suffix: str = ""
+    path: str | os.PathLike[str],
+    write: Callable[[Path], object],
+    suffix: str = "",
+    exclusive: bool = False,
 ) -> None:
-    """Call ``write(tmp)`` and move the finished file onto ``path`` in one rename."""
-    with atomic_path(path, suffix=suffix) as tmp:
+    """Call ``write(tmp)`` and move the finished file onto ``path`` in one rename (never onto
+    an existing file with ``exclusive``: see :func:`atomic_path`)."""
+    with atomic_path(path, suffix=suffix, exclusive=exclusive) as tmp:
         write(tmp)
 
 

@@ -1593,6 +1593,30 @@ def test_recommend_does_not_write_into_a_run_or_results_folder(finished_run, tmp
     assert (run / "run.json").read_bytes() == before
 
 
+def test_recommend_keeps_an_output_file_made_while_it_ranked(
+    finished_run, tmp_path, capsys, monkeypatch
+):
+    """The check that --output does not exist comes seconds before the file is written: a file
+    another command made meanwhile is kept, not replaced (without --force)."""
+    from agents import run_commands
+
+    output = tmp_path / "recs.csv"
+    rank = run_commands.evaluate_offline
+
+    def slow(*args, **kwargs):
+        output.write_text("theirs\n")  # another recommend, finished first
+        return rank(*args, **kwargs)
+
+    monkeypatch.setattr(run_commands, "evaluate_offline", slow)
+    argv = ["recommend", str(finished_run), "--all-test-users", "--output", str(output)]
+    assert main(argv) == 2
+    assert "was created while recommendations were computed" in _error(capsys)
+    assert output.read_text() == "theirs\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["recs.csv"]  # no temporary left
+    assert main([*argv, "--force"]) == 0
+    assert output.read_text().startswith("user,item,rank")
+
+
 def test_a_user_model_in_env_kwargs_gets_its_horizon():
     import argparse
 
@@ -1611,9 +1635,8 @@ def test_a_benchmark_does_not_replace_a_run_it_did_not_make(
     (out / "runs" / "random-seed0.json").write_text('{"note": "my eval"}')  # beside it: no record
     for extra in ((), ("--force",)):  # a train run is never another configuration's result
         assert main(_bench(out, two_catalogues[0], *extra)) == 2
-        assert "holds runs no benchmark made where its runs go (runs/random-seed0: train " in (
-            _error(capsys)
-        )
+        message = _error(capsys)
+        assert "or links to runs elsewhere, in its runs/ (runs/random-seed0: train " in message
         assert {p.name: p.read_bytes() for p in mine.iterdir()} == before
 
 
@@ -2196,15 +2219,47 @@ def test_a_benchmark_does_not_take_a_train_run_of_the_same_settings_for_its_own(
     capsys.readouterr()
     bench = _bench_td3(out, two_catalogues[0], "--config", f"td3={config}")
     assert main(bench) == 2
-    assert "holds runs no benchmark made where its runs go" in _error(capsys)
+    assert "holds runs no benchmark made, or links to runs elsewhere" in _error(capsys)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     # Of the same budget too: a train run is never the benchmark's own.
     assert main([*_train_sb3(run, "--timesteps", "20", "--force"), *data]) == 0
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     capsys.readouterr()
     assert main(bench) == 2
-    assert "holds runs no benchmark made where its runs go" in _error(capsys)
+    assert "holds runs no benchmark made, or links to runs elsewhere" in _error(capsys)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_force_never_removes_a_train_run_or_a_linked_run_outside_the_grid(
+    finished_sb3_run, two_catalogues, tmp_path, capsys
+):
+    """``--force`` removes another configuration's results, in the grid or not: never a run no
+    benchmark made, nor through a link the files of a run elsewhere."""
+    data = two_catalogues[0]
+    out, elsewhere = tmp_path / "bench", tmp_path / "elsewhere"
+    assert main(_bench_td3(out, data)) == 0
+    assert main(_bench_td3(elsewhere, data)) == 0
+    run = out / "runs" / "td3-seed0"
+    for path in run.iterdir():
+        path.unlink()
+    run.rmdir()
+    _copy(finished_sb3_run, run)  # the user's train run, where seed 0's went
+    linked = elsewhere / "runs" / "td3-seed0"
+    kept = {folder: {p.name: p.read_bytes() for p in folder.iterdir()} for folder in (run, linked)}
+    twin = tmp_path / "twin"
+    (twin / "runs").mkdir(parents=True)
+    (twin / "references.json").write_bytes((elsewhere / "references.json").read_bytes())
+    (twin / "runs" / "td3-seed0.json").write_bytes((linked.with_suffix(".json")).read_bytes())
+    (twin / "runs" / "td3-seed0").symlink_to(linked)
+    capsys.readouterr()
+    for folder in (out, twin):
+        for seeds in ("0", "1"):  # in the grid, and outside it
+            bench = _bench_td3(folder, data, "--seeds", seeds, "--timesteps", "30", "--force")
+            assert main(bench) == 2
+            assert "no benchmark made, or links to runs elsewhere" in _error(capsys)
+    assert {f: {p.name: p.read_bytes() for p in f.iterdir()} for f in (run, linked)} == kept
+    assert (twin / "runs" / "td3-seed0").is_symlink()
 
 
 @pytest.mark.filterwarnings("ignore:td3 took no gradient step")

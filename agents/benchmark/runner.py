@@ -351,6 +351,12 @@ def _mark_started(run_dir: Path, key: dict[str, Any]) -> None:
     atomic_write(run_dir / OWN_RUN_MARK, lambda tmp: tmp.write_text(mark), suffix=".json")
 
 
+def _foreign(run_dir: Path, has_run: bool) -> bool:
+    """Whether ``run_dir`` is not the benchmark's to replace: a link (to a run elsewhere, whose
+    files would go through it) or a run no benchmark made there."""
+    return run_dir.is_symlink() or (has_run and not _benchmark_made(run_dir))
+
+
 def _benchmark_made(run_dir: Path) -> bool:
     """Whether the run in ``run_dir`` is a benchmark's: its mark is there, and names this run.json
     (or none, the benchmark having stopped while training; or the run.json is damaged, which
@@ -508,7 +514,7 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
                 others.append((path, found.reason))
             elif found.status == "invalid":
                 report_invalid(path, found.reason)
-            if has_run and not _benchmark_made(folder):
+            if _foreign(folder, has_run):
                 foreign.append(folder)  # a train run put there (or linked): never replaced
             elif (
                 found.status != "other"
@@ -519,12 +525,20 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
                 others.append((folder, "a run no stored result accounts for"))
             # Only a run there now may be replaced: one made there later is someone else's.
             todo.append((agent, seed, has_run))
+    outside = _other_runs_outside_the_grid(config, data)
+    # --force removes those: only where they are a benchmark's own, as in the grid.
+    foreign += [
+        path.with_suffix("")
+        for path, _ in outside
+        if _foreign(path.with_suffix(""), holds_run(path.with_suffix("")))
+    ]
     if foreign:
         shown = ", ".join(str(path.relative_to(config.out_dir)) for path in foreign[:3])
         raise ResultsFolderError(
-            f"{config.out_dir} holds runs no benchmark made where its runs go ({shown}"
-            f"{' and more' if len(foreign) > 3 else ''}: train runs?); they are never replaced "
-            "(--force neither): move them away, or give the benchmark another --out"
+            f"{config.out_dir} holds runs no benchmark made, or links to runs elsewhere, in "
+            f"its runs/ ({shown}{' and more' if len(foreign) > 3 else ''}: train runs?); they "
+            "are never replaced or removed (--force neither): move them away, or give the "
+            "benchmark another --out"
         )
     if users:
         shown = ", ".join(str(path.relative_to(config.out_dir)) for path in users[:3])
@@ -533,7 +547,7 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
             "folders holding no run: files no benchmark wrote, which training would overwrite "
             "(--force neither): move them away"
         )
-    others += _other_runs_outside_the_grid(config, data)
+    others += outside
     if config.references:
         path = references_path(config.out_dir)
         found = read_record(path, references_key(config, data))

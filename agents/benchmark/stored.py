@@ -140,7 +140,7 @@ def remove_other_configs(paths: list[Path], out_dir: Path) -> None:
     interrupted."""
     for path in paths:
         run_dir = path.with_suffix("")
-        if path.parent.name == "runs" and run_dir.is_dir():
+        if path.parent.name == "runs" and run_dir.is_dir() and not run_dir.is_symlink():
             # Where its run.json is damaged, which files are the run's cannot be told: only
             # that record and the curve go (the run trained there replaces its own files).
             remove_run(run_dir, replaced_by=())

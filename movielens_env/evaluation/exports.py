@@ -23,9 +23,14 @@ _INTEGER = re.compile(r"-?[0-9]+")
 
 
 def export_recommendations(
-    result: EvaluationResult, world: RecWorld, protocol: str, path: str | os.PathLike[str]
+    result: EvaluationResult,
+    world: RecWorld,
+    protocol: str,
+    path: str | os.PathLike[str],
+    replace: bool = True,
 ) -> None:
-    """Write ``user,item,rank`` (raw ids, rank from 1) for one protocol, atomically."""
+    """Write ``user,item,rank`` (raw ids, rank from 1) for one protocol, atomically; without
+    ``replace``, a file at ``path`` (even one made meanwhile) is kept: ``FileExistsError``."""
     top = result.top_items[protocol]
     rows = [
         (world.dataset.user_ids[user], world.dataset.item_ids[item], rank + 1)
@@ -40,7 +45,7 @@ def export_recommendations(
             writer.writerow(RECOMMENDATION_HEADER)
             writer.writerows(rows)
 
-    atomic_write(path, write, suffix=".csv")
+    atomic_write(path, write, suffix=".csv", exclusive=not replace)
 
 
 def metrics_from_recommendations(

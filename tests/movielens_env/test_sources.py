@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import http.server
 import io
+import os
 import socket
 import tempfile
 import threading
@@ -412,3 +413,27 @@ def test_atomic_write_success_with_suffix(tmp_path: Path):
         tmp.write_text("done")
     assert (tmp_path / "x.txt").read_text() == "done"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["arrays.npz", "x.txt"]
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_an_exclusive_atomic_write_never_replaces_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: bool
+):
+    if not links:  # a file system without hard links: the fallback claims the name first
+
+        def refuse(*_args):
+            raise PermissionError("no hard links here")
+
+        monkeypatch.setattr(os, "link", refuse)
+    target = tmp_path / "recs.csv"
+    atomic_write(target, lambda path: path.write_text("first"), exclusive=True)
+    assert target.read_text() == "first"
+
+    def racing(path: Path) -> None:  # another writer finished while this one wrote
+        path.write_text("second")
+        target.write_text("theirs")
+
+    with pytest.raises(FileExistsError):
+        atomic_write(target, racing, exclusive=True)
+    assert target.read_text() == "theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["recs.csv"]
