@@ -12,6 +12,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,10 @@ def parse_text(cls: type, key: str, text: str) -> Any:
         raise TypeError(f"{cls.__name__}.{key}: fields of type {hint} cannot be read from text")
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, or an integer of thousands of digits
+        shown = text if len(text) <= 60 else f"{text[:40]}... ({len(text):,} characters)"
         raise ArgumentError(
-            f"{cls.__name__}.{key} must be {_describe(base)}, got {text!r}"
+            f"{cls.__name__}.{key} must be {_describe(base)}, got {shown!r}"
         ) from None
     return from_json(hint, value)
 
@@ -159,11 +161,12 @@ def strict_json(text: str, where: str) -> Any:
     """
 
     def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        repeated = sorted({key for key in keys if keys.count(key) > 1})
-        if repeated:
+        values = dict(pairs)
+        if len(values) < len(pairs):  # counted once each: a million keys take a second
+            counts = Counter(key for key, _ in pairs)
+            repeated = sorted(key for key, count in counts.items() if count > 1)
             raise ArgumentError(f"{where}: key {', '.join(map(repr, repeated))} given twice")
-        return dict(pairs)
+        return values
 
     try:
         return json.loads(text, object_pairs_hook=unique)
@@ -171,3 +174,9 @@ def strict_json(text: str, where: str) -> Any:
         raise ArgumentError(f"{where}: not valid JSON ({exc})") from None
     except RecursionError:
         raise ArgumentError(f"{where}: JSON nested too deep to be a config") from None
+    except ArgumentError:
+        raise
+    except ValueError:  # what else json raises: an integer beyond Python's 4,300 digits
+        raise ArgumentError(
+            f"{where}: a number of thousands of digits, beyond any setting's range"
+        ) from None

@@ -126,24 +126,25 @@ MAX_WEIGHTS = 2**26
 
 
 def check_training_cost(
-    config: str, fields: str, batch_size: int, width: int, inputs: int, updates: int
+    config: str, fields: str, batch_size: int, layers: tuple[int, ...], inputs: int, updates: int
 ) -> None:
-    """Refuse networks ``width`` wide on ``inputs`` inputs, trained on batches of
-    ``batch_size`` with ``updates`` gradient steps per collected batch, that would take
-    seconds per step, minutes per batch or more memory than the machine has; ``config`` and
-    ``fields`` (the fields that set the width and the updates) name them in the message.
+    """Refuse networks of hidden ``layers`` (their widths, in order) on ``inputs`` inputs,
+    trained on batches of ``batch_size`` with ``updates`` gradient steps per collected batch,
+    that would take seconds per step, minutes per batch or more memory than the machine has;
+    ``config`` and ``fields`` (the fields that set the layers and the updates) name them in the
+    message. Every layer counts: 16 layers are 16 times the work of one.
 
     Raises:
         ConfigError: naming the fields, the product and its limit.
     """
-    step = batch_size * width * (inputs + width)
-    weights = width * (inputs + width)
-    shape = f"batch_size {batch_size}, width {width}, {inputs:,} inputs"
+    weights = sum(a * b for a, b in zip((inputs, *layers), layers, strict=False))
+    step = batch_size * weights
+    shape = f"batch_size {batch_size}, hidden layers {list(layers)}, {inputs:,} inputs"
     if weights > MAX_WEIGHTS:
         raise ConfigError(
-            f"{config}: a network {width} wide on {inputs:,} inputs holds {weights:,} weights "
-            f"per layer, beyond {MAX_WEIGHTS:,} (about 1 GB with its optimiser): lower {fields} "
-            "(or the inputs: history_len, embedding_dim)"
+            f"{config}: a network of hidden layers {list(layers)} on {inputs:,} inputs holds "
+            f"{weights:,} weights, beyond {MAX_WEIGHTS:,} (about 1 GB with its optimiser): "
+            f"lower {fields} (or the inputs: history_len, embedding_dim)"
         )
     if step > MAX_STEP_COST:
         raise ConfigError(

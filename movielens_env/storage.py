@@ -290,6 +290,15 @@ def read_small_text(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES)
     return read_small_bytes(path, limit).decode()
 
 
+def is_regular_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is (or links to) a regular file: not a FIFO, whose reading would block
+    until someone writes to it, nor a device or a folder."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """The SHA-256 of the file at ``path``, read in blocks (never whole into memory)."""
     digest = hashlib.sha256()

@@ -205,8 +205,8 @@ def test_load_agent_takes_only_where_data_lives(finished_run):
         ("num_envs=100000", "DRRConfig.num_envs must be an integer in [1, 1024], got 100000"),
         ("gamma=1", "DRRConfig.gamma must be a number in [0, 1)"),
         # each within its bounds, together seconds per gradient step (the batch is 8)
-        ("hidden=8192", "DRRConfig: one gradient step (batch_size 8, width 8192, 0 inputs) costs "
-         "536,870,912 multiply-adds per network, beyond 268,435,456"),
+        ("hidden=8192", "DRRConfig: one gradient step (batch_size 8, hidden layers [8192, 8192], "
+         "0 inputs) costs 536,870,912 multiply-adds per network, beyond 268,435,456"),
     ],
 )  # fmt: skip
 def test_config_values_of_the_wrong_type_or_range_are_named(tmp_path, capsys, setting, message):
@@ -227,12 +227,12 @@ def test_a_negative_zero_is_read_as_zero():
     [  # each field within its bounds; together minutes per batch, or a network of GB
         (["--set", "hidden=64", "--set", "batch_size=65536", "--set", "learning_starts=65536",
           "--set", "buffer_size=65536"],
-         "one gradient step (batch_size 65536, width 64, 36 inputs) costs 419,430,400"),
+         "one gradient step (batch_size 65536, hidden layers [64, 64], 36 inputs) costs"),
         (["--set", "hidden=128", "--set", "batch_size=4096", "--set", "learning_starts=4096",
           "--set", "num_envs=1024"], "1,024 gradient steps per collected batch"),
         (["--agent", "drr-p", "--set", "hidden=1024", "--env-kwargs",
           '{"embedding_dim": 8, "mf_options": {"iterations": 2}, "history_len": 150}'],
-         "a network 1024 wide on 101,934 inputs holds"),
+         "a network of hidden layers [1024, 1024] on 101,934 inputs holds"),
     ],
 )  # fmt: skip
 def test_networks_too_slow_or_large_to_train_are_refused_before_training(
@@ -243,10 +243,23 @@ def test_networks_too_slow_or_large_to_train_are_refused_before_training(
     assert not (tmp_path / "run").exists()
 
 
-def test_sb3_networks_too_slow_to_train_are_refused_before_training(tmp_path, capsys):
-    extra = ["--set", "batch_size=65536", "--set", "gradient_steps=1024"]
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "batch_size=65536", "--set", "gradient_steps=1024"],
+         "SB3Config: 1,024 gradient steps per collected batch"),
+        # each layer within bounds and cheap alone; 16 of them, seconds a step or 50 GB
+        (["--set", f"net_arch={[1350] * 16}"], "SB3Config: one gradient step (batch_size 16"),
+        (["--set", "batch_size=1", "--set", f"net_arch={[8000] * 16}"],
+         "SB3Config: a network of hidden layers [8000, 8000,"),
+    ],
+)  # fmt: skip
+def test_sb3_networks_too_slow_to_train_are_refused_before_training(
+    tmp_path, capsys, extra, message
+):
     assert main(_train_sb3(tmp_path / "run", *extra)) == 2
-    assert "SB3Config: 1,024 gradient steps per collected batch" in _error(capsys)
+    assert message in _error(capsys)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_replay_larger_than_memory_is_refused_before_training(monkeypatch):
@@ -325,8 +338,8 @@ def test_train_into_a_folder_holding_an_sb3_run_is_refused_and_the_run_kept(
         ("net_arch=[64,", "SB3Config.net_arch must be a JSON list such as [64, 64], got '[64,'"),
         ("learning_rate=fast", "SB3Config.learning_rate must be a number, got 'fast'"),
         (
-            "net_arch=[64,8192]",
-            "SB3Config: one gradient step (batch_size 16, width 8192, 0 "
+            "net_arch=[8192,8192]",
+            "SB3Config: one gradient step (batch_size 16, hidden layers [8192, 8192], 0 "
             "inputs) costs 1,073,741,824 multiply-adds",
         ),
     ],
@@ -2417,3 +2430,58 @@ def test_a_benchmark_config_cannot_train_on_the_test_split():
         BenchmarkConfig(env_options={"split": "test"})
     with pytest.raises(ValueError, match="may not set data_dir, dataset"):
         BenchmarkConfig(env_options={"dataset": "ml-100k", "data_dir": "x"})
+
+
+# --------------------------------------------------------------------------- tenth pass
+@pytest.mark.parametrize("cache", ["prepared", "embeddings"])
+def test_a_fifo_at_a_cache_s_path_is_replaced_not_waited_on(tmp_path, cache):
+    """Reading a FIFO no one writes to blocks for ever: every command hung on it."""
+    import os
+
+    from movielens_env import MovieLensRecEnv
+    from movielens_env.simulator import world as world_module
+
+    kwargs = {"dataset": "synthetic", "cache_dir": tmp_path, "embedding_dim": 4,
+              "mf_options": {"iterations": 2}}  # fmt: skip
+    first = MovieLensRecEnv(**kwargs).world
+    (path,) = (tmp_path / cache).glob("*.npz")
+    path.unlink()
+    os.mkfifo(path)
+    world_module._CACHE.clear()
+    with pytest.warns(UserWarning, match="not a regular file"):
+        again = MovieLensRecEnv(**kwargs).world
+    np.testing.assert_array_equal(again.mf.item_factors, first.mf.item_factors)
+    assert path.is_file()  # the cache was written again in its place
+
+
+def test_a_recommendations_path_that_is_a_fifo_is_refused_not_waited_on(finished_run, tmp_path):
+    import os
+
+    from movielens_env import load_world
+    from movielens_env.errors import DataFormatError
+    from movielens_env.evaluation.exports import metrics_from_recommendations
+
+    path = tmp_path / "recs.csv"
+    os.mkfifo(path)
+    world = load_world(**load_agent(finished_run)[1])
+    with pytest.raises(DataFormatError, match="not a regular file"):
+        metrics_from_recommendations(path, world)
+
+
+def test_a_config_file_of_many_keys_is_refused_by_its_keys(tmp_path, capsys):
+    """Each key was counted against all the others: 100,000 keys took 100 s to refuse."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({f"k{i}": 0 for i in range(200_000)}))
+    assert main([*_train(tmp_path / "run"), "--config", str(config)]) == 2
+    assert "unknown DRRConfig keys" in _error(capsys)
+
+
+def test_a_number_of_thousands_of_digits_is_named_in_one_line(tmp_path, capsys):
+    digits = "9" * 5000  # beyond what Python reads as an int (4,300 digits)
+    assert main(_train(tmp_path / "run", "--set", f"hidden={digits}")) == 2
+    assert "DRRConfig.hidden must be an integer, got '9999" in _error(capsys)
+    config = tmp_path / "config.json"
+    config.write_text(f'{{"hidden": {digits}}}')
+    assert main([*_train(tmp_path / "run"), "--config", str(config)]) == 2
+    assert "a number of thousands of digits" in _error(capsys)
+    assert not (tmp_path / "run").exists()

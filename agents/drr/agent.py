@@ -73,7 +73,8 @@ class DRRAgent:
         # Before any network is built: one too large would take the memory it is refused for.
         check_training_cost(
             "DRRConfig", "hidden, num_envs or updates_per_step", config.batch_size,
-            config.hidden, state_dim(config.state, dim, history_len) + context + dim,
+            (config.hidden, config.hidden),
+            state_dim(config.state, dim, history_len) + context + dim,
             config.num_envs * config.updates_per_step,
         )  # fmt: skip
         _check_replay_fits(config.buffer_size, obs_dim, dim)

@@ -120,8 +120,8 @@ class DRRConfig:
                 f"steps per collected batch) must be at most {MAX_UPDATES_PER_BATCH:,}"
             )
         check_training_cost(
-            "DRRConfig", "hidden, num_envs or updates_per_step", self.batch_size, self.hidden, 0,
-            self.num_envs * self.updates_per_step,
+            "DRRConfig", "hidden, num_envs or updates_per_step", self.batch_size,
+            (self.hidden, self.hidden), 0, self.num_envs * self.updates_per_step,
         )  # fmt: skip
         if self.learning_starts < self.batch_size:
             raise ConfigError(

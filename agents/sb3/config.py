@@ -61,7 +61,7 @@ class SB3Config:
             object.__setattr__(self, "net_arch", tuple(self.net_arch))
         check_fields(self, BOUNDS)
         check_training_cost(
-            "SB3Config", "net_arch or gradient_steps", self.batch_size, max(self.net_arch), 0,
+            "SB3Config", "net_arch or gradient_steps", self.batch_size, self.net_arch, 0,
             self.gradient_steps,
         )  # fmt: skip
 

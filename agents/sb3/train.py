@@ -34,7 +34,7 @@ def check_fits(config: SB3Config, obs_dim: int, dim: int) -> None:
     left, before it fills up and the process is killed deep into a run (SB3 reserves its float32
     arrays lazily: observations, next observations, actions, rewards, dones and timeouts)."""
     check_training_cost(
-        "SB3Config", "net_arch or gradient_steps", config.batch_size, max(config.net_arch),
+        "SB3Config", "net_arch or gradient_steps", config.batch_size, config.net_arch,
         obs_dim + dim, config.gradient_steps,
     )  # fmt: skip
     size = config.buffer_size

@@ -256,8 +256,12 @@ def tune(
         if not (out / RECORD).exists():  # the record first: it marks the folder as this study's
             make_folder(out)
             _save_record(out, settings, 0, None)
+        # Optuna's own lock of the journal, left behind by a tune killed while appending: it
+        # waits on it forever (busily where the link dangles). Under the folder's lock no other
+        # tune uses the journal, so a lock there is stale.
+        (out / f"{JOURNAL}.lock").unlink(missing_ok=True)
         storage = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(out / JOURNAL))
+            optuna.storages.journal.JournalFileBackend(str((out / JOURNAL).absolute()))
         )
         study = optuna.create_study(
             study_name="tune",

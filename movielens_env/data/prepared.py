@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage import UNREADABLE, atomic_write, cache_problem, cache_root, sealed
+from ..storage import (
+    UNREADABLE,
+    atomic_write,
+    cache_problem,
+    cache_root,
+    is_regular_file,
+    sealed,
+)
 from .parsing import check_source_size
 from .synthetic import SyntheticTruth
 
@@ -80,6 +87,8 @@ def load_prepared(path: Path, name: str, rating_scale: tuple[float, float], key:
     from .ratings import RatingsDataset
 
     try:
+        if not is_regular_file(path):
+            raise ValueError("not a regular file (a FIFO would block every load)")
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         problem = cache_problem(arrays, key)

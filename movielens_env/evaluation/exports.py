@@ -6,18 +6,18 @@ import csv
 import io
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataFormatError
 from ..simulator.world import RecWorld
-from ..storage import atomic_write
+from ..storage import atomic_write, read_small_bytes
 from . import names
 from .metrics import coverage_at_k, per_user_metrics
 from .protocols import DEFAULT_KS, EvaluationResult, relevant_items
 
 RECOMMENDATION_HEADER = ("user", "item", "rank")
+MAX_RECOMMENDATIONS_BYTES = 2**30
 # Plain decimal integers only (int() would also take "1_0" or " 7").
 _INTEGER = re.compile(r"-?[0-9]+")
 
@@ -88,7 +88,13 @@ def metrics_from_recommendations(
 
 def _read_recommendations(path: str | os.PathLike[str]) -> tuple[np.ndarray, ...]:
     """The (user, item, rank) columns of a recommendations file, checked row by row."""
-    data = Path(path).read_bytes()
+    try:
+        # Rows of about 20 bytes: the limit is 50 M recommendations (ML-25M's users x 300).
+        data = read_small_bytes(path, limit=MAX_RECOMMENDATIONS_BYTES)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise DataFormatError(f"{path}: not read as recommendations ({exc.strerror})") from None
     try:
         text = data.decode("ascii")  # the file holds numbers and the header only
     except UnicodeDecodeError as exc:

@@ -22,7 +22,15 @@ from tqdm.auto import tqdm
 
 from ..data.split import UserRatings
 from ..errors import ArgumentError
-from ..storage import UNREADABLE, atomic_write, cache_problem, cache_root, sealed, writable_file
+from ..storage import (
+    UNREADABLE,
+    atomic_write,
+    cache_problem,
+    cache_root,
+    is_regular_file,
+    sealed,
+    writable_file,
+)
 
 _CACHE_VERSION = 1
 _CHUNK_ELEMENTS = 4_000_000  # floats per padded batch of users (~32 MB), bounding memory
@@ -225,6 +233,13 @@ def mf_cache_path(
 
 
 def _read_cached(path: Path, key: str, n_users: int, n_items: int, dim: int) -> MFModel | None:
+    if not is_regular_file(path):
+        warnings.warn(
+            f"ignoring MF cache {path}: not a regular file (a FIFO would block every load); "
+            "refitting",
+            stacklevel=3,
+        )
+        return None
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}

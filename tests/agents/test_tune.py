@@ -237,6 +237,27 @@ def test_an_edited_or_swapped_journal_is_refused_and_a_cut_off_tail_is_redone(td
     assert json.loads((out / "tune.json").read_text())["trials_finished"] == 1
 
 
+def test_a_journal_lock_left_by_a_killed_tune_does_not_stop_the_next(td3_study):
+    """Optuna locks the journal with a link beside it while it appends; a tune killed then
+    leaves the link, and Optuna waits on it for ever (spinning, where the link dangles)."""
+    import signal
+
+    out, argv = td3_study
+    (out / "study.journal.lock").symlink_to("elsewhere/study.journal")  # dangling, as left
+
+    def hung(*_args):
+        raise TimeoutError("tune waited on a stale journal lock")
+
+    before = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)  # the hang, if it comes back, fails this test instead of the suite
+    try:
+        assert main([*argv[:4], "2", *argv[5:]]) == 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+    assert json.loads((out / "tune.json").read_text())["trials_finished"] == 2
+
+
 def test_force_never_replaces_a_folder_whose_tune_json_is_not_an_intact_studys(tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
