@@ -24,6 +24,7 @@ from movielens_env.storage import (
     file_sha256,
     make_folder,
     read_json,
+    unpack_problem,
 )
 
 from . import registry
@@ -69,7 +70,7 @@ def is_run_record(path: Path) -> bool:
 def is_drr_checkpoint(path: Path) -> bool:
     """Whether ``path`` loads (tensors only, no code run) as a DRR checkpoint of any format
     version: a dict with its ``format_version`` and ``config``."""
-    if not path.is_file():
+    if not path.is_file() or unpack_problem(path) is not None:
         return False
     import torch  # only where a checkpoint.pt is there to tell
 

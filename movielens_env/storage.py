@@ -299,6 +299,31 @@ def is_regular_file(path: str | os.PathLike[str]) -> bool:
         return False
 
 
+# Model files and caches are zip archives: torch and numpy store their members, SB3 deflates
+# its own (weights pack little). One many times its size on disk is a bomb, which the loaders
+# would unpack whole before any check (3 MB asked for 3 GB).
+MAX_UNPACK_RATIO = 20
+_UNPACK_CHECKED_FROM = 64 * 2**20
+
+
+def unpack_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why the zip archive ``path`` (a checkpoint, an SB3 model, an ``.npz`` cache) must not be
+    loaded: its members would unpack to beyond :data:`MAX_UNPACK_RATIO` times its size (and
+    64 MiB). ``None`` where it would not, or where it is no zip (its loader says what it is)."""
+    try:
+        size = os.stat(path).st_size
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    if total > _UNPACK_CHECKED_FROM and total > MAX_UNPACK_RATIO * max(size, 1):
+        return (
+            f"its members would unpack to {total / 2**30:.1f} GiB, {total / max(size, 1):,.0f} "
+            "times its size on disk (no model or cache packs so well: a damaged or crafted file)"
+        )
+    return None
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """The SHA-256 of the file at ``path``, read in blocks (never whole into memory)."""
     digest = hashlib.sha256()

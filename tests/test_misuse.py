@@ -59,6 +59,15 @@ def _copy(run, to):
     return to
 
 
+def _reseal(run, model="checkpoint.pt"):
+    """Record the (edited) model's digest in ``run.json``, as one crafting both would: the
+    checks past the digest are then what is tested."""
+    info = json.loads((run / "run.json").read_text())
+    del info["checksum"]
+    info["model_sha256"] = storage.file_sha256(run / model)
+    (run / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """A finished 4-episode DRR run (trained once for the module)."""
@@ -131,6 +140,7 @@ def test_a_checkpoint_does_not_say_where_data_and_caches_live(finished_run, tmp_
     torch.save(payload, crafted / "checkpoint.pt")
     _, env_kwargs = load_agent(crafted)
     assert "cache_dir" not in env_kwargs and "download" not in env_kwargs  # not followed
+    _reseal(crafted)  # crafted with its record
     assert main(["evaluate", str(crafted)]) == 0
     assert not (tmp_path / "elsewhere").exists()
 
@@ -276,6 +286,7 @@ def test_recommend_refuses_an_agent_whose_weights_are_nan(finished_run, tmp_path
     for name in list(payload["agent"]["actor"]):
         payload["agent"]["actor"][name] = torch.full_like(payload["agent"]["actor"][name], np.nan)
     torch.save(payload, run / "checkpoint.pt")
+    _reseal(run)  # as a run that diverged would have it
     capsys.readouterr()
     assert main(["recommend", str(run), "--user", "1", "--k", "3"]) == 2
     assert "NaN or inf" in _error(capsys)
@@ -2485,3 +2496,58 @@ def test_a_number_of_thousands_of_digits_is_named_in_one_line(tmp_path, capsys):
     assert main([*_train(tmp_path / "run"), "--config", str(config)]) == 2
     assert "a number of thousands of digits" in _error(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def _bomb(path):
+    """A zip of 96 MiB of zeros deflated to about 100 KB, as a crafted model or cache file."""
+    import zipfile
+
+    path.unlink(missing_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.pkl", bytes(96 * 2**20))
+
+
+def test_a_model_or_cache_that_would_unpack_to_gigabytes_is_not_loaded(
+    finished_run, finished_sb3_run, tmp_path, capsys
+):
+    """Loaders unpack a zip's members whole before any check: a 3 MB checkpoint took 3 GB."""
+    from movielens_env import MovieLensRecEnv
+    from movielens_env.simulator import world as world_module
+
+    for run, model in ((finished_run, "checkpoint.pt"), (finished_sb3_run, "td3.zip")):
+        crafted = _copy(run, tmp_path / model)
+        _bomb(crafted / model)
+        _reseal(crafted, model)
+        capsys.readouterr()
+        assert main(["evaluate", str(crafted)]) == 2
+        assert "would unpack to 0.1 GiB" in _error(capsys)
+    kwargs = {"dataset": "synthetic", "cache_dir": tmp_path / "cache", "embedding_dim": 4,
+              "mf_options": {"iterations": 2}}  # fmt: skip
+    first = MovieLensRecEnv(**kwargs).world
+    for cache in ("prepared", "embeddings"):
+        (path,) = (tmp_path / "cache" / cache).glob("*.npz")
+        _bomb(path)
+        world_module._CACHE.clear()
+        with pytest.warns(UserWarning, match="would unpack to 0.1 GiB"):
+            again = MovieLensRecEnv(**kwargs).world
+        np.testing.assert_array_equal(again.mf.item_factors, first.mf.item_factors)
+
+
+def test_one_long_title_costs_its_own_length_in_the_cache(tmp_path):
+    """Titles were stored fixed-width: every item paid for the longest (a 336 KB u.item made a
+    1.35 GB cache)."""
+    from movielens_env import load_dataset
+
+    folder = tmp_path / "ml-100k"
+    write_ml100k(folder)
+    lines = (folder / "u.item").read_text(encoding="latin-1").splitlines()
+    fields = lines[1].split("|")
+    fields[1] = "Ü" * 200_000
+    lines[1] = "|".join(fields)
+    (folder / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    first = load_dataset("ml-100k", folder, cache_dir=tmp_path / "cache")
+    (cache,) = (tmp_path / "cache" / "prepared").glob("*.npz")
+    assert cache.stat().st_size < 2 * 2**20  # fixed-width: 200 items x 200,000 x 4 bytes
+    again = load_dataset("ml-100k", folder, cache_dir=tmp_path / "cache")
+    assert list(again.titles) == list(first.titles) and again.titles[1] == "Ü" * 200_000
+    assert list(again.genres) == list(first.genres)

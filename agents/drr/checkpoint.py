@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from movielens_env.errors import MovieLensRecError
-from movielens_env.storage import atomic_write, make_folder, read_json
+from movielens_env.storage import atomic_write, make_folder, read_json, unpack_problem
 
 from .config import DRRConfig
 from .run_dir import CHECKPOINT, CONFIG
@@ -55,6 +55,9 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DRRConfig]:
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint (is {run_dir} a DRR run directory?)")
+    problem = unpack_problem(path)
+    if problem is not None:
+        raise CheckpointError(f"{path}: {problem}; it is not loaded")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -20,7 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from movielens_env.checks import budget
 from movielens_env.evaluation.protocols import evaluate, heldout_env
-from movielens_env.storage import atomic_write, make_folder
+from movielens_env.storage import atomic_write, make_folder, unpack_problem
 
 from ..artefact import RunRequest, TrainedRun
 from ..benchmark.progress import StepCallback
@@ -160,6 +160,9 @@ def load_run(run_dir: Path, **location: Any) -> tuple[BaseAlgorithm, dict[str, A
     weights = run_dir / info["model"]
     if not weights.is_file():
         raise RunFolderError(f"{weights}: missing; {path} names it as the run's model")
+    problem = unpack_problem(weights)
+    if problem is not None:
+        raise RunFolderError(f"{weights}: {problem}; it is not loaded")
     # The replay buffer plays no part in acting: one slot, not the run's capacity.
     model = make_model(algorithm, env, seed, dataclasses.replace(config, buffer_size=1))
     try:

@@ -189,8 +189,20 @@ def _prepare_folder(folder: Path, settings: dict[str, Any], force: bool) -> None
         except TuneFolderError:
             if not force:
                 raise
+    _check_files_not_folders(folder)
     for name in FILES:
         (folder / name).unlink(missing_ok=True)
+
+
+def _check_files_not_folders(folder: Path) -> None:
+    """Refuse a study folder where a folder stands at one of its files' names, before anything
+    is removed or opened (a study half-removed, then a raw ``IsADirectoryError``)."""
+    folders = [name for name in FILES if (folder / name).is_dir()]
+    if folders:
+        raise TuneFolderError(
+            f"{folder} holds a folder named {', '.join(folders)}, where tune keeps a file: "
+            "move it away"
+        )
 
 
 def tune(
@@ -259,6 +271,7 @@ def tune(
         # Optuna's own lock of the journal, left behind by a tune killed while appending: it
         # waits on it forever (busily where the link dangles). Under the folder's lock no other
         # tune uses the journal, so a lock there is stale.
+        _check_files_not_folders(out)
         (out / f"{JOURNAL}.lock").unlink(missing_ok=True)
         storage = optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(str((out / JOURNAL).absolute()))

@@ -21,6 +21,7 @@ from ..storage import (
     cache_root,
     is_regular_file,
     sealed,
+    unpack_problem,
 )
 from .parsing import check_source_size
 from .synthetic import SyntheticTruth
@@ -67,9 +68,10 @@ def save_prepared(path: Path, dataset, key: str) -> None:
     arrays = {name: getattr(dataset, name) for name in _ARRAYS}
     arrays["rating_scale"] = np.array(dataset.rating_scale, dtype=np.float64)
     if dataset.titles is not None:
-        arrays["titles"] = dataset.titles.astype(str)
+        arrays["titles_utf8"], arrays["titles_ends"] = _pack(dataset.titles.tolist())
     if dataset.genres is not None:
-        arrays["genres"] = np.array(["|".join(g) for g in dataset.genres], dtype=str)
+        packed = _pack(["|".join(g) for g in dataset.genres])
+        arrays["genres_utf8"], arrays["genres_ends"] = packed
     if dataset.truth is not None:
         for name in _TRUTH:
             arrays[f"truth_{name}"] = getattr(dataset.truth, name)
@@ -78,6 +80,25 @@ def save_prepared(path: Path, dataset, key: str) -> None:
             arrays["truth_genre_flags"] = dataset.truth.genre_flags
     arrays = sealed(arrays, key)
     atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+
+
+def _pack(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings as their UTF-8 bytes end to end and where each ends: a fixed-width string array
+    makes every item pay for the longest (one 4 MB title in a file asked for 27 GiB)."""
+    encoded = [text.encode("utf-8", "surrogatepass") for text in strings]
+    ends = np.cumsum([len(data) for data in encoded], dtype=np.int64)
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), ends
+
+
+def _unpack(data: np.ndarray, ends: np.ndarray) -> list[str]:
+    """The strings :func:`_pack` stored (``ValueError`` where the two arrays disagree)."""
+    if ends.dtype.kind not in "iu" or (np.diff(ends) < 0).any() or (len(ends) and ends[0] < 0):
+        raise ValueError("string offsets that are not ascending")
+    if (ends[-1] if len(ends) else 0) != len(data):
+        raise ValueError("string offsets that do not end with their bytes")
+    raw = data.tobytes()
+    bounds = zip([0, *ends[:-1].tolist()], ends.tolist(), strict=True)
+    return [raw[start:end].decode("utf-8", "surrogatepass") for start, end in bounds]
 
 
 def load_prepared(path: Path, name: str, rating_scale: tuple[float, float], key: str):
@@ -89,6 +110,9 @@ def load_prepared(path: Path, name: str, rating_scale: tuple[float, float], key:
     try:
         if not is_regular_file(path):
             raise ValueError("not a regular file (a FIFO would block every load)")
+        problem = unpack_problem(path)
+        if problem is not None:
+            raise ValueError(problem)
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         problem = cache_problem(arrays, key)
@@ -102,11 +126,15 @@ def load_prepared(path: Path, name: str, rating_scale: tuple[float, float], key:
                 noise_scale=float(arrays["truth_noise_scale"]),
                 genre_flags=arrays.get("truth_genre_flags"),
             )
-        titles = arrays["titles"].astype(object) if "titles" in arrays else None
+        titles = None
+        if "titles_utf8" in arrays:
+            titles = np.empty(len(arrays["titles_ends"]), dtype=object)
+            titles[:] = _unpack(arrays["titles_utf8"], arrays["titles_ends"])
         genres = None
-        if "genres" in arrays:
-            genres = np.empty(len(arrays["genres"]), dtype=object)
-            genres[:] = [tuple(g.split("|")) if g else () for g in arrays["genres"].tolist()]
+        if "genres_utf8" in arrays:
+            joined = _unpack(arrays["genres_utf8"], arrays["genres_ends"])
+            genres = np.empty(len(joined), dtype=object)
+            genres[:] = [tuple(g.split("|")) if g else () for g in joined]
         low, high = arrays["rating_scale"].tolist()
         dataset = RatingsDataset(
             name, **columns, rating_scale=(low, high), titles=titles, genres=genres, truth=truth

@@ -29,6 +29,7 @@ from ..storage import (
     cache_root,
     is_regular_file,
     sealed,
+    unpack_problem,
     writable_file,
 )
 
@@ -233,12 +234,13 @@ def mf_cache_path(
 
 
 def _read_cached(path: Path, key: str, n_users: int, n_items: int, dim: int) -> MFModel | None:
-    if not is_regular_file(path):
-        warnings.warn(
-            f"ignoring MF cache {path}: not a regular file (a FIFO would block every load); "
-            "refitting",
-            stacklevel=3,
-        )
+    problem = (
+        "not a regular file (a FIFO would block every load)"
+        if not is_regular_file(path)
+        else unpack_problem(path)
+    )
+    if problem is not None:
+        warnings.warn(f"ignoring MF cache {path}: {problem}; refitting", stacklevel=3)
         return None
     try:
         with np.load(path, allow_pickle=False) as data:

@@ -258,6 +258,20 @@ def test_a_journal_lock_left_by_a_killed_tune_does_not_stop_the_next(td3_study):
     assert json.loads((out / "tune.json").read_text())["trials_finished"] == 2
 
 
+@pytest.mark.parametrize("name", ["study.journal.lock", "best_config.json"])
+def test_a_folder_where_a_study_keeps_a_file_is_named_before_anything_is_removed(
+    td3_study, capsys, name
+):
+    out, argv = td3_study
+    (out / name).unlink(missing_ok=True)
+    (out / name).mkdir()
+    before = sorted(p.name for p in out.iterdir())
+    for extra in ((), ("--force", "--seed", "3")):  # continued, or replaced as other settings
+        assert main([*argv[:4], "2", *argv[5:], *extra]) == 2
+        assert f"holds a folder named {name}, where tune keeps a file" in cli_error(capsys)
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
 def test_force_never_replaces_a_folder_whose_tune_json_is_not_an_intact_studys(tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
