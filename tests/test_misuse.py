@@ -2551,3 +2551,73 @@ def test_one_long_title_costs_its_own_length_in_the_cache(tmp_path):
     again = load_dataset("ml-100k", folder, cache_dir=tmp_path / "cache")
     assert list(again.titles) == list(first.titles) and again.titles[1] == "Ü" * 200_000
     assert list(again.genres) == list(first.genres)
+
+
+def test_ratings_replaced_while_a_benchmark_runs_are_not_stored_under_the_old_key(
+    two_catalogues, tmp_path, capsys, monkeypatch
+):
+    """Each run reloads the ratings by name: a run done after the files were replaced was
+    stored under the first data's key, and reused as such."""
+    from agents.benchmark import runner
+
+    data = tmp_path / "ml-100k"
+    data.mkdir()
+    for name in ("u.data", "u.item"):
+        (data / name).write_bytes((two_catalogues[0] / name).read_bytes())
+    run_one = runner.run_one
+
+    def replaced_meanwhile(config, agent, *args):
+        if agent == "random":  # the second agent's run reads the other ratings
+            (data / "u.data").write_bytes((two_catalogues[1] / "u.data").read_bytes())
+        return run_one(config, agent, *args)
+
+    monkeypatch.setattr(runner, "run_one", replaced_meanwhile)
+    out = tmp_path / "bench"
+    assert main(_bench(out, data)) == 2
+    assert "random seed 0's result came (at least in part) from other data" in _error(capsys)
+    assert sorted(p.name for p in (out / "runs").glob("*.json")) == ["popularity-seed0.json"]
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_run_folder_refilled_without_its_mark_is_noted(two_catalogues, tmp_path, capsys):
+    out = tmp_path / "bench"
+    bench = [*_bench_td3(out, two_catalogues[0]), "--seeds", "0,1"]
+    assert main(bench) == 0
+    seed0, seed1 = out / "runs" / "td3-seed0", out / "runs" / "td3-seed1"
+    for path in seed0.iterdir():
+        path.unlink()
+    for path in seed1.iterdir():  # copied as `cp seed1/* seed0/` does: without the dot-file
+        if not path.name.startswith("."):
+            (seed0 / path.name).write_bytes(path.read_bytes())
+    capsys.readouterr()
+    assert main(bench) == 0
+    assert (
+        "td3-seed0 (the trained model movielens-rec evaluate reads) is replaced by the run "
+        "of seed 1" in capsys.readouterr().err
+    )
+
+
+def test_metrics_at_a_k_deeper_than_the_exported_ranks_are_refused(finished_run, tmp_path):
+    from movielens_env import load_world
+    from movielens_env.errors import ArgumentError
+    from movielens_env.evaluation.exports import metrics_from_recommendations
+
+    path = tmp_path / "recs.csv"
+    argv = ["recommend", str(finished_run), "--all-test-users", "--protocol", "full", "--k", "5",
+            "--output", str(path)]  # fmt: skip
+    assert main(argv) == 0
+    world = load_world(**load_agent(finished_run)[1])
+    with pytest.raises(ArgumentError, match="ranks at most 5 items per user: metrics @10"):
+        metrics_from_recommendations(path, world)
+    assert set(metrics_from_recommendations(path, world, ks=(5,))) >= {"precision@5"}
+
+
+def test_files_at_the_cache_s_top_are_not_served_as_every_release(tmp_path, monkeypatch):
+    from movielens_env import load_dataset
+    from movielens_env.errors import DataNotFoundError
+
+    write_ml100k(tmp_path)  # u.data and u.item at the top of the cache, not in ml-100k/
+    monkeypatch.setenv("MOVIELENS_DATA", str(tmp_path))
+    with pytest.raises(DataNotFoundError):
+        load_dataset("ml-100k", download=False)
+    assert load_dataset("ml-100k", tmp_path).n_users == 80  # given as the data: read

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from movielens_env import load_world
 from movielens_env.checks import budget, positive_int
-from movielens_env.errors import AgentError, ArgumentError
+from movielens_env.errors import AgentError, ArgumentError, MovieLensRecError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.headroom import normalized_score, reference_returns
 from movielens_env.evaluation.protocols import (
@@ -223,7 +223,9 @@ def stored_or_computed_references(
         refuse_other_configs([(path, found.reason)], config.out_dir)
     if found.status == "invalid":
         report_invalid(path, found.reason)
-    return write_record(path, compute_references(config, data, progress))
+    computed = compute_references(config, data, progress)
+    _check_data_unchanged(config, data, "the references")
+    return write_record(path, computed)
 
 
 def normalized_metrics(metrics: dict[str, float], references: dict[str, Any]) -> dict[str, float]:
@@ -427,22 +429,41 @@ def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data
 
 
 def _replaced(run_dir: Path, record: dict[str, Any]) -> str:
-    """Why the run in ``run_dir`` is not the one that made ``record`` ("" if it is, or if no mark
-    says which that was: folders of benchmarks before the marks): a run.json the benchmark did
-    not write, a run of another configuration (its mark's key) or of another seed."""
+    """Why the run in ``run_dir`` is not the one that made ``record`` ("" if it is, or if
+    nothing tells): a run.json the benchmark did not write, a run of another configuration (its
+    mark's key) or of another seed. Without a mark (folders of benchmarks before the marks, or
+    a folder refilled by hand), what its ``run.json`` says is compared: seed, data, budget."""
+    try:
+        info = read_run_info(run_dir) or {}
+    except RunFolderError:
+        return ""
     try:
         mark = read_json(run_dir / OWN_RUN_MARK)
-        info = read_run_info(run_dir) or {}
-    except (RunFolderError, OSError, UnicodeDecodeError, ValueError):
-        return ""
+    except (OSError, UnicodeDecodeError, ValueError):
+        mark = None
     if not isinstance(mark, dict):
-        return ""
+        return _unlike(info, record)
     if mark.get("run") != info.get("checksum"):
         return "replaced by another run (its run.json is not the one the benchmark wrote)"
     if mark.get("key") != json.loads(json.dumps(record["key"])):
         return "replaced by a run of another configuration (its mark holds another key)"
     if info.get("seed", record["seed"]) != record["seed"]:
         return f"replaced by the run of seed {info.get('seed')}"
+    return ""
+
+
+def _unlike(info: dict[str, Any], record: dict[str, Any]) -> str:
+    """How the run whose ``run.json`` is ``info`` differs from the one that made ``record``, by
+    what both state ("" where they agree, or where ``run.json`` does not say)."""
+    if not info:
+        return ""
+    if info.get("seed", record["seed"]) != record["seed"]:
+        return f"replaced by the run of seed {info.get('seed')}"
+    if info.get("data", record["key"].get("data")) != record["key"].get("data"):
+        return "replaced by a run on other data (its run.json's data fingerprint differs)"
+    budget = record["key"].get("timesteps")
+    if "timesteps" in info and budget is not None and info["timesteps"] != budget:
+        return f"replaced by a run of another budget ({info['timesteps']} timesteps)"
     return ""
 
 
@@ -490,6 +511,26 @@ def run_benchmark(
     # the checks below before this one stored anything, then replace its results.
     with lock_folder(config.out_dir, "benchmark", ResultsFolderError):
         return _run_benchmark(config, progress, force)
+
+
+class DataChangedError(MovieLensRecError):
+    """The ratings a benchmark reads changed while it ran."""
+
+
+def _check_data_unchanged(config: BenchmarkConfig, data: str, what: str) -> None:
+    """Refuse to store ``what`` where the ratings are no longer those of fingerprint ``data``,
+    which keys it: each run reloads them by name, and files replaced meanwhile are read again
+    (cheap where nothing changed: the files' identity is checked, not their content).
+
+    Raises:
+        DataChangedError: naming what was not stored.
+    """
+    if config.data_fingerprint() != data:
+        raise DataChangedError(
+            f"the ratings changed while the benchmark ran: {what} came (at least in part) from "
+            "other data than its key names and was not stored; run the benchmark again once "
+            "the data stays put"
+        )
 
 
 def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list[dict[str, Any]]:
@@ -570,6 +611,7 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
         for agent, seed, replace in todo:
             bar.set_postfix_str(f"{agent} seed {seed}")
             record = run_one(config, agent, seed, bar.update, references, data, replace)
+            _check_data_unchanged(config, data, f"{agent} seed {seed}'s result")
             record["config"] = {**asdict(config), "out_dir": str(config.out_dir)}
             records.append(write_record(run_path(config.out_dir, agent, seed), record))
             bar.update(1)

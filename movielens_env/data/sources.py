@@ -14,9 +14,11 @@ from ..storage import CACHE_ENV_VAR, cache_root, make_folder
 from .formats import FORMATS, GroupLensFormat
 
 
-def _dataset_folder(root: Path, fmt: GroupLensFormat) -> Path | None:
-    """``root``, or its sub-folder named after the dataset or its zip, if it holds the ratings."""
-    for folder in (root, root / fmt.name, root / fmt.zip_folder):
+def _dataset_folder(root: Path, fmt: GroupLensFormat, itself: bool = True) -> Path | None:
+    """``root`` (only where ``itself``: a folder given as the data, not the cache holding every
+    release, where files at its top would be served under every release's name), or its
+    sub-folder named after the dataset or its zip, if it holds the ratings."""
+    for folder in ((root,) if itself else ()) + (root / fmt.name, root / fmt.zip_folder):
         if (folder / fmt.ratings_file).is_file():
             return folder
     return None
@@ -39,7 +41,7 @@ def source_signature(
         folder = _dataset_folder(given, fmt) if given.is_dir() else None
         files = [given] if given.is_file() else []
     else:
-        folder = _dataset_folder(cache_root(cache_dir), fmt)
+        folder = _dataset_folder(cache_root(cache_dir), fmt, itself=False)
         files = []
     if folder is not None:
         files += [folder / fmt.ratings_file, folder / fmt.items_file]
@@ -190,7 +192,7 @@ def locate_dataset(
             )
         return folder, None
     root = cache_root(cache_dir)
-    folder = _dataset_folder(root, fmt)
+    folder = _dataset_folder(root, fmt, itself=False)
     if folder is not None:
         return folder, None
     if download:

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from ..errors import DataFormatError
+from ..errors import ArgumentError, DataFormatError
 from ..simulator.world import RecWorld
 from ..storage import atomic_write, read_small_bytes
 from . import names
@@ -59,9 +59,16 @@ def metrics_from_recommendations(
         DataFormatError: no ``user,item,rank`` header, a field that is not an integer, a rank
             below 1, a (user, rank) or (user, item) given twice, an unknown id, or a user
             without a positive test rating (nothing to score them on, so never exported); the
-            message names the file and line.
+            message names the file and line. ArgumentError: a k beyond the deepest rank the
+            file holds (a top-5 file scored @10 counts ranks 6 to 10 as misses).
     """
     users_raw, item_ids, ranks = _read_recommendations(path)
+    deepest = int(ranks.max())
+    if max(ks) > deepest:
+        raise ArgumentError(
+            f"{path} ranks at most {deepest} items per user: metrics @{max(ks)} cannot be "
+            f"computed from it (give ks of at most {deepest}, or export a deeper list)"
+        )
     items = world.dataset.item_index(item_ids)
     order_users, index = np.unique(users_raw, return_inverse=True)
     users = world.dataset.user_index(order_users)
