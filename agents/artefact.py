@@ -79,6 +79,10 @@ class Artefact:
         check: ``check(config)`` raises the error the trainer would raise for a config it
             refuses beyond the config's own field checks (so that ``benchmark --config``
             refuses it before any work), or ``None`` where there is none.
+        fits: ``fits(config, env_kwargs)`` raises the error the trainer would raise for
+            ``config`` on the env those arguments make (networks too slow or large for the
+            observation's length, a replay beyond the memory left), so that ``benchmark`` and
+            ``tune`` refuse it before they remove anything; ``None`` where there is none.
     """
 
     config: Any
@@ -89,3 +93,4 @@ class Artefact:
     load: Callable[..., Loaded]
     resume: Callable[[Path], tuple[Any, int, dict[str, Any]]] | None = None
     check: Callable[[Any], None] | None = None
+    fits: Callable[[Any, dict[str, Any]], None] | None = None

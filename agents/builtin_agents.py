@@ -72,6 +72,7 @@ def _sb3_artefact(algorithm: str) -> Artefact:
         files=(f"{algorithm}.zip", RUN_FILE, CURVE_FILE),
         train=partial(_lazy(".sb3.artefact", "train_run"), algorithm),
         load=_lazy(".sb3.artefact", "load_run"), check=partial(check_algorithm_config, algorithm),
+        fits=_lazy(".sb3.train", "check_env_fits"),
     )  # fmt: skip
 
 
@@ -79,7 +80,7 @@ def _drr_artefact(state: str) -> Artefact:
     return Artefact(
         config=DRRConfig(state=state), budget="episodes", default_budget=5000, files=DRR_FILES,
         train=_lazy(".drr.artefact", "train_run"), load=_lazy(".drr.artefact", "load_run"),
-        resume=_lazy(".drr.artefact", "resumed"),
+        resume=_lazy(".drr.artefact", "resumed"), fits=_lazy(".drr.agent", "check_env_fits"),
     )  # fmt: skip
 
 

@@ -196,6 +196,22 @@ def check_agent_config(name: str, config: Any) -> None:
         artefact.check(config)
 
 
+def check_agent_fits(name: str, env_kwargs: dict[str, Any], config: Any = None) -> None:
+    """Refuse what agent ``name``'s trainer would refuse for ``config`` (default: its registered
+    one) on the env ``env_kwargs`` make (its artefact's ``fits``); nothing for agents without.
+
+    Raises:
+        ConfigError: networks or a replay too large for that env's observations.
+    """
+    entry = get_agent(name)
+    if entry.artefact is None or entry.artefact.fits is None:
+        return
+    if config is None:
+        defaults = entry.artefact.config
+        config = type(defaults).from_dict(entry.config) if entry.config else defaults
+    entry.artefact.fits(config, env_kwargs)
+
+
 def _drr_states() -> tuple[str, ...]:
     from .drr.config import STATE_REPRESENTATIONS
 

@@ -2621,3 +2621,76 @@ def test_files_at_the_cache_s_top_are_not_served_as_every_release(tmp_path, monk
     with pytest.raises(DataNotFoundError):
         load_dataset("ml-100k", download=False)
     assert load_dataset("ml-100k", tmp_path).n_users == 80  # given as the data: read
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_replacement_whose_files_cannot_be_written_leaves_the_old_run(
+    finished_run, finished_sb3_run, tmp_path, monkeypatch
+):
+    """The old run was removed first, then the new model's write failed (a full disk): the
+    folder held no run at all."""
+    import errno
+
+    import stable_baselines3.common.base_class as sb3_base
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for run, saver, train in (
+        (finished_run, (torch, "save"), _train),
+        (finished_sb3_run, (sb3_base.BaseAlgorithm, "save"), _train_sb3),
+    ):
+        copy = _copy(run, tmp_path / run.name)
+        before = _snapshot(copy)
+        with monkeypatch.context() as patch:
+            patch.setattr(*saver, full)
+            with pytest.raises(OSError, match="No space left"):
+                main(train(copy, "--seed", "1", "--force"))
+        assert _snapshot(copy) == before
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_force_refuses_what_its_runs_would_refuse_before_removing_anything(
+    two_catalogues, tmp_path, capsys
+):
+    out = tmp_path / "bench"
+    assert main(_bench_td3(out, two_catalogues[0])) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    config = tmp_path / "slow.json"
+    config.write_text('{"gradient_steps": 1024, "batch_size": 4096}')
+    for extra, message in (
+        (["--planner-width", "5000"], "BeamPlanner width must be an integer in [1, 4096]"),
+        (["--config", f"td3={config}"], "SB3Config: 1,024 gradient steps per collected batch"),
+    ):
+        assert main([*_bench_td3(out, two_catalogues[0]), *extra, "--force"]) == 2
+        assert message in _error(capsys)
+        assert _snapshot(out) == before
+
+
+def test_a_results_folder_whose_runs_is_a_link_is_refused(two_catalogues, tmp_path, capsys):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(_bench(first, two_catalogues[0])) == 0
+    before = _snapshot(first)
+    second.mkdir()
+    (second / "runs").symlink_to(first / "runs")
+    capsys.readouterr()
+    assert main([*_bench(second, two_catalogues[0]), "--seeds", "1", "--force"]) == 2
+    assert f"{second / 'runs'} is a link" in _error(capsys)
+    assert _snapshot(first) == before
+
+
+def test_resume_refuses_a_checkpoint_swapped_in_from_another_run(finished_run, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert main(_train(other, "--seed", "1")) == 0
+    run = _copy(finished_run, tmp_path / "swapped")
+    (run / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
+    before = _snapshot(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--episodes", "8", "--out", str(run)]) == 2
+    assert f"{run / 'checkpoint.pt'} is not the model this run trained" in _error(capsys)
+    assert _snapshot(run) == before

@@ -43,7 +43,7 @@ from ..baselines import RandomRanker
 from ..drr.config import budget_episodes
 from ..fields import check_seed
 from ..folder_lock import lock_folder
-from ..registry import AGENTS, TrainContext, TrainedAgent, get_agent
+from ..registry import AGENTS, TrainContext, TrainedAgent, check_agent_fits, get_agent
 from ..run_folder import (
     RunFolderError,
     holds_run,
@@ -183,9 +183,7 @@ def compute_references(
     env_kwargs = config.env_kwargs()
     env = heldout_env(env_kwargs)
     users = evaluation_users(env.world, env.history_len)
-    planner = BeamPlanner(config.planner_width)
-    if not planner.returns_myopic(env):  # before the first user rather than at it
-        planner.check_size(episode_steps(env_kwargs), env.world.dataset.n_items)
+    planner = _checked_planner(config)
     models: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     reward_models = online_reward_models(env.world)
@@ -513,6 +511,27 @@ def run_benchmark(
         return _run_benchmark(config, progress, force)
 
 
+def _checked_planner(config: BenchmarkConfig) -> BeamPlanner:
+    """The planner reference of ``config``, refused here if too wide for its episodes and
+    catalogue (before the first user rather than at it)."""
+    env_kwargs = config.env_kwargs()
+    env = heldout_env(env_kwargs)
+    planner = BeamPlanner(config.planner_width)
+    if not planner.returns_myopic(env):
+        planner.check_size(episode_steps(env_kwargs), env.world.dataset.n_items)
+    return planner
+
+
+def _check_what_runs_would_refuse(config: BenchmarkConfig) -> None:
+    """Refuse, before anything is removed (``--force``) or computed, what the references or a
+    trainer would refuse later: a planner too wide, networks or a replay too large for the
+    observations of this env."""
+    if config.references:
+        _checked_planner(config)
+    for agent in config.agents:
+        check_agent_fits(agent, config.env_kwargs())
+
+
 class DataChangedError(MovieLensRecError):
     """The ratings a benchmark reads changed while it ran."""
 
@@ -594,6 +613,7 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
         found = read_record(path, references_key(config, data))
         if found.status == "other":
             others.append((path, found.reason))
+    _check_what_runs_would_refuse(config)
     if not force:
         refuse_other_configs(others, config.out_dir)
     remove_other_configs([path for path, _ in others if path.suffix == ".json"], config.out_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,12 @@ def check_results_folder(out_dir: Path) -> None:
     ``runs/`` folder of ``train``'s runs does not make one): ``--force`` replaces only a
     results folder's files."""
     check_folder_path(out_dir, ResultsFolderError)
+    if (out_dir / "runs").is_symlink():
+        raise ResultsFolderError(
+            f"{out_dir / 'runs'} is a link (to {os.readlink(out_dir / 'runs')}): a benchmark "
+            "writes and removes results there under its own folder's lock only, so those of "
+            "another results folder would go; give it a folder of its own"
+        )
     if holds_run(out_dir):
         raise ResultsFolderError(
             f"{out_dir} holds a training run (run.json or checkpoint.pt); give the benchmark "

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any, cast
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
+from movielens_env import ENV_ID, MovieLensRecEnv
 from movielens_env.errors import ArgumentError
 from movielens_env.storage import require_memory
 
 from ..fields import ConfigError, check_training_cost
+from ..run_folder import env_shapes
 from .checkpoint import to_numpy, to_torch
 from .config import DRRConfig
 from .networks import Actor, Critic, unit
@@ -46,6 +50,38 @@ def _check_replay_fits(capacity: int, obs_dim: int, dim: int) -> None:
     )  # fmt: skip
 
 
+def check_fits(config: DRRConfig, dim: int, history_len: int, obs_dim: int) -> None:
+    """Refuse networks too slow or large to train, and a replay beyond the memory left, for
+    observations of ``obs_dim`` floats holding the user and ``history_len`` vectors of ``dim``.
+
+    Raises:
+        ArgumentError: ``obs_dim`` too short for those vectors.
+        ConfigError: as :func:`~agents.fields.check_training_cost`, or the replay's memory.
+    """
+    context = obs_dim - (history_len + 1) * dim
+    if context < 0:
+        raise ArgumentError(
+            f"obs_dim={obs_dim} is shorter than the user and {history_len} history vectors "
+            f"of length {dim}"
+        )
+    check_training_cost(
+        "DRRConfig", "hidden, num_envs or updates_per_step", config.batch_size,
+        (config.hidden, config.hidden), state_dim(config.state, dim, history_len) + context + dim,
+        config.num_envs * config.updates_per_step,
+    )  # fmt: skip
+    _check_replay_fits(config.buffer_size, obs_dim, dim)
+
+
+def check_env_fits(config: DRRConfig, env_kwargs: dict[str, Any]) -> None:
+    """:func:`check_fits` on the env ``env_kwargs`` make (the artefact's ``fits``)."""
+    env = gym.make(ENV_ID, **env_kwargs)
+    try:
+        shapes = env_shapes(cast(MovieLensRecEnv, env.unwrapped))
+    finally:
+        env.close()
+    check_fits(config, shapes["dim"], shapes["history_len"], shapes["obs_dim"])
+
+
 class DRRAgent:
     """Actor, critic, their targets, optimisers, replay and exploration noise.
 
@@ -63,21 +99,10 @@ class DRRAgent:
     ) -> None:
         self.config, self.dim, self.history_len = config, dim, history_len
         obs_dim = (history_len + 1) * dim if obs_dim is None else obs_dim
-        context = obs_dim - (history_len + 1) * dim
-        if context < 0:
-            raise ArgumentError(
-                f"obs_dim={obs_dim} is shorter than the user and {history_len} history vectors "
-                f"of length {dim}"
-            )
-        self.obs_dim = obs_dim
         # Before any network is built: one too large would take the memory it is refused for.
-        check_training_cost(
-            "DRRConfig", "hidden, num_envs or updates_per_step", config.batch_size,
-            (config.hidden, config.hidden),
-            state_dim(config.state, dim, history_len) + context + dim,
-            config.num_envs * config.updates_per_step,
-        )  # fmt: skip
-        _check_replay_fits(config.buffer_size, obs_dim, dim)
+        check_fits(config, dim, history_len, obs_dim)
+        self.obs_dim = obs_dim
+        context = obs_dim - (history_len + 1) * dim
         torch.manual_seed(seed)
         self.actor = Actor(
             config.state, dim, history_len, config.hidden, context, config.action_head

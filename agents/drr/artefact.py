@@ -10,12 +10,12 @@ from movielens_env.errors import ArgumentError
 
 from ..artefact import RunRequest, TrainedRun
 from ..benchmark.plots import plot_training
-from ..run_folder import RunFolderError, model_swapped, read_run_info
+from ..run_folder import RunFolderError, read_run_info
 from .agent import DRRAgent
 from .checkpoint import load_checkpoint
 from .config import DRRConfig
 from .run_dir import CHECKPOINT, CONFIG, CURVE_FILE, RUN_FILE
-from .train import load_agent, train_drr
+from .train import check_own_checkpoint, load_agent, train_drr
 
 
 def train_run(request: RunRequest) -> TrainedRun:
@@ -39,6 +39,7 @@ def train_run(request: RunRequest) -> TrainedRun:
 def resumed(run_dir: Path) -> tuple[DRRConfig, int, dict[str, Any]]:
     """The config, seed and env arguments of the run to continue: the checkpoint's own."""
     payload, config = load_checkpoint(run_dir)
+    check_own_checkpoint(run_dir)
     return config, int(payload["seed"]), dict(payload["env_kwargs"])
 
 
@@ -53,7 +54,5 @@ def load_run(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]]:
             f"{Path(run_dir) / RUN_FILE} names agent {recorded!r}, but {CHECKPOINT} holds a "
             f"{agent.config.state} agent (was it edited?)"
         )
-    swapped = model_swapped(Path(run_dir), info)  # runs saved before the digest was kept: none
-    if swapped:  # a checkpoint of another run (another seed, env or config) copied in
-        raise RunFolderError(swapped)
+    check_own_checkpoint(Path(run_dir))
     return agent, env_kwargs

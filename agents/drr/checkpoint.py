@@ -3,6 +3,7 @@ as JSON beside it. Both are written atomically."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from movielens_env.errors import MovieLensRecError
-from movielens_env.storage import atomic_write, make_folder, read_json, unpack_problem
+from movielens_env.storage import atomic_path, make_folder, read_json, unpack_problem
 
 from .config import DRRConfig
 from .run_dir import CHECKPOINT, CONFIG
@@ -35,13 +36,26 @@ class CheckpointError(MovieLensRecError, ValueError):
     """A checkpoint is missing, unreadable, corrupted or of another format."""
 
 
-def save_checkpoint(run_dir: Path, payload: dict[str, Any], config: DRRConfig) -> Path:
-    """Write ``run_dir/checkpoint.pt`` (payload + format version) and ``run_dir/config.json``."""
+def save_checkpoint(
+    run_dir: Path,
+    payload: dict[str, Any],
+    config: DRRConfig,
+    before_publishing: Callable[[], None] | None = None,
+) -> Path:
+    """Write ``run_dir/checkpoint.pt`` (payload + format version) and ``run_dir/config.json``;
+    ``before_publishing`` is called once both are whole on disk, just before they take their
+    names (where a run being replaced is removed: never before its successor is written)."""
     make_folder(run_dir)
     path = run_dir / CHECKPOINT
     payload = {**payload, "format_version": FORMAT_VERSION, "config": config.to_dict()}
-    atomic_write(path, lambda tmp: torch.save(payload, tmp), suffix=".pt")
-    atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(config.to_json()), suffix=".json")
+    with (
+        atomic_path(path, suffix=".pt") as checkpoint_tmp,
+        atomic_path(run_dir / CONFIG, suffix=".json") as config_tmp,
+    ):
+        torch.save(payload, checkpoint_tmp)
+        config_tmp.write_text(config.to_json())
+        if before_publishing is not None:
+            before_publishing()
     return path
 
 

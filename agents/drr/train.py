@@ -30,7 +30,7 @@ from movielens_env.evaluation.protocols import evaluate, heldout_env
 from movielens_env.storage import atomic_write, file_sha256
 
 from ..fields import check_seed
-from ..run_folder import check_trained_env, write_run_info
+from ..run_folder import check_trained_env, model_swapped, read_run_info, write_run_info
 from ..threads import torch_threads
 from .agent import DRRAgent
 from .checkpoint import (
@@ -122,6 +122,7 @@ def _train(
     greedy_first = greedy_first_items(env_kwargs)
     if resume:
         payload, saved_config = load_checkpoint(run_dir)
+        check_own_checkpoint(run_dir)
         if saved_config != config or payload["seed"] != seed:
             raise RunFolderError(
                 f"{run_dir}: the checkpoint was made with another config or seed; resume with "
@@ -212,10 +213,11 @@ def _train(
                 "history_len": history_len, "obs_dim": obs_dim,
                 "env_kwargs": _json_env_kwargs(env_kwargs), "data": data,
             }  # fmt: skip
-            if replacing:
-                remove_run(run_dir, RUN_FILES)
-                replacing = False
-            save_checkpoint(run_dir, payload, config)
+            save_checkpoint(
+                run_dir, payload, config,
+                (lambda: remove_run(run_dir, RUN_FILES)) if replacing else None,
+            )  # fmt: skip
+            replacing = False
             # Written with each checkpoint, not before the first: a run killed before it leaves
             # no record that would make its folder look like a run to resume.
             write_run_info(run_dir, {
@@ -232,6 +234,18 @@ def _train(
             stacklevel=3,
         )
     return result
+
+
+def check_own_checkpoint(run_dir: Path) -> None:
+    """Refuse a checkpoint other than the one ``run.json`` records the digest of (copied in
+    from another run: its config and seed would be continued, or evaluated, as this run's).
+
+    Raises:
+        RunFolderError: naming the checkpoint.
+    """
+    swapped = model_swapped(run_dir, read_run_info(run_dir) or {})
+    if swapped:  # runs saved before the digest was kept: none
+        raise RunFolderError(swapped)
 
 
 def training_envs(env_kwargs: dict[str, Any], num_envs: int) -> MovieLensRecVectorEnv:

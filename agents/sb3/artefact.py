@@ -20,7 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from movielens_env.checks import budget
 from movielens_env.evaluation.protocols import evaluate, heldout_env
-from movielens_env.storage import atomic_write, make_folder, unpack_problem
+from movielens_env.storage import atomic_path, make_folder, unpack_problem
 
 from ..artefact import RunRequest, TrainedRun
 from ..benchmark.progress import StepCallback
@@ -79,11 +79,17 @@ def train_into(
     env = heldout_env(env_kwargs)  # bad env arguments or missing data fail here, first
     model, curve = train_model(algorithm, env_kwargs, seed, timesteps, config, callback=callback)
     make_folder(run_dir)
-    if overwrite:
-        remove_run(run_dir, (model_file(algorithm), RUN_FILE, CURVE_FILE))
     name = model_file(algorithm)
-    atomic_write(run_dir / name, lambda tmp: model.save(tmp), suffix=".zip")
-    _write_curve(run_dir / CURVE_FILE, curve)
+    # The old run goes only once the new one's files are whole on disk (a disk filling up
+    # while they are written leaves the old run as it was), just before they take its place.
+    with (
+        atomic_path(run_dir / name, suffix=".zip") as model_tmp,
+        atomic_path(run_dir / CURVE_FILE, suffix=".csv") as curve_tmp,
+    ):
+        model.save(model_tmp)
+        _write_curve(curve_tmp, curve)
+        if overwrite:
+            remove_run(run_dir, (name, RUN_FILE, CURVE_FILE))
     write_run_info(run_dir, {
         "format_version": FORMAT_VERSION, "agent": agent, "algorithm": algorithm, "model": name,
         "config": config.to_dict(), "seed": seed, "timesteps": timesteps,
@@ -94,13 +100,10 @@ def train_into(
 
 
 def _write_curve(path: Path, curve: list[tuple[int, float]]) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["timesteps", "episode_return"])
-            writer.writerows(curve)
-
-    atomic_write(path, write, suffix=".csv")
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["timesteps", "episode_return"])
+        writer.writerows(curve)
 
 
 def train_run(algorithm: str, request: RunRequest) -> TrainedRun:

@@ -45,6 +45,16 @@ def check_fits(config: SB3Config, obs_dim: int, dim: int) -> None:
     )  # fmt: skip
 
 
+def check_env_fits(config: SB3Config, env_kwargs: dict[str, Any]) -> None:
+    """:func:`check_fits` on the env ``env_kwargs`` make (the artefact's ``fits``)."""
+    env = gym.make("MovieLensRec-v0", **env_kwargs)
+    try:
+        dims = gym.spaces.flatdim(env.observation_space), gym.spaces.flatdim(env.action_space)
+    finally:
+        env.close()
+    check_fits(config, *dims)
+
+
 def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config | None = None):
     """An untrained SB3 model of ``algorithm`` (``ddpg``, ``td3`` or ``sac``) on ``env``."""
     if algorithm not in ALGORITHMS:

@@ -52,7 +52,7 @@ from movielens_env.storage import (
 
 from ..fields import ConfigError, check_seed
 from ..folder_lock import LOCK_FILE, lock_folder
-from ..registry import check_agent_config
+from ..registry import check_agent_config, check_agent_fits
 from ..run_folder import LOCATION_KEYS, check_folder_path, json_env_kwargs
 from .space import base_params, check_tunable, default_config, trial_config
 
@@ -256,6 +256,9 @@ def tune(
     # Env arguments the env refuses fail here, before the folder is made.
     gym.make(ENV_ID, **trial_kwargs).close()
     heldout_env(trial_kwargs)
+    # What trial 0 would refuse (networks or a replay too large for these observations), before
+    # --force removes a finished study for a study that cannot run.
+    check_agent_fits(agent, trial_kwargs, base)
     settings = {
         "format_version": FORMAT_VERSION, "agent": agent, "timesteps": timesteps, "seed": seed,
         "env_kwargs": json_env_kwargs(env_kwargs, "tune"), "data": dataset.fingerprint(),

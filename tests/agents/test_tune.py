@@ -272,6 +272,17 @@ def test_a_folder_where_a_study_keeps_a_file_is_named_before_anything_is_removed
     assert sorted(p.name for p in out.iterdir()) == before
 
 
+def test_force_keeps_a_study_when_the_new_one_could_not_run(td3_study, capsys):
+    """Its first trial trains the base config, which the trainer refuses on these
+    observations: the finished study was removed for a study that stopped at once."""
+    out, argv = td3_study
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    slow = ["--set", "gradient_steps=1024", "--set", "net_arch=[400,300]", "--force"]
+    assert main([*argv, *slow]) == 2
+    assert "SB3Config: 1,024 gradient steps per collected batch" in cli_error(capsys)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
 def test_force_never_replaces_a_folder_whose_tune_json_is_not_an_intact_studys(tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
