@@ -2694,3 +2694,13 @@ def test_resume_refuses_a_checkpoint_swapped_in_from_another_run(finished_run, t
     assert main(["train", "--resume", "--episodes", "8", "--out", str(run)]) == 2
     assert f"{run / 'checkpoint.pt'} is not the model this run trained" in _error(capsys)
     assert _snapshot(run) == before
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_refusal_names_only_what_differs(two_catalogues, tmp_path, capsys):
+    """An SB3 config's tuple compared unequal to its stored list: agent_config was named too."""
+    out = tmp_path / "bench"
+    assert main(_bench_td3(out, two_catalogues[0])) == 0
+    capsys.readouterr()
+    assert main([*_bench_td3(out, two_catalogues[0]), "--timesteps", "30"]) == 2
+    assert "(differs in timesteps)" in _error(capsys)

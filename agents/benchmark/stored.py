@@ -80,7 +80,8 @@ def read_record(path: Path, key: dict[str, Any], check=lambda record: "") -> Sto
         return Stored("invalid", reason="not a result record (no key)")
     if record.get("checksum") != checksum(record):
         return Stored("invalid", reason="its content does not match its checksum (edited?)")
-    if record["key"] != json.loads(json.dumps(key)):
+    key = json.loads(json.dumps(key))  # as stored: tuples are lists there
+    if record["key"] != key:
         differ = sorted(k for k in {*key, *record["key"]} if record["key"].get(k) != key.get(k))
         return Stored("other", record, f"another configuration (differs in {', '.join(differ)})")
     reason = check(record)
