@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import shlex
 import sys
 from collections.abc import Sequence
@@ -343,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial")
     tune.add_argument("--out", default=None, help="study folder (default runs/tune-AGENT-DATASET)")
     tune.add_argument("--force", action="store_true",
-                      help="replace a study of other settings in --out")  # fmt: skip
+                      help="remove a study of other settings in --out, before the new "
+                           "study's first trial, and start anew")  # fmt: skip
     tune.add_argument(
         "--config", default=None, metavar="FILE.json",
         help="the config the search starts from (fields it does not search)",
@@ -375,6 +377,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:  # deliberate errors only: bugs keep their traceback
         print(f"movielens-rec: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(
+            f"movielens-rec: error: {exc.strerror}{where}; what was being written was discarded "
+            "(files are written whole or not at all)",
+            file=sys.stderr,
+        )
+        return 2
+
+
+# Write failures of the machine, not of this code: a full disk or quota, a file-size limit, a
+# read-only file system.
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
 
 
 if __name__ == "__main__":

@@ -379,7 +379,9 @@ def model_swapped(run_dir: Path, info: dict[str, Any]) -> str:
     model, recorded = info.get("model"), info.get("model_sha256")
     if not isinstance(model, str) or recorded is None or not (run_dir / model).is_file():
         return ""
-    if file_sha256(run_dir / model) != recorded:
+    # Two while a DRR checkpoint is being replaced by the next (either may be on disk).
+    accepted = recorded if isinstance(recorded, list) else [recorded]
+    if file_sha256(run_dir / model) not in accepted:
         return (
             f"{run_dir / model} is not the model this run trained (its SHA-256 differs from the "
             f"one {RUN_FILE} records): restore the run's own, or train the run again"

@@ -1662,6 +1662,9 @@ def test_a_benchmark_does_not_replace_a_run_it_did_not_make(
         message = _error(capsys)
         assert "or links to runs elsewhere, in its runs/ (runs/random-seed0: train " in message
         assert {p.name: p.read_bytes() for p in mine.iterdir()} == before
+        # A refused command changes nothing: the note is not moved aside as an invalid record.
+        assert (out / "runs" / "random-seed0.json").read_text() == '{"note": "my eval"}'
+        assert not (out / "runs" / "random-seed0.json.invalid").exists()
 
 
 @pytest.mark.filterwarnings("ignore:td3 took no gradient step")
@@ -2629,7 +2632,7 @@ def _snapshot(folder):
 
 @pytest.mark.filterwarnings("ignore:td3 took no gradient step")
 def test_a_replacement_whose_files_cannot_be_written_leaves_the_old_run(
-    finished_run, finished_sb3_run, tmp_path, monkeypatch
+    finished_run, finished_sb3_run, tmp_path, monkeypatch, capsys
 ):
     """The old run was removed first, then the new model's write failed (a full disk): the
     folder held no run at all."""
@@ -2648,8 +2651,10 @@ def test_a_replacement_whose_files_cannot_be_written_leaves_the_old_run(
         before = _snapshot(copy)
         with monkeypatch.context() as patch:
             patch.setattr(*saver, full)
-            with pytest.raises(OSError, match="No space left"):
-                main(train(copy, "--seed", "1", "--force"))
+            capsys.readouterr()
+            assert main(train(copy, "--seed", "1", "--force")) == 2
+            err = capsys.readouterr().err  # after the progress bar
+            assert "error: No space left on device; what was being written was discarded" in err
         assert _snapshot(copy) == before
 
 
@@ -2704,3 +2709,49 @@ def test_a_refusal_names_only_what_differs(two_catalogues, tmp_path, capsys):
     capsys.readouterr()
     assert main([*_bench_td3(out, two_catalogues[0]), "--timesteps", "30"]) == 2
     assert "(differs in timesteps)" in _error(capsys)
+
+
+@pytest.mark.parametrize("stage", ["before its rename", "after its rename"])
+def test_a_run_stopped_while_its_checkpoint_is_replaced_stays_usable(
+    finished_run, tmp_path, monkeypatch, stage
+):
+    """run.json records the checkpoint's digest: written after the new checkpoint took its
+    name, a stop in between left a run refused as "not the model this run trained"."""
+    from agents.drr import train as drr_train
+
+    real = drr_train.write_run_info
+
+    def stopped(run_dir, info):
+        both = isinstance(info.get("model_sha256"), list)
+        if stage == "before its rename" and both:
+            real(run_dir, info)
+            raise KeyboardInterrupt
+        if stage == "after its rename" and not both:
+            raise KeyboardInterrupt
+        return real(run_dir, info)
+
+    run = _copy(finished_run, tmp_path / "run")
+    with monkeypatch.context() as patch:
+        patch.setattr(drr_train, "write_run_info", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            main(["train", "--resume", "--episodes", "8", "--out", str(run)])
+    assert main(["evaluate", str(run)]) == 0
+    assert main(["train", "--resume", "--episodes", "8", "--out", str(run)]) == 0
+
+
+@pytest.mark.filterwarnings("ignore:DRR took no gradient step")
+def test_a_benchmark_stopped_between_a_drr_checkpoint_and_its_record_resumes(
+    two_catalogues, tmp_path
+):
+    """The checkpoint marks a run folder before run.json does: the rerun took that folder for
+    another configuration's run and asked for --force."""
+    out = tmp_path / "bench"
+    bench = [*_bench(out, two_catalogues[0]), "--agents", "drr-ave", "--timesteps", "20"]
+    assert main(bench) == 0
+    run = out / "runs" / "drr-ave-seed0"
+    (run / "run.json").unlink()
+    (out / "runs" / "drr-ave-seed0.json").unlink()
+    mark = json.loads((run / ".benchmark-run.json").read_text())
+    (run / ".benchmark-run.json").write_text(json.dumps({**mark, "run": None}))
+    assert main(bench) == 0
+    assert json.loads((out / "runs" / "drr-ave-seed0.json").read_text())["agent"] == "drr-ave"

@@ -407,9 +407,13 @@ def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data
         mark = read_json(run_dir / OWN_RUN_MARK)
     except (RunFolderError, OSError, UnicodeDecodeError, ValueError):
         return False
-    if info is None or not isinstance(info.get("config"), dict) or not isinstance(mark, dict):
+    if not isinstance(mark, dict):
         return False
     key = json.loads(json.dumps(config.run_key(agent, data)))
+    if info is None:  # stopped after its first model file, before its run.json: its own
+        return mark.get("run") is None and mark.get("key") == key
+    if not isinstance(info.get("config"), dict):
+        return False
     # A mark without a run: the benchmark was stopped while training this run.
     if mark.get("run") not in (None, info["checksum"]) or mark.get("key") != key:
         return False
@@ -555,7 +559,7 @@ def _check_data_unchanged(config: BenchmarkConfig, data: str, what: str) -> None
 def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list[dict[str, Any]]:
     """:func:`run_benchmark`, under the lock of its folder."""
     data = config.data_fingerprint()
-    records, todo, others, users, foreign = [], [], [], [], []
+    records, todo, others, users, foreign, invalid = [], [], [], [], [], []
     for agent in config.agents:
         for seed in config.seeds:
             path = run_path(config.out_dir, agent, seed)
@@ -573,7 +577,7 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
             if found.status == "other":
                 others.append((path, found.reason))
             elif found.status == "invalid":
-                report_invalid(path, found.reason)
+                invalid.append((path, found.reason))  # moved aside once nothing is refused
             if _foreign(folder, has_run):
                 foreign.append(folder)  # a train run put there (or linked): never replaced
             elif (
@@ -616,6 +620,8 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
     _check_what_runs_would_refuse(config)
     if not force:
         refuse_other_configs(others, config.out_dir)
+    for path, reason in invalid:
+        report_invalid(path, reason)
     remove_other_configs([path for path, _ in others if path.suffix == ".json"], config.out_dir)
     for record in records:
         _note_lost_run(run_path(config.out_dir, record["agent"], record["seed"]), record)

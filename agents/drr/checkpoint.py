@@ -40,11 +40,12 @@ def save_checkpoint(
     run_dir: Path,
     payload: dict[str, Any],
     config: DRRConfig,
-    before_publishing: Callable[[], None] | None = None,
+    before_publishing: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write ``run_dir/checkpoint.pt`` (payload + format version) and ``run_dir/config.json``;
-    ``before_publishing`` is called once both are whole on disk, just before they take their
-    names (where a run being replaced is removed: never before its successor is written)."""
+    ``before_publishing(checkpoint_tmp)`` is called once both are whole on disk, just before
+    they take their names (where a run being replaced is removed, never before its successor
+    is written, and the record learns the new checkpoint's digest)."""
     make_folder(run_dir)
     path = run_dir / CHECKPOINT
     payload = {**payload, "format_version": FORMAT_VERSION, "config": config.to_dict()}
@@ -55,7 +56,7 @@ def save_checkpoint(
         torch.save(payload, checkpoint_tmp)
         config_tmp.write_text(config.to_json())
         if before_publishing is not None:
-            before_publishing()
+            before_publishing(checkpoint_tmp)
     return path
 
 

@@ -213,17 +213,9 @@ def _train(
                 "history_len": history_len, "obs_dim": obs_dim,
                 "env_kwargs": _json_env_kwargs(env_kwargs), "data": data,
             }  # fmt: skip
-            save_checkpoint(
-                run_dir, payload, config,
-                (lambda: remove_run(run_dir, RUN_FILES)) if replacing else None,
-            )  # fmt: skip
+            record = {**run_info, "episodes_done": done, "model": CHECKPOINT}
+            _save_with_record(run_dir, payload, config, record, replacing)
             replacing = False
-            # Written with each checkpoint, not before the first: a run killed before it leaves
-            # no record that would make its folder look like a run to resume.
-            write_run_info(run_dir, {
-                **run_info, "episodes_done": done, "model": CHECKPOINT,
-                "model_sha256": file_sha256(run_dir / CHECKPOINT),
-            })  # fmt: skip
     if run_dir is not None and result.curve:
         write_curve(run_dir / CURVE_FILE, result.curve)
     if agent.updates == 0:
@@ -234,6 +226,37 @@ def _train(
             stacklevel=3,
         )
     return result
+
+
+def _save_with_record(
+    run_dir: Path, payload: dict[str, Any], config: DRRConfig, record: dict[str, Any],
+    replacing: bool,
+) -> None:  # fmt: skip
+    """Save a checkpoint and the ``run.json`` (``record``) holding its digest, in an order that
+    leaves, wherever the process stops, a ``run.json`` that accepts the checkpoint beside it:
+    before the new checkpoint takes its name, ``run.json`` accepts the old one and the new one;
+    after, the new one alone. A first checkpoint gets its ``run.json`` only after it: a run
+    killed before then leaves no record that would make its folder look like a run to resume.
+    A run being replaced is removed once its successor's files are whole on disk."""
+    digest = ""
+
+    def publishing(checkpoint_tmp: Path) -> None:
+        nonlocal digest
+        if replacing:
+            remove_run(run_dir, RUN_FILES)
+        digest = file_sha256(checkpoint_tmp)
+        try:
+            previous = read_run_info(run_dir)
+        except RunFolderError:
+            previous = None
+        recorded = (previous or {}).get("model_sha256")
+        if previous is not None and recorded is not None:
+            accepted = recorded if isinstance(recorded, list) else [recorded]
+            kept = {k: v for k, v in previous.items() if k != "checksum"}
+            write_run_info(run_dir, {**kept, "model_sha256": [*accepted[-1:], digest]})
+
+    save_checkpoint(run_dir, payload, config, publishing)
+    write_run_info(run_dir, {**record, "model_sha256": digest})
 
 
 def check_own_checkpoint(run_dir: Path) -> None:
