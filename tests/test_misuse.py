@@ -2755,3 +2755,81 @@ def test_a_benchmark_stopped_between_a_drr_checkpoint_and_its_record_resumes(
     (run / ".benchmark-run.json").write_text(json.dumps({**mark, "run": None}))
     assert main(bench) == 0
     assert json.loads((out / "runs" / "drr-ave-seed0.json").read_text())["agent"] == "drr-ave"
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_run_folder_refilled_with_another_config_s_run_is_noted(two_catalogues, tmp_path, capsys):
+    """Seed, data and budget agreed, so a run of another config or env passed unnoted."""
+    out = tmp_path / "bench"
+    bench = [*_bench(out, two_catalogues[0]), "--agents", "td3", "--timesteps", "20"]
+    assert main(bench) == 0
+    run = out / "runs" / "td3-seed0"
+    info = json.loads((run / "run.json").read_text())
+    del info["checksum"]
+    info["config"] = {**info["config"], "learning_rate": 0.5}  # as a run of another config
+    (run / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))
+    (run / ".benchmark-run.json").unlink()  # refilled by hand: cp skips dot-files
+    capsys.readouterr()
+    assert main(bench) == 0
+    assert "is replaced by a run of another agent config" in capsys.readouterr().err
+
+
+def test_resume_refuses_to_report_an_older_evaluation_as_the_run_s(finished_run, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path / "run")
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    payload["curve"] = payload["curve"][:-1]  # as a run stopped between evaluations
+    torch.save(payload, run / "checkpoint.pt")
+    _reseal(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--episodes", "4", "--out", str(run)]) == 2
+    assert "already holds the 4 episodes asked, so nothing is trained" in _error(capsys)
+
+
+def test_a_checkpoint_of_lists_shared_many_times_over_is_not_walked(finished_run, tmp_path, capsys):
+    """Pickle keeps shared objects: 40 nested pairs of one list are a few hundred bytes on disk
+    and 2**40 values in an error message; evaluate grew to GBs without end."""
+    run = _copy(finished_run, tmp_path / "run")
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    shared: list = [0]
+    for _ in range(40):
+        shared = [shared, shared]
+    payload["config"]["state"] = shared
+    torch.save(payload, run / "checkpoint.pt")
+    _reseal(run)
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    assert "expanded, hold more than 100,000,000 values" in _error(capsys)
+
+
+def test_an_item_file_of_thousands_of_genres_is_refused_at_its_line(tmp_path):
+    from movielens_env import load_dataset
+    from movielens_env.errors import DataFormatError
+
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,10\n1,2,3.0,11\n")
+    many = "|".join(f"g{j}" for j in range(2_000))
+    (folder / "movies.csv").write_text(f"movieId,title,genres\n1,A (1995),Drama\n2,B,{many}\n")
+    with pytest.raises(DataFormatError, match=r"movies.csv:3: more than 1,000 distinct genres"):
+        load_dataset("ml-latest-small", folder, cache_dir=tmp_path / "cache")
+
+
+def test_files_replaced_while_parsed_are_not_cached_under_the_old_key(tmp_path, monkeypatch):
+    from movielens_env import load_dataset
+    from movielens_env.data import load as load_module
+
+    folder = tmp_path / "ml-100k"
+    write_ml100k(folder, seed=4)
+    other = tmp_path / "other"
+    write_ml100k(other, seed=5)
+    parse = load_module._parse
+
+    def replaced_meanwhile(*args):
+        dataset = parse(*args)  # what was read, then another process replaces the file
+        (folder / "u.data").write_bytes((other / "u.data").read_bytes())
+        return dataset
+
+    monkeypatch.setattr(load_module, "_parse", replaced_meanwhile)
+    with pytest.warns(UserWarning, match="files changed while they were read; this parse was"):
+        load_dataset("ml-100k", folder, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache" / "prepared").glob("*.npz"))

@@ -417,20 +417,10 @@ def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data
     # A mark without a run: the benchmark was stopped while training this run.
     if mark.get("run") not in (None, info["checksum"]) or mark.get("key") != key:
         return False
-
-    def fields(values: dict[str, Any]) -> dict[str, Any]:
-        kept = {k: v for k, v in values.items() if k not in _SET_BY_THE_BENCHMARK}
-        return json.loads(json.dumps(kept))
-
-    return (
-        info.get("agent") == agent
-        and info.get("seed") == seed
-        and info.get("env_kwargs") == json_env_kwargs(config.env_kwargs(), "benchmark")
-        and fields(info["config"]) == fields(get_agent(agent).config)
-    )
+    return info.get("agent") == agent and not _unlike(info, config, agent, seed, key)
 
 
-def _replaced(run_dir: Path, record: dict[str, Any]) -> str:
+def _replaced(run_dir: Path, record: dict[str, Any], config: BenchmarkConfig) -> str:
     """Why the run in ``run_dir`` is not the one that made ``record`` ("" if it is, or if
     nothing tells): a run.json the benchmark did not write, a run of another configuration (its
     mark's key) or of another seed. Without a mark (folders of benchmarks before the marks, or
@@ -444,7 +434,7 @@ def _replaced(run_dir: Path, record: dict[str, Any]) -> str:
     except (OSError, UnicodeDecodeError, ValueError):
         mark = None
     if not isinstance(mark, dict):
-        return _unlike(info, record)
+        return _unlike(info, config, record["agent"], record["seed"], record["key"])
     if mark.get("run") != info.get("checksum"):
         return "replaced by another run (its run.json is not the one the benchmark wrote)"
     if mark.get("key") != json.loads(json.dumps(record["key"])):
@@ -454,22 +444,40 @@ def _replaced(run_dir: Path, record: dict[str, Any]) -> str:
     return ""
 
 
-def _unlike(info: dict[str, Any], record: dict[str, Any]) -> str:
-    """How the run whose ``run.json`` is ``info`` differs from the one that made ``record``, by
-    what both state ("" where they agree, or where ``run.json`` does not say)."""
+def _unlike(
+    info: dict[str, Any], config: BenchmarkConfig, agent: str, seed: int, key: dict[str, Any]
+) -> str:
+    """How the run whose ``run.json`` is ``info`` differs from ``config``'s run of ``agent``
+    and ``seed`` keyed ``key`` (its data, budget and agent config), by what ``run.json``
+    states: "" where they agree, or where it does not say."""
     if not info:
         return ""
-    if info.get("seed", record["seed"]) != record["seed"]:
+    if info.get("seed", seed) != seed:
         return f"replaced by the run of seed {info.get('seed')}"
-    if info.get("data", record["key"].get("data")) != record["key"].get("data"):
+    if info.get("data", key.get("data")) != key.get("data"):
         return "replaced by a run on other data (its run.json's data fingerprint differs)"
-    budget = record["key"].get("timesteps")
-    if "timesteps" in info and budget is not None and info["timesteps"] != budget:
+    if info.get("env_kwargs", None) not in (None, json_env_kwargs(config.env_kwargs(), "")):
+        return "replaced by a run of other env arguments (its run.json's env_kwargs differ)"
+    budget = key.get("timesteps")
+    if budget is not None and "timesteps" in info and info["timesteps"] != budget:
         return f"replaced by a run of another budget ({info['timesteps']} timesteps)"
+    if budget is not None and "episodes" in info:
+        episodes = budget_episodes(budget, episode_steps(config.env_kwargs()))
+        if info["episodes"] != episodes:
+            return f"replaced by a run of another budget ({info['episodes']} episodes)"
+
+    def fields(values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        kept = {k: v for k, v in values.items() if k not in _SET_BY_THE_BENCHMARK}
+        return json.loads(json.dumps(kept))
+
+    if "config" in info and fields(info["config"]) != fields(key.get("agent_config")):
+        return "replaced by a run of another agent config (its run.json's config differs)"
     return ""
 
 
-def _note_lost_run(path: Path, record: dict[str, Any]) -> None:
+def _note_lost_run(path: Path, record: dict[str, Any], config: BenchmarkConfig) -> None:
     """Say (on stderr) that a reused result's run folder, the trained model ``movielens-rec
     evaluate`` reads, is missing or damaged: the stored record is the result and still counts
     (its number does not depend on the folder), but the model is gone."""
@@ -478,7 +486,7 @@ def _note_lost_run(path: Path, record: dict[str, Any]) -> None:
     if not record.get("saved_run", get_agent(agent).artefact is not None):
         return
     run_dir = path.with_suffix("")
-    damage = run_damage(run_dir, agent) or _replaced(run_dir, record)
+    damage = run_damage(run_dir, agent) or _replaced(run_dir, record, config)
     if damage:
         print(
             f"note: {run_dir} (the trained model movielens-rec evaluate reads) is {damage}; "
@@ -624,7 +632,7 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
         report_invalid(path, reason)
     remove_other_configs([path for path, _ in others if path.suffix == ".json"], config.out_dir)
     for record in records:
-        _note_lost_run(run_path(config.out_dir, record["agent"], record["seed"]), record)
+        _note_lost_run(run_path(config.out_dir, record["agent"], record["seed"]), record, config)
     references = (
         stored_or_computed_references(config, force=True, progress=progress)
         if config.references

@@ -138,10 +138,18 @@ def _train(
                 f"{run_dir}: the checkpoint was trained on other ratings (data fingerprint "
                 f"{payload['data'][:12]}, these are {data[:12]}); resume on the same data"
             )
-        if int(payload["agent"]["episodes"]) > episodes:
+        held = int(payload["agent"]["episodes"])
+        if held > episodes:
             raise RunFolderError(
-                f"{run_dir} already holds {int(payload['agent']['episodes'])} episodes; "
+                f"{run_dir} already holds {held} episodes; "
                 f"--episodes is the run's total, so it must be at least that, not {episodes}"
+            )
+        evaluated = payload["curve"][-1].get("episode") if payload["curve"] else None
+        if held == episodes and evaluated != held:  # its last numbers are of an older agent
+            raise RunFolderError(
+                f"{run_dir} already holds the {held} episodes asked, so nothing is trained, and "
+                f"was last evaluated {'never' if evaluated is None else f'at episode {evaluated}'}"
+                f": give more --episodes to continue it, or see it with movielens-rec evaluate"
             )
         agent.load_state_dict(payload["agent"])
         envs.load_state_dict(to_numpy(payload["envs"]))

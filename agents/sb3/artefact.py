@@ -90,12 +90,15 @@ def train_into(
         _write_curve(curve_tmp, curve)
         if overwrite:
             remove_run(run_dir, (name, RUN_FILE, CURVE_FILE))
-    write_run_info(run_dir, {
-        "format_version": FORMAT_VERSION, "agent": agent, "algorithm": algorithm, "model": name,
-        "config": config.to_dict(), "seed": seed, "timesteps": timesteps,
-        "env_kwargs": recorded, "data": env.world.dataset.fingerprint(), **env_shapes(env),
-        "model_sha256": file_sha256(run_dir / name),
-    })  # fmt: skip
+        # run.json before the files it names take their names: a stop in between leaves this
+        # tool's record of a run missing its model (which --force replaces), never the tool's
+        # model without a record (refused as a user's file, --force too).
+        write_run_info(run_dir, {
+            "format_version": FORMAT_VERSION, "agent": agent, "algorithm": algorithm,
+            "model": name, "config": config.to_dict(), "seed": seed, "timesteps": timesteps,
+            "env_kwargs": recorded, "data": env.world.dataset.fingerprint(), **env_shapes(env),
+            "model_sha256": file_sha256(model_tmp),
+        })  # fmt: skip
     return model, curve
 
 

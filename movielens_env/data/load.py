@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,9 +49,13 @@ def load_dataset(
     try:
         ratings_path = folder / fmt.ratings_file
         key: str | None = None
+        sources = (ratings_path, folder / fmt.items_file)
         if tmp is None:  # a lasting folder (not a zip extracted for this call): cache its parse
-            key = prepared_key(name, content_key(ratings_path, folder / fmt.items_file))
-        return _cached(key, cache_dir, name, fmt.rating_scale, lambda: _parse(name, fmt, folder))
+            key = prepared_key(name, content_key(*sources))
+        return _cached(
+            key, cache_dir, name, fmt.rating_scale, lambda: _parse(name, fmt, folder),
+            lambda: prepared_key(name, content_key(*sources)),
+        )  # fmt: skip
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -62,9 +67,11 @@ def _cached(
     name: str,
     rating_scale: tuple[float, float],
     build: Callable[[], RatingsDataset],
+    key_now: Callable[[], str] | None = None,
 ) -> RatingsDataset:
     """The prepared dataset cached for ``key`` if usable, else ``build()`` (cached when there
-    is a ``key``)."""
+    is a ``key``, and ``key_now()`` still gives it after the build: files replaced while they
+    were parsed would otherwise leave their new content under the old files' key)."""
     if key is None:
         return build()
     path = prepared_path(key, cache_dir)
@@ -74,6 +81,12 @@ def _cached(
         if dataset is not None:
             return dataset
     dataset = build()
+    if key_now is not None and key_now() != key:
+        warnings.warn(
+            f"the {name} files changed while they were read; this parse was not cached",
+            stacklevel=3,
+        )
+        return dataset
     save_prepared(path, dataset, key)
     return dataset
 

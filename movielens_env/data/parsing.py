@@ -196,6 +196,24 @@ def read_ratings(path: Path, fmt: GroupLensFormat) -> RawRatings:
     )
 
 
+# GroupLens releases list at most 20 genres; the boredom model keeps one satiation per genre, in
+# dense (items x genres) tables, so 100,000 genres from one long line took minutes and GBs.
+MAX_GENRES = 1_000
+
+
+def _check_genre_count(path: Path, genres: list[tuple[str, ...]], first_line: int) -> None:
+    """Refuse an item file naming more than :data:`MAX_GENRES` distinct genres, at the line
+    where the count passes it."""
+    seen: set[str] = set()
+    for row, item_genres in enumerate(genres):
+        seen.update(item_genres)
+        if len(seen) > MAX_GENRES:
+            raise DataFormatError(
+                f"{path}:{row + first_line}: more than {MAX_GENRES:,} distinct genres by this "
+                "line (GroupLens releases have at most 20)"
+            )
+
+
 def read_items(path: Path, fmt: GroupLensFormat) -> ItemMetadata | None:
     """Parse the item file (``u.item``, ``movies.dat``, ``movies.csv``); ``None`` if absent.
 
@@ -244,6 +262,7 @@ def read_items(path: Path, fmt: GroupLensFormat) -> ItemMetadata | None:
             tuple(name.strip() for name in g.split("|")) if isinstance(g, str) else ()
             for g in frame["f2"]
         ]
+        _check_genre_count(path, genres, first_line)
     genre_array = np.empty(len(genres), dtype=object)
     for row, item_genres in enumerate(genres):
         genre_array[row] = item_genres
