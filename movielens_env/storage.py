@@ -243,6 +243,27 @@ def sealed(arrays: dict[str, Any], key: str) -> dict[str, Any]:
     return arrays
 
 
+def read_cache(path: str | os.PathLike[str], key: str) -> dict[str, np.ndarray]:
+    """The arrays of the ``.npz`` cache ``path`` written for ``key`` (by :func:`sealed`).
+
+    Raises:
+        ValueError: not a regular file (a FIFO would block), a zip that would unpack to many
+            times its size, or arrays other than written for ``key`` (:func:`cache_problem`).
+        OSError, KeyError, EOFError, zipfile.BadZipFile: unreadable (see :data:`UNREADABLE`).
+    """
+    if not is_regular_file(path):
+        raise ValueError("not a regular file (a FIFO would block every load)")
+    problem = unpack_problem(path)
+    if problem is not None:
+        raise ValueError(problem)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    problem = cache_problem(arrays, key)
+    if problem is not None:
+        raise ValueError(problem)
+    return arrays
+
+
 def cache_problem(arrays: dict[str, np.ndarray], key: str) -> str | None:
     """Why ``arrays`` (as loaded from a cache expected to hold ``key``'s content) cannot be
     trusted, or ``None``: content changed since written, or written for another key."""

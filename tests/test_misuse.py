@@ -2290,35 +2290,26 @@ def test_force_never_removes_a_train_run_or_a_linked_run_outside_the_grid(
 
 
 @pytest.mark.filterwarnings("ignore:td3 took no gradient step")
-def test_a_model_file_swapped_in_from_another_run_is_refused(finished_sb3_run, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "fixture, model, train",
+    [("finished_sb3_run", "td3.zip", _train_sb3), ("finished_run", "checkpoint.pt", _train)],
+)
+def test_a_model_file_swapped_in_from_another_run_is_refused(
+    request, tmp_path, capsys, fixture, model, train
+):
+    """A model of another seed fits the run's own config and env shapes: only the digest in
+    run.json tells it (DRR's checkpoint as SB3's model)."""
+    finished = request.getfixturevalue(fixture)
     other = tmp_path / "other"
-    assert main(_train_sb3(other, "--seed", "1")) == 0
-    run = _copy(finished_sb3_run, tmp_path / "swapped")
-    (run / "td3.zip").write_bytes((other / "td3.zip").read_bytes())
+    assert main(train(other, "--seed", "1")) == 0
+    run = _copy(finished, tmp_path / "swapped")
+    (run / model).write_bytes((other / model).read_bytes())
     capsys.readouterr()
     for command in (["evaluate", str(run)], ["recommend", str(run), "--user", "1"]):
         assert main(command) == 2
-        assert f"{run / 'td3.zip'} is not the model this run trained" in _error(capsys)
+        assert f"{run / model} is not the model this run trained" in _error(capsys)
     # A run saved before run.json kept the model's digest still loads.
-    legacy = _copy(finished_sb3_run, tmp_path / "legacy")
-    info = json.loads((legacy / "run.json").read_text())
-    del info["checksum"], info["model_sha256"]
-    (legacy / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))
-    assert main(["evaluate", str(legacy)]) == 0
-
-
-def test_a_drr_checkpoint_swapped_in_from_another_run_is_refused(finished_run, tmp_path, capsys):
-    """A checkpoint of another seed (or user model) fits the run's own config and env shapes:
-    only the digest in run.json tells it, as for SB3 models."""
-    other = tmp_path / "other"
-    assert main(_train(other, "--seed", "1")) == 0
-    run = _copy(finished_run, tmp_path / "swapped")
-    (run / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
-    capsys.readouterr()
-    for command in (["evaluate", str(run)], ["recommend", str(run), "--user", "1"]):
-        assert main(command) == 2
-        assert f"{run / 'checkpoint.pt'} is not the model this run trained" in _error(capsys)
-    legacy = _copy(finished_run, tmp_path / "legacy")
+    legacy = _copy(finished, tmp_path / "legacy")
     info = json.loads((legacy / "run.json").read_text())
     del info["checksum"], info["model_sha256"]
     (legacy / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))

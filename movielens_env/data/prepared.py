@@ -14,15 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage import (
-    UNREADABLE,
-    atomic_write,
-    cache_problem,
-    cache_root,
-    is_regular_file,
-    sealed,
-    unpack_problem,
-)
+from ..storage import UNREADABLE, atomic_write, cache_root, read_cache, sealed
 from .parsing import check_source_size
 from .synthetic import SyntheticTruth
 
@@ -108,16 +100,7 @@ def load_prepared(path: Path, name: str, rating_scale: tuple[float, float], key:
     from .ratings import RatingsDataset
 
     try:
-        if not is_regular_file(path):
-            raise ValueError("not a regular file (a FIFO would block every load)")
-        problem = unpack_problem(path)
-        if problem is not None:
-            raise ValueError(problem)
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-        problem = cache_problem(arrays, key)
-        if problem is not None:
-            raise ValueError(problem)
+        arrays = read_cache(path, key)
         columns = {key: arrays[key] for key in _ARRAYS}
         truth = None
         if "truth_thresholds" in arrays:

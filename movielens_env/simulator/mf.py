@@ -22,16 +22,7 @@ from tqdm.auto import tqdm
 
 from ..data.split import UserRatings
 from ..errors import ArgumentError
-from ..storage import (
-    UNREADABLE,
-    atomic_write,
-    cache_problem,
-    cache_root,
-    is_regular_file,
-    sealed,
-    unpack_problem,
-    writable_file,
-)
+from ..storage import UNREADABLE, atomic_write, cache_root, read_cache, sealed, writable_file
 
 _CACHE_VERSION = 1
 _CHUNK_ELEMENTS = 4_000_000  # floats per padded batch of users (~32 MB), bounding memory
@@ -234,17 +225,8 @@ def mf_cache_path(
 
 
 def _read_cached(path: Path, key: str, n_users: int, n_items: int, dim: int) -> MFModel | None:
-    problem = (
-        "not a regular file (a FIFO would block every load)"
-        if not is_regular_file(path)
-        else unpack_problem(path)
-    )
-    if problem is not None:
-        warnings.warn(f"ignoring MF cache {path}: {problem}; refitting", stacklevel=3)
-        return None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        arrays = read_cache(path, key)
         model = MFModel(
             arrays["user_factors"],
             arrays["item_factors"],
@@ -253,11 +235,7 @@ def _read_cached(path: Path, key: str, n_users: int, n_items: int, dim: int) -> 
             float(arrays["global_mean"]),
         )
     except UNREADABLE as exc:
-        warnings.warn(f"ignoring unreadable MF cache {path} ({exc}); refitting", stacklevel=3)
-        return None
-    problem = cache_problem(arrays, key)
-    if problem is not None:
-        warnings.warn(f"ignoring MF cache {path}: {problem}; refitting", stacklevel=3)
+        warnings.warn(f"ignoring MF cache {path}: {exc}; refitting", stacklevel=3)
         return None
     if not _plausible(model, n_users, n_items, dim):
         warnings.warn(
