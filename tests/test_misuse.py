@@ -1169,6 +1169,10 @@ def test_sizes_beyond_what_the_machine_or_data_allow_fail_fast(small_dataset, mo
         BeamPlanner(width=4096).check_size(10_000, 1682)
     with pytest.raises(ValueError, match=r"4096 x 62,423 items .* use a width of at most 1,075"):
         BeamPlanner(width=4096).check_size(10, 62_423)
+    # Slates fill each shortlisted item's slate from every item: 100 times the rows (5 GiB).
+    BeamPlanner(width=4096).check_size(10, 1680)
+    with pytest.raises(ValueError, match=r"shortlist 100 x 1,680 items .* slates of 2 .* at most"):
+        BeamPlanner(width=4096).check_size(10, 1680, slate_size=2)
 
 
 def test_a_planner_too_wide_for_the_episodes_fails_before_any_user_is_planned(
@@ -2824,3 +2828,44 @@ def test_files_replaced_while_parsed_are_not_cached_under_the_old_key(tmp_path, 
     with pytest.warns(UserWarning, match="files changed while they were read; this parse was"):
         load_dataset("ml-100k", folder, cache_dir=tmp_path / "cache")
     assert not list((tmp_path / "cache" / "prepared").glob("*.npz"))
+
+
+@pytest.mark.filterwarnings("ignore:DRR took no gradient step")
+@pytest.mark.parametrize(
+    "edit, note",
+    [
+        ({"episodes_done": 1}, "replaced by an unfinished run (1 of its 2 episodes)"),
+        ({"extended_from": 1}, "replaced by a run extended from 1 episodes"),
+    ],
+)
+def test_a_run_folder_refilled_with_an_unfinished_or_extended_run_is_noted(
+    two_catalogues, tmp_path, capsys, edit, note
+):
+    """Same seed, config, env and planned total: only run.json's progress tells them apart."""
+    out = tmp_path / "bench"
+    bench = [*_bench(out, two_catalogues[0]), "--agents", "drr-ave", "--timesteps", "20"]
+    assert main(bench) == 0
+    run = out / "runs" / "drr-ave-seed0"
+    info = json.loads((run / "run.json").read_text())
+    del info["checksum"]
+    info.update(edit)
+    (run / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))
+    (run / ".benchmark-run.json").unlink()  # refilled by hand: cp skips dot-files
+    capsys.readouterr()
+    assert main(bench) == 0
+    assert note in capsys.readouterr().err
+
+
+def test_only_the_state_representations_reading_pairs_hold_their_indices():
+    """drr-ave held n (n - 1) / 2 index pairs per module: 1.8 GB each for 15,000 items."""
+    from agents.drr.state import StateRepresentation
+
+    assert StateRepresentation("drr-ave", 4, 20_000).pair_first.numel() == 0
+    assert StateRepresentation("drr-u", 4, 5).pair_first.numel() == 10
+
+
+def test_a_run_resumed_past_its_planned_total_says_so(finished_run, tmp_path):
+    run = _copy(finished_run, tmp_path / "run")
+    assert main(["train", "--resume", "--episodes", "6", "--out", str(run)]) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["extended_from"] == 4 and info["episodes"] == 6

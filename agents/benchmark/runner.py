@@ -465,6 +465,11 @@ def _unlike(
         episodes = budget_episodes(budget, episode_steps(config.env_kwargs()))
         if info["episodes"] != episodes:
             return f"replaced by a run of another budget ({info['episodes']} episodes)"
+    done, planned = info.get("episodes_done"), info.get("episodes")
+    if isinstance(done, int) and isinstance(planned, int) and done < planned:
+        return f"replaced by an unfinished run ({done} of its {planned} episodes)"
+    if "extended_from" in info:
+        return f"replaced by a run extended from {info['extended_from']} episodes"
 
     def fields(values: Any) -> Any:
         if not isinstance(values, dict):
@@ -530,7 +535,7 @@ def _checked_planner(config: BenchmarkConfig) -> BeamPlanner:
     env = heldout_env(env_kwargs)
     planner = BeamPlanner(config.planner_width)
     if not planner.returns_myopic(env):
-        planner.check_size(episode_steps(env_kwargs), env.world.dataset.n_items)
+        planner.check_size(episode_steps(env_kwargs), env.world.dataset.n_items, env.slate_size)
     return planner
 
 

@@ -163,6 +163,13 @@ def _train(
                 "episodes": episodes, "seed": seed}  # fmt: skip
     if run_dir is not None:  # a run in no folder may train on a dataset object
         run_info["env_kwargs"] = _json_env_kwargs(env_kwargs)
+    if resume:
+        # A run continued past the total it was planned with differs from one planned that long
+        # (its exploration and learning schedules ran to the first total): its record says so.
+        recorded = read_run_info(run_dir) or {}
+        planned = recorded.get("extended_from", recorded.get("episodes"))
+        if isinstance(planned, int) and planned < episodes:
+            run_info["extended_from"] = planned
 
     while agent.episodes < episodes:
         # --- one step of every sub-environment with exploration noise, then learn from replay

@@ -162,20 +162,29 @@ class BeamPlanner:
         myopic = MyopicPolicy().plan(env, horizon)
         if self.returns_myopic(env):
             return myopic
-        self.check_size(horizon, env.world.dataset.n_items)
+        self.check_size(horizon, env.world.dataset.n_items, env.slate_size)
         with single_threaded_blas():
             beam_plan, beam_return = self._search(env, horizon)
         if _planned_return(env, myopic) > beam_return:
             return myopic
         return beam_plan
 
-    def check_size(self, horizon: int, n_items: int) -> None:
-        """Refuse a search of ``horizon`` steps over ``n_items`` items this planner could not
-        finish in reasonable time and memory.
+    def check_size(self, horizon: int, n_items: int, slate_size: int = 1) -> None:
+        """Refuse a search of ``horizon`` steps over ``n_items`` items, in slates of
+        ``slate_size``, this planner could not finish in reasonable time and memory.
 
         Raises:
             ArgumentError: naming the width, the product and its limit.
         """
+        if slate_size > 1:  # each partial episode's shortlist fills its slates from every item
+            held = self.width * self.shortlist * n_items
+            if held > MAX_PLANNER_RATINGS:
+                raise ArgumentError(
+                    f"planner width {self.width} x shortlist {self.shortlist} x {n_items:,} "
+                    f"items = {held:,} ratings held at once for slates of {slate_size} is "
+                    f"beyond {MAX_PLANNER_RATINGS:,}: use a width of at most "
+                    f"{max(MAX_PLANNER_RATINGS // (self.shortlist * n_items), 1):,}"
+                )
         if self.width * horizon > MAX_PLANNER_WORK:
             raise ArgumentError(
                 f"planner width {self.width} x {horizon} episode steps = "
