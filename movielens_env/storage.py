@@ -10,9 +10,11 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import stat
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -183,6 +185,37 @@ def _publish_new(tmp: Path, target: Path) -> None:
     except OSError:  # a file system without hard links: claim the name, then fill it
         os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         os.replace(tmp, target)
+
+
+class SignalsHeld:
+    """A with-block in which, from :meth:`hold` on, Ctrl-C (SIGINT) and SIGTERM wait until the
+    block ends: steps that must finish together (a run's files replaced by its successor's,
+    then its record) are not stopped between them. Only in the main thread, where Python
+    handles signals; elsewhere it holds nothing."""
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> SignalsHeld:
+        self._handlers: dict[int, Any] | None = None
+        self._received: list[int] = []
+        return self
+
+    def hold(self) -> None:
+        """Hold the signals from now until the block ends."""
+        if self._handlers is not None or threading.current_thread() is not threading.main_thread():
+            return
+        self._handlers = {
+            number: signal.signal(number, lambda got, _frame: self._received.append(got))
+            for number in self._SIGNALS
+        }
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handlers is None:
+            return
+        for number, handler in self._handlers.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(self._received):  # delivered now, as they would have been
+            signal.raise_signal(number)
 
 
 @functools.cache

@@ -2869,3 +2869,35 @@ def test_a_run_resumed_past_its_planned_total_says_so(finished_run, tmp_path):
     assert main(["train", "--resume", "--episodes", "6", "--out", str(run)]) == 0
     info = json.loads((run / "run.json").read_text())
     assert info["extended_from"] == 4 and info["episodes"] == 6
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+@pytest.mark.parametrize("kind", ["drr", "sb3"])
+def test_ctrl_c_while_a_run_is_replaced_leaves_the_new_run_whole(
+    finished_run, finished_sb3_run, tmp_path, monkeypatch, kind
+):
+    """A Ctrl-C between removing the old run and renaming the new files in lost both: the old
+    was gone and the interrupted writer discarded the new one's temporaries."""
+    import os
+    import signal
+
+    from agents.drr import train as drr_train
+    from agents.sb3 import artefact as sb3_artefact
+
+    module, run, train = {
+        "drr": (drr_train, finished_run, _train),
+        "sb3": (sb3_artefact, finished_sb3_run, _train_sb3),
+    }[kind]
+    copy = _copy(run, tmp_path / kind)
+    remove = module.remove_run
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, right as the old run goes
+        return remove(*args, **kwargs)
+
+    monkeypatch.setattr(module, "remove_run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(train(copy, "--seed", "1", "--force"))
+    monkeypatch.undo()
+    assert json.loads((copy / "run.json").read_text())["seed"] == 1  # the new run, whole
+    assert main(["evaluate", str(copy)]) == 0

@@ -27,7 +27,7 @@ from movielens_env.checks import budget
 from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import evaluate, heldout_env
-from movielens_env.storage import atomic_write, file_sha256
+from movielens_env.storage import SignalsHeld, atomic_write, file_sha256
 
 from ..fields import check_seed
 from ..run_folder import check_trained_env, model_swapped, read_run_info, write_run_info
@@ -257,9 +257,12 @@ def _save_with_record(
 
     def publishing(checkpoint_tmp: Path) -> None:
         nonlocal digest
+        digest = file_sha256(checkpoint_tmp)
+        # From here the old run's removal, the records and the renames finish together: a
+        # Ctrl-C there would lose the old run and discard the new one's files.
+        held.hold()
         if replacing:
             remove_run(run_dir, RUN_FILES)
-        digest = file_sha256(checkpoint_tmp)
         try:
             previous = read_run_info(run_dir)
         except RunFolderError:
@@ -270,8 +273,9 @@ def _save_with_record(
             kept = {k: v for k, v in previous.items() if k != "checksum"}
             write_run_info(run_dir, {**kept, "model_sha256": [*accepted[-1:], digest]})
 
-    save_checkpoint(run_dir, payload, config, publishing)
-    write_run_info(run_dir, {**record, "model_sha256": digest})
+    with SignalsHeld() as held:
+        save_checkpoint(run_dir, payload, config, publishing)
+        write_run_info(run_dir, {**record, "model_sha256": digest})
 
 
 def check_own_checkpoint(run_dir: Path) -> None:

@@ -20,7 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from movielens_env.checks import budget
 from movielens_env.evaluation.protocols import evaluate, heldout_env
-from movielens_env.storage import atomic_path, make_folder, unpack_problem
+from movielens_env.storage import SignalsHeld, atomic_path, make_folder, unpack_problem
 
 from ..artefact import RunRequest, TrainedRun
 from ..benchmark.progress import StepCallback
@@ -83,11 +83,16 @@ def train_into(
     # The old run goes only once the new one's files are whole on disk (a disk filling up
     # while they are written leaves the old run as it was), just before they take its place.
     with (
+        SignalsHeld() as held,  # entered first, so it ends last: after the renames
         atomic_path(run_dir / name, suffix=".zip") as model_tmp,
         atomic_path(run_dir / CURVE_FILE, suffix=".csv") as curve_tmp,
     ):
         model.save(model_tmp)
         _write_curve(curve_tmp, curve)
+        digest = file_sha256(model_tmp)
+        # From here the old run's removal, the record and the renames finish together: a
+        # Ctrl-C there would lose the old run and discard the new one's files.
+        held.hold()
         if overwrite:
             remove_run(run_dir, (name, RUN_FILE, CURVE_FILE))
         # run.json before the files it names take their names: a stop in between leaves this
@@ -97,7 +102,7 @@ def train_into(
             "format_version": FORMAT_VERSION, "agent": agent, "algorithm": algorithm,
             "model": name, "config": config.to_dict(), "seed": seed, "timesteps": timesteps,
             "env_kwargs": recorded, "data": env.world.dataset.fingerprint(), **env_shapes(env),
-            "model_sha256": file_sha256(model_tmp),
+            "model_sha256": digest,
         })  # fmt: skip
     return model, curve
 
