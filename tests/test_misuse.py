@@ -2901,3 +2901,29 @@ def test_ctrl_c_while_a_run_is_replaced_leaves_the_new_run_whole(
     monkeypatch.undo()
     assert json.loads((copy / "run.json").read_text())["seed"] == 1  # the new run, whole
     assert main(["evaluate", str(copy)]) == 0
+
+
+def test_genre_fields_that_name_no_genre_read_as_none_and_line_breaks_are_refused(tmp_path):
+    """A field of one space gave the genre "" on parsing and none from the cache, under one
+    fingerprint; a line break inside a genre let two genre tables hash alike."""
+    from movielens_env import load_dataset
+    from movielens_env.errors import DataFormatError
+
+    def release(name: str, genres: str):
+        folder = tmp_path / name / "ml-latest-small"
+        folder.mkdir(parents=True)
+        (folder / "ratings.csv").write_text(
+            "userId,movieId,rating,timestamp\n1,1,4.0,10\n1,2,3.0,11\n2,1,5.0,12\n"
+        )
+        (folder / "movies.csv").write_text(f"movieId,title,genres\n1,A,{genres}\n2,B,Drama\n")
+        return folder
+
+    cache = tmp_path / "cache"
+    folder = release("spaces", " ")
+    spaces = load_dataset("ml-latest-small", folder, cache_dir=cache)
+    cached = load_dataset("ml-latest-small", folder, cache_dir=cache)  # from the prepared cache
+    empty = load_dataset("ml-latest-small", release("empty", ""), cache_dir=cache)
+    assert spaces.genres[0] == cached.genres[0] == empty.genres[0] == ()
+    assert spaces.fingerprint() == cached.fingerprint() == empty.fingerprint()
+    with pytest.raises(DataFormatError, match=r"movies.csv:2: the genre name 'Action\\nComedy'"):
+        load_dataset("ml-latest-small", release("broken", '"Action\nComedy"'), cache_dir=cache)

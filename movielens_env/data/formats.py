@@ -162,3 +162,9 @@ def get_format(name: str) -> GroupLensFormat:
         raise MovieLensRecError(
             f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}"
         ) from None
+
+
+def valid_genre(name: str) -> bool:
+    """Whether ``name`` can be a genre: not empty, no ``|`` (GroupLens' separator) and no
+    control character (a newline would let two genre tables hash alike)."""
+    return bool(name) and "|" not in name and all(ord(c) >= 32 for c in name)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataFormatError, DataNotFoundError
-from .formats import ML_100K_GENRES, GroupLensFormat
+from .formats import ML_100K_GENRES, GroupLensFormat, valid_genre
 
 RATING_COLUMNS = ("user", "item", "rating", "timestamp")
 _EXACT = 2.0**53  # integers read through float64 are exact below this
@@ -258,11 +258,19 @@ def read_items(path: Path, fmt: GroupLensFormat) -> ItemMetadata | None:
             tuple(g for g, on in zip(ML_100K_GENRES, row, strict=True) if on) for row in flags
         ]
     else:
-        genres = [
-            tuple(name.strip() for name in g.split("|")) if isinstance(g, str) else ()
+        genres = [  # a field of spaces, or "A||B", names no genre there, as an empty field
+            tuple(n for n in (name.strip() for name in g.split("|")) if n)
+            if isinstance(g, str) else ()
             for g in frame["f2"]
-        ]
+        ]  # fmt: skip
         _check_genre_count(path, genres, first_line)
+        for row, item_genres in enumerate(genres):
+            invalid = [name for name in item_genres if not valid_genre(name)]
+            if invalid:
+                raise DataFormatError(
+                    f"{path}:{row + first_line}: the genre name {invalid[0]!r} holds a control "
+                    "character (a line break inside a quoted field?)"
+                )
     genre_array = np.empty(len(genres), dtype=object)
     for row, item_genres in enumerate(genres):
         genre_array[row] = item_genres

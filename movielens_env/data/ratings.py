@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataFormatError
+from .formats import valid_genre
 from .parsing import ItemMetadata, RawRatings
 from .synthetic import SyntheticTruth
 
@@ -39,6 +40,16 @@ class RatingsDataset:
     titles: np.ndarray | None = None
     genres: np.ndarray | None = None
     truth: SyntheticTruth | None = None
+
+    def __post_init__(self) -> None:
+        if self.genres is not None:
+            for item, names in enumerate(self.genres):
+                bad = [name for name in names if not valid_genre(name)]
+                if bad:
+                    raise ValueError(
+                        f"{self.name}: item {self.item_ids[item]} has the genre name "
+                        f"{bad[0]!r}: empty, or holding '|' or a control character"
+                    )
 
     @property
     def n_users(self) -> int:
@@ -82,7 +93,9 @@ class RatingsDataset:
             arrays += [truth.thresholds, np.asarray(truth.noise_scale, np.float64)]
         for array in arrays:
             digest.update(np.ascontiguousarray(array).tobytes())
-        if self.genres is not None:  # tuples of names, one per item; "|" never occurs in one
+        # Tuples of names, one per item: names are never empty and hold no "|" or newline
+        # (valid_genre), so this joining tells every genre table apart.
+        if self.genres is not None:
             digest.update("\n".join("|".join(g) for g in self.genres).encode())
         return digest.hexdigest()
 
