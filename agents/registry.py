@@ -34,7 +34,7 @@ from movielens_env import load_world
 from movielens_env.envs.observation import OBS_MODES
 from movielens_env.errors import ArgumentError
 from movielens_env.simulator.world import RecWorld
-from movielens_env.storage import file_sha256
+from movielens_env.storage import file_sha256, is_regular_file
 
 from .artefact import Artefact
 
@@ -358,7 +358,8 @@ def _local_imports(file: Path, base: Path) -> list[Path]:
         elif (base / f"{top}.py").is_file():
             files.append(base / f"{top}.py")
         elif (base / top).is_dir():  # a namespace package (PEP 420): any folder, so code only
-            files += sorted((base / top).rglob("*.py"))
+            # Regular files only: a FIFO named like a module would block its hashing.
+            files += sorted(p for p in (base / top).rglob("*.py") if is_regular_file(p))
     return files
 
 

@@ -2927,3 +2927,30 @@ def test_genre_fields_that_name_no_genre_read_as_none_and_line_breaks_are_refuse
     assert spaces.fingerprint() == cached.fingerprint() == empty.fingerprint()
     with pytest.raises(DataFormatError, match=r"movies.csv:2: the genre name 'Action\\nComedy'"):
         load_dataset("ml-latest-small", release("broken", '"Action\nComedy"'), cache_dir=cache)
+
+
+def test_a_zip_of_thousands_of_members_is_refused_before_extracting(tmp_path):
+    """Empty members pass every size check: a million took minutes of file creation."""
+    import zipfile
+
+    from movielens_env import load_dataset
+    from movielens_env.errors import UnsafeArchiveError
+
+    path = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ml-100k/u.data", "1\t1\t5\t1\n")
+        for i in range(10_001):
+            archive.writestr(f"ml-100k/e/{i}", b"")
+    with pytest.raises(UnsafeArchiveError, match="10,002 members, beyond 10,000"):
+        load_dataset("ml-100k", path, cache_dir=tmp_path / "cache")
+
+
+def test_a_genre_table_beyond_its_memory_bound_is_refused(small_dataset, monkeypatch):
+    from movielens_env import MovieLensRecEnv
+    from movielens_env.simulator import user_model
+
+    monkeypatch.setattr(user_model, "MAX_GENRE_CELLS", 10)
+    user_model.genre_table.cache_clear()
+    with pytest.raises(ValueError, match=r"items x .* genres = .* satiation weights, beyond 10"):
+        MovieLensRecEnv(dataset=small_dataset, user_model="boredom", embedding_dim=4)
+    user_model.genre_table.cache_clear()

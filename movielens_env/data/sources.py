@@ -60,9 +60,16 @@ def source_signature(
 _MAX_MEMBER = 4 * 2**30
 _RATIO_CHECKED_FROM = 64 * 2**20
 _MAX_RATIO = 50
+# Extracting a million empty members took minutes of file creation, silently.
+_MAX_MEMBERS = 10_000
 
 
 def _check_members(archive: zipfile.ZipFile, zip_path: Path) -> None:
+    if len(archive.infolist()) > _MAX_MEMBERS:  # empty members pass every size check
+        raise UnsafeArchiveError(
+            f"{zip_path}: {len(archive.infolist()):,} members, beyond {_MAX_MEMBERS:,} (a "
+            "GroupLens release has under 30): refusing it"
+        )
     total = sum(info.file_size for info in archive.infolist())
     if total > _MAX_MEMBER:  # many members, each small enough, together filling the disk
         raise UnsafeArchiveError(

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..checks import finite_number
-from ..errors import MovieLensRecError
+from ..errors import ArgumentError, MovieLensRecError
 from .world import RecWorld
 
 COMPONENTS = ("boredom", "drift", "patience")
@@ -200,6 +200,11 @@ def default_horizon(config: UserModelConfig) -> int:
     return DRIFT_HORIZON if config.drift else STATIC_HORIZON
 
 
+# ML-25M: 62,423 items x 19 genres; the dense (items x genres) weights of a bigger catalogue
+# of many genres took GBs (1.2 M items x 1,000 genres asked for 9 GiB).
+MAX_GENRE_CELLS = 2**25
+
+
 @functools.lru_cache(maxsize=8)  # worlds are shared per process; envs of one world share this
 def genre_table(world: RecWorld) -> tuple[tuple[str, ...], np.ndarray]:
     """The dataset's genres (sorted, without the labels that mean "no genre") and the
@@ -208,6 +213,13 @@ def genre_table(world: RecWorld) -> tuple[tuple[str, ...], np.ndarray]:
     if genres is None:
         return (), np.zeros((world.dataset.n_items, 0))
     names = tuple(sorted({g for item in genres for g in item} - set(NO_GENRE)))
+    cells = world.dataset.n_items * len(names)
+    if cells > MAX_GENRE_CELLS:
+        raise ArgumentError(
+            f"{world.dataset.name}: {world.dataset.n_items:,} items x {len(names):,} genres = "
+            f"{cells:,} satiation weights, beyond {MAX_GENRE_CELLS:,} (GB of memory): the "
+            "boredom model needs fewer genres or items"
+        )
     column = {name: j for j, name in enumerate(names)}
     weights = np.zeros((world.dataset.n_items, len(names)))
     for item, item_genres in enumerate(genres):
