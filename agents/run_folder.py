@@ -78,7 +78,13 @@ def is_drr_checkpoint(path: Path) -> bool:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # damaged bytes raise anything from the unpickler: no checkpoint of ours
         return False
-    return isinstance(payload, dict) and {"format_version", "config"} <= set(payload)
+    # What every format version holds; a user's checkpoint with a "config" is not enough.
+    return (
+        isinstance(payload, dict)
+        and {"format_version", "config", "agent", "seed"} <= set(payload)
+        and isinstance(payload["config"], dict)
+        and "state" in payload["config"]
+    )
 
 
 def _models(artefact: registry.Artefact) -> list[str]:
@@ -100,7 +106,20 @@ def holds_run(folder: Path) -> bool:
         return True
     entries = registry.AGENTS.values()
     models = {name for entry in entries if entry.artefact for name in _models(entry.artefact)}
-    return record.exists() and any(_holds_model(folder, name) for name in models)
+    return _damaged_record(record) and any(_holds_model(folder, name) for name in models)
+
+
+def _damaged_record(path: Path) -> bool:
+    """Whether ``path`` is a ``run.json`` this tool wrote, damaged since: cut off (no JSON), or
+    an object naming its agent and checksum that no longer holds. Another tool's record of
+    that name (valid JSON without them) is a user's file."""
+    try:
+        record = read_json(path)
+    except ValueError:  # cut off mid-write or mid-copy
+        return True
+    except OSError:
+        return False
+    return isinstance(record, dict) and {"agent", "checksum"} <= set(record)
 
 
 def foreign_markers(folder: Path) -> list[str]:

@@ -2954,3 +2954,26 @@ def test_a_genre_table_beyond_its_memory_bound_is_refused(small_dataset, monkeyp
     with pytest.raises(ValueError, match=r"items x .* genres = .* satiation weights, beyond 10"):
         MovieLensRecEnv(dataset=small_dataset, user_model="boredom", embedding_dim=4)
     user_model.genre_table.cache_clear()
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+@pytest.mark.filterwarnings("ignore:DRR took no gradient step")
+@pytest.mark.parametrize("files", ["another tool's run.json beside td3.zip", "a torch checkpoint"])
+def test_force_never_takes_another_tool_s_files_for_a_run(tmp_path, capsys, files):
+    """Any run.json beside a model file, or any checkpoint with a "config", was taken for this
+    tool's (damaged) run, and --force replaced it."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    if files.startswith("another"):
+        (folder / "run.json").write_text('{"experiment": "my own sb3 run"}')
+        (folder / "td3.zip").write_bytes(b"PK my weights")
+        argv = _train_sb3(folder, "--force")
+    else:
+        torch.save({"format_version": 1, "config": {"lr": 0.01}}, folder / "checkpoint.pt")
+        (folder / "config.json").write_text('{"lr": 0.01}')
+        argv = _train(folder, "--force")
+    before = _snapshot(folder)
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "movielens-rec: error:" in capsys.readouterr().err
+    assert _snapshot(folder) == before
