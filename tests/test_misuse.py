@@ -2752,23 +2752,6 @@ def test_a_benchmark_stopped_between_a_drr_checkpoint_and_its_record_resumes(
     assert json.loads((out / "runs" / "drr-ave-seed0.json").read_text())["agent"] == "drr-ave"
 
 
-@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
-def test_a_run_folder_refilled_with_another_config_s_run_is_noted(two_catalogues, tmp_path, capsys):
-    """Seed, data and budget agreed, so a run of another config or env passed unnoted."""
-    out = tmp_path / "bench"
-    bench = [*_bench(out, two_catalogues[0]), "--agents", "td3", "--timesteps", "20"]
-    assert main(bench) == 0
-    run = out / "runs" / "td3-seed0"
-    info = json.loads((run / "run.json").read_text())
-    del info["checksum"]
-    info["config"] = {**info["config"], "learning_rate": 0.5}  # as a run of another config
-    (run / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))
-    (run / ".benchmark-run.json").unlink()  # refilled by hand: cp skips dot-files
-    capsys.readouterr()
-    assert main(bench) == 0
-    assert "is replaced by a run of another agent config" in capsys.readouterr().err
-
-
 def test_resume_refuses_to_report_an_older_evaluation_as_the_run_s(finished_run, tmp_path, capsys):
     run = _copy(finished_run, tmp_path / "run")
     payload = torch.load(run / "checkpoint.pt", weights_only=True)
@@ -2830,27 +2813,33 @@ def test_files_replaced_while_parsed_are_not_cached_under_the_old_key(tmp_path, 
     assert not list((tmp_path / "cache" / "prepared").glob("*.npz"))
 
 
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
 @pytest.mark.filterwarnings("ignore:DRR took no gradient step")
 @pytest.mark.parametrize(
-    "edit, note",
+    "agent, edit, note",
     [
-        ({"episodes_done": 1}, "replaced by an unfinished run (1 of its 2 episodes)"),
-        ({"extended_from": 1}, "replaced by a run extended from 1 episodes"),
+        ("td3", lambda info: {"config": {**info["config"], "learning_rate": 0.5}},
+         "replaced by a run of another agent config"),
+        ("drr-ave", lambda info: {"episodes_done": 1},
+         "replaced by an unfinished run (1 of its 2 episodes)"),
+        ("drr-ave", lambda info: {"extended_from": 1},
+         "replaced by a run extended from 1 episodes"),
     ],
-)
-def test_a_run_folder_refilled_with_an_unfinished_or_extended_run_is_noted(
-    two_catalogues, tmp_path, capsys, edit, note
+)  # fmt: skip
+def test_a_run_folder_refilled_by_hand_with_another_run_is_noted(
+    two_catalogues, tmp_path, capsys, agent, edit, note
 ):
-    """Same seed, config, env and planned total: only run.json's progress tells them apart."""
+    """Refilled without its mark (cp skips dot-files) by a run of the same seed: another
+    config, or the same planned total unfinished or extended, passed unnoted."""
     out = tmp_path / "bench"
-    bench = [*_bench(out, two_catalogues[0]), "--agents", "drr-ave", "--timesteps", "20"]
+    bench = [*_bench(out, two_catalogues[0]), "--agents", agent, "--timesteps", "20"]
     assert main(bench) == 0
-    run = out / "runs" / "drr-ave-seed0"
+    run = out / "runs" / f"{agent}-seed0"
     info = json.loads((run / "run.json").read_text())
     del info["checksum"]
-    info.update(edit)
+    info.update(edit(info))
     (run / "run.json").write_text(json.dumps({**info, "checksum": storage.checksum(info)}))
-    (run / ".benchmark-run.json").unlink()  # refilled by hand: cp skips dot-files
+    (run / ".benchmark-run.json").unlink()
     capsys.readouterr()
     assert main(bench) == 0
     assert note in capsys.readouterr().err
