@@ -35,6 +35,10 @@ def _train(run, *extra: str) -> list[str]:
     return ["train", "--episodes", "4", "--out", str(run), *_tiny(TINY_DRR, extra), *extra]
 
 
+def _train_sb3(run, *extra: str) -> list[str]:
+    return ["train", "--agent", "td3", "--out", str(run), *_tiny(TINY_SB3, extra), *extra]
+
+
 def _tiny(settings: list[str], extra: tuple[str, ...]) -> list[str]:
     """The tiny ``--set`` pairs, less those ``extra`` sets again (a key may be given once)."""
     again = {extra[i + 1].split("=")[0] for i, arg in enumerate(extra[:-1]) if arg == "--set"}
@@ -233,41 +237,30 @@ def test_a_negative_zero_is_read_as_zero():
 
 
 @pytest.mark.parametrize(
-    "extra, message",
+    "train, extra, message",
     [  # each field within its bounds; together minutes per batch, or a network of GB
-        (["--set", "hidden=64", "--set", "batch_size=65536", "--set", "learning_starts=65536",
-          "--set", "buffer_size=65536"],
+        (_train, ["--set", "hidden=64", "--set", "batch_size=65536", "--set",
+                  "learning_starts=65536", "--set", "buffer_size=65536"],
          "one gradient step (batch_size 65536, hidden layers [64, 64], 36 inputs) costs"),
-        (["--set", "hidden=128", "--set", "batch_size=4096", "--set", "learning_starts=4096",
-          "--set", "num_envs=1024"], "1,024 gradient steps per collected batch"),
-        (["--agent", "drr-p", "--set", "hidden=1024", "--env-kwargs",
-          '{"embedding_dim": 8, "mf_options": {"iterations": 2}, "history_len": 150}'],
+        (_train, ["--set", "hidden=128", "--set", "batch_size=4096", "--set",
+                  "learning_starts=4096", "--set", "num_envs=1024"],
+         "1,024 gradient steps per collected batch"),
+        (_train, ["--agent", "drr-p", "--set", "hidden=1024", "--env-kwargs",
+                  '{"embedding_dim": 8, "mf_options": {"iterations": 2}, "history_len": 150}'],
          "a network of hidden layers [1024, 1024] on 101,934 inputs holds"),
-    ],
-)  # fmt: skip
-def test_networks_too_slow_or_large_to_train_are_refused_before_training(
-    tmp_path, capsys, extra, message
-):
-    assert main(_train(tmp_path / "run", *extra)) == 2
-    assert message in _error(capsys)
-    assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize(
-    "extra, message",
-    [
-        (["--set", "batch_size=65536", "--set", "gradient_steps=1024"],
+        (_train_sb3, ["--set", "batch_size=65536", "--set", "gradient_steps=1024"],
          "SB3Config: 1,024 gradient steps per collected batch"),
         # each layer within bounds and cheap alone; 16 of them, seconds a step or 50 GB
-        (["--set", f"net_arch={[1350] * 16}"], "SB3Config: one gradient step (batch_size 16"),
-        (["--set", "batch_size=1", "--set", f"net_arch={[8000] * 16}"],
+        (_train_sb3, ["--set", f"net_arch={[1350] * 16}"],
+         "SB3Config: one gradient step (batch_size 16"),
+        (_train_sb3, ["--set", "batch_size=1", "--set", f"net_arch={[8000] * 16}"],
          "SB3Config: a network of hidden layers [8000, 8000,"),
     ],
 )  # fmt: skip
-def test_sb3_networks_too_slow_to_train_are_refused_before_training(
-    tmp_path, capsys, extra, message
+def test_networks_too_slow_or_large_to_train_are_refused_before_training(
+    tmp_path, capsys, train, extra, message
 ):
-    assert main(_train_sb3(tmp_path / "run", *extra)) == 2
+    assert main(train(tmp_path / "run", *extra)) == 2
     assert message in _error(capsys)
     assert not (tmp_path / "run").exists()
 
@@ -295,10 +288,6 @@ def test_recommend_refuses_an_agent_whose_weights_are_nan(finished_run, tmp_path
 
 
 # --------------------------------------------------------------------------- SB3 runs
-def _train_sb3(run, *extra: str) -> list[str]:
-    return ["train", "--agent", "td3", "--out", str(run), *_tiny(TINY_SB3, extra), *extra]
-
-
 @pytest.fixture(scope="module")
 def finished_sb3_run(tmp_path_factory):
     """A finished 60-step TD3 run (trained once for the module)."""
