@@ -111,15 +111,18 @@ def holds_run(folder: Path) -> bool:
 
 def _damaged_record(path: Path) -> bool:
     """Whether ``path`` is a ``run.json`` this tool wrote, damaged since: cut off (no JSON), or
-    an object naming its agent and checksum that no longer holds. Another tool's record of
-    that name (valid JSON without them) is a user's file."""
+    an object naming its agent and its checksum or model (edited: its checksum no longer holds,
+    or was deleted). Another tool's record of that name (valid JSON without them) is a user's
+    file."""
     try:
         record = read_json(path)
     except ValueError:  # cut off mid-write or mid-copy
         return True
     except OSError:
         return False
-    return isinstance(record, dict) and {"agent", "checksum"} <= set(record)
+    if not isinstance(record, dict):
+        return False
+    return "agent" in record and bool({"checksum", "model"} & set(record))
 
 
 def foreign_markers(folder: Path) -> list[str]:
