@@ -137,10 +137,16 @@ def _solve_rows(
         y = np.zeros((len(batch), length))
         x[slot, offset] = other[cols[source]]
         y[slot, offset] = targets[source]
-        gram = np.matmul(x.transpose(0, 2, 1), x)
-        gram += (reg * np.maximum(lengths, 1))[:, None, None] * np.eye(width)
-        rhs = np.matmul(x.transpose(0, 2, 1), y[:, :, None])
-        solution[batch] = np.linalg.solve(gram, rhs)[:, :, 0]
+        # The Gram matrices take width**2 floats a row whatever the rows' lengths: built and
+        # solved a slice of the batch at a time, short rows at dim 1024 stay within the bound.
+        step = max(1, _CHUNK_ELEMENTS // (width * width))
+        for first in range(0, len(batch), step):
+            part = slice(first, first + step)
+            xt = x[part].transpose(0, 2, 1)
+            gram = np.matmul(xt, x[part])
+            gram += (reg * np.maximum(lengths[part], 1))[:, None, None] * np.eye(width)
+            rhs = np.matmul(xt, y[part, :, None])
+            solution[batch[part]] = np.linalg.solve(gram, rhs)[:, :, 0]
         start = end
     return solution
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -30,6 +31,30 @@ def test_fit_is_deterministic_under_a_seed(small_dataset):
     np.testing.assert_array_equal(first.user_bias, second.user_bias)
     other = fit_mf(train, dataclasses.replace(config, seed=6))
     assert not np.array_equal(first.item_factors, other.item_factors)
+
+
+def test_batched_solves_match_row_by_row_and_stay_within_their_memory_bound(monkeypatch):
+    # Many one-rating rows at a wide dim: the padded batch is tiny but, built for the whole batch
+    # at once, their Gram matrices took rows x width**2 floats (30 GiB at dim 1024 on ML-25M).
+    rng = np.random.default_rng(0)
+    n_rows, width, chunk = 2000, 101, 100_000
+    indptr = np.arange(n_rows + 1)
+    cols = rng.integers(0, 50, n_rows)
+    targets = rng.normal(size=n_rows)
+    other = rng.normal(size=(50, width))
+    monkeypatch.setattr(mf_module, "_CHUNK_ELEMENTS", chunk)
+    tracemalloc.start()
+    try:
+        solved = mf_module._solve_rows(indptr, cols, targets, other, reg=0.1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The whole batch's Gram matrices would be n_rows * width**2 * 8 bytes = 163 MB here.
+    assert peak < 20 * chunk * 8, peak
+    for row in (0, 999, 1999):
+        x = other[cols[row : row + 1]]
+        expected = np.linalg.solve(x.T @ x + 0.1 * np.eye(width), x.T @ targets[row : row + 1])
+        np.testing.assert_allclose(solved[row], expected, rtol=1e-9, atol=1e-12)
 
 
 def test_fit_never_sees_test_ratings(small_dataset):
