@@ -53,7 +53,17 @@ def save_checkpoint(
         atomic_path(path, suffix=".pt") as checkpoint_tmp,
         atomic_path(run_dir / CONFIG, suffix=".json") as config_tmp,
     ):
-        torch.save(payload, checkpoint_tmp)
+        # Through a Python file, a failed write is the OSError it is (a full disk, a size
+        # limit), though torch may report it as a RuntimeError raised while closing its zip;
+        # written to a path, only that opaque RuntimeError is left.
+        try:
+            with open(checkpoint_tmp, "wb") as handle:
+                torch.save(payload, handle)
+        except (OSError, RuntimeError) as exc:
+            cause = exc if isinstance(exc, OSError) else exc.__context__
+            if not isinstance(cause, OSError):
+                raise
+            raise OSError(cause.errno, cause.strerror, str(path)) from exc
         config_tmp.write_text(config.to_json())
         if before_publishing is not None:
             before_publishing(checkpoint_tmp)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -107,6 +110,28 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="unreadable, corrupted") as error:
         load_checkpoint(tmp_path)
     assert "weights_only=False" not in str(error.value)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_an_os_error_naming_it(tmp_path):
+    """torch.save to a path reports a failed write (a full disk) as an opaque RuntimeError,
+    which the CLI cannot tell from a bug; the write's own OSError says what happened."""
+    script = f"""
+import errno, os, resource, signal, sys
+from pathlib import Path
+import torch
+from agents.drr.checkpoint import save_checkpoint
+from agents.drr.config import DRRConfig
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+try:
+    save_checkpoint(Path({str(tmp_path)!r}), {{"w": torch.zeros(1_000_000)}}, DRRConfig())
+except OSError as exc:
+    left = sorted(os.listdir({str(tmp_path)!r}))
+    print(errno.errorcode[exc.errno], Path(exc.filename).name, left)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["EFBIG", "checkpoint.pt", "[]"]
 
 
 def test_impossible_configs_are_refused():
