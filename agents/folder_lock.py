@@ -3,7 +3,7 @@ second command on the same folder is refused at once instead of replacing the fi
 
 The lock is ``flock`` on ``FOLDER/.movielens-rec.lock`` (a name no user file has, since the file
 is removed on release): the kernel drops the lock with its process, so a killed command leaves
-no stale lock, only the empty file, which the next command locks again.
+no stale lock, only the file (naming the holder), which the next command locks again.
 """
 
 from __future__ import annotations
@@ -48,11 +48,15 @@ def lock_folder(folder: Path, what: str, error: type[Exception]) -> Iterator[Non
         if os.stat(path).st_ino != os.fstat(handle).st_ino:
             raise BlockingIOError
     except (BlockingIOError, FileNotFoundError):
+        holder = _holder(handle) or f"another {what}"
         os.close(handle)
         raise error(
-            f"{folder} is in use by another {what} (it holds {path.name}'s lock); wait for it "
+            f"{folder} is in use by {holder} (it holds {path.name}'s lock); wait for it "
             "to end, or give this one another folder"
         ) from None
+    # The holder says who it is, for the message of a command it refuses.
+    os.ftruncate(handle, 0)
+    os.pwrite(handle, f"{what} (pid {os.getpid()})".encode(), 0)
     _HELD.add(key)
     try:
         yield
@@ -65,3 +69,12 @@ def lock_folder(folder: Path, what: str, error: type[Exception]) -> Iterator[Non
                 folder.rmdir()  # only if empty: the command was refused before it wrote
             except OSError:
                 pass
+
+
+def _holder(handle: int) -> str:
+    """The command holding the lock, as it wrote itself there ("" if unsaid or unreadable)."""
+    try:
+        text = os.pread(handle, 100, 0).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return text if text.isprintable() else ""

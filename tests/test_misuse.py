@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -2335,6 +2337,26 @@ def test_a_second_tune_on_a_study_in_use_is_refused(tmp_path, capsys):
         assert main([*argv, "--force"]) == 2
         assert f"{out} is in use by another tune" in _error(capsys)
         assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
+
+
+def test_a_refusal_names_the_command_holding_the_folder(two_catalogues, tmp_path, capsys):
+    out = tmp_path / "bench"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from pathlib import Path\n"
+         "from agents.folder_lock import lock_folder\n"
+         f"with lock_folder(Path({str(out)!r}), 'tune', RuntimeError):\n"
+         "    print('held', flush=True)\n"
+         "    time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert main(_bench(out, two_catalogues[0])) == 2
+        assert f"{out} is in use by tune (pid {holder.pid})" in _error(capsys)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_user_s_lock_file_is_kept_and_a_lock_that_is_a_folder_is_named(tmp_path, capsys):
