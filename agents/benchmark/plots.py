@@ -51,12 +51,18 @@ def plot_bars(
 def plot_learning_curves(
     records: Sequence[dict[str, Any]], path: Path, title: str, bins: int = 20
 ) -> Path | None:
-    """Training episode return against environment steps, per RL agent (mean over seeds)."""
+    """Training episode return against environment steps, per RL agent (mean over seeds).
+
+    With no RL agent in ``records``, nothing is drawn and an earlier grid's plot at ``path`` is
+    removed, so that no curve of an agent the leaderboard beside it lacks is left there.
+    """
     curves: dict[str, list[np.ndarray]] = defaultdict(list)
     for record in records:
         if record.get("learning_curve"):
             curves[record["agent"]].append(np.asarray(record["learning_curve"], dtype=np.float64))
     if not curves:
+        if path.is_file() or path.is_symlink():
+            path.unlink()
         return None
     figure = Figure(figsize=(7, 4.2))
     axis = figure.subplots()

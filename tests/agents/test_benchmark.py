@@ -227,3 +227,18 @@ def test_a_config_file_is_what_the_benchmark_trains_and_keys_its_runs_by(tmp_pat
     assert record["key"]["agent_config"]["batch_size"] == 8
     run = json.loads((out / "runs" / "td3-seed0" / "run.json").read_text())
     assert run["config"] == record["key"]["agent_config"]
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_grid_without_rl_agents_leaves_no_earlier_grid_s_curves(tmp_path):
+    from tests.helpers import TINY_ENV_JSON
+
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--agents", "random,td3", "--seeds", "0", "--timesteps", "40",
+            "--planner-width", "2", "--out", str(out), "--no-progress",
+            "--env-kwargs", TINY_ENV_JSON]  # fmt: skip
+    assert main(argv) == 0
+    assert (out / "learning_curves.png").is_file()
+    assert main([*argv[:2], "random", *argv[3:]]) == 0
+    assert not (out / "learning_curves.png").exists()  # it showed td3, not in this leaderboard
+    assert (out / "runs" / "td3-seed0.json").is_file()  # the stored run itself is kept
