@@ -2977,3 +2977,23 @@ def test_force_never_takes_another_tool_s_files_for_a_run(tmp_path, capsys, file
     assert main(argv) == 2
     assert "movielens-rec: error:" in capsys.readouterr().err
     assert _snapshot(folder) == before
+
+
+# --------------------------------------------------------------------------- fifteenth pass
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_train_run_kept_in_a_baseline_s_run_folder_is_never_removed(
+    two_catalogues, finished_sb3_run, tmp_path, capsys
+):
+    """Agents that save no model leave their folder's mark naming no run for good, and such a
+    mark passed any run.json beside it as the benchmark's own: --force removed a train run."""
+    out = tmp_path / "bench"
+    assert main(_bench(out, two_catalogues[0])) == 0
+    folder = out / "runs" / "popularity-seed0"
+    for name in ("td3.zip", "run.json", "learning_curve.csv"):
+        (folder / name).write_bytes((finished_sb3_run / name).read_bytes())
+    before = _snapshot(folder)
+    capsys.readouterr()
+    other_env = json.dumps({**json.loads(SMALL_ENV), "max_episode_steps": 3})
+    assert main([*_bench(out, two_catalogues[0]), "--env-kwargs", other_env, "--force"]) == 2
+    assert "holds runs no benchmark made, or links to runs elsewhere" in _error(capsys)
+    assert _snapshot(folder) == before

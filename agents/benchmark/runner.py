@@ -371,7 +371,37 @@ def _benchmark_made(run_dir: Path) -> bool:
         info = read_run_info(run_dir) or {}
     except RunFolderError:
         return True
-    return mark.get("run") in (None, info.get("checksum"))
+    if mark.get("run") is None:
+        return _trained_under(mark, info, run_dir.name)
+    return mark.get("run") == info.get("checksum")
+
+
+def _trained_under(mark: dict[str, Any], info: dict[str, Any], folder: str) -> bool:
+    """Whether ``info``, the ``run.json`` in benchmark run folder ``folder`` whose mark names no
+    run, is what the run the mark started wrote before the benchmark stopped: of the folder's
+    agent and seed, data, budget and agent config. Agents that save no model leave that mark for
+    good, so a train run put beside it is a user's, never the benchmark's to remove."""
+    if not info:
+        return True  # stopped after the model's first file, before its run.json
+    agent, _, seed = folder.rpartition("-seed")
+    key = mark.get("key")
+    if not isinstance(key, dict) or info.get("agent") != agent or str(info.get("seed")) != seed:
+        return False
+    budget = key.get("timesteps")
+    return (
+        info.get("data", key.get("data")) == key.get("data")
+        and (budget is None or info.get("timesteps", budget) == budget)
+        and _config_fields(info.get("config")) == _config_fields(key.get("agent_config"))
+    )
+
+
+def _config_fields(values: Any) -> Any:
+    """An agent config as a run's record and a mark compare it: without the fields a
+    benchmark's trainer sets itself, as JSON reads it back."""
+    if not isinstance(values, dict):
+        return values
+    kept = {k: v for k, v in values.items() if k not in _SET_BY_THE_BENCHMARK}
+    return json.loads(json.dumps(kept))
 
 
 def _users_files(run_dir: Path, agent: str) -> list[str]:
@@ -471,13 +501,9 @@ def _unlike(
     if "extended_from" in info:
         return f"replaced by a run extended from {info['extended_from']} episodes"
 
-    def fields(values: Any) -> Any:
-        if not isinstance(values, dict):
-            return values
-        kept = {k: v for k, v in values.items() if k not in _SET_BY_THE_BENCHMARK}
-        return json.loads(json.dumps(kept))
-
-    if "config" in info and fields(info["config"]) != fields(key.get("agent_config")):
+    if "config" in info and _config_fields(info["config"]) != _config_fields(
+        key.get("agent_config")
+    ):
         return "replaced by a run of another agent config (its run.json's config differs)"
     return ""
 
