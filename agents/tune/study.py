@@ -167,6 +167,11 @@ def _prepare_folder(folder: Path, settings: dict[str, Any], force: bool) -> None
     holds) marks a study as this tool's: a damaged one is refused even with ``force``."""
     if not folder.exists():
         return
+    if (folder / JOURNAL).is_symlink():
+        raise TuneFolderError(
+            f"{folder / JOURNAL} is a link: tune appends each trial to its journal, which would "
+            "write into the file it points to (another study's?); put a copy there instead"
+        )
     record = _read_record(folder)
     if record is None:
         others = sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE)

@@ -237,6 +237,21 @@ def test_an_edited_or_swapped_journal_is_refused_and_a_cut_off_tail_is_redone(td
     assert json.loads((out / "tune.json").read_text())["trials_finished"] == 1
 
 
+def test_a_journal_that_is_a_link_is_refused_before_a_trial_writes_through_it(td3_study, capsys):
+    """A study folder whose journal links to another study's (the same trials, so it passed
+    the record's check): each new trial was appended to the other study's journal."""
+    out, argv = td3_study
+    other = out.parent / "other"
+    other.mkdir()
+    (out / "study.journal").rename(other / "study.journal")
+    (out / "study.journal").symlink_to(other / "study.journal")
+    before = (other / "study.journal").read_bytes()
+    for force in ([], ["--force"]):
+        assert main([*argv[:4], "2", *argv[5:], *force]) == 2
+        assert "study.journal is a link: tune appends each trial" in cli_error(capsys)
+    assert (other / "study.journal").read_bytes() == before
+
+
 def test_a_journal_lock_left_by_a_killed_tune_does_not_stop_the_next(td3_study):
     """Optuna locks the journal with a link beside it while it appends; a tune killed then
     leaves the link, and Optuna waits on it for ever (spinning, where the link dangles)."""
