@@ -1252,7 +1252,9 @@ def test_a_data_file_larger_than_any_grouplens_file_is_refused_before_it_is_read
     write_ml100k(tmp_path / "ml-100k", n_users=20)
     with open(tmp_path / "ml-100k" / "u.data", "r+b") as handle:
         handle.truncate(50 * 2**30)  # sparse: hashing it took minutes, parsing it GBs
-    with pytest.raises(ValueError, match=r"u.data: 50.0 GiB, larger than any GroupLens file"):
+    with pytest.raises(
+        ValueError, match=r"u.data: 50.0 GiB, larger than any GroupLens file of its kind"
+    ):
         load_dataset("ml-100k", tmp_path / "ml-100k", cache_dir=tmp_path / "cache")
 
 
@@ -2997,3 +2999,28 @@ def test_a_train_run_kept_in_a_baseline_s_run_folder_is_never_removed(
     assert main([*_bench(out, two_catalogues[0]), "--env-kwargs", other_env, "--force"]) == 2
     assert "holds runs no benchmark made, or links to runs elsewhere" in _error(capsys)
     assert _snapshot(folder) == before
+
+
+@pytest.mark.parametrize("name", ["u.data", "u.item"])
+def test_a_data_file_of_more_lines_than_any_grouplens_file_is_refused_before_parsing(
+    tmp_path, monkeypatch, name
+):
+    """A 2 GiB file in 8-byte lines was within the byte limit and took 18 GB to parse."""
+    from movielens_env import load_dataset
+    from movielens_env.data import parsing
+
+    limit = 10
+    monkeypatch.setattr(parsing, "MAX_RATING_LINES" if name == "u.data" else "MAX_ITEM_LINES", 10)
+    write_ml100k(tmp_path / "ml-100k", n_users=20)  # more than 10 ratings and 10 items
+    with pytest.raises(ValueError, match=rf"{name}: [\d,]+ lines, .* \(the limit is {limit}\)"):
+        load_dataset("ml-100k", tmp_path / "ml-100k", cache_dir=tmp_path / "cache")
+
+
+def test_an_item_file_larger_than_any_grouplens_item_file_is_refused(tmp_path):
+    from movielens_env import load_dataset
+
+    write_ml100k(tmp_path / "ml-100k", n_users=20)
+    with open(tmp_path / "ml-100k" / "u.item", "r+b") as handle:
+        handle.truncate(100 * 2**20)
+    with pytest.raises(ValueError, match=r"u.item: 100 MiB, .* the limit for this file is 64 MiB"):
+        load_dataset("ml-100k", tmp_path / "ml-100k", cache_dir=tmp_path / "cache")

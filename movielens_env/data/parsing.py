@@ -50,36 +50,57 @@ class ItemMetadata:
 MAX_SOURCE_BYTES = 2 * 2**30
 
 
-def check_source_size(path: Path) -> None:
-    """Refuse a data file larger than any GroupLens file, naming it."""
+# Parsed, a line takes about 70 bytes whatever its length: a file of 2 GiB in 8-byte lines took
+# 18 GB. GroupLens' largest release (ML-32M) has 32,000,204 ratings and 87,585 movies, whose
+# movies.csv is 4 MB.
+MAX_RATING_LINES = 50_000_000
+MAX_ITEM_LINES = 1_000_000
+MAX_ITEM_BYTES = 64 * 2**20
+
+
+def check_source_size(path: Path, limit: int = MAX_SOURCE_BYTES) -> None:
+    """Refuse a data file larger than any GroupLens file (``limit`` bytes), naming it."""
     size = path.stat().st_size
-    if size > MAX_SOURCE_BYTES:
+    if size > limit:
         raise DataFormatError(
-            f"{path}: {size / 2**30:.1f} GiB, larger than any GroupLens file (ML-25M's "
-            f"ratings.csv is 0.65 GiB; the limit is {MAX_SOURCE_BYTES / 2**30:.0f} GiB): is it "
-            "the GroupLens file?"
+            f"{path}: {_size(size)}, larger than any GroupLens file of its kind (ML-25M's "
+            f"ratings.csv is 0.65 GiB, its movies.csv 3 MiB; the limit for this file is "
+            f"{_size(limit)}): is it the GroupLens file?"
         )
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, once its start shows text: a binary file (a disk image, zeros) is
-    refused before it is read whole and handed to the parser."""
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.0f} MiB"
+
+
+def _read_bytes(path: Path, max_bytes: int, max_lines: int) -> bytes:
+    """The file's bytes, once its start shows text and its size and line count are within
+    the limits: a binary file (a disk image, zeros) or one far larger than any GroupLens file is
+    refused before it is handed to the parser."""
     try:
         # Without blocking: a FIFO no one writes to would wait forever.
         with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise DataFormatError(f"{path}: not a regular file (a FIFO, a device or a folder)")
-            check_source_size(path)
+            check_source_size(path, max_bytes)
             if b"\x00" in handle.read(1 << 16):
                 raise DataFormatError(
                     f"{path}:1: not a text file (NUL bytes in its first 64 KiB); is it the "
                     "GroupLens file?"
                 )
-        return path.read_bytes()
+            handle.seek(0)
+            data = handle.read()
     except FileNotFoundError:
         raise DataNotFoundError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataNotFoundError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    lines = data.count(b"\n") + (not data.endswith(b"\n"))
+    if lines > max_lines:
+        raise DataFormatError(
+            f"{path}: {lines:,} lines, more than any GroupLens file of its kind holds (the "
+            f"limit is {max_lines:,}): is it the GroupLens file?"
+        )
+    return data
 
 
 def _table(
@@ -89,13 +110,15 @@ def _table(
     names: tuple[str, ...],
     encoding: str,
     dtype: type | None,
+    max_bytes: int,
+    max_lines: int,
 ) -> pd.DataFrame:
     """Read a separated file into strings or numbers, rewrapping parser errors with file:line.
 
     A file with a ``header`` must start with exactly those column names: a missing header would
     otherwise swallow the first row.
     """
-    data = _read_bytes(path)
+    data = _read_bytes(path, max_bytes, max_lines)
     if header:
         found = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace").lstrip("\ufeff")
         if [f.strip() for f in found.split(fmt_sep)] != list(header):
@@ -156,7 +179,10 @@ def read_ratings(path: Path, fmt: GroupLensFormat) -> RawRatings:
         DataFormatError: a row is malformed or a rating is off the dataset's scale; the message
             gives ``file:line``.
     """
-    frame = _table(path, fmt.ratings_sep, fmt.ratings_header, RATING_COLUMNS, "ascii", None)
+    frame = _table(
+        path, fmt.ratings_sep, fmt.ratings_header, RATING_COLUMNS, "ascii", None,
+        MAX_SOURCE_BYTES, MAX_RATING_LINES,
+    )  # fmt: skip
     first_line = 2 if fmt.ratings_header else 1
     if len(frame) == 0:
         raise DataFormatError(f"{path}: no ratings in file")
@@ -224,7 +250,10 @@ def read_items(path: Path, fmt: GroupLensFormat) -> ItemMetadata | None:
         return None
     n_fields = 5 + len(ML_100K_GENRES) if fmt.genres_as_flags else 3
     names = tuple(f"f{i}" for i in range(n_fields))
-    frame = _table(path, fmt.items_sep, fmt.items_header, names, fmt.items_encoding, str)
+    frame = _table(
+        path, fmt.items_sep, fmt.items_header, names, fmt.items_encoding, str,
+        MAX_ITEM_BYTES, MAX_ITEM_LINES,
+    )  # fmt: skip
     first_line = 2 if fmt.items_header else 1
     ids = pd.to_numeric(frame["f0"], errors="coerce").to_numpy(dtype=np.float64)
     missing = ~np.isfinite(ids) | frame["f1"].isna().to_numpy()
