@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,8 +109,12 @@ def _journal_bytes(path: Path) -> bytes:
         raise TuneFolderError(f"{path}: not a study's journal ({exc.strerror or exc})") from None
 
 
-# Far beyond a journal of 10,000 trials (each a few kB).
-MAX_JOURNAL_BYTES = 1 << 30
+# Far beyond a journal of MAX_TRIALS trials (each a few kB), which Optuna replays at about 4 MB
+# a second.
+MAX_JOURNAL_BYTES = 256 << 20
+MAX_TRIALS = 10_000
+# How Optuna's journal logs a trial's creation.
+_TRIAL_CREATED = re.compile(rb'"op_code"\s*:\s*4\b')
 
 
 def _read_record(folder: Path) -> dict[str, Any] | None:
@@ -156,6 +161,12 @@ def _restore_journal(folder: Path, record: dict[str, Any]) -> None:
         raise TuneFolderError(
             f"{path} is not the journal {RECORD} records (edited, swapped, cut or deleted): its "
             "trials cannot be trusted; pass --force to start the study anew"
+        )
+    trials = len(_TRIAL_CREATED.findall(data, 0, size))
+    if trials > MAX_TRIALS:
+        raise TuneFolderError(
+            f"{path} holds {trials:,} trials, more than tune runs ({MAX_TRIALS:,}): not a study "
+            "of this tool's (loading it would take many minutes); pass --force to start anew"
         )
     if len(data) > size:
         atomic_write(path, lambda tmp: tmp.write_bytes(data[:size]))
@@ -240,7 +251,7 @@ def tune(
     if trials < 1 or timesteps < 1:
         raise ArgumentError(f"--trials and --timesteps must be >= 1, got {trials} and {timesteps}")
     budget("--timesteps", timesteps)
-    positive_int("--trials", trials, 10_000)
+    positive_int("--trials", trials, MAX_TRIALS)
     check_seed("seed", seed)
     if not isinstance(env_kwargs.get("dataset", "ml-1m"), str):
         raise ArgumentError("tune takes the dataset by name (its validation split is carved here)")
