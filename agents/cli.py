@@ -378,6 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"movielens-rec: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a path the user gave, or $MOVIELENS_DATA, loops
+            print(
+                f"movielens-rec: error: {exc.filename}: a loop of symbolic links", file=sys.stderr
+            )
+            return 2
         if exc.errno not in _FULL:
             raise
         where = f" writing {exc.filename}" if exc.filename else ""

@@ -251,7 +251,10 @@ def _check_output(path: Path, force: bool) -> None:
     check_folder_path(path.parent, ArgumentError)
     from .tune.study import RECORD as TUNE_RECORD
 
-    folder = path.resolve().parent
+    try:
+        folder = path.resolve().parent
+    except RuntimeError:  # Python 3.11's pathlib on a loop of links (later ones raise ELOOP)
+        raise ArgumentError(f"--output {path}: a loop of symbolic links") from None
     tune_folder = (folder / TUNE_RECORD).exists()  # a study's journal is lost with its trials
     if holds_run(folder) or results_folder_around(folder) is not None or tune_folder:
         raise ArgumentError(

@@ -3024,3 +3024,17 @@ def test_an_item_file_larger_than_any_grouplens_item_file_is_refused(tmp_path):
         handle.truncate(100 * 2**20)
     with pytest.raises(ValueError, match=r"u.item: 100 MiB, .* the limit for this file is 64 MiB"):
         load_dataset("ml-100k", tmp_path / "ml-100k", cache_dir=tmp_path / "cache")
+
+
+def test_a_loop_of_links_where_a_path_is_given_is_named_in_one_line(
+    finished_run, tmp_path, monkeypatch, capsys
+):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    capsys.readouterr()
+    argv = ["recommend", str(finished_run), "--all-test-users", "--output", str(loop)]
+    assert main(argv) == 2
+    assert f"--output {loop}: a loop of symbolic links" in _error(capsys)
+    monkeypatch.setenv("MOVIELENS_DATA", str(loop))
+    assert main(["rollout", "--episodes", "1"]) == 2
+    assert f"{loop}/prepared: a loop of symbolic links" in _error(capsys)
