@@ -1314,6 +1314,21 @@ def test_a_zip_whose_members_together_would_fill_the_disk_is_refused(tmp_path, m
         load_dataset("ml-100k", archive, cache_dir=tmp_path / "cache")
 
 
+def test_a_zip_of_many_small_members_packed_far_beyond_grouplens_is_refused(tmp_path):
+    """64 members of 63 MiB of zeros each passed the per-member check and unpacked 4 GiB."""
+    import zipfile
+
+    from movielens_env import load_dataset
+    from movielens_env.errors import UnsafeArchiveError
+
+    archive = tmp_path / "ml-100k.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for number in range(3):
+            out.writestr(f"ml-100k/part{number}", b"\0" * (30 * 2**20))
+    with pytest.raises(UnsafeArchiveError, match=r"0.1 GiB in all, \d+ times their packed size"):
+        load_dataset("ml-100k", archive, cache_dir=tmp_path / "cache")
+
+
 # --------------------------------------------------------------------------- third pass: commands
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run(tmp_path, monkeypatch, capsys):
     from agents.drr import train as train_module
