@@ -161,11 +161,15 @@ def atomic_path(
     try:
         yield tmp
         # mkstemp makes the file private (0600): give it the mode a plain open() would, or
-        # that of the file it replaces.
+        # that of the file it replaces (not of a device a link there points to: /dev/null's
+        # 0666 made a recommendations file writable by anyone).
+        mode = 0o666 & ~_umask()
         try:
-            mode = target.stat().st_mode & 0o7777
+            replaced = target.stat().st_mode
+            if stat.S_ISREG(replaced):
+                mode = replaced & 0o7777
         except OSError:
-            mode = 0o666 & ~_umask()
+            pass
         os.chmod(tmp, mode)
         if exclusive:
             _publish_new(tmp, target)

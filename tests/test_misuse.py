@@ -1111,13 +1111,16 @@ def test_a_written_file_gets_the_usual_mode_and_a_replaced_one_keeps_its_own(tmp
     import os
 
     fresh, shared = tmp_path / "fresh.txt", tmp_path / "shared.txt"
+    device = tmp_path / "device.txt"
+    device.symlink_to("/dev/null")  # a link to a device (0666) is replaced by a usual file
     shared.write_text("old")
     shared.chmod(0o640)
-    for path in (fresh, shared):
+    for path in (fresh, shared, device):
         storage.atomic_write(path, lambda tmp: tmp.write_text("new"))
     mask = os.umask(0o022)
     os.umask(mask)
-    assert fresh.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
+    for path in (fresh, device):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
     assert shared.stat().st_mode & 0o777 == 0o640 and shared.read_text() == "new"
 
 
