@@ -27,7 +27,7 @@ from movielens_env import load_world
 from movielens_env.checks import budget, positive_int
 from movielens_env.errors import AgentError, ArgumentError, MovieLensRecError
 from movielens_env.evaluation import names
-from movielens_env.evaluation.headroom import normalized_score, reference_returns
+from movielens_env.evaluation.headroom import REFERENCE_NAMES, normalized_score, reference_returns
 from movielens_env.evaluation.protocols import (
     episode_steps,
     evaluate,
@@ -171,6 +171,8 @@ def references_key(config: BenchmarkConfig, data: str) -> dict[str, Any]:
         "data": data,
         "env_options": portable_env_kwargs(config.env_options),
         "planner_width": config.planner_width,
+        # Stored references without one added since are recomputed (with --force).
+        "references": list(REFERENCE_NAMES),
     }
 
 
@@ -187,8 +189,8 @@ def compute_references(
     models: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     reward_models = online_reward_models(env.world)
-    # greedy, myopic, planner, the ceiling and random: each plays every user once.
-    total = 5 * len(users) * len(reward_models)
+    # Every reference, the ceiling and random: each plays every user once.
+    total = (len(REFERENCE_NAMES) + 1) * len(users) * len(reward_models)
     with tqdm(total=total, disable=not progress, unit="user", desc="references") as bar:
         for model in reward_models:
             found = reference_returns(env_kwargs, model, users, planner, bar.update)
@@ -370,7 +372,9 @@ def _benchmark_made(run_dir: Path) -> bool:
     try:
         info = read_run_info(run_dir) or {}
     except RunFolderError:
-        return True
+        # A run.json is written whole: damaged, it is the benchmark's only if the benchmark
+        # finished writing it (its mark names it), not beside a mark of a run in training.
+        return mark.get("run") is not None
     if mark.get("run") is None:
         return _trained_under(mark, info, run_dir.name)
     return mark.get("run") == info.get("checksum")
@@ -379,20 +383,24 @@ def _benchmark_made(run_dir: Path) -> bool:
 def _trained_under(mark: dict[str, Any], info: dict[str, Any], folder: str) -> bool:
     """Whether ``info``, the ``run.json`` in benchmark run folder ``folder`` whose mark names no
     run, is what the run the mark started wrote before the benchmark stopped: of the folder's
-    agent and seed, data, budget and agent config. Agents that save no model leave that mark for
-    good, so a train run put beside it is a user's, never the benchmark's to remove."""
+    agent and seed, and of the mark's data, env, budget and agent config, finished. Agents that
+    save no model leave that mark for good, and a stopped benchmark leaves it: a train run put
+    beside it is a user's, never the benchmark's to remove."""
     if not info:
         return True  # stopped after the model's first file, before its run.json
     agent, _, seed = folder.rpartition("-seed")
     key = mark.get("key")
-    if not isinstance(key, dict) or info.get("agent") != agent or str(info.get("seed")) != seed:
+    if (
+        not isinstance(key, dict)
+        or not isinstance(key.get("env_options"), dict)
+        or not seed.isdigit()
+        or info.get("agent") != agent
+        or info.get("seed") != int(seed)
+        or "config" not in info
+    ):
         return False
-    budget = key.get("timesteps")
-    return (
-        info.get("data", key.get("data")) == key.get("data")
-        and (budget is None or info.get("timesteps", budget) == budget)
-        and _config_fields(info.get("config")) == _config_fields(key.get("agent_config"))
-    )
+    env_kwargs = {"dataset": key.get("dataset"), **key["env_options"]}
+    return not _unlike(info, env_kwargs, agent, int(seed), key)
 
 
 def _config_fields(values: Any) -> Any:
@@ -447,7 +455,8 @@ def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data
     # A mark without a run: the benchmark was stopped while training this run.
     if mark.get("run") not in (None, info["checksum"]) or mark.get("key") != key:
         return False
-    return info.get("agent") == agent and not _unlike(info, config, agent, seed, key)
+    env_kwargs = json_env_kwargs(config.env_kwargs(), "")
+    return info.get("agent") == agent and not _unlike(info, env_kwargs, agent, seed, key)
 
 
 def _replaced(run_dir: Path, record: dict[str, Any], config: BenchmarkConfig) -> str:
@@ -464,7 +473,8 @@ def _replaced(run_dir: Path, record: dict[str, Any], config: BenchmarkConfig) ->
     except (OSError, UnicodeDecodeError, ValueError):
         mark = None
     if not isinstance(mark, dict):
-        return _unlike(info, config, record["agent"], record["seed"], record["key"])
+        env_kwargs = json_env_kwargs(config.env_kwargs(), "")
+        return _unlike(info, env_kwargs, record["agent"], record["seed"], record["key"])
     if mark.get("run") != info.get("checksum"):
         return "replaced by another run (its run.json is not the one the benchmark wrote)"
     if mark.get("key") != json.loads(json.dumps(record["key"])):
@@ -475,24 +485,24 @@ def _replaced(run_dir: Path, record: dict[str, Any], config: BenchmarkConfig) ->
 
 
 def _unlike(
-    info: dict[str, Any], config: BenchmarkConfig, agent: str, seed: int, key: dict[str, Any]
+    info: dict[str, Any], env_kwargs: dict[str, Any], agent: str, seed: int, key: dict[str, Any]
 ) -> str:
-    """How the run whose ``run.json`` is ``info`` differs from ``config``'s run of ``agent``
-    and ``seed`` keyed ``key`` (its data, budget and agent config), by what ``run.json``
-    states: "" where they agree, or where it does not say."""
+    """How the run whose ``run.json`` is ``info`` differs from the run of ``agent`` and ``seed``
+    keyed ``key`` (its data, budget and agent config) on the env ``env_kwargs`` (as a run.json
+    records them), by what ``run.json`` states: "" where they agree, or where it does not say."""
     if not info:
         return ""
     if info.get("seed", seed) != seed:
         return f"replaced by the run of seed {info.get('seed')}"
     if info.get("data", key.get("data")) != key.get("data"):
         return "replaced by a run on other data (its run.json's data fingerprint differs)"
-    if info.get("env_kwargs", None) not in (None, json_env_kwargs(config.env_kwargs(), "")):
+    if info.get("env_kwargs", None) not in (None, env_kwargs):
         return "replaced by a run of other env arguments (its run.json's env_kwargs differ)"
     budget = key.get("timesteps")
     if budget is not None and "timesteps" in info and info["timesteps"] != budget:
         return f"replaced by a run of another budget ({info['timesteps']} timesteps)"
     if budget is not None and "episodes" in info:
-        episodes = budget_episodes(budget, episode_steps(config.env_kwargs()))
+        episodes = budget_episodes(budget, episode_steps(env_kwargs))
         if info["episodes"] != episodes:
             return f"replaced by a run of another budget ({info['episodes']} episodes)"
     done, planned = info.get("episodes_done"), info.get("episodes")
