@@ -113,8 +113,8 @@ def _journal_bytes(path: Path) -> bytes:
 # a second.
 MAX_JOURNAL_BYTES = 256 << 20
 MAX_TRIALS = 10_000
-# How Optuna's journal logs a trial's creation.
-_TRIAL_CREATED = re.compile(rb'"op_code"\s*:\s*4\b')
+# How Optuna's journal starts each line: compact JSON, the operation first (4 creates a trial).
+_OPERATION = re.compile(rb'^\{"op_code":(\d+),', re.MULTILINE)
 
 
 def _read_record(folder: Path) -> dict[str, Any] | None:
@@ -162,7 +162,13 @@ def _restore_journal(folder: Path, record: dict[str, Any]) -> None:
             f"{path} is not the journal {RECORD} records (edited, swapped, cut or deleted): its "
             "trials cannot be trusted; pass --force to start the study anew"
         )
-    trials = len(_TRIAL_CREATED.findall(data, 0, size))
+    operations = _OPERATION.findall(data, 0, size)
+    if len(operations) != data.count(b"\n", 0, size):
+        raise TuneFolderError(
+            f"{path} holds lines Optuna did not write as they are (each starts with its "
+            "operation, in compact JSON): not a study of this tool's; pass --force to start anew"
+        )
+    trials = operations.count(b"4")
     if trials > MAX_TRIALS:
         raise TuneFolderError(
             f"{path} holds {trials:,} trials, more than tune runs ({MAX_TRIALS:,}): not a study "
@@ -292,16 +298,22 @@ def tune(
         # tune uses the journal, so a lock there is stale.
         _check_files_not_folders(out)
         (out / f"{JOURNAL}.lock").unlink(missing_ok=True)
-        storage = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str((out / JOURNAL).absolute()))
-        )
-        study = optuna.create_study(
-            study_name="tune",
-            storage=storage,
-            direction="maximize",
-            load_if_exists=True,
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-        )
+        try:  # the storage replays the journal
+            storage = optuna.storages.JournalStorage(
+                optuna.storages.journal.JournalFileBackend(str((out / JOURNAL).absolute()))
+            )
+            study = optuna.create_study(
+                study_name="tune",
+                storage=storage,
+                direction="maximize",
+                load_if_exists=True,
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+            )
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a line Optuna misreads
+            raise TuneFolderError(
+                f"{out / JOURNAL}: Optuna cannot replay it ({type(exc).__name__}: {exc}): not a "
+                "study of this tool's; pass --force to start anew"
+            ) from None
         # Seeded by the trials already made, so a continued study does not repeat the proposals
         # it started with. TPE's default of 10 random trials first would leave a small budget
         # random search.
