@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 USER_MODELS = ("static", "boredom", "boredom+drift", "boredom+drift+patience")
-POLICIES = ("random", "popularity", "greedy", "myopic", "planner", "ceiling")
+POLICIES = ("random", "popularity", "greedy", "myopic", "myopic-mf", "planner", "ceiling")
 TARGETS = {  # user model -> (reference, minimum ratio planner / reference, maximum or None)
     "static": [("myopic", 0.99, 1.01)],
     "boredom": [("greedy", 1.2, None)],

@@ -23,6 +23,7 @@ REFERENCE_ROWS = {
     "random": "random (seed 0)",
     "greedy": "greedy (MF ranking)",
     "myopic": "myopic (best rating now)",
+    "myopic-mf": "myopic on MF's ratings (state known, log not)",
     "planner": "planner (beam search)",
     "ceiling": "static ceiling (top-T static ratings)",
 }

@@ -20,7 +20,7 @@ from .policies import Ranker
 from .protocols import episode_steps, evaluate_online, evaluation_users, heldout_env
 from .references import BeamPlanner, MFRanker, MyopicPolicy, Reference, static_ceiling
 
-REFERENCE_NAMES = ("greedy", "myopic", "planner", "ceiling")
+REFERENCE_NAMES = ("greedy", "myopic", "myopic-mf", "planner", "ceiling")
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ReferenceReturns:
 
     Attributes:
         users: internal ids of the test users, in order.
-        returns: ``"greedy"``, ``"myopic"``, ``"planner"``, ``"ceiling"`` -> return per user.
+        returns: each of :data:`REFERENCE_NAMES` -> return per user.
         seconds: reference name -> wall-clock seconds it took over all users.
     """
 
@@ -60,7 +60,8 @@ def reference_returns(
     result = ReferenceReturns(users=np.asarray(users))
     planner = planner or BeamPlanner()
     policies: dict[str, Ranker | Reference] = {
-        "greedy": MFRanker(env.world), "myopic": MyopicPolicy(), "planner": planner,
+        "greedy": MFRanker(env.world), "myopic": MyopicPolicy(),
+        "myopic-mf": MyopicPolicy(mf_ratings=True), "planner": planner,
     }  # fmt: skip
     for name, policy in policies.items():
         start = time.perf_counter()

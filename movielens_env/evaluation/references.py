@@ -6,6 +6,10 @@ are shown beside the agents, never as agents:
 - ``greedy``: the MF ranking (the ``mf`` baseline), blind to the user's state;
 - ``myopic``: each step, the slate with the best rewards now under the true user model
   (logged ratings, satiation, drifted tastes included);
+- ``myopic-mf``: the same on MF's predicted ratings instead of the log: the user model's state
+  known, the held-out ratings not, which is all an agent reading the observation can know (the
+  log's ratings of the test split are never shown to it); the most an agent that does not plan
+  can be expected to reach;
 - ``planner``: a beam search over sequences of slates, replaying copies of the user model; its
   return is the best known for each user, the top of the normalized score;
 - the static ceiling: the sum of the user's ``T`` best static rewards, what a user without a
@@ -30,7 +34,7 @@ from ..simulator.world import RecWorld
 if TYPE_CHECKING:
     from ..envs.env import MovieLensRecEnv
 
-REFERENCES = ("greedy", "myopic", "planner")
+REFERENCES = ("greedy", "myopic", "myopic-mf", "planner")
 
 # The planner's work per user grows with width * episode steps (each step re-rates every kept
 # episode and carries every plan), its memory with width * catalogue size (the ratings of every
@@ -76,7 +80,7 @@ class MFRanker:
 class _Lookahead:
     """A copy of one env's episode that references can play forward without touching it."""
 
-    def __init__(self, env: MovieLensRecEnv) -> None:
+    def __init__(self, env: MovieLensRecEnv, mf_ratings: bool = False) -> None:
         self.model: UserModel = env.user_model
         self.k = env.slate_size
         n_items = env.world.dataset.n_items
@@ -84,14 +88,20 @@ class _Lookahead:
         self.available = np.zeros((1, n_items), dtype=bool)
         self.available[0, env.candidate_items()] = True
         # The user's static ratings of the whole catalogue: drift and boredom only shift them.
-        self.static, _ = self.model.static_ratings(
-            self.state.users[:, None], np.arange(n_items)[None]
-        )
+        # ``mf_ratings``: MF's predictions, where the log is not known.
+        users, items = self.state.users[:, None], np.arange(n_items)[None]
+        # MF's predictions are ranked unclipped, as greedy ranks them: clipped, every item
+        # predicted above the scale would tie.
+        self.clip = not mf_ratings
+        if mf_ratings:
+            self.static = env.world.mf.predict(users, items).astype(np.float64)
+        else:
+            self.static, _ = self.model.static_ratings(users, items)
 
     def ratings(self) -> np.ndarray:
         """``(rows, n_items)`` ratings of every item in each row's current state."""
         static = np.broadcast_to(self.static, (len(self.state.users), self.static.shape[1]))
-        return self.model.adjust(self.state, static)
+        return self.model.adjust(self.state, static, clip=self.clip)
 
     def rewards(self, ratings: np.ndarray) -> np.ndarray:
         """Per-item rewards, ``-inf`` where an item may not be recommended."""
@@ -99,13 +109,19 @@ class _Lookahead:
 
 
 class MyopicPolicy:
-    """Each step, the ``slate_size`` items with the best rewards now (the true user model)."""
+    """Each step, the ``slate_size`` items with the best rewards now (the true user model).
 
-    name = "myopic"
+    With ``mf_ratings``, the best by MF's predicted ratings in the user's current state
+    (``myopic-mf``): the rewards the env then pays are still the true ones.
+    """
+
+    def __init__(self, mf_ratings: bool = False) -> None:
+        self.mf_ratings = mf_ratings
+        self.name = "myopic-mf" if mf_ratings else "myopic"
 
     def plan(self, env: MovieLensRecEnv, horizon: int) -> np.ndarray:
         """The myopic episode from the env's current state."""
-        look = _Lookahead(env)
+        look = _Lookahead(env, self.mf_ratings)
         slates = []
         for _ in range(horizon):
             if look.available.sum() < look.k:

@@ -382,12 +382,17 @@ class UserModel:
         return ratings, logged
 
     def adjust(
-        self, state: UserState, static: np.ndarray, items: np.ndarray | None = None
+        self,
+        state: UserState,
+        static: np.ndarray,
+        items: np.ndarray | None = None,
+        clip: bool = True,
     ) -> np.ndarray:
         """Ratings in the current state from their static parts ``(n, m)``: drift and boredom
-        applied, clipped to the scale. ``items`` ``(n, m)``, or ``None`` for the whole catalogue
-        in order (then with matrix products: how reference policies look ahead cheaply)."""
-        low, high = self.scale
+        applied, clipped to the scale (unless not ``clip``: a prediction's order beyond it).
+        ``items`` ``(n, m)``, or ``None`` for the whole catalogue in order (then with matrix
+        products: how reference policies look ahead cheaply)."""
+        low, high = self.scale if clip else (-np.inf, np.inf)
         if self.config.is_static:  # as np.clip, without its wrapper's cost on the hot path
             return np.minimum(np.maximum(static, low), high).astype(np.float64)
         ratings = static.astype(np.float64)

@@ -94,9 +94,10 @@ def test_reference_returns_and_their_order(small_dataset):
     }  # fmt: skip
     found = reference_returns(env_kwargs, "mf", planner=BeamPlanner(width=8, shortlist=10))
     returns = {name: values.mean() for name, values in found.returns.items()}
-    assert set(returns) == {"greedy", "myopic", "planner", "ceiling"}
+    assert set(returns) == {"greedy", "myopic", "myopic-mf", "planner", "ceiling"}
     assert (found.returns["planner"] >= found.returns["myopic"] - 1e-9).all()
     assert returns["myopic"] > returns["greedy"]  # boredom: the MF ranking repeats genres
+    assert returns["myopic-mf"] > returns["greedy"]  # the state read, the log not
     assert all(found.seconds[name] >= 0 for name in ("greedy", "myopic", "planner"))
     # The ceiling is the static top-6: what a user without a state gives the static MF order.
     static = {**env_kwargs, "user_model": "static"}
@@ -132,3 +133,27 @@ def test_normalized_score():
 def test_planner_arguments_are_checked():
     with pytest.raises(ValueError, match=r"width must be an integer in \[1, 4096\]"):
         BeamPlanner(width=0)
+
+
+def test_myopic_on_mf_ratings_is_greedy_without_a_user_state_and_reads_the_state_with_one(
+    small_dataset,
+):
+    """``myopic-mf`` knows what an agent can: MF's predictions and the user's state, not the
+    held-out log. Without a state it is the MF ranking; with boredom it avoids what bores."""
+    returns = {}
+    for user_model in ("static", "boredom"):
+        env_kwargs = {"dataset": small_dataset, "user_model": user_model, **SMALL_ENV_KWARGS}
+        users = evaluation_users(_tiny_env_world(env_kwargs), 10)[:30]
+        for name, policy in (
+            ("greedy", MFRanker(_tiny_env_world(env_kwargs))),
+            ("myopic-mf", MyopicPolicy(mf_ratings=True)),
+            ("myopic", MyopicPolicy()),
+        ):
+            returns[user_model, name] = evaluate_online(
+                policy, env_kwargs, users=users, max_steps=8
+            )
+    np.testing.assert_allclose(returns["static", "myopic-mf"], returns["static", "greedy"])
+    assert returns["static", "myopic"].mean() > returns["static", "myopic-mf"].mean()
+    gain = returns["boredom", "myopic-mf"] - returns["boredom", "greedy"]
+    assert gain.mean() > 0 and (gain > 1e-9).sum() > 2 * (gain < -1e-9).sum()
+    assert MyopicPolicy(mf_ratings=True).name == "myopic-mf"
