@@ -14,7 +14,7 @@ from ..simulator.world import RecWorld
 from ..storage import atomic_write, read_small_bytes
 from . import names
 from .metrics import coverage_at_k, per_user_metrics
-from .protocols import DEFAULT_KS, EvaluationResult, relevant_items
+from .protocols import DEFAULT_KS, EvaluationResult, check_ks, relevant_items
 
 RECOMMENDATION_HEADER = ("user", "item", "rank")
 # Read row by row into Python objects: about 35 bytes of memory per byte of file. 256 MiB is
@@ -62,8 +62,10 @@ def metrics_from_recommendations(
             below 1, a (user, rank) or (user, item) given twice, an unknown id, or a user
             without a positive test rating (nothing to score them on, so never exported); the
             message names the file and line. ArgumentError: a k beyond the deepest rank the
-            file holds (a top-5 file scored @10 counts ranks 6 to 10 as misses).
+            file holds (a top-5 file scored @10 counts ranks 6 to 10 as misses), or ks that are
+            not integers >= 1.
     """
+    check_ks(ks)
     users_raw, item_ids, ranks = _read_recommendations(path)
     deepest = int(ranks.max())
     if max(ks) > deepest:

@@ -119,6 +119,17 @@ def protocol_candidates(world: RecWorld, user: int, protocol: str) -> np.ndarray
     return np.flatnonzero(available)
 
 
+def check_ks(ks: Any) -> None:
+    """Refuse cut-offs that are not a non-empty sequence of integers >= 1."""
+    if (
+        isinstance(ks, str | bytes)
+        or not hasattr(ks, "__len__")
+        or not ks
+        or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks)
+    ):
+        raise ArgumentError(f"ks must be integers >= 1 (cut-offs of the rankings), got {ks!r}")
+
+
 def evaluate_offline(
     agent: Agent,
     env_kwargs: dict[str, Any],
@@ -130,8 +141,7 @@ def evaluate_offline(
     for protocol in protocols:
         if protocol not in PROTOCOLS:
             raise ArgumentError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
-    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
-        raise ArgumentError(f"ks must be integers >= 1 (cut-offs of the rankings), got {ks!r}")
+    check_ks(ks)
     env = heldout_env(env_kwargs)
     world, depth = env.world, max(ks)
     users = evaluation_users(world, env.history_len)

@@ -69,6 +69,11 @@ class MFConfig:
                     f"MFConfig.{name} must be a number in [{smallest:g}, {largest:g}], got "
                     f"{value!r}"
                 )
+        # numpy scalars as the Python numbers they equal: the cache key is their JSON.
+        for name in (*_INT_RANGES, *_FLOAT_RANGES):
+            value = getattr(self, name)
+            if isinstance(value, np.integer | np.floating):
+                object.__setattr__(self, name, value.item())
 
 
 # Beyond these, a fit is meaningless or never ends: a ridge penalty below 1e-6 leaves the

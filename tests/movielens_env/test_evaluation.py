@@ -9,7 +9,7 @@ import pytest
 
 from agents.baselines import MFRanker, PopularityRanker, RandomRanker
 from movielens_env import MovieLensRecEnv
-from movielens_env.errors import AgentError
+from movielens_env.errors import AgentError, ArgumentError
 from movielens_env.evaluation import protocols as evaluation_module
 from movielens_env.evaluation.exports import export_recommendations, metrics_from_recommendations
 from movielens_env.evaluation.protocols import (
@@ -136,6 +136,9 @@ def test_exported_csv_reproduces_the_metrics(env_kwargs, world, tmp_path, protoc
     printed = result.summary()
     for name, value in recomputed.items():
         assert value == pytest.approx(printed[f"{protocol}/{name}"]), name
+    for ks in ((5, 0), (3, -1), (), "5"):  # precision@0 was NaN, a negative k a raw error
+        with pytest.raises(ArgumentError, match="ks must be integers >= 1"):
+            metrics_from_recommendations(path, world, ks)  # type: ignore[arg-type]
 
 
 def test_online_return_of_a_ranker_matches_stepping_the_env_by_hand(env_kwargs, world):

@@ -146,3 +146,12 @@ def test_interrupted_cache_write_leaves_nothing(small_dataset, tmp_path, monkeyp
 def test_impossible_mf_config_is_refused(field, value):
     with pytest.raises(ValueError, match=f"MFConfig.{field}"):
         MFConfig(**{field: value})
+
+
+def test_numpy_scalars_are_the_numbers_they_equal(small_dataset, tmp_path):
+    """np.int64(3) passed the checks, then the cache key's JSON raised a raw TypeError."""
+    config = MFConfig(dim=np.int64(4), reg=np.float32(0.5), iterations=np.int32(2))
+    assert config == MFConfig(dim=4, reg=0.5, iterations=2)
+    assert type(config.dim) is int and type(config.reg) is float
+    train = temporal_split(small_dataset).train
+    load_or_fit_mf(train, config, "fp", 0.8, cache_dir=tmp_path)
