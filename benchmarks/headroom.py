@@ -53,7 +53,7 @@ def measure(
 
     env_kwargs = {"dataset": dataset, "data_dir": data_dir, **variant_kwargs(user_model)}
     env = heldout_env(env_kwargs)
-    users = evaluation_users(env.world, env.history_len)[:limit]
+    users = evaluation_users(env.world, env.history_len, env.eligible_users)[:limit]
     models = online_reward_models(env.world)
     out: dict[str, Any] = {"horizon": env_kwargs["max_episode_steps"], "n_users": len(users)}
     for model in models:

@@ -184,7 +184,7 @@ def compute_references(
     (the planner, the slow part, can take minutes on a real catalogue)."""
     env_kwargs = config.env_kwargs()
     env = heldout_env(env_kwargs)
-    users = evaluation_users(env.world, env.history_len)
+    users = evaluation_users(env.world, env.history_len, env.eligible_users)
     planner = _checked_planner(config)
     models: dict[str, Any] = {}
     seconds: dict[str, float] = {}

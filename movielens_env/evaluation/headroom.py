@@ -56,7 +56,7 @@ def reference_returns(
     """
     env = heldout_env(env_kwargs, reward_model=reward_model)
     if users is None:
-        users = evaluation_users(env.world, env.history_len)
+        users = evaluation_users(env.world, env.history_len, env.eligible_users)
     result = ReferenceReturns(users=np.asarray(users))
     planner = planner or BeamPlanner()
     policies: dict[str, Ranker | Reference] = {

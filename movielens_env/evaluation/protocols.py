@@ -65,13 +65,18 @@ class EvaluationResult:
         return {**out, **self.coverage}
 
 
-def evaluation_users(world: RecWorld, history_len: int) -> np.ndarray:
-    """Users with a test-split observation and at least one positive test rating."""
+def evaluation_users(
+    world: RecWorld, history_len: int, eligible: np.ndarray | None = None
+) -> np.ndarray:
+    """Users with a test-split observation and at least one positive test rating; of those,
+    only the ``eligible`` ones where given (a test-split env's ``eligible_users``: with
+    ``candidates="rated"``, the users whose test ratings fill a slate)."""
     positives_in_test = np.bincount(
         world.split.test.user_of_each_rating()[world.split.test.ratings >= POSITIVE_RATING],
         minlength=world.dataset.n_users,
     )
-    return np.flatnonzero((world.positives.counts >= history_len) & (positives_in_test > 0))
+    users = np.flatnonzero((world.positives.counts >= history_len) & (positives_in_test > 0))
+    return users if eligible is None else users[np.isin(users, eligible)]
 
 
 def relevant_items(world: RecWorld, users: np.ndarray) -> list[np.ndarray]:
@@ -144,7 +149,7 @@ def evaluate_offline(
     check_ks(ks)
     env = heldout_env(env_kwargs)
     world, depth = env.world, max(ks)
-    users = evaluation_users(world, env.history_len)
+    users = evaluation_users(world, env.history_len, env.eligible_users)
     rank: Callable[[int, int, np.ndarray], np.ndarray]
     if isinstance(agent, Ranker):
         ranker = agent
@@ -203,7 +208,7 @@ def evaluate_online(
     first = heldout_env(env_kwargs, reward_model=reward_model)
     world = first.world
     if users is None:
-        users = evaluation_users(world, first.history_len)
+        users = evaluation_users(world, first.history_len, first.eligible_users)
     if isinstance(agent, Reference):
         return _online_reference(agent, first, users, max_steps, progress, discount)
     if not isinstance(agent, Ranker):
@@ -304,7 +309,8 @@ def evaluate(
     """
     if isinstance(agent, Reference):
         env = heldout_env(env_kwargs)
-        result = EvaluationResult(name, evaluation_users(env.world, env.history_len))
+        users = evaluation_users(env.world, env.history_len, env.eligible_users)
+        result = EvaluationResult(name, users)
     else:
         result = evaluate_offline(agent, env_kwargs, PROTOCOLS, ks, name)
     if online:

@@ -256,3 +256,16 @@ def test_bad_rankers_fail_with_a_message_naming_the_agent(env_kwargs):
 def test_bad_evaluation_arguments_are_named(env_kwargs, call, message):
     with pytest.raises(ValueError, match=message):
         call(env_kwargs)
+
+
+def test_rated_candidates_evaluate_the_users_whose_test_ratings_fill_a_slate(env_kwargs, world):
+    """With slates larger than some users' test ratings, the evaluation failed on the first
+    such user, blaming their train ratings."""
+    counts = world.split.test.counts
+    slate = int(np.median(counts[evaluation_users(world, 5)]))
+    kwargs = {**env_kwargs, "candidates": "rated", "slate_size": slate}
+    result = evaluate(MFRanker(world), kwargs)
+    everyone = evaluation_users(world, 5)
+    assert 0 < len(result.users) < len(everyone)
+    np.testing.assert_array_equal(result.users, everyone[counts[everyone] >= slate])
+    assert np.isfinite(result.summary()["online/return_mf"])
