@@ -181,6 +181,14 @@ def evaluate_offline(
     return result
 
 
+def _rows(obs: Any, lanes: int) -> list[Any]:
+    """A vector env's batched observation as one observation per lane (a dict per lane where
+    observations are dicts: ``list`` of a dict is its keys)."""
+    if isinstance(obs, dict):
+        return [{key: value[row] for key, value in obs.items()} for row in range(lanes)]
+    return list(obs)
+
+
 def evaluate_online(
     agent: Agent | Reference,
     env_kwargs: dict[str, Any],
@@ -284,7 +292,7 @@ def _online_actions(
         obs, _ = envs.reset(options={"user_id": raw_ids[padded]})
         alive = np.ones(lanes, dtype=bool)
         for step in range(max_steps):
-            actions = actor(list(obs))
+            actions = actor(_rows(obs, lanes))
             # An ended row is reset on the next step (ignoring its action); it no longer counts.
             obs, rewards, terminated, _, _ = envs.step(actions)
             returns[start : start + len(batch)] += discount**step * (rewards * alive)[: len(batch)]

@@ -269,3 +269,15 @@ def test_rated_candidates_evaluate_the_users_whose_test_ratings_fill_a_slate(env
     assert 0 < len(result.users) < len(everyone)
     np.testing.assert_array_equal(result.users, everyone[counts[everyone] >= slate])
     assert np.isfinite(result.summary()["online/return_mf"])
+
+
+def test_online_evaluation_gives_a_dict_policy_one_dict_per_user(env_kwargs, world):
+    """Dict observations reached the policy as the dict's key names."""
+    kwargs = {**env_kwargs, "obs_mode": "dict"}
+    users = evaluation_users(world, 5)[:6]
+
+    def user_vector(obs):  # "return the user vector": the MF ranking
+        return obs["user"]
+
+    returns = evaluate_online(user_vector, kwargs, "mf", users)
+    np.testing.assert_allclose(returns, evaluate_online(MFRanker(world), env_kwargs, "mf", users))
