@@ -377,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:  # deliberate errors only: bugs keep their traceback
         print(f"movielens-rec: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what was written whole is kept, nothing half-written
+        print("\nmovielens-rec: interrupted", file=sys.stderr)
+        return 130
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # a path the user gave, or $MOVIELENS_DATA, loops
             print(

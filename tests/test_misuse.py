@@ -1341,8 +1341,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run(tmp_path, mo
 
     monkeypatch.setattr(train_module, "evaluate", killed)
     run = tmp_path / "killed"
-    with pytest.raises(KeyboardInterrupt):
-        main(_train(run))
+    assert main(_train(run)) == 130  # Ctrl-C: one line, exit 130
     monkeypatch.undo()
     assert main(_train(run)) == 0  # nothing there to refuse or to resume
 
@@ -1590,8 +1589,7 @@ def test_a_replacement_killed_before_it_writes_leaves_the_old_run(
         raise KeyboardInterrupt  # as a kill before the new run's first checkpoint
 
     monkeypatch.setattr(train_module, "evaluate", killed)
-    with pytest.raises(KeyboardInterrupt):
-        main([*_train(run), "--force"])
+    assert main([*_train(run), "--force"]) == 130  # Ctrl-C: one line, exit 130
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
@@ -2151,8 +2149,7 @@ def test_a_benchmark_killed_before_it_stored_a_run_s_result_trains_that_run_agai
         return write_record(path, record)
 
     monkeypatch.setattr(runner, "write_record", killed)
-    with pytest.raises(KeyboardInterrupt):
-        main(argv)
+    assert main(argv) == 130  # Ctrl-C: one line, exit 130
     monkeypatch.undo()
     run = out / "runs" / "td3-seed0"
     assert (run / "run.json").is_file() and not (out / "runs" / "td3-seed0.json").exists()
@@ -2763,8 +2760,9 @@ def test_a_run_stopped_while_its_checkpoint_is_replaced_stays_usable(
     run = _copy(finished_run, tmp_path / "run")
     with monkeypatch.context() as patch:
         patch.setattr(drr_train, "write_run_info", stopped)
-        with pytest.raises(KeyboardInterrupt):
-            main(["train", "--resume", "--episodes", "8", "--out", str(run)])
+        assert (
+            main(["train", "--resume", "--episodes", "8", "--out", str(run)]) == 130
+        )  # Ctrl-C: one line, exit 130
     assert main(["evaluate", str(run)]) == 0
     assert main(["train", "--resume", "--episodes", "8", "--out", str(run)]) == 0
 
@@ -2920,8 +2918,7 @@ def test_ctrl_c_while_a_run_is_replaced_leaves_the_new_run_whole(
         return remove(*args, **kwargs)
 
     monkeypatch.setattr(module, "remove_run", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        main(train(copy, "--seed", "1", "--force"))
+    assert main(train(copy, "--seed", "1", "--force")) == 130  # Ctrl-C: one line, exit 130
     monkeypatch.undo()
     assert json.loads((copy / "run.json").read_text())["seed"] == 1  # the new run, whole
     assert main(["evaluate", str(copy)]) == 0
