@@ -3022,8 +3022,10 @@ def test_a_train_run_kept_in_a_baseline_s_run_folder_is_never_removed(
 
 @pytest.mark.filterwarnings("ignore:DRR took no gradient step")
 @pytest.mark.parametrize(
-    "kept", ["a DRR train run", "one of the benchmark's config", "a damaged run.json"]
-)
+    "kept",
+    ["a DRR train run", "one of the benchmark's config", "one of its settings on other ratings",
+     "a damaged run.json"],
+)  # fmt: skip
 def test_a_train_run_kept_in_a_stopped_benchmark_s_run_folder_is_never_removed(
     two_catalogues, finished_run, tmp_path, capsys, kept
 ):
@@ -3044,6 +3046,11 @@ def test_a_train_run_kept_in_a_stopped_benchmark_s_run_folder_is_never_removed(
     if kept == "one of the benchmark's config":  # the default config, on other data and env
         run = tmp_path / "mine"
         argv = ["train", "--agent", "drr-ave", "--episodes", "1", "--out", str(run)]
+        assert main([*argv, "--env-kwargs", SMALL_ENV]) == 0
+    if kept == "one of its settings on other ratings":  # DRR's record held no data
+        run = tmp_path / "mine"
+        argv = ["train", "--agent", "drr-ave", "--episodes", "2", "--out", str(run),
+                "--dataset", "ml-100k", "--data-dir", str(two_catalogues[1])]  # fmt: skip
         assert main([*argv, "--env-kwargs", SMALL_ENV]) == 0
     for path in run.iterdir():
         (folder / path.name).write_bytes(path.read_bytes())

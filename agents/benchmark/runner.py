@@ -383,9 +383,9 @@ def _benchmark_made(run_dir: Path) -> bool:
 def _trained_under(mark: dict[str, Any], info: dict[str, Any], folder: str) -> bool:
     """Whether ``info``, the ``run.json`` in benchmark run folder ``folder`` whose mark names no
     run, is what the run the mark started wrote before the benchmark stopped: of the folder's
-    agent and seed, and of the mark's data, env, budget and agent config, finished. Agents that
-    save no model leave that mark for good, and a stopped benchmark leaves it: a train run put
-    beside it is a user's, never the benchmark's to remove."""
+    agent and seed, and of the mark's data (stated in the record), env, budget and agent config,
+    finished. Agents that save no model leave that mark for good, and a stopped benchmark
+    leaves it: a train run put beside it is a user's, never the benchmark's to remove."""
     if not info:
         return True  # stopped after the model's first file, before its run.json
     agent, _, seed = folder.rpartition("-seed")
@@ -397,6 +397,9 @@ def _trained_under(mark: dict[str, Any], info: dict[str, Any], folder: str) -> b
         or info.get("agent") != agent
         or info.get("seed") != int(seed)
         or "config" not in info
+        # Stated, and the same: a record without its data (DRR's, before it held it) is not
+        # taken for the benchmark's here.
+        or info.get("data") != key.get("data")
     ):
         return False
     env_kwargs = {"dataset": key.get("dataset"), **key["env_options"]}

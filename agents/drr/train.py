@@ -163,6 +163,7 @@ def _train(
                 "episodes": episodes, "seed": seed}  # fmt: skip
     if run_dir is not None:  # a run in no folder may train on a dataset object
         run_info["env_kwargs"] = _json_env_kwargs(env_kwargs)
+        run_info["data"] = data  # the ratings' fingerprint, as SB3's record holds it
     if resume:
         # A run continued past the total it was planned with differs from one planned that long
         # (its exploration and learning schedules ran to the first total): its record says so.
