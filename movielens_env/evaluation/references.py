@@ -130,7 +130,10 @@ class MyopicPolicy:
             slate = top_k_per_row(look.rewards(ratings), look.k)
             slates.append(slate[0])
             look.available[0, slate[0]] = False
-            if look.model.advance(look.state, slate, ratings[:, slate[0]])[0]:
+            left = look.model.advance(look.state, slate, ratings[:, slate[0]])[0]
+            # On MF's ratings a predicted leaving is only a guess: the env, rating truly, says
+            # when the user leaves, so the plan runs to the horizon.
+            if left and not self.mf_ratings:
                 break
         return np.array(slates, dtype=np.int64).reshape(-1, look.k)
 

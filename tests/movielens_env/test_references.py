@@ -141,18 +141,27 @@ def test_myopic_on_mf_ratings_is_greedy_without_a_user_state_and_reads_the_state
     """``myopic-mf`` knows what an agent can: MF's predictions and the user's state, not the
     held-out log. Without a state it is the MF ranking; with boredom it avoids what bores."""
     returns = {}
-    for user_model in ("static", "boredom"):
+    # Under patience, long episodes of every user: where MF guesses a user leaves sooner than
+    # they do (4 of 105 users here).
+    for user_model, n_users, steps in (
+        ("static", 30, 8),
+        ("boredom", 30, 8),
+        ("patience", None, 40),
+    ):
         env_kwargs = {"dataset": small_dataset, "user_model": user_model, **SMALL_ENV_KWARGS}
-        users = evaluation_users(_tiny_env_world(env_kwargs), 10)[:30]
+        users = evaluation_users(_tiny_env_world(env_kwargs), 10)[:n_users]
         for name, policy in (
             ("greedy", MFRanker(_tiny_env_world(env_kwargs))),
             ("myopic-mf", MyopicPolicy(mf_ratings=True)),
             ("myopic", MyopicPolicy()),
         ):
             returns[user_model, name] = evaluate_online(
-                policy, env_kwargs, users=users, max_steps=8
+                policy, env_kwargs, users=users, max_steps=steps
             )
     np.testing.assert_allclose(returns["static", "myopic-mf"], returns["static", "greedy"])
+    # Patience changes no rating, only when the user leaves, which the env decides: MF's guess
+    # of it cut episodes short.
+    np.testing.assert_allclose(returns["patience", "myopic-mf"], returns["patience", "greedy"])
     assert returns["static", "myopic"].mean() > returns["static", "myopic-mf"].mean()
     gain = returns["boredom", "myopic-mf"] - returns["boredom", "greedy"]
     assert gain.mean() > 0 and (gain > 1e-9).sum() > 2 * (gain < -1e-9).sum()
