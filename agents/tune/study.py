@@ -26,12 +26,12 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import gymnasium as gym
 import numpy as np
@@ -113,8 +113,11 @@ def _journal_bytes(path: Path) -> bytes:
 # a second.
 MAX_JOURNAL_BYTES = 256 << 20
 MAX_TRIALS = 10_000
-# How Optuna's journal starts each line: compact JSON, the operation first (4 creates a trial).
-_OPERATION = re.compile(rb'^\{"op_code":(\d+),', re.MULTILINE)
+# A trial of this tool writes about 16 lines (its creation, parameters, EVALUATIONS intermediate
+# values, attributes, its end); Optuna replays a trial's lines in time quadratic in their number.
+MAX_LINES_PER_TRIAL = 64
+MAX_JOURNAL_LINES = MAX_LINES_PER_TRIAL * (MAX_TRIALS + 1)
+_CREATE_TRIAL = 4  # Optuna's journal operation that creates a trial
 
 
 def _read_record(folder: Path) -> dict[str, Any] | None:
@@ -162,20 +165,50 @@ def _restore_journal(folder: Path, record: dict[str, Any]) -> None:
             f"{path} is not the journal {RECORD} records (edited, swapped, cut or deleted): its "
             "trials cannot be trusted; pass --force to start the study anew"
         )
-    operations = _OPERATION.findall(data, 0, size)
-    if len(operations) != data.count(b"\n", 0, size):
-        raise TuneFolderError(
-            f"{path} holds lines Optuna did not write as they are (each starts with its "
-            "operation, in compact JSON): not a study of this tool's; pass --force to start anew"
-        )
-    trials = operations.count(b"4")
-    if trials > MAX_TRIALS:
-        raise TuneFolderError(
-            f"{path} holds {trials:,} trials, more than tune runs ({MAX_TRIALS:,}): not a study "
-            "of this tool's (loading it would take many minutes); pass --force to start anew"
-        )
+    _check_operations(path, data[:size])
     if len(data) > size:
         atomic_write(path, lambda tmp: tmp.write_bytes(data[:size]))
+
+
+def _check_operations(path: Path, journal: bytes) -> None:
+    """Refuse a journal Optuna would take minutes or more to replay, read line by line as
+    Optuna reads it (JSON objects; a key given twice is refused, where JSON keeps the last):
+    more than :data:`MAX_TRIALS` trials, :data:`MAX_JOURNAL_LINES` lines, or
+    :data:`MAX_LINES_PER_TRIAL` lines of one trial."""
+
+    def refuse(what: str) -> NoReturn:
+        raise TuneFolderError(
+            f"{path}{what}: not a study of this tool's (replaying it would take many minutes, or "
+            "mean something else); pass --force to start anew"
+        )
+
+    lines = journal.count(b"\n")
+    if lines > MAX_JOURNAL_LINES:
+        refuse(f" holds {lines:,} lines, more than {MAX_TRIALS:,} trials write")
+    trials, per_trial = 0, Counter[int]()
+    for number, line in enumerate(journal.split(b"\n")[:lines], 1):
+        try:
+            entry = json.loads(line, object_pairs_hook=_unique_keys)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            refuse(f":{number}: not a JSON object of distinct keys")
+        operation = entry.get("op_code") if isinstance(entry, dict) else None
+        if isinstance(operation, bool) or not isinstance(operation, int):
+            refuse(f":{number}: no operation (op_code)")
+        trials += operation == _CREATE_TRIAL
+        trial = entry.get("trial_id")
+        if isinstance(trial, int) and not isinstance(trial, bool):
+            per_trial[trial] += 1
+            if per_trial[trial] > MAX_LINES_PER_TRIAL:
+                refuse(f":{number}: more than {MAX_LINES_PER_TRIAL} lines of trial {trial}")
+    if trials > MAX_TRIALS:
+        refuse(f" holds {trials:,} trials, more than tune runs ({MAX_TRIALS:,})")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key given twice")
+    return dict(pairs)
 
 
 def _prepare_folder(folder: Path, settings: dict[str, Any], force: bool) -> None:
@@ -353,8 +386,19 @@ def _result(out: Path, study: Any, optuna: Any, base: Any, done: int) -> TuneRes
 
 
 def _config_of(trial: Any, base: Any) -> Any:
-    """The config a trial trained: ``base`` with the fields the trial changed."""
-    return dataclasses.replace(base, **trial.user_attrs["config_fields"])
+    """The config a trial trained: ``base`` with the fields the trial changed.
+
+    Raises:
+        TuneFolderError: the trial holds no such fields, or fields ``base`` lacks (a journal
+            this tool did not write).
+    """
+    try:
+        return dataclasses.replace(base, **trial.user_attrs["config_fields"])
+    except (KeyError, TypeError) as exc:
+        raise TuneFolderError(
+            f"trial {trial.number} of the study holds no config this tool wrote ({exc!r}): not "
+            "a study of this tool's; pass --force to start anew"
+        ) from None
 
 
 def _save_record(

@@ -259,7 +259,14 @@ def test_a_journal_that_is_a_link_is_refused_before_a_trial_writes_through_it(td
          "study.journal holds 10,002 trials, more than tune runs (10,000)"),
         # The same JSON spelled otherwise, as Optuna reads it but never writes it.
         ('{"op_\\u0063ode":4,"worker_id":"w","study_id":0}\n' * 10_001,
-         "study.journal holds lines Optuna did not write as they are"),
+         "study.journal holds 10,002 trials, more than tune runs (10,000)"),
+        # A key twice: JSON keeps the last, which a look at the first missed.
+        ('{"op_code":9,"op_code":4,"worker_id":"w","study_id":0}\n',
+         "not a JSON object of distinct keys"),
+        # One trial's intermediate values, which Optuna replays in quadratic time.
+        ("".join(f'{{"op_code":7,"worker_id":"w","trial_id":0,"step":{step},"value":1}}\n'
+                 for step in range(100)),
+         "more than 64 lines of trial 0"),
         # A finished trial without its end time: Optuna's replay raised a TypeError.
         ('{"op_code":4,"worker_id":"w","study_id":0,"datetime_start":null,"state":1,'
          '"value":0.5,"values":null,"distributions":{},"params":{},"user_attrs":{},'
@@ -361,3 +368,14 @@ def test_a_starting_config_the_search_would_drop_or_misread_is_refused(tmp_path,
         assert main(["tune", *TINY, *argv, "--out", str(out)]) == 2  # argv's --env-kwargs wins
         assert message in cli_error(capsys)
         assert not out.exists()
+
+
+def test_a_trial_without_the_config_this_tool_writes_is_named():
+    from types import SimpleNamespace
+
+    from agents.drr.config import DRRConfig
+    from agents.tune.study import TuneFolderError, _config_of
+
+    for attrs in ({}, {"config_fields": {"no_such_field": 1}}):
+        with pytest.raises(TuneFolderError, match="trial 3 of the study holds no config"):
+            _config_of(SimpleNamespace(number=3, user_attrs=attrs), DRRConfig())
