@@ -6,10 +6,9 @@ are shown beside the agents, never as agents:
 - ``greedy``: the MF ranking (the ``mf`` baseline), blind to the user's state;
 - ``myopic``: each step, the slate with the best rewards now under the true user model
   (logged ratings, satiation, drifted tastes included);
-- ``myopic-mf``: the same on MF's predicted ratings instead of the log: the user model's state
-  known, the held-out ratings not, which is all an agent reading the observation can know (the
-  log's ratings of the test split are never shown to it); the most an agent that does not plan
-  can be expected to reach;
+- ``myopic-mf``: the same on MF's predicted ratings instead of the log, knowing how the user's
+  state (which the observation shows) shifts them but not the held-out ratings, which no agent
+  ever sees; the most an agent that does not plan can be expected to reach;
 - ``planner``: a beam search over sequences of slates, replaying copies of the user model; its
   return is the best known for each user, the top of the normalized score;
 - the static ceiling: the sum of the user's ``T`` best static rewards, what a user without a
