@@ -298,12 +298,12 @@ _OWN_PACKAGES = (__name__.split(".")[0], "movielens_env")
 def _plugin_sources(name: str, path: Path) -> list[tuple[str, Path]]:
     """The source files of the plugin module ``name`` (at ``path``), by their path relative to
     the folder it was imported from: every file of its top-level package (data files too), or
-    the module's own file, and, followed through their ``import`` statements and
-    ``importlib.import_module("name")`` calls, those of the modules and packages beside it in
-    that folder. Read from the files, not from what happens to be imported, so that the same
-    code always gives the same list. Not covered: files a single-module plugin reads from its
-    folder, and installed libraries (as for the built-in agents, whose key is the result
-    version)."""
+    the module's own file, and, followed through their ``import`` statements and the names
+    written out as strings (``importlib.import_module("name")``), those of the modules and
+    packages beside it in that folder. Read from the files, not from what happens to be
+    imported, so that the same code always gives the same list. Not covered: files a
+    single-module plugin reads from its folder, and installed libraries (as for the built-in
+    agents, whose key is the result version)."""
     parts = name.split(".") + (["__init__"] if path.name == "__init__.py" else [])
     base = path.parents[len(parts) - 1] if len(parts) <= len(path.parents) else path.parent
     if path.relative_to(base).with_suffix("").parts != tuple(parts):
@@ -349,7 +349,7 @@ def _local_imports(file: Path, base: Path) -> list[Path]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
-        elif (name := _imported_by_call(node)) is not None:
+        elif (name := _module_name(node)) is not None:
             names.add(name.split(".")[0])
     files: list[Path] = []
     for top in sorted(names - set(_OWN_PACKAGES)):
@@ -363,15 +363,15 @@ def _local_imports(file: Path, base: Path) -> list[Path]:
     return files
 
 
-def _imported_by_call(node: ast.AST) -> str | None:
-    """The module an ``importlib.import_module("name")`` or ``__import__("name")`` call
-    imports, where the name is written out; ``None`` for any other node."""
-    if not isinstance(node, ast.Call) or not node.args:
-        return None
-    func, first = node.func, node.args[0]
-    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    if called not in ("import_module", "__import__"):
-        return None
-    if isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value:
-        return None if first.value.startswith(".") else first.value
+def _module_name(node: ast.AST) -> str | None:
+    """A string written out in the source that could name a module, as any import by name
+    takes it (``importlib.import_module("name")``, under any alias or keyword, ``__import__``,
+    ``find_spec``); ``None`` for any other node. Strings that name no module beside the plugin
+    are ignored later, so reading every string errs only towards hashing more."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        if _MODULE_NAME.fullmatch(node.value):
+            return node.value
     return None
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")

@@ -1857,6 +1857,13 @@ def test_force_leaves_no_result_of_the_old_configuration_in_the_folder(
         ({"value_plugin.py": "import importlib\n"
           "VALUE = importlib.import_module('value_helper').VALUE\n", "value_helper.py": ""},
          "value_plugin"),
+        # ... under an alias, or with the name as a keyword (neither was followed)
+        ({"value_plugin.py": "from importlib import import_module as im\n"
+          "VALUE = im('value_helper').VALUE\n", "value_helper.py": ""},
+         "value_plugin"),
+        ({"value_plugin.py": "import importlib\n"
+          "VALUE = importlib.import_module(name='value_helper').VALUE\n", "value_helper.py": ""},
+         "value_plugin"),
         ({"valuepkg/__init__.py": "from pathlib import Path\n"
           "VALUE = float(Path(__file__).with_name('value.txt').read_text().split('=')[1])\n",
           "valuepkg/value.txt": ""}, "valuepkg"),
