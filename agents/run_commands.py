@@ -20,6 +20,7 @@ from movielens_env.data.formats import DATASET_NAMES
 from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.exports import export_recommendations
+from movielens_env.evaluation.policies import PolicyActor, Ranker, checked_ranking
 from movielens_env.evaluation.protocols import (
     PROTOCOLS,
     evaluate,
@@ -217,9 +218,12 @@ def _recommend(args: argparse.Namespace) -> int:
         return 0
     user = _test_user(env, args.user)
     obs, info = env.reset(options={"user_id": args.user})
-    action, _ = policy.predict(obs, deterministic=True)
     candidates = protocol_candidates(env.world, user, args.protocol)
-    top = rank_by_action(env.vectors, action, candidates, args.k)
+    if isinstance(policy, Ranker):  # a plugin's model may rank, or be any policy evaluate takes
+        top = checked_ranking(policy, user, candidates, args.k, agent)
+    else:
+        action = PolicyActor(policy, env.vectors.dim, agent)([obs])[0]
+        top = rank_by_action(env.vectors, action, candidates, args.k)
     print(f"User {args.user}, who recently liked:")
     for item in data.item_index(info["history_item_ids"]):
         print(f"    {data.title(int(item))}")

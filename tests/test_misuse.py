@@ -3107,3 +3107,39 @@ def test_a_loop_of_links_where_a_path_is_given_is_named_in_one_line(
     monkeypatch.setenv("MOVIELENS_DATA", str(loop))
     assert main(["rollout", "--episodes", "1"]) == 2
     assert f"{loop}/prepared: a loop of symbolic links" in _error(capsys)
+
+
+def test_a_record_beside_a_mark_of_a_run_in_training_must_state_its_budget():
+    """A plugin's run.json recording its budget as "steps" passed as any budget: a user's
+    5,000-step run there was retrained over as the benchmark's own 200-step run."""
+    from agents.benchmark.runner import _trained_under
+
+    key = {"dataset": "synthetic", "env_options": {}, "data": "d", "timesteps": 200,
+           "agent_config": {"scale": 1.0}}  # fmt: skip
+    info = {"agent": "my-agent", "seed": 0, "config": {"scale": 1.0}, "data": "d",
+            "env_kwargs": {"dataset": "synthetic"}}  # fmt: skip
+    mark = {"key": key, "run": None}
+    assert not _trained_under(mark, {**info, "steps": 5000}, "my-agent-seed0")
+    assert _trained_under(mark, {**info, "timesteps": 200}, "my-agent-seed0")
+    assert not _trained_under(mark, {**info, "timesteps": 5000}, "my-agent-seed0")
+    assert not _trained_under(mark, {**info, "timesteps": 200}, "my-agent-seed1")
+
+
+def test_recommend_for_one_user_takes_any_policy_a_plugin_s_model_may_be(
+    finished_run, monkeypatch, capsys
+):
+    """A plugin artefact may load a plain obs -> action callable (evaluate and --all-test-users
+    took it); one user's list called .predict on it."""
+    from agents import run_commands
+
+    real = run_commands._load
+    assert main(["recommend", str(finished_run), "--user", "1", "--k", "3"]) == 0
+    expected = capsys.readouterr().out
+
+    def as_callable(args):
+        agent, policy, env_kwargs = real(args)
+        return agent, lambda obs: policy.predict(obs[None], deterministic=True)[0][0], env_kwargs
+
+    monkeypatch.setattr(run_commands, "_load", as_callable)
+    assert main(["recommend", str(finished_run), "--user", "1", "--k", "3"]) == 0
+    assert capsys.readouterr().out == expected

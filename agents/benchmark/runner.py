@@ -397,9 +397,10 @@ def _trained_under(mark: dict[str, Any], info: dict[str, Any], folder: str) -> b
         or info.get("agent") != agent
         or info.get("seed") != int(seed)
         or "config" not in info
-        # Stated, and the same: a record without its data (DRR's, before it held it) is not
-        # taken for the benchmark's here.
+        # Stated, and the same: a record without its data (DRR's, before it held it) or, for an
+        # RL agent, without its budget (a plugin's "steps") is not taken for the benchmark's.
         or info.get("data") != key.get("data")
+        or (key.get("timesteps") is not None and not {"timesteps", "episodes"} & set(info))
     ):
         return False
     env_kwargs = {"dataset": key.get("dataset"), **key["env_options"]}
