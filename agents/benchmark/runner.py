@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from movielens_env import load_world
@@ -54,10 +55,12 @@ from ..run_folder import (
 )
 from .stats import mean_ci95
 from .stored import (
+    MAX_RESULT_BYTES,
     OWN_RUN_MARK,
     ResultsFolderError,
     check_results_folder,
     check_run,
+    classify_record,
     read_record,
     refuse_other_configs,
     remove_other_configs,
@@ -301,10 +304,23 @@ def run_one(
         "untrained": any(UNTRAINED in str(warning.message) for warning in caught),
         "n_users": len(result.users),
         "metrics": metrics,
-        "learning_curve": [[int(t), float(r)] for t, r in trained.learning_curve],
+        "learning_curve": _thinned([[int(t), float(r)] for t, r in trained.learning_curve]),
         "train_seconds": trained_at - started,
         "eval_seconds": time.perf_counter() - trained_at,
     }
+
+
+# A record keeps at most this many points of its learning curve (the plot bins them in 20), so
+# that a record of a long run stays far below MAX_RESULT_BYTES.
+MAX_CURVE_POINTS = 10_000
+
+
+def _thinned(curve: list[list[Any]]) -> list[list[Any]]:
+    """``curve`` with at most :data:`MAX_CURVE_POINTS` points, evenly spaced, the last kept."""
+    if len(curve) <= MAX_CURVE_POINTS:
+        return curve
+    keep = np.unique(np.linspace(0, len(curve) - 1, MAX_CURVE_POINTS).round().astype(int))
+    return [curve[i] for i in keep]
 
 
 def _other_runs_outside_the_grid(config: BenchmarkConfig, data: str) -> list[tuple[Path, str]]:
@@ -317,8 +333,8 @@ def _other_runs_outside_the_grid(config: BenchmarkConfig, data: str) -> list[tup
     for path in sorted((config.out_dir / "runs").glob("*.json")):
         if path in grid:
             continue
-        try:
-            record = read_json(path)
+        try:  # read once: a folder of many records outside the grid is read before any work
+            record = read_json(path, MAX_RESULT_BYTES)
         except (OSError, UnicodeDecodeError, ValueError):
             continue  # not a record: nobody's result, and nothing a benchmark reads
         agent = record.get("agent") if isinstance(record, dict) else None
@@ -330,7 +346,9 @@ def _other_runs_outside_the_grid(config: BenchmarkConfig, data: str) -> list[tup
             key = {**record["key"], **config.shared_key(data)}
             if record["key"].get("timesteps") is not None:
                 key["timesteps"] = config.timesteps
-        stored = read_record(path, key)
+        if record["key"] == json.loads(json.dumps(key)):
+            continue  # this configuration's: kept as it is, so its checksum is not needed
+        stored = classify_record(record, key)
         if stored.status == "other":
             found.append((path, stored.reason))
     return found

@@ -73,9 +73,19 @@ def read_record(path: Path, key: dict[str, Any], check=lambda record: "") -> Sto
     if not path.exists():
         return Stored("missing")
     try:
-        record = read_json(path)
+        record = read_json(path, MAX_RESULT_BYTES)
     except (OSError, ValueError) as exc:
         return Stored("invalid", reason=f"unreadable ({exc})")
+    return classify_record(record, key, check)
+
+
+# A result record is a few hundred kB (its metrics and binned learning curve): one of 8 MiB is
+# not a result, and reading thousands of larger ones took minutes before any work.
+MAX_RESULT_BYTES = 8 << 20
+
+
+def classify_record(record: Any, key: dict[str, Any], check=lambda record: "") -> Stored:
+    """:func:`read_record` of a record already read."""
     if not isinstance(record, dict) or not isinstance(record.get("key"), dict):
         return Stored("invalid", reason="not a result record (no key)")
     if record.get("checksum") != checksum(record):

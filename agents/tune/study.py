@@ -117,6 +117,9 @@ MAX_TRIALS = 10_000
 # values, attributes, its end); Optuna replays a trial's lines in time quadratic in their number.
 MAX_LINES_PER_TRIAL = 64
 MAX_JOURNAL_LINES = MAX_LINES_PER_TRIAL * (MAX_TRIALS + 1)
+# The search spaces name about 10 parameters; Optuna looks a new name up in every earlier trial,
+# and trials.csv has a column per name.
+MAX_PARAM_NAMES = 64
 _CREATE_TRIAL = 4  # Optuna's journal operation that creates a trial
 
 
@@ -173,8 +176,8 @@ def _restore_journal(folder: Path, record: dict[str, Any]) -> None:
 def _check_operations(path: Path, journal: bytes) -> None:
     """Refuse a journal Optuna would take minutes or more to replay, read line by line as
     Optuna reads it (JSON objects; a key given twice is refused, where JSON keeps the last):
-    more than :data:`MAX_TRIALS` trials, :data:`MAX_JOURNAL_LINES` lines, or
-    :data:`MAX_LINES_PER_TRIAL` lines of one trial."""
+    more than :data:`MAX_TRIALS` trials, :data:`MAX_JOURNAL_LINES` lines,
+    :data:`MAX_LINES_PER_TRIAL` lines of one trial, or :data:`MAX_PARAM_NAMES` parameter names."""
 
     def refuse(what: str) -> NoReturn:
         raise TuneFolderError(
@@ -185,7 +188,7 @@ def _check_operations(path: Path, journal: bytes) -> None:
     lines = journal.count(b"\n")
     if lines > MAX_JOURNAL_LINES:
         refuse(f" holds {lines:,} lines, more than {MAX_TRIALS:,} trials write")
-    trials, per_trial = 0, Counter[int]()
+    trials, per_trial, params = 0, Counter[int](), set[str]()
     for number, line in enumerate(journal.split(b"\n")[:lines], 1):
         try:
             entry = json.loads(line, object_pairs_hook=_unique_keys)
@@ -195,6 +198,13 @@ def _check_operations(path: Path, journal: bytes) -> None:
         if isinstance(operation, bool) or not isinstance(operation, int):
             refuse(f":{number}: no operation (op_code)")
         trials += operation == _CREATE_TRIAL
+        for field in ("params", "distributions"):
+            if isinstance(entry.get(field), dict):
+                params.update(map(str, entry[field]))
+        if isinstance(entry.get("param_name"), str):
+            params.add(entry["param_name"])
+        if len(params) > MAX_PARAM_NAMES:
+            refuse(f":{number}: more than {MAX_PARAM_NAMES} parameter names")
         trial = entry.get("trial_id")
         if isinstance(trial, int) and not isinstance(trial, bool):
             per_trial[trial] += 1

@@ -242,3 +242,23 @@ def test_a_grid_without_rl_agents_leaves_no_earlier_grid_s_curves(tmp_path):
     assert main([*argv[:2], "random", *argv[3:]]) == 0
     assert not (out / "learning_curves.png").exists()  # it showed td3, not in this leaderboard
     assert (out / "runs" / "td3-seed0.json").is_file()  # the stored run itself is kept
+
+
+def test_a_record_keeps_a_long_learning_curve_thinned_and_a_huge_record_is_no_result(
+    tmp_path, monkeypatch
+):
+    """Records of 60 MiB outside the grid were each read twice and checksummed before any work
+    (minutes for a folder of them); a record now keeps at most 10,000 curve points."""
+    from agents.benchmark import stored
+    from agents.benchmark.runner import MAX_CURVE_POINTS, _thinned
+
+    curve = [[t, float(t)] for t in range(25_000)]
+    thinned = _thinned(curve)
+    assert len(thinned) == MAX_CURVE_POINTS and thinned[0] == curve[0] and thinned[-1] == curve[-1]
+    assert _thinned(curve[:500]) == curve[:500]
+    path = tmp_path / "random-seed0.json"
+    stored.write_record(path, {"agent": "random", "seed": 0, "key": {"a": 1}, "metrics": {}})
+    assert stored.read_record(path, {"a": 1}).status == "reuse"
+    monkeypatch.setattr(stored, "MAX_RESULT_BYTES", 50)
+    found = stored.read_record(path, {"a": 1})
+    assert found.status == "invalid" and "larger than" in found.reason

@@ -263,6 +263,10 @@ def test_a_journal_that_is_a_link_is_refused_before_a_trial_writes_through_it(td
         # A key twice: JSON keeps the last, which a look at the first missed.
         ('{"op_code":9,"op_code":4,"worker_id":"w","study_id":0}\n',
          "not a JSON object of distinct keys"),
+        # Parameter names by the thousand: Optuna looks each new one up in every earlier trial.
+        ("".join(f'{{"op_code":5,"worker_id":"w","trial_id":{t},"param_name":"p{t}_{i}"}}\n'
+                 for t in range(10) for i in range(10)),
+         "more than 64 parameter names"),
         # One trial's intermediate values, which Optuna replays in quadratic time.
         ("".join(f'{{"op_code":7,"worker_id":"w","trial_id":0,"step":{step},"value":1}}\n'
                  for step in range(100)),
