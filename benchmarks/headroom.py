@@ -148,18 +148,47 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--data-dir", default=None, help="GroupLens folder or zip")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/headroom/ml-100k"))
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: benchmarks/results/headroom/DATASET"
+    )
     parser.add_argument("--user-models", default=",".join(USER_MODELS))
     parser.add_argument("--width", type=int, default=128, help="the planner's beam width")
     parser.add_argument("--users", type=int, default=None, help="only the first N test users")
+    parser.add_argument(
+        "--force", action="store_true", help="replace results another command wrote in --out"
+    )
     args = parser.parse_args(argv)
 
     from agents.benchmark.machine import machine_description
     from agents.threads import torch_threads
-    from movielens_env import load_world
-    from movielens_env.storage import atomic_write
+    from movielens_env import load_world, variant_kwargs
+    from movielens_env.errors import MovieLensRecError
+    from movielens_env.evaluation.references import BeamPlanner
+    from movielens_env.storage import atomic_write, read_json
 
     command = "python " + shlex.join(["benchmarks/headroom.py", *(argv or sys.argv[1:])])
+    out = args.out or Path("benchmarks/results/headroom") / args.dataset
+    if args.users is not None and args.users < 1:
+        parser.error(f"--users must be at least 1, got {args.users}")
+    # Every user model's planner is checked before the first is measured (hours, then lost).
+    try:
+        items = load_world(dataset=args.dataset, data_dir=args.data_dir).dataset.n_items
+        for user_model in args.user_models.split(","):
+            horizon = variant_kwargs(user_model)["max_episode_steps"]
+            BeamPlanner(width=args.width, search_static=True).check_size(horizon, items)
+    except MovieLensRecError as exc:
+        parser.error(str(exc))
+    stored = out / "results.json"
+    if stored.exists() and not args.force:
+        try:
+            previous = read_json(stored).get("command")
+        except (OSError, ValueError, AttributeError):
+            previous = None
+        if previous != command:
+            parser.error(
+                f"{stored} holds the results of another command ({previous!r}); give another "
+                "--out, or pass --force to replace them"
+            )
     start = time.perf_counter()
     results = {}
     with torch_threads(1):
@@ -176,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     report += f"\nWall time of the whole run: {(time.perf_counter() - start) / 60:.1f} min.\n"
     payload = {"command": command, "machine": machine_description(), "summary": summary,
                "per_user": results}  # fmt: skip
-    atomic_write(args.out / "results.json", lambda tmp: tmp.write_text(json.dumps(payload)))
-    atomic_write(args.out / "results.md", lambda tmp: tmp.write_text(report))
+    atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(payload)))
+    atomic_write(out / "results.md", lambda tmp: tmp.write_text(report))
     print(report)
     return 0
 
