@@ -95,7 +95,7 @@ def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
         ctx.env_kwargs, config, episodes, ctx.seed, ctx.run_dir,
         on_episode=lambda episode, ret: ctx.on_step(horizon), overwrite=True,
     )  # fmt: skip
-    steps = horizon * np.arange(1, len(result.episode_returns) + 1)
+    steps = np.cumsum(result.episode_lengths, dtype=np.int64)  # as SB3's: steps at each end
     return TrainedAgent(
         result.agent, list(zip(steps.tolist(), result.episode_returns, strict=True))
     )

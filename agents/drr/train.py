@@ -26,7 +26,7 @@ from movielens_env import ENV_ID, MovieLensRecVectorEnv
 from movielens_env.checks import budget
 from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import names
-from movielens_env.evaluation.protocols import evaluate, heldout_env
+from movielens_env.evaluation.protocols import episode_steps, evaluate, heldout_env
 from movielens_env.storage import SignalsHeld, atomic_write, file_sha256
 
 from ..fields import check_seed
@@ -56,11 +56,13 @@ from .run_dir import (
 
 @dataclass
 class TrainResult:
-    """The trained agent, its evaluation rows and its per-episode training returns."""
+    """The trained agent, its evaluation rows and its per-episode training returns and lengths
+    (environment steps: an episode may end before the horizon, a user leaving)."""
 
     agent: DRRAgent
     curve: list[dict[str, float]] = field(default_factory=list)
     episode_returns: list[float] = field(default_factory=list)
+    episode_lengths: list[int] = field(default_factory=list)
 
 
 def _json_env_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +121,7 @@ def _train(
     agent = DRRAgent(config, dim, history_len, seed, obs_dim)
     result = TrainResult(agent)
     running, losses, td_errors = np.zeros(envs.num_envs), [], []
+    lengths = np.zeros(envs.num_envs, dtype=np.int64)
     greedy_first = greedy_first_items(env_kwargs)
     if resume:
         payload, saved_config = load_checkpoint(run_dir)
@@ -154,6 +157,12 @@ def _train(
         agent.load_state_dict(payload["agent"])
         envs.load_state_dict(to_numpy(payload["envs"]))
         obs, running = payload["obs"].numpy(), payload["running"].numpy().copy()
+        # Checkpoints before episode lengths were kept: full-length episodes, as then assumed.
+        if "lengths" in payload:
+            lengths = payload["lengths"].numpy().copy()
+        result.episode_lengths = list(
+            payload.get("episode_lengths", [episode_steps(env_kwargs)] * held)
+        )
         losses, td_errors = list(payload["losses"]), list(payload["td_errors"])
         result.curve, result.episode_returns = payload["curve"], payload["episode_returns"]
     else:
@@ -190,13 +199,16 @@ def _train(
                 losses.append(stats.critic_loss)
                 td_errors.append(stats.td_error)
         running += rewards
+        lengths += 1
         for row in ended:
             if agent.episodes == episodes:  # episodes beyond the budget are not counted
                 break
             agent.end_episode()
             result.episode_returns.append(float(running[row]))
+            result.episode_lengths.append(int(lengths[row]))
             on_episode(agent.episodes, float(running[row]))
         running[ended] = 0.0
+        lengths[ended] = 0
         obs = next_obs
 
         # --- evaluate on the test split, and checkpoint
@@ -224,6 +236,7 @@ def _train(
             payload = {
                 "agent": agent.state_dict(), "envs": to_torch(envs.state_dict()),
                 "obs": torch.as_tensor(obs), "running": torch.as_tensor(running),
+                "lengths": torch.as_tensor(lengths), "episode_lengths": result.episode_lengths,
                 "losses": losses, "td_errors": td_errors, "curve": result.curve,
                 "episode_returns": result.episode_returns, "seed": seed, "dim": dim,
                 "history_len": history_len, "obs_dim": obs_dim,

@@ -66,6 +66,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         train_drr(ENV, config, 12, seed=1, run_dir=tmp_path / "resumed", on_episode=kill)
     resumed = train_drr(ENV, config, 12, seed=1, run_dir=tmp_path / "resumed", resume=True)
     assert resumed.episode_returns == straight.episode_returns
+    assert resumed.episode_lengths == straight.episode_lengths
     assert resumed.curve == straight.curve
     for a, b in zip(_weights(resumed.agent), _weights(straight.agent), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -191,3 +192,19 @@ def test_the_diagnostics_are_plotted(tmp_path):
     paths = plot_training(result.curve, tmp_path, "drr-ave")
     assert [p.name for p in paths] == ["precision.png", "return.png", "diagnostics.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_episodes_that_end_early_are_counted_in_the_steps_they_took():
+    """The benchmark's learning curve placed every DRR episode at the full horizon: under
+    patience, where users leave early, it showed 1,000 steps where 264 were taken."""
+    from agents.registry import TrainContext, get_agent
+
+    env = {**ENV, "user_model": "patience", "patience_budget": 1.0, "max_episode_steps": 20}
+    result = train_drr(env, DRRConfig(**SMALL, eval_every=1000), 16, seed=0)
+    lengths = np.array(result.episode_lengths)
+    assert len(lengths) == 16 and (lengths >= 1).all() and (lengths <= 20).all()
+    assert (lengths < 20).any()  # users left early, or the test proves little
+    assert lengths.sum() <= len(result.agent.replay)  # the finished episodes' transitions
+    trained = get_agent("drr-ave").train(TrainContext(env, 0, 320, None, config={**SMALL}))
+    steps = [step for step, _ in trained.learning_curve]
+    assert steps[-1] < 320 and np.all(np.diff(steps) >= 1)
