@@ -159,15 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from agents.benchmark.machine import machine_description
-    from agents.threads import torch_threads
+    from agents.benchmark.script_results import script_results
     from movielens_env import load_world, variant_kwargs
     from movielens_env.errors import MovieLensRecError
     from movielens_env.evaluation.references import BeamPlanner
-    from movielens_env.storage import atomic_write, read_json
 
     command = "python " + shlex.join(["benchmarks/headroom.py", *(argv or sys.argv[1:])])
-    out = args.out or Path("benchmarks/results/headroom") / args.dataset
+    out = args.out = args.out or Path("benchmarks/results/headroom") / args.dataset
     if args.users is not None and args.users < 1:
         parser.error(f"--users must be at least 1, got {args.users}")
     # Every user model's planner is checked before the first is measured (hours, then lost).
@@ -178,17 +176,22 @@ def main(argv: list[str] | None = None) -> int:
             BeamPlanner(width=args.width, search_static=True).check_size(horizon, items)
     except MovieLensRecError as exc:
         parser.error(str(exc))
-    stored = out / "results.json"
-    if stored.exists() and not args.force:
-        try:
-            previous = read_json(stored).get("command")
-        except (OSError, ValueError, AttributeError):
-            previous = None
-        if previous != command:
-            parser.error(
-                f"{stored} holds the results of another command ({previous!r}); give another "
-                "--out, or pass --force to replace them"
-            )
+    try:
+        with script_results(out, command, args.force, "headroom.py"):
+            report = _measure_all(args, command)
+    except MovieLensRecError as exc:
+        parser.error(str(exc))
+    print(report)
+    return 0
+
+
+def _measure_all(args: argparse.Namespace, command: str) -> str:
+    """Measure every user model, write the results into ``args.out``; the report."""
+    from agents.benchmark.machine import machine_description
+    from agents.benchmark.script_results import write_script_results
+    from agents.threads import torch_threads
+    from movielens_env import load_world
+
     start = time.perf_counter()
     results = {}
     with torch_threads(1):
@@ -205,10 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     report += f"\nWall time of the whole run: {(time.perf_counter() - start) / 60:.1f} min.\n"
     payload = {"command": command, "machine": machine_description(), "summary": summary,
                "per_user": results}  # fmt: skip
-    atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(payload)))
-    atomic_write(out / "results.md", lambda tmp: tmp.write_text(report))
-    print(report)
-    return 0
+    write_script_results(args.out, json.dumps(payload), report)
+    return report
 
 
 if __name__ == "__main__":

@@ -442,7 +442,13 @@ def markdown(results: dict[str, Any], command: str, machine: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print its report and write ``results.json`` and ``results.md``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput"))
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="default: benchmarks/results/throughput, or throughput-quick with --quick",
+    )  # fmt: skip
+    parser.add_argument(
+        "--force", action="store_true", help="replace results another command wrote in --out"
+    )
     parser.add_argument("--quick", action="store_true", help="ml-1m-sized only, short timings")
     parser.add_argument("--drr-episodes", type=int, default=5000,
                         help="episodes of the timed DRR-ave run (0: skip it)")  # fmt: skip
@@ -458,15 +464,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from agents.benchmark.machine import machine_description
-    from movielens_env.storage import atomic_write
+    from agents.benchmark.script_results import script_results, write_script_results
+    from movielens_env.errors import MovieLensRecError
 
     command = "python " + shlex.join(["benchmarks/throughput.py", *(argv or sys.argv[1:])])
-    results = run(args.quick, args.drr_episodes, args.cache, args.baseline)
-    machine = machine_description()
-    report = markdown(results, command, machine)
-    payload = json.dumps({"command": command, "machine": machine, "results": results}, indent=1)
-    atomic_write(args.out / "results.json", lambda tmp: tmp.write_text(payload + "\n"))
-    atomic_write(args.out / "results.md", lambda tmp: tmp.write_text(report))
+    default = "throughput-quick" if args.quick else "throughput"
+    out = args.out or Path("benchmarks/results") / default
+    try:
+        with script_results(out, command, args.force, "throughput.py"):
+            results = run(args.quick, args.drr_episodes, args.cache, args.baseline)
+            machine = machine_description()
+            report = markdown(results, command, machine)
+            payload = {"command": command, "machine": machine, "results": results}
+            write_script_results(out, json.dumps(payload, indent=1) + "\n", report)
+    except MovieLensRecError as exc:
+        parser.error(str(exc))
     print(report)
     return 0
 

@@ -11,18 +11,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def headroom():
-    spec = importlib.util.spec_from_file_location("headroom", ROOT / "benchmarks" / "headroom.py")
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def _refused(headroom, argv, capsys) -> str:
+@pytest.fixture(scope="module")
+def headroom():
+    return _script("headroom")
+
+
+@pytest.fixture(scope="module")
+def throughput():
+    return _script("throughput")
+
+
+def _refused(script, argv, capsys) -> str:
     with pytest.raises(SystemExit) as exited:
-        headroom.main(argv)
+        script.main(argv)
     assert exited.value.code == 2
     return capsys.readouterr().err
 
@@ -50,3 +59,32 @@ def test_headroom_never_replaces_another_command_s_results_without_force(
     argv = ["--dataset", "synthetic", "--users", "2", "--user-models", "static", "--out", str(out)]
     assert "holds the results of another command" in _refused(headroom, argv, capsys)
     assert json.loads((out / "results.json").read_text())["command"].endswith("headroom.py")
+
+
+@pytest.mark.parametrize("script", ["headroom", "throughput"])
+def test_a_script_never_replaces_a_lone_report_or_writes_into_a_folder_in_use(
+    script, request, tmp_path, capsys
+):
+    """throughput.py replaced the committed full results whatever its options; headroom.py a
+    results.md of the user's, and results another run stored while it measured."""
+    import fcntl
+
+    from agents.folder_lock import LOCK_FILE
+
+    module = request.getfixturevalue(script)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = {"headroom": ["--dataset", "synthetic", "--users", "2", "--user-models", "static"],
+            "throughput": ["--quick", "--drr-episodes", "0"]}[script]  # fmt: skip
+    (out / "results.md").write_text("my notes")
+    assert "without the results.json a run writes" in _refused(
+        module, [*argv, "--out", str(out)], capsys
+    )
+    (out / "results.json").write_text(json.dumps({"command": "python another"}))
+    assert "holds the results of another command" in _refused(
+        module, [*argv, "--out", str(out)], capsys
+    )
+    with open(out / LOCK_FILE, "w") as held:  # another run measuring into it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert "is in use by" in _refused(module, [*argv, "--out", str(out), "--force"], capsys)
+    assert (out / "results.md").read_text() == "my notes"

@@ -1,0 +1,59 @@
+"""The results folder of a measuring script under ``benchmarks/`` (``results.json`` and
+``results.md``): held for the whole run, and never replacing another command's results, or a
+``results.md`` no run of the script wrote, without ``--force``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from movielens_env.errors import ArgumentError
+from movielens_env.storage import atomic_write, read_json
+
+from ..folder_lock import lock_folder
+
+RESULTS = ("results.json", "results.md")
+
+
+@contextmanager
+def script_results(out: Path, command: str, force: bool, script: str) -> Iterator[None]:
+    """Hold ``out`` (a second command on it is refused) while the block measures, after
+    checking that its results may be replaced by those of ``command``.
+
+    Raises:
+        ArgumentError: ``out`` holds another command's results or a ``results.md`` without
+            the ``results.json`` a run writes beside it, and not ``force``; or another command
+            holds ``out``.
+    """
+    with lock_folder(out, script, ArgumentError):
+        if not force:
+            _check_replaceable(out, command)
+        yield
+
+
+def _check_replaceable(out: Path, command: str) -> None:
+    stored, report = out / RESULTS[0], out / RESULTS[1]
+    if not stored.exists():
+        if report.exists():
+            raise ArgumentError(
+                f"{report} is there without the results.json a run writes beside it (a file "
+                "of yours?); give another --out, or pass --force to replace it"
+            )
+        return
+    try:
+        previous = read_json(stored).get("command")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    if previous != command:
+        raise ArgumentError(
+            f"{stored} holds the results of another command ({previous!r}); give another "
+            "--out, or pass --force to replace them"
+        )
+
+
+def write_script_results(out: Path, results_json: str, report: str) -> None:
+    """Write ``results.json`` (the JSON text ``results_json``) and ``results.md`` (``report``),
+    each whole."""
+    atomic_write(out / RESULTS[0], lambda tmp: tmp.write_text(results_json))
+    atomic_write(out / RESULTS[1], lambda tmp: tmp.write_text(report))
