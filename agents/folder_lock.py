@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,13 +40,22 @@ def lock_folder(folder: Path, what: str, error: type[Exception]) -> Iterator[Non
     make_folder(folder)
     path = folder / LOCK_FILE
     try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:  # a folder of that name, a folder we may not write
+        # Never through a link, nor blocking on a FIFO: the lock writes into its file.
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+        handle = os.open(path, flags, 0o644)
+    except OSError as exc:  # a folder or a link of that name, a folder we may not write
         raise error(f"{path} cannot be opened as {what}'s lock: {exc.strerror}") from None
+    info = os.fstat(handle)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:  # a FIFO, a device, a hard link
+        os.close(handle)
+        raise error(
+            f"{path} is not a lock file of this tool's (a special file, or a file linked "
+            "elsewhere, which the lock would overwrite): move it away"
+        )
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         # A holder that released between our open and our flock removed the file we opened.
-        if os.stat(path).st_ino != os.fstat(handle).st_ino:
+        if os.stat(path).st_ino != info.st_ino:
             raise BlockingIOError
     except (BlockingIOError, FileNotFoundError):
         holder = _holder(handle) or f"another {what}"
@@ -62,7 +72,11 @@ def lock_folder(folder: Path, what: str, error: type[Exception]) -> Iterator[Non
         yield
     finally:
         _HELD.discard(key)
-        path.unlink(missing_ok=True)
+        try:
+            if os.lstat(path).st_ino == info.st_ino:  # only the lock's own file
+                path.unlink()
+        except FileNotFoundError:
+            pass
         os.close(handle)
         if created:
             try:

@@ -3143,3 +3143,26 @@ def test_recommend_for_one_user_takes_any_policy_a_plugin_s_model_may_be(
     monkeypatch.setattr(run_commands, "_load", as_callable)
     assert main(["recommend", str(finished_run), "--user", "1", "--k", "3"]) == 0
     assert capsys.readouterr().out == expected
+
+
+@pytest.mark.parametrize("kind", ["symbolic link", "hard link", "fifo"])
+def test_a_lock_file_that_is_a_link_is_never_written_through(tmp_path, capsys, kind):
+    """The lock writes its holder's name into its file: a link at its name (a folder from a
+    colleague's tarball) had the file it points to overwritten, by a refused command too."""
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    target = tmp_path / "thesis.txt"
+    target.write_text("my thesis")
+    if kind == "symbolic link":
+        (run / LOCK_FILE).symlink_to(target)
+    elif kind == "hard link":
+        os.link(target, run / LOCK_FILE)
+    else:
+        os.mkfifo(run / LOCK_FILE)
+    capsys.readouterr()
+    assert main(_train(run)) == 2
+    assert "cannot be opened as train's lock" in _error(capsys) or kind != "symbolic link"
+    assert target.read_text() == "my thesis"
+    assert os.path.lexists(run / LOCK_FILE)  # left for the user to move away
