@@ -95,7 +95,9 @@ def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
         ctx.env_kwargs, config, episodes, ctx.seed, ctx.run_dir,
         on_episode=lambda episode, ret: ctx.on_step(horizon), overwrite=True,
     )  # fmt: skip
-    steps = np.cumsum(result.episode_lengths, dtype=np.int64)  # as SB3's: steps at each end
+    # The steps its finished episodes took (with one env, as SB3 counts them, the steps at
+    # each episode's end; the episodes other sub-envs had under way are not counted yet).
+    steps = np.cumsum(result.episode_lengths, dtype=np.int64)
     return TrainedAgent(
         result.agent, list(zip(steps.tolist(), result.episode_returns, strict=True))
     )

@@ -316,6 +316,7 @@ def _plugin_sources(name: str, path: Path) -> list[tuple[str, Path]]:
     # distribution: imports are followed only from a plugin's own folder.
     follow = base.name not in ("site-packages", "dist-packages")
     found: dict[str, Path] = {}
+    listed = {parts[0]} if len(parts) > 1 else set()
     while todo:
         file = todo.pop()
         label = file.relative_to(base).as_posix()
@@ -323,7 +324,7 @@ def _plugin_sources(name: str, path: Path) -> list[tuple[str, Path]]:
             continue
         found[label] = file
         if follow and file.suffix == ".py":
-            todo += _local_imports(file, base)
+            todo += _local_imports(file, base, listed)
     return sorted(found.items())
 
 
@@ -336,30 +337,40 @@ def _package_files(folder: Path) -> list[Path]:
     )
 
 
-def _local_imports(file: Path, base: Path) -> list[Path]:
-    """The files in ``base`` of the top-level modules and packages ``file`` imports
-    (relative imports stay in its package, whose files are listed already)."""
+def _local_imports(file: Path, base: Path, listed: set[str]) -> list[Path]:
+    """The files in ``base`` of the top-level modules and packages ``file`` imports (relative
+    imports stay in its package, whose files are listed already), but those in ``listed`` (the
+    top-level names whose files were listed already: each is listed once)."""
     try:
         tree = ast.parse(file.read_bytes(), str(file))
     except (SyntaxError, ValueError):
         return []  # it could not have been imported: nothing more to follow
-    names: set[str] = set()
+    imported: set[str] = set()
+    named: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            imported.add(node.module.split(".")[0])
         elif (name := _module_name(node)) is not None:
-            names.add(name.split(".")[0])
+            named.add(name.split(".")[0])
     files: list[Path] = []
-    for top in sorted(names - set(_OWN_PACKAGES)):
-        if (base / top / "__init__.py").is_file():
-            files += _package_files(base / top)
-        elif (base / f"{top}.py").is_file():
-            files.append(base / f"{top}.py")
-        elif (base / top).is_dir():  # a namespace package (PEP 420): any folder, so code only
-            # Regular files only: a FIFO named like a module would block its hashing.
-            files += sorted(p for p in (base / top).rglob("*.py") if is_regular_file(p))
+    for top in sorted((imported | named) - set(_OWN_PACKAGES) - listed):
+        try:
+            if (base / top / "__init__.py").is_file():
+                files += _package_files(base / top)
+            elif (base / f"{top}.py").is_file():
+                files.append(base / f"{top}.py")
+            elif top in imported and (base / top).is_dir():
+                # A namespace package (PEP 420): any folder, so code only, and only where an
+                # import names it (a string "env" or "data" names a virtualenv or a data folder
+                # as often). Regular files only: a FIFO named like a module would block hashing.
+                files += sorted(p for p in (base / top).rglob("*.py") if is_regular_file(p))
+            else:
+                continue
+        except OSError:  # a name too long for a file name: no module of that name
+            continue
+        listed.add(top)
     return files
 
 
@@ -374,4 +385,4 @@ def _module_name(node: ast.AST) -> str | None:
     return None
 
 
-_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(\.[A-Za-z_][A-Za-z0-9_]{0,99})*")

@@ -3166,3 +3166,18 @@ def test_a_lock_file_that_is_a_link_is_never_written_through(tmp_path, capsys, k
     assert "cannot be opened as train's lock" in _error(capsys) or kind != "symbolic link"
     assert target.read_text() == "my thesis"
     assert os.path.lexists(run / LOCK_FILE)  # left for the user to move away
+
+
+def test_a_plugin_s_code_key_walks_no_folder_a_string_merely_names(tmp_path):
+    """A string "env" beside a virtualenv called env made the key walk and hash every file in
+    it (minutes, silently); a 300-letter string failed the import with ENAMETOOLONG."""
+    from agents.registry import _plugin_sources
+
+    (tmp_path / "env" / "lib").mkdir(parents=True)
+    (tmp_path / "env" / "lib" / "site.py").write_text("x = 1\n")
+    (tmp_path / "helper.py").write_text("y = 2\n")
+    plugin = tmp_path / "plug.py"
+    plugin.write_text(f"settings = {{'env': 1, 'banner': '{'Q' * 300}'}}\nH = 'helper'\n")
+    assert [label for label, _ in _plugin_sources("plug", plugin)] == ["helper.py", "plug.py"]
+    plugin.write_text("import env\n")  # imported, a namespace package is code
+    assert "env/lib/site.py" in [label for label, _ in _plugin_sources("plug", plugin)]

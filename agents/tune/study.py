@@ -120,6 +120,8 @@ MAX_JOURNAL_LINES = MAX_LINES_PER_TRIAL * (MAX_TRIALS + 1)
 # The search spaces name about 10 parameters; Optuna looks a new name up in every earlier trial,
 # and trials.csv has a column per name.
 MAX_PARAM_NAMES = 64
+# Optuna's lines are under a few kB; each access to a study's trials deep-copies them all.
+MAX_LINE_BYTES = 64 << 10
 _CREATE_TRIAL = 4  # Optuna's journal operation that creates a trial
 
 
@@ -177,7 +179,8 @@ def _check_operations(path: Path, journal: bytes) -> None:
     """Refuse a journal Optuna would take minutes or more to replay, read line by line as
     Optuna reads it (JSON objects; a key given twice is refused, where JSON keeps the last):
     more than :data:`MAX_TRIALS` trials, :data:`MAX_JOURNAL_LINES` lines,
-    :data:`MAX_LINES_PER_TRIAL` lines of one trial, or :data:`MAX_PARAM_NAMES` parameter names."""
+    :data:`MAX_LINES_PER_TRIAL` lines of one trial, :data:`MAX_PARAM_NAMES` parameter names, or a
+    line beyond :data:`MAX_LINE_BYTES`."""
 
     def refuse(what: str) -> NoReturn:
         raise TuneFolderError(
@@ -190,6 +193,8 @@ def _check_operations(path: Path, journal: bytes) -> None:
         refuse(f" holds {lines:,} lines, more than {MAX_TRIALS:,} trials write")
     trials, per_trial, params = 0, Counter[int](), set[str]()
     for number, line in enumerate(journal.split(b"\n")[:lines], 1):
+        if len(line) > MAX_LINE_BYTES:
+            refuse(f":{number}: a line of {len(line):,} bytes, beyond {MAX_LINE_BYTES:,}")
         try:
             entry = json.loads(line, object_pairs_hook=_unique_keys)
         except (ValueError, UnicodeDecodeError, RecursionError):

@@ -267,6 +267,9 @@ def test_a_journal_that_is_a_link_is_refused_before_a_trial_writes_through_it(td
         ("".join(f'{{"op_code":5,"worker_id":"w","trial_id":{t},"param_name":"p{t}_{i}"}}\n'
                  for t in range(10) for i in range(10)),
          "more than 64 parameter names"),
+        # One attribute of 10 MB: Optuna deep-copies every trial at each access (GBs).
+        ('{"op_code":8,"worker_id":"x","trial_id":0,"user_attr":{"junk":"' + "x" * 70_000
+         + '"}}\n', "a line of 70,"),
         # One trial's intermediate values, which Optuna replays in quadratic time.
         ("".join(f'{{"op_code":7,"worker_id":"w","trial_id":0,"step":{step},"value":1}}\n'
                  for step in range(100)),
