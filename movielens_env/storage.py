@@ -47,11 +47,51 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory the system can still give (``MemAvailable``), or ``None`` if unknown."""
+    """Bytes of memory this process can still get, or ``None`` if unknown: the least of what
+    the system can still give (``MemAvailable``), what the process's address-space limit
+    (``ulimit -v``) leaves, and what its cgroup's limit (a container's) leaves."""
+    found = [_mem_available(), _address_space_left(), _cgroup_left()]
+    known = [value for value in found if value is not None]
+    return min(known) if known else None
+
+
+def _mem_available() -> int | None:
     with contextlib.suppress(OSError, ValueError, StopIteration, IndexError):
         with open("/proc/meminfo") as meminfo:
             line = next(line for line in meminfo if line.startswith("MemAvailable"))
         return int(line.split()[1]) * 1024
+    return None
+
+
+def _address_space_left() -> int | None:
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/statm") as statm:
+            used = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        return max(0, limit - used)
+    return None
+
+
+def _cgroup_left() -> int | None:
+    """What the cgroup (v2, else v1) of this process may still use, where it has a limit."""
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        with contextlib.suppress(OSError, ValueError):
+            with open(limit_file) as handle:
+                text = handle.read().strip()
+            if text == "max" or int(text) >= 2**60:  # no limit (v1 writes a huge number)
+                return None
+            with open(usage_file) as handle:
+                return max(0, int(text) - int(handle.read().strip()))
     return None
 
 

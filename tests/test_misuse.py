@@ -3181,3 +3181,17 @@ def test_a_plugin_s_code_key_walks_no_folder_a_string_merely_names(tmp_path):
     assert [label for label, _ in _plugin_sources("plug", plugin)] == ["helper.py", "plug.py"]
     plugin.write_text("import env\n")  # imported, a namespace package is code
     assert "env/lib/site.py" in [label for label, _ in _plugin_sources("plug", plugin)]
+
+
+def test_the_memory_check_counts_the_process_s_own_limit():
+    """Only MemAvailable was read: under `ulimit -v` (or a container's cgroup limit) a replay
+    the machine could hold passed the check, then numpy's MemoryError came as a traceback."""
+    script = (
+        "import resource\n"
+        "from movielens_env.storage import available_memory\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, resource.RLIM_INFINITY))\n"
+        "print(available_memory() < 3 * 2**30)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"

@@ -203,6 +203,15 @@ def _check_operations(path: Path, journal: bytes) -> None:
         if isinstance(operation, bool) or not isinstance(operation, int):
             refuse(f":{number}: no operation (op_code)")
         trials += operation == _CREATE_TRIAL
+        # A trial created whole carries its values and attributes inline: each counts as the
+        # line it would have been.
+        inline = sum(
+            len(entry[field])
+            for field in ("intermediate_values", "user_attrs", "system_attrs", "params")
+            if isinstance(entry.get(field), dict)
+        )
+        if inline > MAX_LINES_PER_TRIAL:
+            refuse(f":{number}: more than {MAX_LINES_PER_TRIAL} values of one trial")
         for field in ("params", "distributions"):
             if isinstance(entry.get(field), dict):
                 params.update(map(str, entry[field]))

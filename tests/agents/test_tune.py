@@ -270,6 +270,10 @@ def test_a_journal_that_is_a_link_is_refused_before_a_trial_writes_through_it(td
         # One attribute of 10 MB: Optuna deep-copies every trial at each access (GBs).
         ('{"op_code":8,"worker_id":"x","trial_id":0,"user_attr":{"junk":"' + "x" * 70_000
          + '"}}\n', "a line of 70,"),
+        # ... or carried inline by the line creating a trial.
+        ('{"op_code":4,"worker_id":"w","study_id":0,"intermediate_values":{'
+         + ",".join(f'"{step}":1' for step in range(100)) + "}}\n",
+         "more than 64 values of one trial"),
         # One trial's intermediate values, which Optuna replays in quadratic time.
         ("".join(f'{{"op_code":7,"worker_id":"w","trial_id":0,"step":{step},"value":1}}\n'
                  for step in range(100)),
