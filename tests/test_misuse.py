@@ -2953,6 +2953,12 @@ def test_genre_fields_that_name_no_genre_read_as_none_and_line_breaks_are_refuse
     empty = load_dataset("ml-latest-small", release("empty", ""), cache_dir=cache)
     assert spaces.genres[0] == cached.genres[0] == empty.genres[0] == ()
     assert spaces.fingerprint() == cached.fingerprint() == empty.fingerprint()
+    # A genre named twice is one genre: its satiation weight was halved as if two.
+    twice = load_dataset(
+        "ml-latest-small", release("twice", "Action|Drama|Action"), cache_dir=cache
+    )
+    once = load_dataset("ml-latest-small", release("once", "Action|Drama"), cache_dir=cache)
+    assert twice.genres[0] == once.genres[0] == ("Action", "Drama")
     with pytest.raises(DataFormatError, match=r"movies.csv:2: the genre name 'Action\\nComedy'"):
         load_dataset("ml-latest-small", release("broken", '"Action\nComedy"'), cache_dir=cache)
 

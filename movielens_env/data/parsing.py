@@ -287,8 +287,9 @@ def read_items(path: Path, fmt: GroupLensFormat) -> ItemMetadata | None:
             tuple(g for g, on in zip(ML_100K_GENRES, row, strict=True) if on) for row in flags
         ]
     else:
-        genres = [  # a field of spaces, or "A||B", names no genre there, as an empty field
-            tuple(n for n in (name.strip() for name in g.split("|")) if n)
+        genres = [  # a field of spaces, or "A||B", names no genre there, as an empty field;
+            # a genre named twice is one genre (its satiation was split as if two)
+            tuple(dict.fromkeys(n for n in (name.strip() for name in g.split("|")) if n))
             if isinstance(g, str) else ()
             for g in frame["f2"]
         ]  # fmt: skip

@@ -18,7 +18,8 @@ from ..storage import UNREADABLE, atomic_write, cache_root, read_cache, sealed
 from .parsing import check_source_size
 from .synthetic import SyntheticTruth
 
-_VERSION = 1
+# 2: a genre named twice in an item's field is read once (caches of version 1 kept both).
+_VERSION = 2
 _ARRAYS = ("user_ids", "item_ids", "users", "items", "ratings", "timestamps")
 _TRUTH = ("user_factors", "item_factors", "user_bias", "item_bias", "thresholds")
 
