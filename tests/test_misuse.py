@@ -2803,19 +2803,28 @@ def test_resume_refuses_to_report_an_older_evaluation_as_the_run_s(finished_run,
     assert "already holds the 4 episodes asked, so nothing is trained" in _error(capsys)
 
 
-def test_a_checkpoint_of_lists_shared_many_times_over_is_not_walked(finished_run, tmp_path, capsys):
+@pytest.mark.parametrize("trick", ["shared lists", "a stride-0 tensor"])
+def test_a_checkpoint_of_lists_shared_many_times_over_is_not_walked(
+    finished_run, tmp_path, capsys, trick
+):
     """Pickle keeps shared objects: 40 nested pairs of one list are a few hundred bytes on disk
-    and 2**40 values in an error message; evaluate grew to GBs without end."""
+    and 2**40 values in an error message; evaluate grew to GBs without end. A tensor viewing
+    one stored value as 10**9 (stride 0) took GBs on resume."""
     run = _copy(finished_run, tmp_path / "run")
     payload = torch.load(run / "checkpoint.pt", weights_only=True)
-    shared: list = [0]
-    for _ in range(40):
-        shared = [shared, shared]
-    payload["config"]["state"] = shared
+    if trick == "shared lists":
+        shared: list = [0]
+        for _ in range(40):
+            shared = [shared, shared]
+        payload["config"]["state"] = shared
+    else:
+        payload["running"] = torch.zeros(1).expand(10**9)
     torch.save(payload, run / "checkpoint.pt")
     _reseal(run)
     capsys.readouterr()
-    assert main(["evaluate", str(run)]) == 2
+    command = ["evaluate", str(run)] if trick == "shared lists" else [
+        "train", "--resume", "--episodes", "8", "--out", str(run)]  # fmt: skip
+    assert main(command) == 2
     assert "expanded, hold more than 100,000,000 values" in _error(capsys)
 
 

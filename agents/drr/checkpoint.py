@@ -82,6 +82,8 @@ def _expanded_size(payload: Any) -> int:
     sizes: dict[int, int] = {}
 
     def size(value: Any) -> int:
+        if isinstance(value, torch.Tensor) and value.numel() > _stored_values(value):
+            return MAX_CHECKPOINT_NODES + 1  # a view repeating its values: see _stored_values
         if not isinstance(value, dict | list | tuple):
             return 1
         known = sizes.get(id(value))
@@ -94,6 +96,13 @@ def _expanded_size(payload: Any) -> int:
         return size(payload)
     except RecursionError:  # nested deeper than any checkpoint of this tool
         return MAX_CHECKPOINT_NODES + 1
+
+
+def _stored_values(tensor: torch.Tensor) -> int:
+    """How many values ``tensor``'s storage holds. A tensor declaring more (a stride-0 view:
+    one stored value standing for 10**9) is no checkpoint of this tool's, whose tensors are
+    whole: expanded, it took GBs from a file of a few MB."""
+    return tensor.untyped_storage().nbytes() // max(tensor.element_size(), 1)
 
 
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DRRConfig]:
@@ -122,7 +131,8 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DRRConfig]:
     if _expanded_size(payload) > MAX_CHECKPOINT_NODES:
         raise CheckpointError(
             f"{path}: its containers, expanded, hold more than {MAX_CHECKPOINT_NODES:,} values "
-            "(lists shared many times over, as no checkpoint of this tool is): not loaded"
+            "(lists shared many times over, or a tensor repeating one stored value, as no "
+            "checkpoint of this tool has): not loaded"
         )
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a DRR checkpoint of format version {FORMAT_VERSION}")
