@@ -1762,6 +1762,10 @@ def test_a_run_made_in_a_benchmark_s_run_folder_after_it_looked_is_kept(
     before = {path.name: path.read_bytes() for path in run.iterdir()}
     with pytest.raises(ResultsFolderError, match="holds a run this benchmark did not make"):
         run_one(config, "td3", 0)  # a train finished there between the plan and the run
+    # ... where the plan was to replace the benchmark's own run there, removed by --force in
+    # the meantime (the folder was empty while the references were recomputed).
+    with pytest.raises(ResultsFolderError, match="holds a run this benchmark did not make"):
+        run_one(config, "td3", 0, replace=True)
     assert {path.name: path.read_bytes() for path in run.iterdir() if path.name in before} == (
         before
     )

@@ -266,7 +266,9 @@ def run_one(
     make_folder(run_dir)
     # Held while training: a train into the same folder, started before or during, is refused.
     with lock_folder(run_dir, "benchmark", ResultsFolderError):
-        if not replace and holds_run(run_dir):
+        # Replaced only if still the benchmark's: a train run made there since the plan (while
+        # --force's removal left the folder empty, say) is someone else's.
+        if holds_run(run_dir) and (not replace or _foreign(run_dir, True)):
             raise ResultsFolderError(
                 f"{run_dir} holds a run this benchmark did not make (made there since it "
                 "started?); it is kept: move it away, or give the benchmark another --out"
