@@ -3214,3 +3214,21 @@ def test_the_memory_check_counts_the_process_s_own_limit():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize(
+    "field, value", [("running", torch.zeros(3)), ("losses", [[1.0]]), ("episode_returns", [])]
+)
+def test_a_checkpoint_whose_training_state_has_another_shape_is_refused_on_resume(
+    finished_run, tmp_path, capsys, field, value
+):
+    """Resume used the saved returns, losses and arrays as they came: a crafted, re-signed
+    checkpoint ended in a raw broadcasting or type error deep in training."""
+    run = _copy(finished_run, tmp_path / "run")
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    payload[field] = value
+    torch.save(payload, run / "checkpoint.pt")
+    _reseal(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--episodes", "8", "--out", str(run)]) == 2
+    assert f"checkpoint.pt: its {field} is not" in _error(capsys)

@@ -65,6 +65,30 @@ class TrainResult:
     episode_lengths: list[int] = field(default_factory=list)
 
 
+def _check_resumed_state(
+    run_dir: Path, payload: dict[str, Any], num_envs: int, obs_dim: int, held: int
+) -> None:
+    """Refuse a checkpoint whose training state is not what this trainer saved: arrays of
+    the sub-environments' shape, one return (and length) per episode held, numbers."""
+    shapes = {"obs": (num_envs, obs_dim), "running": (num_envs,), "lengths": (num_envs,)}
+    for name, shape in shapes.items():
+        value = payload.get(name, torch.zeros(shape) if name == "lengths" else None)
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+            raise CheckpointError(f"{run_dir / CHECKPOINT}: its {name} is not of shape {shape}")
+    counts = {"episode_returns": held, "episode_lengths": held, "losses": None, "td_errors": None}
+    for name, count in counts.items():
+        value = payload.get(name, [0] * held if name == "episode_lengths" else None)
+        if (
+            not isinstance(value, list)
+            or (count is not None and len(value) != count)
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        ):
+            raise CheckpointError(
+                f"{run_dir / CHECKPOINT}: its {name} is not a list of numbers"
+                + (f" of one per episode held ({held})" if count is not None else "")
+            )
+
+
 def _json_env_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
     try:
         return json.loads(json.dumps(portable_env_kwargs(env_kwargs)))
@@ -154,6 +178,7 @@ def _train(
                 f"was last evaluated {'never' if evaluated is None else f'at episode {evaluated}'}"
                 f": give more --episodes to continue it, or see it with movielens-rec evaluate"
             )
+        _check_resumed_state(run_dir, payload, envs.num_envs, obs_dim, held)
         agent.load_state_dict(payload["agent"])
         envs.load_state_dict(to_numpy(payload["envs"]))
         obs, running = payload["obs"].numpy(), payload["running"].numpy().copy()
