@@ -70,14 +70,20 @@ def _check_resumed_state(
 ) -> None:
     """Refuse a checkpoint whose training state is not what this trainer saved: arrays of
     the sub-environments' shape, one return (and length) per episode held, numbers."""
+    # Checkpoints from before episode lengths were kept have neither of these.
+    optional = {"lengths", "episode_lengths"}
     shapes = {"obs": (num_envs, obs_dim), "running": (num_envs,), "lengths": (num_envs,)}
     for name, shape in shapes.items():
-        value = payload.get(name, torch.zeros(shape) if name == "lengths" else None)
+        value = payload.get(name)
+        if name in optional and value is None:
+            continue
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
             raise CheckpointError(f"{run_dir / CHECKPOINT}: its {name} is not of shape {shape}")
     counts = {"episode_returns": held, "episode_lengths": held, "losses": None, "td_errors": None}
     for name, count in counts.items():
-        value = payload.get(name, [0] * held if name == "episode_lengths" else None)
+        value = payload.get(name)
+        if name in optional and value is None:
+            continue
         if (
             not isinstance(value, list)
             or (count is not None and len(value) != count)
