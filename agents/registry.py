@@ -34,7 +34,7 @@ from movielens_env import load_world
 from movielens_env.envs.observation import OBS_MODES
 from movielens_env.errors import ArgumentError
 from movielens_env.simulator.world import RecWorld
-from movielens_env.storage import file_sha256, is_regular_file
+from movielens_env.storage import file_sha256, is_regular_file, read_small_bytes
 
 from .artefact import Artefact
 
@@ -342,9 +342,11 @@ def _local_imports(file: Path, base: Path, listed: set[str]) -> list[Path]:
     imports stay in its package, whose files are listed already), but those in ``listed`` (the
     top-level names whose files were listed already: each is listed once)."""
     try:
-        tree = ast.parse(file.read_bytes(), str(file))
-    except (SyntaxError, ValueError):
-        return []  # it could not have been imported: nothing more to follow
+        # Parsing holds the whole file and its syntax tree: a file of gigabytes named like a
+        # module would take the machine's memory. It is hashed still, in blocks.
+        tree = ast.parse(read_small_bytes(file, _MAX_SOURCE_BYTES), str(file))
+    except (SyntaxError, ValueError, OSError):
+        return []  # it could not have been imported (or read): nothing more to follow
     imported: set[str] = set()
     named: set[str] = set()
     for node in ast.walk(tree):
@@ -372,6 +374,10 @@ def _local_imports(file: Path, base: Path, listed: set[str]) -> list[Path]:
             continue
         listed.add(top)
     return files
+
+
+# Far beyond any module a person writes (the largest in CPython's library is under 1 MiB).
+_MAX_SOURCE_BYTES = 16 * 2**20
 
 
 def _module_name(node: ast.AST) -> str | None:

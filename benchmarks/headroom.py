@@ -170,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--users must be at least 1, got {args.users}")
     # Every user model's planner is checked before the first is measured (hours, then lost).
     try:
+        args.user_models = _user_models(args.user_models)
         items = load_world(dataset=args.dataset, data_dir=args.data_dir).dataset.n_items
-        for user_model in args.user_models.split(","):
+        for user_model in args.user_models:
             horizon = variant_kwargs(user_model)["max_episode_steps"]
             BeamPlanner(width=args.width, search_static=True).check_size(horizon, items)
     except MovieLensRecError as exc:
@@ -185,6 +186,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _user_models(text: str) -> list[str]:
+    """The user models ``--user-models`` names, by their canonical names (``drift+boredom`` is
+    ``boredom+drift``, whose targets the report checks).
+
+    Raises:
+        ArgumentError: an unknown user model, or one named twice.
+    """
+    from movielens_env import variant_kwargs
+    from movielens_env.errors import ArgumentError
+
+    names: list[str] = []
+    for part in text.split(","):
+        name = variant_kwargs(part)["user_model"]
+        if name in names:
+            raise ArgumentError(f"--user-models names {name!r} twice (as {text!r})")
+        names.append(name)
+    return names
+
+
 def _measure_all(args: argparse.Namespace, command: str) -> str:
     """Measure every user model, write the results into ``args.out``; the report."""
     from agents.benchmark.machine import machine_description
@@ -195,7 +215,7 @@ def _measure_all(args: argparse.Namespace, command: str) -> str:
     start = time.perf_counter()
     results = {}
     with torch_threads(1):
-        for user_model in args.user_models.split(","):
+        for user_model in args.user_models:
             results[user_model] = measure(
                 args.dataset, args.data_dir, user_model, args.width, args.users
             )

@@ -48,6 +48,22 @@ def test_headroom_checks_every_planner_and_its_options_before_measuring(headroom
     assert not (tmp_path / "out").exists()
 
 
+def test_headroom_reports_a_user_model_by_its_canonical_name_with_its_targets(
+    headroom, tmp_path, capsys
+):
+    """'drift+boredom' was measured under that name, so the report left out boredom+drift's
+    target verdicts (one of them missed) without a word; 'static,static' measured it twice."""
+    base = ["--dataset", "synthetic", "--users", "2", "--width", "2", "--out", str(tmp_path)]
+    assert "names 'static' twice" in _refused(headroom, [*base, "--user-models", "static,static"],
+                                               capsys)  # fmt: skip
+    assert headroom.main([*base, "--user-models", "drift+boredom"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["per_user"]) == ["boredom+drift"]
+    targets = [line for line in (tmp_path / "results.md").read_text().splitlines()
+               if line.startswith("- ") and "boredom+drift" in line]  # fmt: skip
+    assert len(targets) == len(headroom.TARGETS["boredom+drift"])
+
+
 def test_headroom_never_replaces_another_command_s_results_without_force(
     headroom, tmp_path, capsys
 ):

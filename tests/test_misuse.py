@@ -3202,6 +3202,25 @@ def test_a_plugin_s_code_key_walks_no_folder_a_string_merely_names(tmp_path):
     assert "env/lib/site.py" in [label for label, _ in _plugin_sources("plug", plugin)]
 
 
+def test_a_plugin_s_code_key_never_reads_a_huge_file_named_like_a_module_whole(tmp_path):
+    """A string naming a 3 GB helper.py beside the plugin (never imported) made the key parse
+    it: the whole file in memory (3.4 GB), or a MemoryError under `ulimit -v`."""
+    (tmp_path / "plug.py").write_text("HELPER = 'bighelper'\n")
+    with open(tmp_path / "bighelper.py", "wb") as big:
+        big.truncate(3 * 2**30)  # sparse: no disk taken
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from agents.registry import _plugin_sources\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, resource.RLIM_INFINITY))\n"
+        "print([label for label, _ in _plugin_sources('plug', Path(sys.argv[1]))])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "plug.py")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['bighelper.py', 'plug.py']"  # hashed, not parsed
+
+
 def test_the_memory_check_counts_the_process_s_own_limit():
     """Only MemAvailable was read: under `ulimit -v` (or a container's cgroup limit) a replay
     the machine could hold passed the check, then numpy's MemoryError came as a traceback."""
