@@ -274,21 +274,27 @@ def check_folder_path(folder: Path, error: type[Exception]) -> None:
     else:
         path = Path(".")
     missing = [p for p in (folder, *folder.parents) if p != path and path in p.parents]
+    made: list[Path] = []  # only these are removed again: "a/../b" is the user's b once a is made
     try:
-        for made in reversed(missing):
-            made.mkdir()
+        for part in reversed(missing):
+            try:
+                part.mkdir()
+            except FileExistsError:
+                if not part.is_dir():
+                    raise
+                continue  # the folder through "..", or made meanwhile by someone else
+            made.append(part)
         probe = folder / f".write-probe-{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError as exc:
         raise error(f"{folder}: no folder can be made or written there ({exc.strerror})") from None
     finally:
-        for made in missing:
-            if made.is_dir():
-                try:
-                    made.rmdir()
-                except OSError:  # something else wrote there meanwhile: it is kept
-                    break
+        for part in reversed(made):
+            try:
+                part.rmdir()
+            except OSError:  # something else wrote there meanwhile: it is kept
+                break
 
 
 def _run_files_in(run_dir: Path) -> tuple[str, ...]:

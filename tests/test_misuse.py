@@ -1060,7 +1060,8 @@ def test_a_file_where_a_run_folder_belongs_is_named(two_catalogues, tmp_path, ca
     (out / "runs").mkdir(parents=True)
     (out / "runs" / "random-seed0").write_text("not a folder")
     assert main(_bench(out, two_catalogues[0])) == 2
-    assert "cannot create the folder" in _error(capsys)
+    err = _error(capsys)
+    assert "runs/random-seed0 of the wrong kind: a file" in err
     assert (out / "runs" / "random-seed0").read_text() == "not a folder"
 
 
@@ -3251,3 +3252,47 @@ def test_a_checkpoint_whose_training_state_has_another_shape_is_refused_on_resum
     capsys.readouterr()
     assert main(["train", "--resume", "--episodes", "8", "--out", str(run)]) == 2
     assert f"checkpoint.pt: its {field} is not" in _error(capsys)
+
+
+# --------------------------------------------------------------------------- pass 22
+@pytest.mark.parametrize(
+    "blocker", ["runs/random-seed0", "runs/random-seed0/.benchmark-run.json", "leaderboard.md"]
+)
+def test_force_removes_nothing_where_the_grid_s_paths_are_taken_by_the_wrong_kind(
+    two_catalogues, tmp_path, capsys, blocker
+):
+    """A file where a run folder goes (or a folder where the mark or the leaderboard goes) made
+    benchmark --force remove the other configuration's records, run folders and leaderboard,
+    then fail on that path (or end in a raw IsADirectoryError): nothing of either was left."""
+    out = tmp_path / "bench"
+    assert main(_bench(out, two_catalogues[0], "--agents", "popularity")) == 0
+    kept = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    path = out / blocker
+    if blocker == "leaderboard.md":
+        path.unlink()
+        path.mkdir()
+        del kept[Path(blocker)]
+    elif path.name.startswith("."):
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("my notes")
+    capsys.readouterr()
+    assert main(_bench(out, two_catalogues[1], "--force")) == 2
+    err = _error(capsys)
+    assert "of the wrong kind" in err and blocker in err
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()
+            if p.relative_to(out) not in (Path(blocker),)} == kept  # fmt: skip
+
+
+def test_an_out_path_through_dot_dot_never_removes_the_user_s_empty_folder(tmp_path, capsys):
+    """`--out missing/../results`, results an empty folder of the user's: the path check made
+    missing/, failed making missing/.. (it exists), then removed every folder of the path it
+    found a folder at: results too."""
+    from agents.run_folder import check_folder_path
+
+    (tmp_path / "results").mkdir()
+    check_folder_path(tmp_path / "missing" / ".." / "results", ValueError)
+    assert (tmp_path / "results").is_dir() and not (tmp_path / "missing").exists()
+    check_folder_path(tmp_path / "new" / ".." / "made" / "deep", ValueError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]

@@ -43,9 +43,11 @@ from movielens_env.storage import atomic_write, make_folder, read_json
 from ..baselines import RandomRanker
 from ..drr.config import budget_episodes
 from ..fields import check_seed
-from ..folder_lock import lock_folder
+from ..folder_lock import LOCK_FILE, lock_folder
 from ..registry import AGENTS, TrainContext, TrainedAgent, check_agent_fits, get_agent
 from ..run_folder import (
+    CURVE_FILE,
+    RUN_FILE,
     RunFolderError,
     holds_run,
     json_env_kwargs,
@@ -56,6 +58,7 @@ from ..run_folder import (
 from .stats import mean_ci95
 from .stored import (
     MAX_RESULT_BYTES,
+    OUTPUT_FILES,
     OWN_RUN_MARK,
     ResultsFolderError,
     check_results_folder,
@@ -609,6 +612,37 @@ def _check_what_runs_would_refuse(config: BenchmarkConfig) -> None:
         check_agent_fits(agent, config.env_kwargs())
 
 
+def _check_paths_free(config: BenchmarkConfig) -> None:
+    """Refuse, before anything is removed (``--force``) or computed, a file where the benchmark
+    makes a folder (``runs/``, a run's folder) or a folder where it writes a file (the
+    leaderboard and plots, a run's mark, lock and files): it failed there only after
+    ``--force`` had removed the stored results."""
+    out = config.out_dir
+    folders = [out / "runs"]
+    files = [out / name for name in OUTPUT_FILES]
+    for agent in config.agents:
+        artefact = get_agent(agent).artefact
+        names = (
+            OWN_RUN_MARK,
+            LOCK_FILE,
+            *((*artefact.files, RUN_FILE, CURVE_FILE) if artefact else ()),
+        )
+        for seed in config.seeds:
+            folder = run_path(out, agent, seed).with_suffix("")
+            folders.append(folder)
+            files += [folder / name for name in names]
+    blocked = [path for path in folders if path.is_symlink() and not path.exists()]
+    blocked += [path for path in folders if path.exists() and not path.is_dir()]
+    blocked += [path for path in files if path.is_dir() and not path.is_symlink()]
+    if blocked:
+        shown = ", ".join(str(path.relative_to(out)) for path in blocked[:3])
+        raise ResultsFolderError(
+            f"{out} holds {shown}{' and more' if len(blocked) > 3 else ''} of the wrong kind: a "
+            "file (or a broken link) where the benchmark makes a folder, or a folder where it "
+            "writes a file; move them away (--force neither removes nor replaces them)"
+        )
+
+
 class DataChangedError(MovieLensRecError):
     """The ratings a benchmark reads changed while it ran."""
 
@@ -691,6 +725,7 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
         if found.status == "other":
             others.append((path, found.reason))
     _check_what_runs_would_refuse(config)
+    _check_paths_free(config)
     if not force:
         refuse_other_configs(others, config.out_dir)
     for path, reason in invalid:
