@@ -204,6 +204,12 @@ def check_run_dir(
     if resume and overwrite:
         raise RunFolderError("resume and overwrite (--resume and --force) exclude each other")
     check_folder_path(run_dir, RunFolderError)
+    taken = folders_at(run_dir, run_files())  # the lock is taken first: a folder there is named
+    if taken:
+        raise RunFolderError(
+            f"{run_dir} holds folders named {', '.join(taken)}, where a run writes files (a "
+            "run replaced by --force was removed before failing there): move them away"
+        )
     if is_results_folder(run_dir):
         raise RunFolderError(f"{run_dir} is a benchmark's results folder; give a run its own --out")
     foreign = foreign_markers(run_dir)
@@ -229,6 +235,11 @@ def check_run_dir(
             f"{run_dir} holds no run but {', '.join(clashing)}, which a run would overwrite; "
             "use another --out, or move them away"
         )
+
+
+def folders_at(folder: Path, names: tuple[str, ...]) -> list[str]:
+    """The ``names`` in ``folder`` taken by a folder (not a link to one), where a file goes."""
+    return [name for name in names if (folder / name).is_dir() and not (folder / name).is_symlink()]
 
 
 def check_replaceable(run_dir: Path, files: tuple[str, ...]) -> None:

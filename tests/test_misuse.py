@@ -3296,3 +3296,20 @@ def test_an_out_path_through_dot_dot_never_removes_the_user_s_empty_folder(tmp_p
     assert (tmp_path / "results").is_dir() and not (tmp_path / "missing").exists()
     check_folder_path(tmp_path / "new" / ".." / "made" / "deep", ValueError)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+@pytest.mark.parametrize("name", ["learning_curve.csv", "run.json"])
+def test_train_force_refuses_a_folder_at_a_run_file_s_name_before_removing_the_run(
+    finished_run, tmp_path, capsys, name
+):
+    """A folder where the curve goes: train --force removed the old run's checkpoint, config
+    and run.json, then ended in a raw IsADirectoryError; no run was left."""
+    run = _copy(finished_run, tmp_path / "run")
+    (run / name).unlink(missing_ok=True)
+    (run / name).mkdir()
+    (run / name / "mine.txt").write_text("my notes")
+    kept = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(_train(run, "--force")) == 2
+    assert f"holds folders named {name}" in _error(capsys)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == kept

@@ -46,14 +46,14 @@ from ..fields import check_seed
 from ..folder_lock import LOCK_FILE, lock_folder
 from ..registry import AGENTS, TrainContext, TrainedAgent, check_agent_fits, get_agent
 from ..run_folder import (
-    CURVE_FILE,
-    RUN_FILE,
     RunFolderError,
+    folders_at,
     holds_run,
     json_env_kwargs,
     portable_env_kwargs,
     read_run_info,
     run_damage,
+    run_files,
 )
 from .stats import mean_ci95
 from .stored import (
@@ -619,21 +619,15 @@ def _check_paths_free(config: BenchmarkConfig) -> None:
     ``--force`` had removed the stored results."""
     out = config.out_dir
     folders = [out / "runs"]
-    files = [out / name for name in OUTPUT_FILES]
+    blocked = [out / name for name in folders_at(out, OUTPUT_FILES)]
     for agent in config.agents:
-        artefact = get_agent(agent).artefact
-        names = (
-            OWN_RUN_MARK,
-            LOCK_FILE,
-            *((*artefact.files, RUN_FILE, CURVE_FILE) if artefact else ()),
-        )
+        names = (OWN_RUN_MARK, LOCK_FILE, *(run_files() if get_agent(agent).artefact else ()))
         for seed in config.seeds:
             folder = run_path(out, agent, seed).with_suffix("")
             folders.append(folder)
-            files += [folder / name for name in names]
-    blocked = [path for path in folders if path.is_symlink() and not path.exists()]
+            blocked += [folder / name for name in folders_at(folder, names)]
+    blocked += [path for path in folders if path.is_symlink() and not path.exists()]
     blocked += [path for path in folders if path.exists() and not path.is_dir()]
-    blocked += [path for path in files if path.is_dir() and not path.is_symlink()]
     if blocked:
         shown = ", ".join(str(path.relative_to(out)) for path in blocked[:3])
         raise ResultsFolderError(

@@ -54,7 +54,7 @@ from movielens_env.storage import (
 from ..fields import ConfigError, check_seed
 from ..folder_lock import LOCK_FILE, lock_folder
 from ..registry import check_agent_config, check_agent_fits
-from ..run_folder import LOCATION_KEYS, check_folder_path, json_env_kwargs
+from ..run_folder import LOCATION_KEYS, check_folder_path, folders_at, json_env_kwargs
 from .space import base_params, check_tunable, default_config, trial_config
 
 RECORD = "tune.json"
@@ -276,7 +276,7 @@ def _prepare_folder(folder: Path, settings: dict[str, Any], force: bool) -> None
 def _check_files_not_folders(folder: Path) -> None:
     """Refuse a study folder where a folder stands at one of its files' names, before anything
     is removed or opened (a study half-removed, then a raw ``IsADirectoryError``)."""
-    folders = [name for name in FILES if (folder / name).is_dir()]
+    folders = folders_at(folder, FILES)
     if folders:
         raise TuneFolderError(
             f"{folder} holds a folder named {', '.join(folders)}, where tune keeps a file: "
