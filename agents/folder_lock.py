@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from movielens_env.storage import make_folder
+from movielens_env.storage import make_folders, remove_folders
 
 LOCK_FILE = ".movielens-rec.lock"
 
@@ -36,9 +36,34 @@ def lock_folder(folder: Path, what: str, error: type[Exception]) -> Iterator[Non
     if key in _HELD:
         yield
         return
-    created = not folder.exists()
-    make_folder(folder)
+    # Only the folders made here are removed on release (where the command was refused before
+    # it wrote): "missing/../mine" does not exist as spelled, yet names the user's "mine".
+    made = make_folders(folder)
     path = folder / LOCK_FILE
+    try:
+        handle = _open_lock(folder, path, what, error)
+    except BaseException:
+        remove_folders(made)
+        raise
+    # The holder says who it is, for the message of a command it refuses.
+    os.ftruncate(handle, 0)
+    os.pwrite(handle, f"{what} (pid {os.getpid()})".encode(), 0)
+    _HELD.add(key)
+    try:
+        yield
+    finally:
+        _HELD.discard(key)
+        try:
+            if os.lstat(path).st_ino == os.fstat(handle).st_ino:  # only the lock's own file
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        os.close(handle)
+        remove_folders(made)  # only if empty: the command was refused before it wrote
+
+
+def _open_lock(folder: Path, path: Path, what: str, error: type[Exception]) -> int:
+    """The descriptor of the lock file ``path``, opened and locked (see :func:`lock_folder`)."""
     try:
         # Never through a link, nor blocking on a FIFO: the lock writes into its file.
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
@@ -64,25 +89,7 @@ def lock_folder(folder: Path, what: str, error: type[Exception]) -> Iterator[Non
             f"{folder} is in use by {holder} (it holds {path.name}'s lock); wait for it "
             "to end, or give this one another folder"
         ) from None
-    # The holder says who it is, for the message of a command it refuses.
-    os.ftruncate(handle, 0)
-    os.pwrite(handle, f"{what} (pid {os.getpid()})".encode(), 0)
-    _HELD.add(key)
-    try:
-        yield
-    finally:
-        _HELD.discard(key)
-        try:
-            if os.lstat(path).st_ino == info.st_ino:  # only the lock's own file
-                path.unlink()
-        except FileNotFoundError:
-            pass
-        os.close(handle)
-        if created:
-            try:
-                folder.rmdir()  # only if empty: the command was refused before it wrote
-            except OSError:
-                pass
+    return handle
 
 
 def _holder(handle: int) -> str:

@@ -17,13 +17,15 @@ from typing import Any
 import gymnasium as gym
 
 from movielens_env import MovieLensRecEnv
-from movielens_env.errors import ArgumentError, MovieLensRecError
+from movielens_env.errors import ArgumentError, CacheError, MovieLensRecError
 from movielens_env.storage import (
     atomic_write,
     checksum,
     file_sha256,
     make_folder,
+    make_folders,
     read_json,
+    remove_folders,
     unpack_problem,
 )
 
@@ -282,30 +284,17 @@ def check_folder_path(folder: Path, error: type[Exception]) -> None:
             if not path.is_dir():
                 raise error(f"{folder}: {path} is a file, so no folder can be made there")
             break
-    else:
-        path = Path(".")
-    missing = [p for p in (folder, *folder.parents) if p != path and path in p.parents]
-    made: list[Path] = []  # only these are removed again: "a/../b" is the user's b once a is made
+    made: list[Path] = []
     try:
-        for part in reversed(missing):
-            try:
-                part.mkdir()
-            except FileExistsError:
-                if not part.is_dir():
-                    raise
-                continue  # the folder through "..", or made meanwhile by someone else
-            made.append(part)
+        made = make_folders(folder)
         probe = folder / f".write-probe-{os.getpid()}"
         probe.touch()
         probe.unlink()
-    except OSError as exc:
-        raise error(f"{folder}: no folder can be made or written there ({exc.strerror})") from None
+    except (OSError, CacheError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise error(f"{folder}: no folder can be made or written there ({reason})") from None
     finally:
-        for part in reversed(made):
-            try:
-                part.rmdir()
-            except OSError:  # something else wrote there meanwhile: it is kept
-                break
+        remove_folders(made)  # nothing is left where the work is refused
 
 
 def _run_files_in(run_dir: Path) -> tuple[str, ...]:

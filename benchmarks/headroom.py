@@ -233,4 +233,6 @@ def _measure_all(args: argparse.Namespace, command: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from agents.benchmark.script_results import run_script
+
+    sys.exit(run_script(main, "headroom.py"))

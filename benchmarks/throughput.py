@@ -484,4 +484,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from agents.benchmark.script_results import run_script
+
+    sys.exit(run_script(main, "throughput.py"))

@@ -131,14 +131,62 @@ def writable_file(path: str | os.PathLike[str]) -> Path:
 def make_folder(path: str | os.PathLike[str]) -> Path:
     """Create the folder ``path`` (and its parents) unless it exists; :class:`CacheError` if a
     file stands where it or one of its parents belongs."""
+    make_folders(path)
+    return Path(path)
+
+
+def make_folders(path: str | os.PathLike[str]) -> list[Path]:
+    """Create the folder ``path`` and its missing parents; the folders this call made, outermost
+    first, for :func:`remove_folders` to remove again. A path through ``..`` names folders that
+    exist under another spelling (``missing/../mine`` is ``mine`` once ``missing`` is made):
+    only a ``mkdir`` that succeeded counts. Where it fails, what it made is removed first.
+
+    Raises:
+        CacheError: a file stands where the folder or one of its parents belongs.
+        OSError: a folder cannot be made (no permission, a read-only file system).
+    """
     folder = Path(path)
+    made: list[Path] = []
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        for part in [*reversed(folder.parents), folder]:
+            if part.is_dir():
+                continue
+            try:
+                part.mkdir()
+            except FileExistsError:
+                if part.is_dir():
+                    continue  # made meanwhile by someone else: theirs
+                _raise_if_loop(part)
+                raise
+            made.append(part)
     except (FileExistsError, NotADirectoryError):
+        remove_folders(made)
         raise CacheError(
             f"cannot create the folder {folder}: it or part of its path is a file"
         ) from None
-    return folder
+    except OSError:
+        remove_folders(made)
+        raise
+    return made
+
+
+def _raise_if_loop(path: Path) -> None:
+    """Raise ``ELOOP`` where ``path`` is a loop of symbolic links (which the CLI names as one)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise
+
+
+def remove_folders(made: list[Path]) -> None:
+    """Remove the folders :func:`make_folders` made, innermost first, while they are empty (one
+    holding something, written there meanwhile, is kept, and so are those around it)."""
+    for part in reversed(made):
+        try:
+            part.rmdir()
+        except OSError:
+            return
 
 
 # Temporary files carry their writer (host and process id), so that those of a killed writer

@@ -3126,7 +3126,7 @@ def test_a_loop_of_links_where_a_path_is_given_is_named_in_one_line(
     assert f"--output {loop}: a loop of symbolic links" in _error(capsys)
     monkeypatch.setenv("MOVIELENS_DATA", str(loop))
     assert main(["rollout", "--episodes", "1"]) == 2
-    assert f"{loop}/prepared: a loop of symbolic links" in _error(capsys)
+    assert f"{loop}: a loop of symbolic links" in _error(capsys)
 
 
 def test_a_record_beside_a_mark_of_a_run_in_training_must_state_its_budget():
@@ -3313,3 +3313,53 @@ def test_train_force_refuses_a_folder_at_a_run_file_s_name_before_removing_the_r
     assert main(_train(run, "--force")) == 2
     assert f"holds folders named {name}" in _error(capsys)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == kept
+
+
+# --------------------------------------------------------------------------- pass 23
+def test_the_folder_lock_never_removes_a_folder_it_did_not_make(tmp_path, capsys, monkeypatch):
+    """`--out missing/../mine` does not exist as spelled: the lock took `mine` for a folder it
+    made, and removed the user's empty `mine` when the command failed inside it."""
+    from agents.folder_lock import lock_folder
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    with pytest.raises(RuntimeError), lock_folder(tmp_path / "missing" / ".." / "mine", "t",
+                                                  ValueError):  # fmt: skip
+        raise RuntimeError("the command failed before writing")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # missing/ made, then removed
+    with lock_folder(tmp_path / "a" / "b", "t", ValueError):
+        assert (tmp_path / "a" / "b").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    monkeypatch.chdir(tmp_path)  # as the user typed it
+    capsys.readouterr()
+    assert (
+        main(_train(Path("missing/../mine"), "--dataset", "ml-100k", "--data-dir", "nodata")) == 2
+    )
+    _error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_a_damaged_record_moved_aside_never_replaces_a_link_at_the_kept_name(
+    two_catalogues, tmp_path
+):
+    """`NAME.invalid` was taken as free where a link pointing nowhere stood there: the user's
+    link was replaced by the record."""
+    out = tmp_path / "bench"
+    assert main(_bench(out, two_catalogues[0], "--agents", "random")) == 0
+    record = out / "runs" / "random-seed0.json"
+    (out / "runs" / "random-seed0.json.invalid").symlink_to(tmp_path / "gone")
+    record.write_text(record.read_text() + "\n{}")
+    with pytest.warns(UserWarning, match="kept as random-seed0.json.invalid1"):
+        assert main(_bench(out, two_catalogues[0], "--agents", "random")) == 0
+    assert (out / "runs" / "random-seed0.json.invalid").is_symlink()
+
+
+def test_a_measuring_script_stopped_by_ctrl_c_says_so_in_one_line(capsys):
+    """headroom.py and throughput.py ended in a KeyboardInterrupt traceback."""
+    from agents.benchmark.script_results import run_script
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert run_script(interrupted, "headroom.py") == 130
+    assert capsys.readouterr().err == "\nheadroom.py: interrupted\n"

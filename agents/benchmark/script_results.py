@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +31,16 @@ def script_results(out: Path, command: str, force: bool, script: str) -> Iterato
         if not force:
             _check_replaceable(out, command)
         yield
+
+
+def run_script(main: Callable[[], int], script: str) -> int:
+    """``main()``'s exit status, with Ctrl-C as the CLI has it: one line and 130 (the results
+    are written whole or not at all), not a traceback."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(f"\n{script}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _check_replaceable(out: Path, command: str) -> None:

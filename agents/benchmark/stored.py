@@ -124,7 +124,7 @@ def report_invalid(path: Path, reason: str) -> None:
     (``NAME.invalid``): it may be a user's own file of that name, which is never overwritten."""
     kept = path.with_name(f"{path.name}.invalid")
     number = 1
-    while kept.exists():
+    while os.path.lexists(kept):  # a link pointing nowhere is a user's name too
         kept, number = path.with_name(f"{path.name}.invalid{number}"), number + 1
     path.rename(kept)
     warnings.warn(
