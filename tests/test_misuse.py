@@ -392,8 +392,15 @@ def test_an_sb3_run_does_not_follow_a_recorded_data_location(finished_sb3_run, t
     "damage, message",
     [
         (
-            lambda run: (run / "td3.zip").write_bytes(b"PK\x03\x04 not a zip"),
+            lambda run: (
+                (run / "td3.zip").write_bytes(b"PK\x03\x04 not a zip"),
+                _reseal(run, "td3.zip"),
+            ),
             "td3.zip: unreadable, damaged, or not the weights of this run's td3",
+        ),
+        (
+            lambda run: (run / "td3.zip").write_bytes(b"PK\x03\x04 not a zip"),
+            "td3.zip is not the model this run trained (its SHA-256 differs",
         ),
         (lambda run: (run / "td3.zip").unlink(), "td3.zip: missing"),
         (lambda run: (run / "run.json").write_text("{"), "run.json: unreadable"),
@@ -3363,3 +3370,41 @@ def test_a_measuring_script_stopped_by_ctrl_c_says_so_in_one_line(capsys):
 
     assert run_script(interrupted, "headroom.py") == 130
     assert capsys.readouterr().err == "\nheadroom.py: interrupted\n"
+
+
+def _craft_sb3_optimizer_state(run, value) -> None:
+    """Put ``value`` into the actor optimizer's state in the run's td3.zip, and reseal."""
+    import io
+    import zipfile
+
+    original = (run / "td3.zip").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(original)) as source, \
+            zipfile.ZipFile(run / "td3.zip", "w", zipfile.ZIP_DEFLATED) as crafted:  # fmt: skip
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "actor.optimizer.pth":
+                state = torch.load(io.BytesIO(data), weights_only=True)
+                state["state"].setdefault(state["param_groups"][0]["params"][0], {})["x"] = value
+                buffer = io.BytesIO()
+                torch.save(state, buffer)
+                data = buffer.getvalue()
+            crafted.writestr(info, data)
+    _reseal(run, "td3.zip")
+
+
+@pytest.mark.parametrize("kind", ["shared lists", "stride-0 tensor"])
+def test_a_crafted_sb3_zip_is_refused_before_its_optimizer_state_is_walked(
+    finished_sb3_run, tmp_path, capsys, kind
+):
+    """60 nested pairs of one list in an optimizer's state (a file as small as the original)
+    made torch's optimizer loading copy 2**60 lists: evaluate and recommend ran for ever,
+    taking GBs; a stride-0 tensor of 10**9 values took GBs before any message."""
+    nested: list = [0.0]
+    for _ in range(60):
+        nested = [nested, nested]
+    value = nested if kind == "shared lists" else torch.zeros(1).expand(1_000_000_000)
+    run = _copy(finished_sb3_run, tmp_path / "crafted")
+    _craft_sb3_optimizer_state(run, value)
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    assert "td3.zip: its containers, expanded, hold more than" in _error(capsys)

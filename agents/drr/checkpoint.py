@@ -13,6 +13,7 @@ import torch
 from movielens_env.errors import MovieLensRecError
 from movielens_env.storage import atomic_path, make_folder, read_json, unpack_problem
 
+from ..tensor_payload import too_large
 from .config import DRRConfig
 from .run_dir import CHECKPOINT, CONFIG
 
@@ -70,41 +71,6 @@ def save_checkpoint(
     return path
 
 
-# Pickle shares objects: 40 nested pairs of one list are a few hundred bytes and 2**40 values
-# once walked, which messages and conversions do. This tool's checkpoints hold their arrays as
-# tensors (one value each) and a few lists of floats, far below.
-MAX_CHECKPOINT_NODES = 100_000_000
-
-
-def _expanded_size(payload: Any) -> int:
-    """How many values ``payload`` holds once every shared container is walked as often as it
-    is referenced (a DAG's size as a tree), computed in time linear in its distinct objects."""
-    sizes: dict[int, int] = {}
-
-    def size(value: Any) -> int:
-        if isinstance(value, torch.Tensor) and value.numel() > _stored_values(value):
-            return MAX_CHECKPOINT_NODES + 1  # a view repeating its values: see _stored_values
-        if not isinstance(value, dict | list | tuple):
-            return 1
-        known = sizes.get(id(value))
-        if known is None:
-            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-            known = sizes[id(value)] = 1 + sum(size(item) for item in items)
-        return known
-
-    try:
-        return size(payload)
-    except RecursionError:  # nested deeper than any checkpoint of this tool
-        return MAX_CHECKPOINT_NODES + 1
-
-
-def _stored_values(tensor: torch.Tensor) -> int:
-    """How many values ``tensor``'s storage holds. A tensor declaring more (a stride-0 view:
-    one stored value standing for 10**9) is no checkpoint of this tool's, whose tensors are
-    whole: expanded, it took GBs from a file of a few MB."""
-    return tensor.untyped_storage().nbytes() // max(tensor.element_size(), 1)
-
-
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DRRConfig]:
     """Load ``run_dir/checkpoint.pt`` without executing any code from it.
 
@@ -128,12 +94,9 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DRRConfig]:
             f"{path}: unreadable, corrupted, or holding objects other than tensors and plain "
             f"containers ({type(exc).__name__}); it is never loaded in a way that runs code"
         ) from None
-    if _expanded_size(payload) > MAX_CHECKPOINT_NODES:
-        raise CheckpointError(
-            f"{path}: its containers, expanded, hold more than {MAX_CHECKPOINT_NODES:,} values "
-            "(lists shared many times over, or a tensor repeating one stored value, as no "
-            "checkpoint of this tool has): not loaded"
-        )
+    problem = too_large(payload)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}: not loaded")
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a DRR checkpoint of format version {FORMAT_VERSION}")
     try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.save_util import load_from_zip_file
 
 from movielens_env.checks import budget
 from movielens_env.evaluation.protocols import evaluate, heldout_env
@@ -41,6 +42,7 @@ from ..run_folder import (
     remove_run,
     write_run_info,
 )
+from ..tensor_payload import too_large
 from ..threads import torch_threads
 from .config import SB3Config
 from .train import ALGORITHMS, make_model, train_model
@@ -174,10 +176,32 @@ def load_run(run_dir: Path, **location: Any) -> tuple[BaseAlgorithm, dict[str, A
     problem = unpack_problem(weights)
     if problem is not None:
         raise RunFolderError(f"{weights}: {problem}; it is not loaded")
+    swapped = model_swapped(run_dir, info)  # runs saved before the digest was kept: none
+    if swapped:  # before anything of the file is read: a crafted zip may not load at all
+        raise RunFolderError(swapped)
+    params = _load_weights(weights, algorithm)
     # The replay buffer plays no part in acting: one slot, not the run's capacity.
     model = make_model(algorithm, env, seed, dataclasses.replace(config, buffer_size=1))
     try:
-        model.set_parameters(str(weights), exact_match=True, device="cpu")
+        model.set_parameters(params, exact_match=True, device="cpu")
+    except Exception as exc:
+        raise RunFolderError(
+            f"{weights}: not the weights of this run's {algorithm} ({type(exc).__name__}); "
+            "only its tensors are read, never code"
+        ) from None
+    return model, env_kwargs
+
+
+def _load_weights(weights: Path, algorithm: str) -> dict[str, Any]:
+    """The state dicts in the SB3 zip ``weights`` (its ``.pth`` members, read with torch's
+    ``weights_only``; the pickled ``data`` member is never read), checked before torch's
+    optimizer loading walks them: shared lists or a stride-0 tensor there took GBs and hours.
+
+    Raises:
+        RunFolderError: the zip is unreadable or damaged, or its payload too large once walked.
+    """
+    try:
+        _, params, _ = load_from_zip_file(weights, load_data=False, device="cpu")
     except Exception as exc:
         # Damaged bytes reach the zip reader and torch's unpickler, which raise anything;
         # whatever it is, the file is unusable and nothing of it ran.
@@ -185,7 +209,7 @@ def load_run(run_dir: Path, **location: Any) -> tuple[BaseAlgorithm, dict[str, A
             f"{weights}: unreadable, damaged, or not the weights of this run's {algorithm} "
             f"({type(exc).__name__}); only its tensors are read, never code"
         ) from None
-    swapped = model_swapped(run_dir, info)  # runs saved before the digest was kept: none
-    if swapped:  # weights that fit, of another run
-        raise RunFolderError(swapped)
-    return model, env_kwargs
+    problem = too_large(params)
+    if problem:
+        raise RunFolderError(f"{weights}: {problem}; it is not loaded")
+    return params
