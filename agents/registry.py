@@ -24,6 +24,8 @@ import inspect
 import json
 import re
 import sys
+import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -268,27 +270,56 @@ def importing_plugin(module: str) -> Iterator[None]:
 
 def _plugin_source_digest(train: Callable[..., Any], modules: tuple[str, ...] = ()) -> str | None:
     """SHA-256 of a plugin's own source files (:func:`_plugin_sources` of the trainer's module
-    and of the imported ``modules``, by their paths relative to the plugin's folder) and of a
-    ``functools.partial`` trainer's bound arguments; ``None`` where all of them are this
-    package's own."""
+    and of the imported ``modules``, by their paths relative to the plugin's folder) and of the
+    values a ``functools.partial`` trainer binds or a closure captures; ``None`` where all of
+    them are this package's own. Code with no source file (a notebook, ``python -c``) cannot be
+    told from its later edits: its digest is then this registration's own, with a warning."""
     found = [inspect.getmodule(getattr(train, "func", train)), *map(sys.modules.get, modules)]
     files: dict[str, Path] = {}
+    unsourced = False
     for module in found:
+        if module is not None and module.__name__.split(".")[0] in _OWN_PACKAGES:
+            continue
         path = getattr(module, "__file__", None)
-        if module is None or path is None or module.__name__.split(".")[0] in _OWN_PACKAGES:
+        if module is None or path is None or not is_regular_file(path):
+            unsourced = True  # "<stdin>", "<string>", or none at all
             continue
         for name, file in _plugin_sources(module.__name__, Path(path)):
             files.setdefault(name, file)
-    if not files:
+    if not files and not unsourced:
         return None
     digest = hashlib.sha256()
     for name, file in sorted(files.items()):
         digest.update(f"{name}\0{file_sha256(file)}\n".encode())  # in blocks: data files too
-    if isinstance(train, functools.partial):  # the same code trains otherwise with other values
-        bound = repr((train.args, sorted(train.keywords.items())))
-        # An object without a repr of its own shows its address, which no other process shares.
-        digest.update(f"partial\0{re.sub(r' at 0x[0-9a-fA-F]+', ' at 0x', bound)}\n".encode())
+    # The same code trains otherwise with other values.
+    if isinstance(train, functools.partial):
+        digest.update(f"partial\0{_text((train.args, sorted(train.keywords.items())))}\n".encode())
+    cells = getattr(getattr(train, "func", train), "__closure__", None) or ()
+    if cells:
+        digest.update(f"closure\0{_text([_contents(cell) for cell in cells])}\n".encode())
+    if unsourced:
+        digest.update(f"unsourced\0{uuid.uuid4().hex}\n".encode())
+        warnings.warn(
+            "an agent's code has no source file (defined in a notebook, `python -c` or exec): "
+            "its stored benchmark results are reused only in this process (a later one may run "
+            "edited code); put its trainer in a module to reuse them across sessions",
+            UserWarning,
+            stacklevel=3,
+        )
     return digest.hexdigest()
+
+
+def _text(values: Any) -> str:
+    """``repr(values)`` without addresses: an object without a repr of its own shows one, which
+    no other process shares."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", " at 0x", repr(values))
+
+
+def _contents(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a cell not yet filled
+        return None
 
 
 # This project's packages: their changes are covered by the benchmark's result version.

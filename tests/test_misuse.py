@@ -2049,7 +2049,14 @@ def test_train_and_recommend_work_under_a_folder_that_merely_has_a_runs_folder(
     assert (home / "work" / "exp" / "myrun" / "run.json").is_file()
 
 
-@pytest.mark.parametrize("change", ["the plugin's source", "a bound argument read from a file"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "the plugin's source",
+        "a bound argument read from a file",
+        "a captured value read from a file",
+    ],
+)
 def test_a_plugin_whose_trainer_lives_in_a_helper_is_not_served_its_old_results(
     two_catalogues, tmp_path, monkeypatch, capsys, change
 ):
@@ -2079,10 +2086,17 @@ def test_a_plugin_whose_trainer_lives_in_a_helper_is_not_served_its_old_results(
             monkeypatch.delitem(sys.modules, name, raising=False)
         if change == "the plugin's source":
             bias_line = f"BIAS = {bias}\n"
-        else:  # the same source; the value it binds is another
+        else:  # the same source; the value it binds (or its closure captures) is another
             (tmp_path / "const_bias.txt").write_text(str(bias))
             bias_line = "BIAS = float((Path(__file__).parent / 'const_bias.txt').read_text())\n"
-        (tmp_path / "const_plugin.py").write_text(imports + bias_line + registers)
+        registering = registers
+        if change == "a captured value read from a file":  # a closure's values were not keyed
+            registering = (
+                "def make(bias):\n"
+                "    return lambda ctx: const_helper.train(ctx, bias=bias)\n"
+                "register_agent('const', make(BIAS), 'c', is_rl=False, replace=True)\n"
+            )
+        (tmp_path / "const_plugin.py").write_text(imports + bias_line + registering)
 
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "bench"
@@ -3408,3 +3422,34 @@ def test_a_crafted_sb3_zip_is_refused_before_its_optimizer_state_is_walked(
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 2
     assert "td3.zip: its containers, expanded, hold more than" in _error(capsys)
+
+
+@pytest.mark.parametrize("how", ["-c", "stdin"])
+def test_an_agent_defined_without_a_source_file_is_never_served_another_session_s_results(how):
+    """An agent registered from a notebook or `python -c` had the built-in agents' code key
+    (None): a later session with edited code was served the old results. Fed on stdin, its
+    registration ended in a raw FileNotFoundError ('<stdin>')."""
+    script = (
+        "import warnings\n"
+        "from agents.registry import TrainedAgent, register_agent\n"
+        "from agents.baselines import RandomRanker\n"
+        "def train_mine(ctx):\n"
+        "    return TrainedAgent(RandomRanker(ctx.seed))\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    first = register_agent('mine', train_mine, 'mine', is_rl=False).code\n"
+        "    again = register_agent('mine', train_mine, 'mine', is_rl=False, replace=True).code\n"
+        "said = 'reused only in this process' in str(caught[0].message)\n"
+        "print(first, again, len(caught), said)\n"
+    )
+
+    def registered() -> list[str]:
+        argv, given = ([sys.executable, "-c", script], None) if how == "-c" else (
+            [sys.executable, "-"], script)  # fmt: skip
+        done = subprocess.run(argv, input=given, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    first, again, warned, said = registered()
+    assert first != "None" and first != again and (warned, said) == ("2", "True")
+    assert registered()[0] != first  # another session: another key, so never reused
