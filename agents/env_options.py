@@ -55,6 +55,8 @@ def env_options(args: argparse.Namespace) -> dict[str, Any]:
                     f"{extra['user_model']!r} disagree; give the user model once"
                 )
         options.update(extra)
+    if "user_model" in options:  # one name per model, as stored runs and results are keyed
+        options["user_model"] = parse_user_model(options["user_model"]).name
     allowed = set(inspect.signature(MovieLensRecEnv).parameters) - set(_NOT_HERE)
     allowed.add("max_episode_steps")
     unknown = sorted(set(options) - allowed)

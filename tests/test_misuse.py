@@ -1669,6 +1669,9 @@ def test_a_user_model_in_env_kwargs_gets_its_horizon():
 
     args = argparse.Namespace(user_model=None, env_kwargs='{"user_model": "boredom+drift"}')
     assert env_options(args)["max_episode_steps"] == 20
+    # Spelled another way, the same model (it split results into another configuration).
+    args = argparse.Namespace(user_model=None, env_kwargs='{"user_model": "drift + boredom"}')
+    assert env_options(args) == {"user_model": "boredom+drift", "max_episode_steps": 20}
 
 
 def test_a_benchmark_does_not_replace_a_run_it_did_not_make(
