@@ -62,6 +62,18 @@ def lock_folder(folder: Path, what: str, error: type[Exception]) -> Iterator[Non
         remove_folders(made)  # only if empty: the command was refused before it wrote
 
 
+def lock_problem(folder: Path) -> str:
+    """Why the lock of ``folder`` could not be taken for what stands at its name ("" if it
+    could): what :func:`lock_folder` refuses there, told before any work (nothing is opened)."""
+    try:
+        info = os.lstat(folder / LOCK_FILE)
+    except OSError:
+        return ""
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        return f"{LOCK_FILE} is not a lock file of this tool's (a link, a folder or a special file)"
+    return ""
+
+
 def _open_lock(folder: Path, path: Path, what: str, error: type[Exception]) -> int:
     """The descriptor of the lock file ``path``, opened and locked (see :func:`lock_folder`)."""
     try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import functools
 import hashlib
 import inspect
 import json
@@ -39,6 +38,8 @@ from movielens_env.simulator.world import RecWorld
 from movielens_env.storage import file_sha256, is_regular_file, read_small_bytes
 
 from .artefact import Artefact
+from .trainer_state import MAX_VALUES as MAX_STATE_VALUES
+from .trainer_state import StateTooLarge, trainer_state
 
 
 @dataclass(frozen=True)
@@ -276,50 +277,36 @@ def _plugin_source_digest(train: Callable[..., Any], modules: tuple[str, ...] = 
     told from its later edits: its digest is then this registration's own, with a warning."""
     found = [inspect.getmodule(getattr(train, "func", train)), *map(sys.modules.get, modules)]
     files: dict[str, Path] = {}
-    unsourced = False
+    unkeyed = ""  # why the code cannot be keyed by its source and values
     for module in found:
         if module is not None and module.__name__.split(".")[0] in _OWN_PACKAGES:
             continue
         path = getattr(module, "__file__", None)
         if module is None or path is None or not is_regular_file(path):
-            unsourced = True  # "<stdin>", "<string>", or none at all
+            # "<stdin>", "<string>", or none at all: a notebook, python -c, exec
+            unkeyed = "has no source file (defined in a notebook, `python -c` or exec)"
             continue
         for name, file in _plugin_sources(module.__name__, Path(path)):
             files.setdefault(name, file)
-    if not files and not unsourced:
+    if not files and not unkeyed:
         return None
     digest = hashlib.sha256()
     for name, file in sorted(files.items()):
         digest.update(f"{name}\0{file_sha256(file)}\n".encode())  # in blocks: data files too
-    # The same code trains otherwise with other values.
-    if isinstance(train, functools.partial):
-        digest.update(f"partial\0{_text((train.args, sorted(train.keywords.items())))}\n".encode())
-    cells = getattr(getattr(train, "func", train), "__closure__", None) or ()
-    if cells:
-        digest.update(f"closure\0{_text([_contents(cell) for cell in cells])}\n".encode())
-    if unsourced:
-        digest.update(f"unsourced\0{uuid.uuid4().hex}\n".encode())
+    try:  # the same code trains otherwise with other values
+        digest.update(f"state\0{trainer_state(train)}\n".encode())
+    except StateTooLarge:
+        unkeyed = f"reaches more than {MAX_STATE_VALUES:,} values (data in its globals?)"
+    if unkeyed:
+        digest.update(f"unkeyed\0{uuid.uuid4().hex}\n".encode())
         warnings.warn(
-            "an agent's code has no source file (defined in a notebook, `python -c` or exec): "
-            "its stored benchmark results are reused only in this process (a later one may run "
-            "edited code); put its trainer in a module to reuse them across sessions",
+            f"an agent's code {unkeyed}: its stored benchmark results are reused only in this "
+            "process (a later one may run other code or values); put its trainer in a module, "
+            "its settings in register_agent(config=...), to reuse them across sessions",
             UserWarning,
             stacklevel=3,
         )
     return digest.hexdigest()
-
-
-def _text(values: Any) -> str:
-    """``repr(values)`` without addresses: an object without a repr of its own shows one, which
-    no other process shares."""
-    return re.sub(r" at 0x[0-9a-fA-F]+", " at 0x", repr(values))
-
-
-def _contents(cell: Any) -> Any:
-    try:
-        return cell.cell_contents
-    except ValueError:  # a cell not yet filled
-        return None
 
 
 # This project's packages: their changes are covered by the benchmark's result version.

@@ -135,6 +135,14 @@ def foreign_markers(folder: Path) -> list[str]:
     return [name for name in RUN_MARKERS if (folder / name).exists()]
 
 
+def markers_not_its_own(folder: Path) -> list[str]:
+    """The files of :data:`RUN_MARKERS`' names in ``folder`` that are not those of the run it
+    holds (all of them where it holds none): a user's own, which would mark the folder as
+    holding a run once that run is replaced."""
+    own = _run_files_in(folder) if holds_run(folder) else ()
+    return [name for name in RUN_MARKERS if (folder / name).exists() and name not in own]
+
+
 def is_results_folder(folder: Path) -> bool:
     """Whether ``folder`` is a benchmark's results folder: its ``references.json`` or one of
     its ``runs/*.json`` is a record a benchmark wrote. The names alone prove nothing: ``train``'s
@@ -192,7 +200,11 @@ def results_folder_around(path: Path) -> Path | None:
 
 
 def check_run_dir(
-    run_dir: Path, resume: bool, overwrite: bool, resume_from: str | None = None
+    run_dir: Path,
+    resume: bool,
+    overwrite: bool,
+    resume_from: str | None = None,
+    files: tuple[str, ...] | None = None,
 ) -> None:
     """Check that training may write into ``run_dir`` (nothing is changed here).
 
@@ -201,7 +213,8 @@ def check_run_dir(
             folder; it holds a run and neither ``resume`` nor ``overwrite`` was asked, or
             files a run would overwrite (without ``overwrite``), or a ``run.json`` or
             ``checkpoint.pt`` that is no run's (with ``overwrite`` too); ``resume`` was asked and it
-            holds no run (no ``resume_from`` where that is given); or both were asked.
+            holds no run (no ``resume_from`` where that is given); or both were asked; with
+            ``overwrite`` and the ``files`` the run writes, :func:`check_replaceable`'s refusal.
     """
     if resume and overwrite:
         raise RunFolderError("resume and overwrite (--resume and --force) exclude each other")
@@ -237,11 +250,13 @@ def check_run_dir(
             f"{run_dir} holds no run but {', '.join(clashing)}, which a run would overwrite; "
             "use another --out, or move them away"
         )
+    if overwrite and files is not None:
+        check_replaceable(run_dir, files)
 
 
 def folders_at(folder: Path, names: tuple[str, ...]) -> list[str]:
-    """The ``names`` in ``folder`` taken by a folder (not a link to one), where a file goes."""
-    return [name for name in names if (folder / name).is_dir() and not (folder / name).is_symlink()]
+    """The ``names`` in ``folder`` taken by a folder (or a link to one), where a file goes."""
+    return [name for name in names if (folder / name).is_dir()]
 
 
 def check_replaceable(run_dir: Path, files: tuple[str, ...]) -> None:

@@ -1068,7 +1068,7 @@ def test_a_file_where_a_run_folder_belongs_is_named(two_catalogues, tmp_path, ca
     (out / "runs" / "random-seed0").write_text("not a folder")
     assert main(_bench(out, two_catalogues[0])) == 2
     err = _error(capsys)
-    assert "runs/random-seed0 of the wrong kind: a file" in err
+    assert "runs/random-seed0 is a file" in err
     assert (out / "runs" / "random-seed0").read_text() == "not a folder"
 
 
@@ -3280,9 +3280,15 @@ def test_a_checkpoint_whose_training_state_has_another_shape_is_refused_on_resum
 
 # --------------------------------------------------------------------------- pass 22
 @pytest.mark.parametrize(
-    "blocker", ["runs/random-seed0", "runs/random-seed0/.benchmark-run.json", "leaderboard.md"]
+    "blocker",
+    [
+        "runs/random-seed0",
+        "runs/random-seed0/.benchmark-run.json",
+        "leaderboard.md",
+        "runs/popularity-seed0/.movielens-rec.lock",
+    ],
 )
-def test_force_removes_nothing_where_the_grid_s_paths_are_taken_by_the_wrong_kind(
+def test_force_removes_nothing_where_the_grid_s_paths_are_taken(
     two_catalogues, tmp_path, capsys, blocker
 ):
     """A file where a run folder goes (or a folder where the mark or the leaderboard goes) made
@@ -3304,7 +3310,7 @@ def test_force_removes_nothing_where_the_grid_s_paths_are_taken_by_the_wrong_kin
     capsys.readouterr()
     assert main(_bench(out, two_catalogues[1], "--force")) == 2
     err = _error(capsys)
-    assert "of the wrong kind" in err and blocker in err
+    assert "what a benchmark cannot write over" in err and Path(blocker).name in err
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()
             if p.relative_to(out) not in (Path(blocker),)} == kept  # fmt: skip
 
@@ -3456,3 +3462,120 @@ def test_an_agent_defined_without_a_source_file_is_never_served_another_session_
     first, again, warned, said = registered()
     assert first != "None" and first != again and (warned, said) == ("2", "True")
     assert registered()[0] != first  # another session: another key, so never reused
+
+
+# --------------------------------------------------------------------------- pass 24
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+@pytest.mark.parametrize(
+    "blocker", ["user's checkpoint.pt", "hard-linked lock", "link to a folder"]
+)
+def test_force_removes_nothing_where_a_run_folder_would_refuse_its_training(
+    two_catalogues, tmp_path, capsys, blocker
+):
+    """A user's checkpoint.pt beside a benchmark's run, a lock file hard-linked by a backup, or
+    a link to a folder at the run's mark: --force removed the other configuration's records,
+    runs and leaderboard, then the run refused (or failed on) its folder."""
+    import os
+
+    out = tmp_path / "bench"
+    assert main(_bench_td3(out, two_catalogues[0], "--seeds", "0,1")) == 0
+    run = out / "runs" / "td3-seed0"
+    if blocker == "user's checkpoint.pt":
+        (run / "checkpoint.pt").write_text("my notes")
+    elif blocker == "hard-linked lock":
+        (run / LOCK_FILE).write_text("")  # left by a killed command
+        os.link(run / LOCK_FILE, tmp_path / "backup.lock")
+    else:
+        (tmp_path / "somewhere").mkdir()
+        (out / "runs" / "td3-seed1" / ".benchmark-run.json").unlink()
+        (out / "runs" / "td3-seed1" / ".benchmark-run.json").symlink_to(tmp_path / "somewhere")
+    kept = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(_bench_td3(out, two_catalogues[1], "--seeds", "0,1", "--force")) == 2
+    assert "(--force neither" in _error(capsys)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
+
+
+def test_the_api_s_overwrite_replaces_a_run_never_a_user_s_files(tmp_path):
+    """train_drr(..., overwrite=True) into a folder holding no run replaced the user's
+    config.json and learning_curve.csv (the command line refused it; the API did not)."""
+    from agents.drr.config import DRRConfig
+    from agents.drr.train import train_drr
+    from agents.run_folder import RunFolderError
+
+    (tmp_path / "config.json").write_text('{"mine": true}')
+    config = DRRConfig(hidden=16, batch_size=8, learning_starts=8, buffer_size=200, num_envs=2)
+    with pytest.raises(RunFolderError, match=r"holds no run but config\.json"):
+        train_drr({"dataset": "synthetic"}, config, 2, 0, tmp_path, overwrite=True)
+    assert (tmp_path / "config.json").read_text() == '{"mine": true}'
+
+
+def _trainers(bias: float) -> dict[str, object]:
+    """A trainer bound to ``bias`` in each way Python binds a value to code."""
+    import numpy as np
+
+    values = np.zeros(5000)
+    values[2500] = bias  # numpy's repr leaves the middle out
+
+    class Trainer:
+        def __init__(self, value: float) -> None:
+            self.value = value
+
+        def __call__(self, ctx):
+            return self.value
+
+        def train(self, ctx):
+            return self.value
+
+    def make(value: float):
+        def inner():
+            return value
+
+        return lambda ctx: inner()
+
+    def keyword_only(ctx, *, bias=bias):
+        return bias
+
+    return {"default": lambda ctx, bias=bias: bias, "keyword-only default": keyword_only,
+            "callable object": Trainer(bias), "bound method": Trainer(bias).train,
+            "nested closure": make(bias), "array": lambda ctx: values}  # fmt: skip
+
+
+def test_a_trainer_s_values_bound_any_way_are_in_its_code_key():
+    """Only a partial's arguments and a closure's cells were keyed: a trainer bound to another
+    value by a default argument, an object's attribute, a nested closure, a global rebound in
+    a sweep or the middle of an array was served the first value's results."""
+    from agents.trainer_state import trainer_state
+
+    one, other, again = _trainers(1.0), _trainers(-1.0), _trainers(1.0)
+    for form, trainer in one.items():
+        assert trainer_state(trainer) != trainer_state(other[form]), form
+        assert trainer_state(trainer) == trainer_state(again[form]), form  # the same: reused
+    namespace: dict = {"__name__": "sweep"}
+    exec("BIAS = 1.0\ndef train(ctx):\n    return BIAS\n", namespace)
+    first = trainer_state(namespace["train"])
+    namespace["BIAS"] = -1.0  # a sweep rebinding the global the trainer reads
+    assert trainer_state(namespace["train"]) != first
+
+
+def test_a_trainer_reaching_too_much_state_is_keyed_by_its_registration(tmp_path, monkeypatch):
+    from agents.registry import AGENTS, register_agent
+
+    (tmp_path / "big_plugin.py").write_text(
+        "from agents.registry import TrainedAgent\n"
+        "DATA = list(range(200_000))\n"
+        "def train(ctx):\n"
+        "    return TrainedAgent(policy=lambda obs: DATA[:9])\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import big_plugin
+
+    try:
+        with pytest.warns(UserWarning, match="reaches more than 100,000 values"):
+            first = register_agent("big", big_plugin.train, "b", is_rl=False).code
+        with pytest.warns(UserWarning):
+            again = register_agent("big", big_plugin.train, "b", is_rl=False, replace=True).code
+        assert first != again
+    finally:
+        AGENTS.pop("big", None)
+        sys.modules.pop("big_plugin", None)

@@ -43,13 +43,14 @@ from movielens_env.storage import atomic_write, make_folder, read_json
 from ..baselines import RandomRanker
 from ..drr.config import budget_episodes
 from ..fields import check_seed
-from ..folder_lock import LOCK_FILE, lock_folder
+from ..folder_lock import lock_folder, lock_problem
 from ..registry import AGENTS, TrainContext, TrainedAgent, check_agent_fits, get_agent
 from ..run_folder import (
     RunFolderError,
     folders_at,
     holds_run,
     json_env_kwargs,
+    markers_not_its_own,
     portable_env_kwargs,
     read_run_info,
     run_damage,
@@ -612,28 +613,38 @@ def _check_what_runs_would_refuse(config: BenchmarkConfig) -> None:
         check_agent_fits(agent, config.env_kwargs())
 
 
-def _check_paths_free(config: BenchmarkConfig) -> None:
-    """Refuse, before anything is removed (``--force``) or computed, a file where the benchmark
-    makes a folder (``runs/``, a run's folder) or a folder where it writes a file (the
-    leaderboard and plots, a run's mark, lock and files): it failed there only after
-    ``--force`` had removed the stored results."""
+def _check_paths_free(config: BenchmarkConfig, todo: list[tuple[str, int]]) -> None:
+    """Refuse, before anything is removed (``--force``) or computed, what training the runs
+    ``todo`` would fail on later: a file (or a broken link) where the benchmark makes a folder
+    (``runs/``, a run's folder), a folder where it writes a file (the leaderboard and plots, a
+    run's mark and files), a run folder's lock name that is no lock file, or a user's
+    ``run.json`` / ``checkpoint.pt`` that is no run. It failed there only after ``--force`` had
+    removed the stored results."""
     out = config.out_dir
     folders = [out / "runs"]
-    blocked = [out / name for name in folders_at(out, OUTPUT_FILES)]
-    for agent in config.agents:
-        names = (OWN_RUN_MARK, LOCK_FILE, *(run_files() if get_agent(agent).artefact else ()))
-        for seed in config.seeds:
-            folder = run_path(out, agent, seed).with_suffix("")
-            folders.append(folder)
-            blocked += [folder / name for name in folders_at(folder, names)]
-    blocked += [path for path in folders if path.is_symlink() and not path.exists()]
-    blocked += [path for path in folders if path.exists() and not path.is_dir()]
+    blocked = [f"{name} is a folder" for name in folders_at(out, OUTPUT_FILES)]
+    for agent, seed in todo:
+        artefact = get_agent(agent).artefact
+        folder = run_path(out, agent, seed).with_suffix("")
+        folders.append(folder)
+        where = folder.relative_to(out)
+        taken = folders_at(folder, (OWN_RUN_MARK, *(run_files() if artefact else ())))
+        blocked += [f"{where / name} is a folder" for name in taken]
+        if lock_problem(folder):
+            blocked.append(f"{where}: {lock_problem(folder)}")
+        if artefact is not None:
+            blocked += [f"{where / name} is no run's" for name in markers_not_its_own(folder)]
+    for folder in folders:
+        if folder.is_symlink() and not folder.exists():
+            blocked.append(f"{folder.relative_to(out)} is a broken link")
+        elif folder.exists() and not folder.is_dir():
+            blocked.append(f"{folder.relative_to(out)} is a file")
     if blocked:
-        shown = ", ".join(str(path.relative_to(out)) for path in blocked[:3])
         raise ResultsFolderError(
-            f"{out} holds {shown}{' and more' if len(blocked) > 3 else ''} of the wrong kind: a "
-            "file (or a broken link) where the benchmark makes a folder, or a folder where it "
-            "writes a file; move them away (--force neither removes nor replaces them)"
+            f"{out} holds what a benchmark cannot write over ({'; '.join(blocked[:3])}"
+            f"{' and more' if len(blocked) > 3 else ''}): a file where it makes a folder, a "
+            "folder where it writes a file, a lock that is no lock file, or a user's run.json / "
+            "checkpoint.pt; move them away (--force neither removes nor replaces them)"
         )
 
 
@@ -719,7 +730,7 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
         if found.status == "other":
             others.append((path, found.reason))
     _check_what_runs_would_refuse(config)
-    _check_paths_free(config)
+    _check_paths_free(config, [(agent, seed) for agent, seed, _ in todo])
     if not force:
         refuse_other_configs(others, config.out_dir)
     for path, reason in invalid:

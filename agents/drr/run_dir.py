@@ -47,4 +47,4 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
             ``resume`` nor ``overwrite`` was asked; ``resume`` was asked and it holds no
             checkpoint; or both.
     """
-    _check_run_dir(run_dir, resume, overwrite, resume_from=CHECKPOINT)
+    _check_run_dir(run_dir, resume, overwrite, resume_from=CHECKPOINT, files=RUN_FILES)

@@ -77,11 +77,11 @@ def train_into(
     check_seed("seed", seed)
     budget("timesteps", timesteps)
     recorded = json_env_kwargs(env_kwargs, "SB3")
-    check_run_dir(run_dir, resume=False, overwrite=overwrite)
+    name = model_file(algorithm)
+    check_run_dir(run_dir, resume=False, overwrite=overwrite, files=(name, RUN_FILE, CURVE_FILE))
     env = heldout_env(env_kwargs)  # bad env arguments or missing data fail here, first
     model, curve = train_model(algorithm, env_kwargs, seed, timesteps, config, callback=callback)
     make_folder(run_dir)
-    name = model_file(algorithm)
     # The old run goes only once the new one's files are whole on disk (a disk filling up
     # while they are written leaves the old run as it was), just before they take its place.
     with (
