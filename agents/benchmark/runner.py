@@ -337,8 +337,8 @@ def _other_runs_outside_the_grid(config: BenchmarkConfig, data: str) -> list[tup
     }
     found = []
     for path in sorted((config.out_dir / "runs").glob("*.json")):
-        if path in grid:
-            continue
+        if path in grid or path.stem in (".", ".."):  # no run's name: its folder would be runs/
+            continue  # or the results folder itself
         try:  # read once: a folder of many records outside the grid is read before any work
             record = read_json(path, MAX_RESULT_BYTES)
         except (OSError, UnicodeDecodeError, ValueError):
