@@ -3579,3 +3579,15 @@ def test_a_trainer_reaching_too_much_state_is_keyed_by_its_registration(tmp_path
     finally:
         AGENTS.pop("big", None)
         sys.modules.pop("big_plugin", None)
+
+
+def test_a_record_named_dot_dot_json_is_no_run_s(two_catalogues, tmp_path):
+    """`runs/...json` named the results folder itself as its run's folder: --force took it for
+    another configuration's run and worked on the results folder."""
+    import shutil
+
+    out = tmp_path / "bench"
+    assert main(_bench(out, two_catalogues[0], "--agents", "random")) == 0
+    shutil.copy(out / "runs" / "random-seed0.json", out / "runs" / "...json")
+    assert main(_bench(out, two_catalogues[1], "--agents", "random", "--force")) == 0
+    assert (out / "runs" / "...json").is_file() and (out / "references.json").is_file()
