@@ -30,6 +30,7 @@ from movielens_env.storage import (
 )
 
 from . import registry
+from .pickle_scan import torch_file_problem
 
 RUN_FILE = "run.json"
 CURVE_FILE = "learning_curve.csv"
@@ -72,7 +73,7 @@ def is_run_record(path: Path) -> bool:
 def is_drr_checkpoint(path: Path) -> bool:
     """Whether ``path`` loads (tensors only, no code run) as a DRR checkpoint of any format
     version: a dict with its ``format_version`` and ``config``."""
-    if not path.is_file() or unpack_problem(path) is not None:
+    if not path.is_file() or unpack_problem(path) is not None or torch_file_problem(path):
         return False
     import torch  # only where a checkpoint.pt is there to tell
 

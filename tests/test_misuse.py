@@ -156,10 +156,12 @@ def test_a_checkpoint_missing_keys_or_with_wrong_shapes_is_refused(finished_run,
     payload = torch.load(run / "checkpoint.pt", weights_only=True)
     payload["obs_dim"] = payload["obs_dim"] + 3
     torch.save(payload, run / "checkpoint.pt")
+    _reseal(run)  # the digest is checked first: the checks past it are tested here
     assert main(["evaluate", str(run)]) == 2
     assert "do not fit its own config" in _error(capsys)
     del payload["agent"]
     torch.save(payload, run / "checkpoint.pt")
+    _reseal(run)
     assert main(["recommend", str(run), "--user", "1"]) == 2
     assert "incomplete" in _error(capsys)
 
@@ -185,6 +187,7 @@ def test_a_checkpoint_whose_env_arguments_give_another_env_is_refused(
     payload = torch.load(run / "checkpoint.pt", weights_only=True)
     payload["env_kwargs"]["history_len"] = 4
     torch.save(payload, run / "checkpoint.pt")
+    _reseal(run)  # the digest is checked first: the check past it is tested here
     capsys.readouterr()
     assert main(["recommend", str(run), "--user", "1"]) == 2
     assert "the agent was trained for" in _error(capsys)
@@ -3591,3 +3594,77 @@ def test_a_record_named_dot_dot_json_is_no_run_s(two_catalogues, tmp_path):
     shutil.copy(out / "runs" / "random-seed0.json", out / "runs" / "...json")
     assert main(_bench(out, two_catalogues[1], "--agents", "random", "--force")) == 0
     assert (out / "runs" / "...json").is_file() and (out / "references.json").is_file()
+
+
+def _hash_bomb() -> bytes:
+    """A torch file of under 1 KB whose pickle makes a dict key of a tuple nested 40 levels,
+    each holding the one below twice: 2**40 steps to hash, done while torch reads it."""
+    import io
+    import zipfile
+
+    pickle = b"\x80\x02}K\x01\x85q\x00" + b"h\x00\x86q\x00" * 40 + b"K\x00s."
+    plain = io.BytesIO()
+    torch.save({"a": 1}, plain)
+    crafted = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(plain.getvalue())) as source, \
+            zipfile.ZipFile(crafted, "w") as target:  # fmt: skip
+        for info in source.infolist():
+            data = source.read(info.filename)
+            target.writestr(info, pickle if info.filename.endswith("data.pkl") else data)
+    return crafted.getvalue()
+
+
+@pytest.mark.parametrize("how", ["swapped in", "resealed", "a user's folder"])
+def test_a_checkpoint_whose_pickle_hashes_for_ever_is_refused_at_once(
+    finished_run, tmp_path, capsys, how
+):
+    """A swapped checkpoint.pt of 949 bytes made evaluate, recommend, train --resume, and train
+    into a folder holding it, run for hours inside torch.load (hashing a shared nested tuple)."""
+    if how == "a user's folder":
+        run = tmp_path / "mine"
+        run.mkdir()
+        (run / "checkpoint.pt").write_bytes(_hash_bomb())
+        capsys.readouterr()
+        assert main(_train(run)) == 2
+        assert "holds checkpoint.pt that no run of movielens-rec wrote" in _error(capsys)
+        return
+    run = _copy(finished_run, tmp_path / "run")
+    (run / "checkpoint.pt").write_bytes(_hash_bomb())
+    if how == "resealed":
+        _reseal(run)
+    capsys.readouterr()
+    for argv in (["evaluate", str(run)], ["recommend", str(run), "--user", "1"],
+                 ["train", "--resume", "--episodes", "8", "--out", str(run)]):  # fmt: skip
+        assert main(argv) == 2
+        err = _error(capsys)
+        assert ("hashes an object of more than" if how == "resealed" else "SHA-256 differs") in err
+
+
+def test_an_sb3_zip_whose_pickle_hashes_for_ever_is_refused_at_once(
+    finished_sb3_run, tmp_path, capsys
+):
+    import io
+    import zipfile
+
+    run = _copy(finished_sb3_run, tmp_path / "crafted")
+    with zipfile.ZipFile(io.BytesIO((run / "td3.zip").read_bytes())) as source, \
+            zipfile.ZipFile(run / "td3.zip", "w") as target:  # fmt: skip
+        for info in source.infolist():
+            data = source.read(info.filename)
+            target.writestr(info, _hash_bomb() if info.filename == "policy.pth" else data)
+    _reseal(run, "td3.zip")
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    assert "td3.zip: policy.pth: its pickle hashes an object of more than" in _error(capsys)
+
+
+def test_the_pickle_scan_passes_every_model_file_this_tool_writes(finished_run, finished_sb3_run):
+    """The scan must never refuse a real checkpoint or SB3 zip (nor what torch writes)."""
+    import zipfile
+
+    from agents.pickle_scan import torch_file_problem
+
+    assert torch_file_problem(finished_run / "checkpoint.pt") == ""
+    with zipfile.ZipFile(finished_sb3_run / "td3.zip") as archive:
+        members = [name for name in archive.namelist() if name.endswith(".pth")]
+        assert members and all(torch_file_problem(archive.read(name)) == "" for name in members)

@@ -38,14 +38,15 @@ def train_run(request: RunRequest) -> TrainedRun:
 
 def resumed(run_dir: Path) -> tuple[DRRConfig, int, dict[str, Any]]:
     """The config, seed and env arguments of the run to continue: the checkpoint's own."""
+    check_own_checkpoint(run_dir)  # before the file is read: a crafted one may not load at all
     payload, config = load_checkpoint(run_dir)
-    check_own_checkpoint(run_dir)
     return config, int(payload["seed"]), dict(payload["env_kwargs"])
 
 
 def load_run(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]]:
     """:func:`~agents.drr.train.load_agent`, refusing a ``run.json`` that names another agent
     than the checkpoint's (the checkpoint is the run's; ``run.json`` a readable copy)."""
+    check_own_checkpoint(Path(run_dir))  # before the file is read, as for a resume
     agent, env_kwargs = load_agent(Path(run_dir), **location)
     info = read_run_info(Path(run_dir)) or {}
     recorded = info.get("agent", agent.config.state)
@@ -54,5 +55,4 @@ def load_run(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]]:
             f"{Path(run_dir) / RUN_FILE} names agent {recorded!r}, but {CHECKPOINT} holds a "
             f"{agent.config.state} agent (was it edited?)"
         )
-    check_own_checkpoint(Path(run_dir))
     return agent, env_kwargs

@@ -13,6 +13,7 @@ import torch
 from movielens_env.errors import MovieLensRecError
 from movielens_env.storage import atomic_path, make_folder, read_json, unpack_problem
 
+from ..pickle_scan import torch_file_problem
 from ..tensor_payload import too_large
 from .config import DRRConfig
 from .run_dir import CHECKPOINT, CONFIG
@@ -81,8 +82,8 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], DRRConfig]:
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint (is {run_dir} a DRR run directory?)")
-    problem = unpack_problem(path)
-    if problem is not None:
+    problem = unpack_problem(path) or torch_file_problem(path)
+    if problem:
         raise CheckpointError(f"{path}: {problem}; it is not loaded")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -154,8 +154,8 @@ def _train(
     lengths = np.zeros(envs.num_envs, dtype=np.int64)
     greedy_first = greedy_first_items(env_kwargs)
     if resume:
+        check_own_checkpoint(run_dir)  # before the file is read: a crafted one may not load
         payload, saved_config = load_checkpoint(run_dir)
-        check_own_checkpoint(run_dir)
         if saved_config != config or payload["seed"] != seed:
             raise RunFolderError(
                 f"{run_dir}: the checkpoint was made with another config or seed; resume with "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from movielens_env.storage import SignalsHeld, atomic_path, make_folder, unpack_
 from ..artefact import RunRequest, TrainedRun
 from ..benchmark.progress import StepCallback
 from ..fields import check_seed
+from ..pickle_scan import torch_file_problem
 from ..run_folder import (
     CURVE_FILE,
     RUN_FILE,
@@ -200,6 +202,9 @@ def _load_weights(weights: Path, algorithm: str) -> dict[str, Any]:
     Raises:
         RunFolderError: the zip is unreadable or damaged, or its payload too large once walked.
     """
+    problem = _members_problem(weights)
+    if problem:
+        raise RunFolderError(f"{weights}: {problem}; it is not loaded")
     try:
         _, params, _ = load_from_zip_file(weights, load_data=False, device="cpu")
     except Exception as exc:
@@ -213,3 +218,18 @@ def _load_weights(weights: Path, algorithm: str) -> dict[str, Any]:
     if problem:
         raise RunFolderError(f"{weights}: {problem}; it is not loaded")
     return params
+
+
+def _members_problem(weights: Path) -> str:
+    """Why one of the torch files in the SB3 zip ``weights`` is refused before torch reads it
+    (:func:`~agents.pickle_scan.torch_file_problem`; "" if none is)."""
+    try:
+        with zipfile.ZipFile(weights) as archive:
+            for name in archive.namelist():
+                if name.endswith(".pth"):
+                    problem = torch_file_problem(archive.read(name))
+                    if problem:
+                        return f"{name}: {problem}"
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return ""  # damaged: SB3's own reading says so
+    return ""
