@@ -3668,3 +3668,25 @@ def test_the_pickle_scan_passes_every_model_file_this_tool_writes(finished_run, 
     with zipfile.ZipFile(finished_sb3_run / "td3.zip") as archive:
         members = [name for name in archive.namelist() if name.endswith(".pth")]
         assert members and all(torch_file_problem(archive.read(name)) == "" for name in members)
+
+
+# --------------------------------------------------------------------------- pass 25
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_force_removes_nothing_where_a_run_folder_is_another_benchmark_s_results(
+    two_catalogues, tmp_path, capsys
+):
+    """A benchmark's references.json in a run folder of the grid (a benchmark once given that
+    --out): --force removed the other configuration's results, then the trainer refused the
+    folder as a results folder. A benchmark into another's run folder is now refused too."""
+    import shutil
+
+    out = tmp_path / "bench"
+    assert main(_bench_td3(out, two_catalogues[0])) == 0
+    capsys.readouterr()
+    assert main(_bench(out / "runs" / "td3-seed1", two_catalogues[0])) == 2
+    assert "lies in the benchmark results folder" in _error(capsys)
+    shutil.copy(out / "references.json", out / "runs" / "td3-seed0" / "references.json")
+    kept = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main(_bench_td3(out, two_catalogues[1], "--force")) == 2
+    assert "td3-seed0 is a benchmark's results folder" in _error(capsys)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept

@@ -49,6 +49,7 @@ from ..run_folder import (
     RunFolderError,
     folders_at,
     holds_run,
+    is_results_folder,
     json_env_kwargs,
     markers_not_its_own,
     portable_env_kwargs,
@@ -634,6 +635,8 @@ def _check_paths_free(config: BenchmarkConfig, todo: list[tuple[str, int]]) -> N
             blocked.append(f"{where}: {lock_problem(folder)}")
         if artefact is not None:
             blocked += [f"{where / name} is no run's" for name in markers_not_its_own(folder)]
+            if is_results_folder(folder):  # a trainer gives a run no results folder
+                blocked.append(f"{where} is a benchmark's results folder")
     for folder in folders:
         if folder.is_symlink() and not folder.exists():
             blocked.append(f"{folder.relative_to(out)} is a broken link")
@@ -643,8 +646,9 @@ def _check_paths_free(config: BenchmarkConfig, todo: list[tuple[str, int]]) -> N
         raise ResultsFolderError(
             f"{out} holds what a benchmark cannot write over ({'; '.join(blocked[:3])}"
             f"{' and more' if len(blocked) > 3 else ''}): a file where it makes a folder, a "
-            "folder where it writes a file, a lock that is no lock file, or a user's run.json / "
-            "checkpoint.pt; move them away (--force neither removes nor replaces them)"
+            "folder where it writes a file, a lock that is no lock file, a user's run.json / "
+            "checkpoint.pt, or another benchmark's results; move them away (--force neither "
+            "removes nor replaces them)"
         )
 
 

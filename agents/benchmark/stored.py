@@ -27,6 +27,7 @@ from ..run_folder import (
     is_benchmark_record,
     is_results_folder,
     remove_run,
+    results_folder_around,
 )
 
 # Metrics that are shares, hence in [0, 1]; the rest (returns, normalized scores) are free.
@@ -175,6 +176,12 @@ def check_results_folder(out_dir: Path) -> None:
     ``runs/`` folder of ``train``'s runs does not make one): ``--force`` replaces only a
     results folder's files."""
     check_folder_path(out_dir, ResultsFolderError)
+    around = results_folder_around(out_dir.parent)
+    if around is not None:  # its run folders, or runs/ itself: the outer one's to replace
+        raise ResultsFolderError(
+            f"{out_dir} lies in the benchmark results folder {around}, whose runs a benchmark "
+            "there would replace; give this one a folder of its own"
+        )
     if (out_dir / "runs").is_symlink():
         raise ResultsFolderError(
             f"{out_dir / 'runs'} is a link (to {os.readlink(out_dir / 'runs')}): a benchmark "
