@@ -3515,6 +3515,10 @@ def test_the_api_s_overwrite_replaces_a_run_never_a_user_s_files(tmp_path):
 
 def _trainers(bias: float) -> dict[str, object]:
     """A trainer bound to ``bias`` in each way Python binds a value to code."""
+    import functools
+    import random
+    import types
+
     import numpy as np
 
     values = np.zeros(5000)
@@ -3539,9 +3543,71 @@ def _trainers(bias: float) -> dict[str, object]:
     def keyword_only(ctx, *, bias=bias):
         return bias
 
+    class Static:
+        @staticmethod
+        def value():
+            return bias
+
+        @classmethod
+        def of_class(cls):
+            return bias
+
+        @property
+        def prop(self):
+            return bias
+
+    @functools.cache
+    def cached():
+        return bias
+
+    class Slotted:
+        __slots__ = ("value",)
+
+        def __init__(self, value: float) -> None:
+            self.value = value
+
+        def __call__(self, ctx):
+            return self.value
+
+    tensor = torch.zeros(5000)
+    tensor[2500] = bias
+    generator = torch.Generator().manual_seed(int(bias * 10) + 100)
     return {"default": lambda ctx, bias=bias: bias, "keyword-only default": keyword_only,
             "callable object": Trainer(bias), "bound method": Trainer(bias).train,
-            "nested closure": make(bias), "array": lambda ctx: values}  # fmt: skip
+            "nested closure": make(bias), "array": lambda ctx: values,
+            "staticmethod": lambda ctx: Static.value(),
+            "classmethod": lambda ctx: Static.of_class(),
+            "property": lambda ctx: Static().prop, "functools.cache": lambda ctx: cached(),
+            "namespace": types.SimpleNamespace(train=lambda ctx: bias), "slots": Slotted(bias),
+            "tensor": lambda ctx: tensor, "precise tensor": lambda ctx: torch.tensor(bias / 1e5),
+            "linear layer": _layer(bias),
+            "numpy rng": np.random.default_rng(int(bias * 10) + 100),
+            "random.Random": random.Random(bias), "torch generator": generator,
+            "library factory": functools.partial(_library_closure(bias)),
+            "library object": _library_object(bias)}  # fmt: skip
+
+
+def _layer(bias: float):
+    layer = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        layer.weight.fill_(bias)
+        layer.bias.fill_(bias)
+    return layer
+
+
+def _library_closure(bias: float):
+    """A closure an installed library made (its values are the user's)."""
+    import gymnasium.wrappers
+
+    namespace = {"__name__": gymnasium.wrappers.__name__}
+    exec("def make(b):\n    return lambda ctx: b\n", namespace)
+    return namespace["make"](bias)
+
+
+def _library_object(bias: float):
+    import argparse
+
+    return argparse.Namespace(bias=bias)
 
 
 def test_a_trainer_s_values_bound_any_way_are_in_its_code_key():
@@ -3637,7 +3703,9 @@ def test_a_checkpoint_whose_pickle_hashes_for_ever_is_refused_at_once(
                  ["train", "--resume", "--episodes", "8", "--out", str(run)]):  # fmt: skip
         assert main(argv) == 2
         err = _error(capsys)
-        assert ("hashes an object of more than" if how == "resealed" else "SHA-256 differs") in err
+        assert (
+            "hashes or passes on an object of more than" if how == "resealed" else "SHA-256 differs"
+        ) in err
 
 
 def test_an_sb3_zip_whose_pickle_hashes_for_ever_is_refused_at_once(
@@ -3655,7 +3723,9 @@ def test_an_sb3_zip_whose_pickle_hashes_for_ever_is_refused_at_once(
     _reseal(run, "td3.zip")
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 2
-    assert "td3.zip: policy.pth: its pickle hashes an object of more than" in _error(capsys)
+    assert "td3.zip: policy.pth: its pickle hashes or passes on an object of more than" in _error(
+        capsys
+    )
 
 
 def test_the_pickle_scan_passes_every_model_file_this_tool_writes(finished_run, finished_sb3_run):
@@ -3690,3 +3760,112 @@ def test_force_removes_nothing_where_a_run_folder_is_another_benchmark_s_results
     assert main(_bench_td3(out, two_catalogues[1], "--force")) == 2
     assert "td3-seed0 is a benchmark's results folder" in _error(capsys)
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
+
+
+def test_a_trainer_s_key_is_the_same_in_every_process_for_the_same_values():
+    import os
+
+    """A set of dataclass items (or enum members) was described in hash order: two identical
+    processes made two keys, and the second refused the first's results."""
+    script = (
+        "import dataclasses, enum, sys\n"
+        "from agents.trainer_state import trainer_state\n"
+        "@dataclasses.dataclass(frozen=True)\n"
+        "class Rule:\n"
+        "    genre: str\n"
+        "    weight: float\n"
+        "class Genre(enum.Enum):\n"
+        "    DRAMA = 1\n"
+        "    COMEDY = 2\n"
+        "RULES = frozenset({Rule('Drama', 1.0), Rule('Comedy', 0.5), Rule('Action', 0.2)})\n"
+        "GENRES = {Genre.DRAMA, Genre.COMEDY}\n"
+        "def train(ctx):\n"
+        "    return RULES, GENRES\n"
+        "sys.stdout.write(trainer_state(train))\n"
+    )
+    keys = set()
+    for seed in ("1", "2", "3"):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        keys.add(done.stdout)
+    assert len(keys) == 1
+
+
+def _crafted_torch_file(pickle: bytes) -> bytes:
+    import io
+    import zipfile
+
+    plain = io.BytesIO()
+    torch.save({"a": 1}, plain)
+    crafted = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(plain.getvalue())) as source, \
+            zipfile.ZipFile(crafted, "w") as target:  # fmt: skip
+        for info in source.infolist():
+            data = source.read(info.filename)
+            target.writestr(info, pickle if info.filename.endswith("data.pkl") else data)
+    return crafted.getvalue()
+
+
+_DEEP = b"N" + b"q\x00h\x00\x86" * 40  # t = (t, t), 40 levels
+
+
+@pytest.mark.parametrize(
+    "pickle",
+    [
+        b"\x80\x02cbuiltins\nset\n" + _DEEP + b"\x85\x85R.",
+        b"\x80\x02ccollections\nOrderedDict\n" + _DEEP + b"K\x01\x86\x85\x85R.",
+        b"\x80\x02ccollections\nOrderedDict\n)R]" + _DEEP + b"K\x01\x86ab.",
+        b"\x80\x02}X\x03\x00\x00\x00padcbuiltins\nbytearray\n\x8a\x08"
+        + (5 * 10**9).to_bytes(8, "little")
+        + b"\x85Rs.",
+        b"\x80\x02" + b"N" * 100_000 + b"(t" * 100_000 + b".",
+    ],
+    ids=["set(...)", "OrderedDict(...)", "OrderedDict BUILD", "bytearray(5e9)", "many marks"],
+)
+def test_the_pickle_scan_refuses_what_torch_s_unpickler_would_build_for_ever(pickle):
+    """set(t), OrderedDict(pairs) and an OrderedDict's state hash their argument inside
+    torch.load (hours at 40 shared levels); bytearray(5e9) took 5 GB from 828 bytes; 100,000
+    marks over 100,000 values kept the scan itself busy (it copied the stack per mark)."""
+    import time
+
+    from agents.pickle_scan import torch_file_problem
+
+    start = time.perf_counter()
+    problem = torch_file_problem(_crafted_torch_file(pickle))
+    assert time.perf_counter() - start < 30
+    if pickle.endswith(b"(t" * 10 + b"."):
+        assert problem == ""  # harmless once scanned in linear time: torch refuses it itself
+    else:
+        assert "its pickle" in problem
+
+
+def test_a_trainer_s_key_survives_huge_integers_and_broadcast_arrays():
+    """A global 10**5000 ended registration in a raw ValueError from JSON; a broadcast view of
+    5 GB (8 bytes stored) was copied whole twice."""
+    import numpy as np
+
+    from agents.trainer_state import StateTooLarge, trainer_state
+
+    namespace: dict = {"__name__": "plugin", "BIG": 10**5000, "np": np}
+    exec("def train(ctx):\n    return BIG\n", namespace)
+    assert "int " in trainer_state(namespace["train"])
+    namespace["BIG"] = np.broadcast_to(np.float64(1), (25_000, 25_000))
+    with pytest.raises(StateTooLarge):
+        trainer_state(namespace["train"])
+
+
+def test_the_pickle_scan_never_unpacks_a_bomb_inside_a_model_s_zip():
+    """A .pth member of an SB3 zip holding a data.pkl of GBs of zeros (MBs deflated) was read
+    whole by the scan: 6.6 GB, then a raw MemoryError."""
+    import io
+    import zipfile
+
+    from agents.pickle_scan import MAX_PICKLE_BYTES, torch_file_problem
+
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("archive/data.pkl", "w", force_zip64=True) as member:  # fmt: skip
+        for _ in range(MAX_PICKLE_BYTES // 2**24 + 1):
+            member.write(bytes(2**24))
+    assert "its pickle unpacks to more than" in torch_file_problem(bomb.getvalue())
