@@ -352,8 +352,28 @@ def remove_run(run_dir: Path, replaced_by: tuple[str, ...] | None = None) -> Non
 
 
 def portable_env_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The env arguments a run records: its dataset and env semantics, not where data lives."""
+    """The env arguments a run records: its dataset and env semantics, not where data lives.
+
+    Raises:
+        ArgumentError: they choose a ``split`` (see :func:`check_no_split`).
+    """
+    check_no_split(env_kwargs)
     return {k: v for k, v in env_kwargs.items() if k not in LOCATION_KEYS}
+
+
+def check_no_split(env_kwargs: dict[str, Any]) -> None:
+    """Refuse env arguments of a training run that choose the ``split``: a run trains on the
+    train split and is evaluated on the test split's held-out ratings; one trained on the test
+    split was scored on what it had learned from, without a word.
+
+    Raises:
+        ArgumentError: naming the split given.
+    """
+    if "split" in env_kwargs:
+        raise ArgumentError(
+            f"env argument split={env_kwargs['split']!r}: runs always train on the train split "
+            "and are evaluated on the test split (the held-out ratings); leave split out"
+        )
 
 
 def json_env_kwargs(env_kwargs: dict[str, Any], who: str) -> dict[str, Any]:

@@ -3869,3 +3869,36 @@ def test_the_pickle_scan_never_unpacks_a_bomb_inside_a_model_s_zip():
         for _ in range(MAX_PICKLE_BYTES // 2**24 + 1):
             member.write(bytes(2**24))
     assert "its pickle unpacks to more than" in torch_file_problem(bomb.getvalue())
+
+
+# --------------------------------------------------------------------------- pass 26
+@pytest.mark.parametrize("entry", ["train_drr", "train_model", "tune", "a run's record"])
+def test_training_on_the_test_split_is_refused(finished_run, tmp_path, capsys, entry):
+    """The API accepted env_kwargs {"split": "test"}: a DRR agent trained on the test split's
+    episodes and held-out ratings, then was scored on them (evaluate too, from its run.json)."""
+    from agents.drr.config import DRRConfig
+    from agents.drr.train import train_drr
+    from agents.sb3.train import train_model
+    from agents.tune.study import tune
+
+    env_kwargs = {"dataset": "synthetic", "split": "test"}
+    if entry == "a run's record":
+        run = _copy(finished_run, tmp_path / "run")
+        info = json.loads((run / "run.json").read_text())
+        payload = torch.load(run / "checkpoint.pt", weights_only=True)
+        payload["env_kwargs"]["split"] = "test"
+        torch.save(payload, run / "checkpoint.pt")
+        _reseal(run)
+        assert info["agent"] == "drr-ave"
+        capsys.readouterr()
+        assert main(["evaluate", str(run)]) == 2
+        assert "split='test'" in _error(capsys)
+        return
+    calls = {
+        "train_drr": lambda: train_drr(env_kwargs, DRRConfig(), 2, 0, tmp_path / "run"),
+        "train_model": lambda: train_model("td3", env_kwargs, 0, 10),
+        "tune": lambda: tune("drr-ave", env_kwargs, 200, 1, tmp_path / "study"),
+    }
+    with pytest.raises(ValueError, match="split='test': runs always train on the train split"):
+        calls[entry]()
+    assert not (tmp_path / "run").exists() and not (tmp_path / "study").exists()

@@ -30,7 +30,13 @@ from movielens_env.evaluation.protocols import episode_steps, evaluate, heldout_
 from movielens_env.storage import SignalsHeld, atomic_write, file_sha256
 
 from ..fields import check_seed
-from ..run_folder import check_trained_env, model_swapped, read_run_info, write_run_info
+from ..run_folder import (
+    check_no_split,
+    check_trained_env,
+    model_swapped,
+    read_run_info,
+    write_run_info,
+)
 from ..threads import torch_threads
 from .agent import DRRAgent
 from .checkpoint import (
@@ -126,7 +132,9 @@ def train_drr(
     """
     budget("episodes", episodes)
     check_seed("seed", seed)
+    check_no_split(env_kwargs)
     if run_dir is not None:
+        run_dir = Path(run_dir)
         check_run_dir(run_dir, resume, overwrite)
     elif resume:
         raise RunFolderError("resume needs the run folder (run_dir) to continue from")

@@ -22,6 +22,7 @@ from movielens_env.errors import ArgumentError
 from movielens_env.storage import require_memory
 
 from ..fields import ConfigError, check_training_cost
+from ..run_folder import check_no_split
 from ..threads import torch_threads
 from .config import SB3Config, check_algorithm_config
 
@@ -99,6 +100,7 @@ def train_model(
 
     The curve holds (environment steps so far, episode return) for every training episode.
     """
+    check_no_split(env_kwargs)
     env = Monitor(gym.make("MovieLensRec-v0", **env_kwargs))
     obs_dim = gym.spaces.flatdim(env.observation_space)
     check_fits(config or SB3Config(), obs_dim, gym.spaces.flatdim(env.action_space))

@@ -54,7 +54,13 @@ from movielens_env.storage import (
 from ..fields import ConfigError, check_seed
 from ..folder_lock import LOCK_FILE, lock_folder
 from ..registry import check_agent_config, check_agent_fits
-from ..run_folder import LOCATION_KEYS, check_folder_path, folders_at, json_env_kwargs
+from ..run_folder import (
+    LOCATION_KEYS,
+    check_folder_path,
+    check_no_split,
+    folders_at,
+    json_env_kwargs,
+)
 from .space import base_params, check_tunable, default_config, trial_config
 
 RECORD = "tune.json"
@@ -316,6 +322,7 @@ def tune(
     budget("--timesteps", timesteps)
     positive_int("--trials", trials, MAX_TRIALS)
     check_seed("seed", seed)
+    check_no_split(env_kwargs)  # trials train on train less validation, scored on validation
     if not isinstance(env_kwargs.get("dataset", "ml-1m"), str):
         raise ArgumentError("tune takes the dataset by name (its validation split is carved here)")
     out = Path(out).expanduser()
