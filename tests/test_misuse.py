@@ -3902,3 +3902,38 @@ def test_training_on_the_test_split_is_refused(finished_run, tmp_path, capsys, e
     with pytest.raises(ValueError, match="split='test': runs always train on the train split"):
         calls[entry]()
     assert not (tmp_path / "run").exists() and not (tmp_path / "study").exists()
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+@pytest.mark.parametrize("agent", ["drr-ave", "td3"])
+def test_force_over_a_damaged_run_record_leaves_no_model_behind(two_catalogues, tmp_path, capsys,
+                                                                agent):  # fmt: skip
+    """A benchmark run whose run.json was edited: --force removed only run.json and the curve,
+    left DRR's checkpoint.pt (then taken for a user's run: the benchmark refused its own folder,
+    every time) or, without references, td3.zip (refused as a user's file)."""
+    import dataclasses
+
+    from agents.benchmark.runner import BenchmarkConfig, run_benchmark
+
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"hidden": 16, "batch_size": 8, "learning_starts": 8,
+                                  "buffer_size": 200, "num_envs": 2}))  # fmt: skip
+    out = tmp_path / "bench"
+    if agent == "drr-ave":
+        argv = _bench(out, two_catalogues[0], "--agents", agent, "--timesteps", "40",
+                      "--config", f"drr-ave={config}")  # fmt: skip
+        assert main(argv) == 0
+    else:
+        made = BenchmarkConfig(agents=(agent,), seeds=(0,), timesteps=20, out_dir=out,
+                               references=False, env_options=json.loads(SMALL_ENV))  # fmt: skip
+        run_benchmark(made, progress=False)
+    record = out / "runs" / f"{agent}-seed0" / "run.json"
+    record.write_text(record.read_text().replace("{", '{"note": "mine", ', 1))  # damaged
+    if agent == "drr-ave":
+        assert main([*argv[:-2], "--timesteps", "60", *argv[-2:], "--force"]) == 0
+    else:
+        run_benchmark(dataclasses.replace(made, timesteps=30), progress=False, force=True)
+    assert json.loads((out / "runs" / f"{agent}-seed0.json").read_text())["key"]["timesteps"] in (
+        30,
+        60,
+    )

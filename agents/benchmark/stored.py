@@ -21,6 +21,7 @@ from movielens_env.errors import MovieLensRecError
 from movielens_env.evaluation import names
 from movielens_env.storage import atomic_write, checksum, read_json
 
+from ..registry import AGENTS
 from ..run_folder import (
     check_folder_path,
     holds_run,
@@ -154,9 +155,10 @@ def remove_other_configs(paths: list[Path], out_dir: Path) -> None:
     for path in paths:
         run_dir = path.with_suffix("")
         if path.parent.name == "runs" and run_dir.is_dir() and not run_dir.is_symlink():
-            # Where its run.json is damaged, which files are the run's cannot be told: only
-            # that record and the curve go (the run trained there replaces its own files).
-            remove_run(run_dir, replaced_by=())
+            # Where its run.json is damaged, which files are the run's cannot be told from it:
+            # those of the agent the folder is named after go (a model left behind would be
+            # taken for a user's run, and the benchmark would refuse its own folder).
+            remove_run(run_dir, replaced_by=_named_agent_files(run_dir))
             (run_dir / OWN_RUN_MARK).unlink(missing_ok=True)
             if not any(run_dir.iterdir()):
                 run_dir.rmdir()
@@ -164,6 +166,14 @@ def remove_other_configs(paths: list[Path], out_dir: Path) -> None:
     if paths:
         for name in OUTPUT_FILES:
             (out_dir / name).unlink(missing_ok=True)
+
+
+def _named_agent_files(run_dir: Path) -> tuple[str, ...]:
+    """The files a run of the agent ``run_dir`` (``<agent>-seed<N>``) is named after writes;
+    none for an agent not registered here."""
+    agent = run_dir.name.rpartition("-seed")[0]
+    entry = AGENTS.get(agent)
+    return entry.artefact.files if entry is not None and entry.artefact is not None else ()
 
 
 # What a benchmark writes at the top of its results folder, besides references.json and runs/.
