@@ -2,11 +2,12 @@
 
 ``torch.load(..., weights_only=True)`` runs no code, but building its objects can still take
 for ever: a dict key that is a tuple nested 40 levels deep, each level holding the one below
-twice (``t = (t, t)``, a few bytes a level through pickle's memo), costs 2**40 steps to hash,
-and the unpickler hashes it while it reads the file (a file of under 1 KB). This module walks
-the pickle's opcodes with sizes in place of objects (each object's size as a tree, shared
-parts counted as often as they are referenced) and refuses a hashed object (a dict key, a set
-member) larger than any model file of this tool's holds.
+twice (a few bytes a level through pickle's memo), costs 2**40 steps to hash; keys whose
+hashes collide cost quadratic time; ``bytearray(10**10)`` or punycode of a million letters
+come from a few bytes. This module walks the pickle's opcodes with sizes in place of objects
+and refuses what no model file of this tool's holds: globals other than tensors' and ordered
+dicts', other codecs than latin-1, dict keys other than strings and small integers, sets, and
+calls or states of more than :data:`MAX_HASHED` values once expanded.
 """
 
 from __future__ import annotations
@@ -26,23 +27,40 @@ class _Node:
     """An object under construction: its size as a tree (it grows as lists and dicts fill),
     the global it names (``module.name``) or the integer it is, where it is one of those."""
 
-    __slots__ = ("name", "size", "value")
+    __slots__ = ("items", "kind", "name", "size", "value")
 
-    def __init__(self, size: int = 1, name: str = "", value: int | None = None) -> None:
-        self.size, self.name, self.value = size, name, value
+    def __init__(
+        self, size: int = 1, name: str = "", value: int | None = None, kind: str = "",
+        items: list[Any] | None = None,
+    ) -> None:  # fmt: skip
+        self.size, self.name, self.value, self.kind = size, name, value, kind
+        self.items = items or []
 
 
 _CAP = 2**62  # sizes saturate: a million shared levels would otherwise be numbers of a million bits
-# Calls the unpickler may make that allocate what an integer argument says (bytearray(10**10)).
-_ALLOCATING = ("builtins.bytearray", "builtins.bytes", "builtins.range")
-_MAX_ALLOCATED = 64 * 2**20
+# What torch.save writes for this tool's model files (DRR checkpoints, SB3's .pth members):
+# tensors (storages, dtypes, dense rebuilds), ordered dicts, and bytes as latin-1 text. Every
+# other global torch's unpickler accepts builds or hashes what the file asks, at its cost:
+# set(), Counter(), complex keys that collide, bytearray(10**10), punycode of 10**6 letters.
+_GLOBALS = {
+    "collections.OrderedDict", "_codecs.encode", "torch.Size", "torch.device",
+    "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3",
+    "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state",
+    "torch._tensor._rebuild_from_type_v2",
+}  # fmt: skip
+_DTYPES = {
+    "float16", "float32", "float64", "bfloat16", "half", "float", "double", "complex64",
+    "complex128", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "short", "int", "long", "bool",
+}  # fmt: skip
+_INT_KEYS = 2**31  # optimizer states key parameters by small numbers; no hashes collide there
 
 
 def pickle_problem(data: bytes) -> str:
-    """Why the pickle ``data`` is refused ("" if it is not): an object hashed (a dict key, a
-    set member) or passed to a call the unpickler makes (``set(...)``, ``OrderedDict(...)``,
-    an object's state) larger than :data:`MAX_HASHED` once expanded, an allocation of more
-    than 64 MiB asked by an integer, or more than :data:`MAX_OPCODES` opcodes."""
+    """Why the pickle ``data`` is refused ("" if it is not): a global no model file of this
+    tool's names, ``_codecs.encode`` with another codec than latin-1, a dict key other than a
+    string or a small integer, a set, an object passed to a call or an object's state larger
+    than :data:`MAX_HASHED` once expanded, or more than :data:`MAX_OPCODES` opcodes."""
     scan = _Scan()
     try:
         for count, (op, arg, _) in enumerate(pickletools.genops(data)):
@@ -92,27 +110,27 @@ class _Scan:
         stack = self.stack
         if name == "MARK":
             self.marks.append(len(stack))
-        elif name in ("TUPLE", "LIST", "FROZENSET", "DICT"):
+        elif name in ("TUPLE", "LIST", "DICT"):
             items = self.until_mark()
-            stack.append(_Node(_size(items), value=_largest(items)))
-            hashed = {"FROZENSET": items, "DICT": items[::2]}.get(name, [])
-            return _too_large(*hashed)
+            stack.append(_Node(_size(items)))
+            return _keys_problem(items[::2]) if name == "DICT" else ""
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
             count = int(name[-1])
             items = stack[-count:]
             del stack[-count:]
-            stack.append(_Node(_size(items), value=_largest(items)))
+            stack.append(_Node(_size(items), items=items))
+        elif name in ("FROZENSET", "ADDITEMS", "EMPTY_SET"):
+            return "its pickle builds a set, as no model file of this tool's does"
         elif name == "APPEND":
             self.grow([stack.pop()])
-        elif name in ("APPENDS", "SETITEMS", "ADDITEMS"):
+        elif name in ("APPENDS", "SETITEMS"):
             items = self.until_mark()
             self.grow(items)
-            return _too_large(*(items[::2] if name == "SETITEMS" else items if name == "ADDITEMS"
-                                else []))  # fmt: skip
+            return _keys_problem(items[::2]) if name == "SETITEMS" else ""
         elif name == "SETITEM":
             value, key = stack.pop(), stack.pop()
             self.grow([key, value])
-            return _too_large(key)
+            return _keys_problem([key])
         elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
             self.memo[arg] = stack[-1]
         elif name == "MEMOIZE":
@@ -128,22 +146,26 @@ class _Scan:
         elif name in ("REDUCE", "NEWOBJ"):
             args, call = stack.pop(), stack.pop()
             stack.append(_Node())
-            return _too_large(args) or _allocation(call, args)
+            return _too_large(args) or _codec_problem(call, args)
         elif name == "NEWOBJ_EX":
             kwargs, args, _ = stack.pop(), stack.pop(), stack.pop()
             stack.append(_Node())
             return _too_large(args, kwargs)
         elif name == "BUILD":
             return _too_large(stack.pop())
-        elif name == "GLOBAL":
-            stack.append(_Node(name=str(arg).replace(" ", ".")))
-        elif name == "STACK_GLOBAL":
-            attribute, module = stack.pop(), stack.pop()
-            stack.append(_Node(name=f"{module.name}.{attribute.name}"))
+        elif name in ("GLOBAL", "STACK_GLOBAL"):
+            if name == "GLOBAL":
+                found = str(arg).replace(" ", ".")
+            else:
+                attribute, module = stack.pop(), stack.pop()
+                found = f"{module.name}.{attribute.name}"
+            stack.append(_Node(name=found))
+            return _global_problem(found)
         elif name in ("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE"):
-            stack.append(_Node(name=str(arg)))  # a module or attribute name for STACK_GLOBAL
+            # Short ones kept: a module or attribute name for STACK_GLOBAL, a codec's name.
+            stack.append(_Node(name=str(arg)[:100], kind="str"))
         elif name in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"):
-            stack.append(_Node(value=arg if isinstance(arg, int) else None))
+            stack.append(_Node(value=arg if isinstance(arg, int) else None, kind="int"))
         elif name == "BINPERSID":
             stack[-1] = _Node()
         elif name in ("INST", "OBJ"):
@@ -156,19 +178,41 @@ class _Scan:
         return ""
 
 
-def _allocation(call: Any, args: Any) -> str:
-    """Why a call allocating what its integer argument says is refused ("" if not)."""
-    if not isinstance(call, _Node) or call.name not in _ALLOCATING:
+def _global_problem(name: str) -> str:
+    """Why the global ``name`` is refused ("" if this tool's model files name it)."""
+    module, _, attribute = name.rpartition(".")
+    if name in _GLOBALS or (
+        module == "torch" and (attribute.endswith("Storage") or attribute in _DTYPES)
+    ):
         return ""
-    if isinstance(args, _Node) and args.value is not None and args.value > _MAX_ALLOCATED:
-        return f"its pickle asks {call.name} for {args.value:,} items, as no model file holds"
+    return f"its pickle calls {name}, as no model file of this tool's does"
+
+
+def _codec_problem(call: Any, args: Any) -> str:
+    """Why a call of ``_codecs.encode`` is refused: only bytes as latin-1 text, as torch.save
+    writes them (punycode of 10**6 letters takes days; hex chained doubles each time)."""
+    if not isinstance(call, _Node) or call.name != "_codecs.encode":
+        return ""
+    items = args.items if isinstance(args, _Node) else []
+    text_then_codec = len(items) == 2 and items[0].kind == "str" and items[1].kind == "str"
+    if text_then_codec and items[1].name in ("latin1", "latin-1"):
+        return ""
+    return "its pickle encodes with another codec than latin-1, as no model file of this tool's"
+
+
+def _keys_problem(keys: list[Any]) -> str:
+    """Why dict keys are refused: only strings and small integers, as this tool's files have
+    (keys whose hashes collide, or tuples nested to hash for hours, are built otherwise)."""
+    for key in keys:
+        if not isinstance(key, _Node):
+            return ""  # damaged: torch's own reading says so
+        small = key.kind == "int" and key.value is not None and -_INT_KEYS <= key.value < _INT_KEYS
+        if not (key.kind == "str" or small):
+            return (
+                "its pickle has a dict key other than a string or a small integer, as no model "
+                "file of this tool's has"
+            )
     return ""
-
-
-def _largest(items: list[Any]) -> int | None:
-    """The largest integer among ``items`` (a tuple's, as a call's arguments), or ``None``."""
-    values = [item.value for item in items if isinstance(item, _Node) and item.value is not None]
-    return max(values, default=None)
 
 
 def torch_file_problem(source: str | bytes | Any) -> str:

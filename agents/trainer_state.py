@@ -122,7 +122,9 @@ class _Walk:
                 return f"type {value.__module__}.{value.__qualname__}"
             found = {k: v for k, v in vars(value).items() if not k.startswith("__")}
             return {"class": [value.__qualname__, self.describe(found)]}
-        if isinstance(value, np.ndarray) and value.dtype != object:
+        if isinstance(value, np.ndarray) and value.dtype == object:
+            return {"objects": [list(value.shape), self.describe(value.tolist())]}
+        if isinstance(value, np.ndarray):
             if value.nbytes > MAX_ARRAY_BYTES:  # data, or a view repeating one value 10**9 times
                 raise StateTooLarge
             data = np.ascontiguousarray(value).tobytes()
@@ -184,9 +186,11 @@ def _state(value: Any) -> Any:
     if type(value).__name__ == "Generator" and hasattr(value, "get_state"):  # torch's
         return _array(value.get_state())
     if hasattr(value, "__array__") or hasattr(value, "detach"):
+        if isinstance(getattr(value, "nbytes", 0), int) and value.nbytes > MAX_ARRAY_BYTES:
+            raise StateTooLarge  # before a copy: a data frame, or a model on a GPU
         array = _array(value)
-        if array is not None and array.dtype != object:
-            return array
+        if array is not None:  # objects (strings) item by item: their repr leaves some out
+            return array if array.dtype != object else {"objects": array.tolist()}
     if hasattr(value, "__wrapped__"):  # functools.cache, lru_cache and decorators
         return {"wrapped": value.__wrapped__}
     slots = [name for cls in type(value).__mro__ for name in getattr(cls, "__slots__", ())]
