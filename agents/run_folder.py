@@ -136,11 +136,20 @@ def foreign_markers(folder: Path) -> list[str]:
     return [name for name in RUN_MARKERS if (folder / name).exists()]
 
 
-def markers_not_its_own(folder: Path) -> list[str]:
+def markers_not_its_own(folder: Path, files: tuple[str, ...]) -> list[str]:
     """The files of :data:`RUN_MARKERS`' names in ``folder`` that are not those of the run it
     holds (all of them where it holds none): a user's own, which would mark the folder as
-    holding a run once that run is replaced."""
-    own = _run_files_in(folder) if holds_run(folder) else ()
+    holding a run once that run is replaced. Where its ``run.json`` is missing or damaged, the
+    run's files are ``files`` (those of the agent the folder is for): a DRR checkpoint beside
+    an SB3 run whose record was edited is then no run's, as beside an intact one."""
+    if not holds_run(folder):
+        own: tuple[str, ...] = ()
+    else:
+        try:
+            intact = read_run_info(folder) is not None
+        except RunFolderError:
+            intact = False
+        own = _run_files_in(folder) if intact else files
     return [name for name in RUN_MARKERS if (folder / name).exists() and name not in own]
 
 

@@ -3976,3 +3976,23 @@ def test_the_pickle_scan_refuses_what_no_model_file_of_this_tool_holds(pickle):
     from agents.pickle_scan import torch_file_problem
 
     assert "its pickle" in torch_file_problem(_crafted_torch_file(pickle))
+
+
+# --------------------------------------------------------------------------- pass 27
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_force_removes_nothing_where_a_damaged_run_sits_beside_another_agent_s_checkpoint(
+    finished_run, two_catalogues, tmp_path, capsys
+):
+    """A DRR checkpoint.pt beside a td3 run whose run.json was edited counted as the td3 run's:
+    --force removed the td3 result and run, left the checkpoint, then refused the folder."""
+    out = tmp_path / "bench"
+    assert main(_bench_td3(out, two_catalogues[0])) == 0
+    run = out / "runs" / "td3-seed0"
+    (run / "checkpoint.pt").write_bytes((finished_run / "checkpoint.pt").read_bytes())
+    record = run / "run.json"
+    record.write_text(record.read_text().replace("{", '{"note": "mine", ', 1))
+    kept = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(_bench_td3(out, two_catalogues[1], "--force")) == 2
+    assert "td3-seed0/checkpoint.pt is no run's" in _error(capsys)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept

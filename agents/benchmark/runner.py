@@ -634,7 +634,8 @@ def _check_paths_free(config: BenchmarkConfig, todo: list[tuple[str, int]]) -> N
         if lock_problem(folder):
             blocked.append(f"{where}: {lock_problem(folder)}")
         if artefact is not None:
-            blocked += [f"{where / name} is no run's" for name in markers_not_its_own(folder)]
+            theirs = markers_not_its_own(folder, artefact.files)
+            blocked += [f"{where / name} is no run's" for name in theirs]
             if is_results_folder(folder):  # a trainer gives a run no results folder
                 blocked.append(f"{where} is a benchmark's results folder")
     for folder in folders:
