@@ -3996,3 +3996,63 @@ def test_force_removes_nothing_where_a_damaged_run_sits_beside_another_agent_s_c
     assert main(_bench_td3(out, two_catalogues[1], "--force")) == 2
     assert "td3-seed0/checkpoint.pt is no run's" in _error(capsys)
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
+
+
+@pytest.mark.parametrize("damage", ["rated twice", "off the scale", "ids out of order"])
+def test_a_hand_built_dataset_gets_the_loaders_checks(damage):
+    """A RatingsDataset built by hand skipped what every loader refuses: a pair rated twice
+    (its test items counted by NDCG's ideal, never offered), ratings of 40 on a 1-5 scale."""
+    import dataclasses
+
+    import numpy as np
+
+    from movielens_env import load_world
+    from movielens_env.errors import DataFormatError
+
+    data = load_world(dataset="synthetic").dataset
+    if damage == "rated twice":
+        data = dataclasses.replace(
+            data, users=np.append(data.users, data.users[0]),
+            items=np.append(data.items, data.items[0]),
+            ratings=np.append(data.ratings, data.ratings[0]),
+            timestamps=np.append(data.timestamps, data.timestamps.max() + 1),
+        )  # fmt: skip
+    elif damage == "off the scale":
+        ratings = np.where(np.arange(data.n_ratings) == 3, 40.0, data.ratings)
+        data = dataclasses.replace(data, ratings=ratings.astype(np.float32))
+    else:
+        data = dataclasses.replace(data, user_ids=data.user_ids[::-1].copy())
+    said = {"rated twice": "twice", "off the scale": "outside", "ids out of order": "increasing"}
+    with pytest.raises(DataFormatError, match=said[damage]):
+        load_world(dataset=data)
+
+
+def test_a_genre_named_twice_by_hand_satiates_once():
+    import dataclasses
+
+    import numpy as np
+
+    from movielens_env import load_world
+    from movielens_env.simulator.user_model import genre_table
+
+    world = load_world(dataset="synthetic")
+    genres = world.dataset.genres.copy()
+    genres[0] = (genres[0][0], genres[0][0])
+    twice = load_world(dataset=dataclasses.replace(world.dataset, genres=genres))
+    _, weights = genre_table(twice)
+    assert np.isclose(weights[0].sum(), 1.0) and weights[0].max() == 1.0
+
+
+def test_a_patient_user_leaves_at_the_documented_step():
+    """Budget 5 less 50 costs of 0.1 left 1e-15 in floating point: the user stayed 51 steps."""
+    import numpy as np
+
+    from movielens_env import load_world
+    from movielens_env.simulator.user_model import UserModel, parse_user_model
+
+    config = parse_user_model("patience", patience_threshold=1.5)
+    model = UserModel(load_world(dataset="synthetic"), config, "mf", "test", 0.0)
+    state = model.start(np.array([0]))
+    slates, ratings = np.zeros((1, 1), dtype=np.int64), np.full((1, 1), 5.0)  # never short
+    left = [bool(model.advance(state, slates, ratings)[0]) for _ in range(60)]
+    assert left.index(True) + 1 == 50  # cost alone: 5 / 0.1 steps

@@ -51,6 +51,33 @@ class RatingsDataset:
                         f"{bad[0]!r}: empty, or holding '|' or a control character"
                     )
 
+    def check_consistent(self) -> None:
+        """Refuse what the file loaders refuse, for a dataset built by hand (the loaders check
+        it while parsing): a (user, item) pair rated twice, a rating off its scale or not a
+        number, ids out of order.
+
+        Raises:
+            DataFormatError: naming the first such rating.
+        """
+        for what, ids in (("user_ids", self.user_ids), ("item_ids", self.item_ids)):
+            if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
+                raise DataFormatError(f"{self.name}: {what} must be strictly increasing")
+        low, high = self.rating_scale
+        off = np.flatnonzero(~((self.ratings >= low) & (self.ratings <= high)))
+        if len(off):
+            raise DataFormatError(
+                f"{self.name}: rating {off[0]} is {self.ratings[off[0]]}, outside the scale "
+                f"{self.rating_scale}"
+            )
+        keys = self.users.astype(np.int64) * max(self.n_items, 1) + self.items
+        ordered = np.sort(keys)
+        twice = np.flatnonzero(ordered[1:] == ordered[:-1])
+        if len(twice):
+            user, item = divmod(int(ordered[twice[0]]), max(self.n_items, 1))
+            raise DataFormatError(
+                f"{self.name}: user {self.user_ids[user]} rated item {self.item_ids[item]} twice"
+            )
+
     @property
     def n_users(self) -> int:
         """Number of users."""

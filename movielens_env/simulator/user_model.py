@@ -223,7 +223,7 @@ def genre_table(world: RecWorld) -> tuple[tuple[str, ...], np.ndarray]:
     column = {name: j for j, name in enumerate(names)}
     weights = np.zeros((world.dataset.n_items, len(names)))
     for item, item_genres in enumerate(genres):
-        known = [column[g] for g in item_genres if g in column]
+        known = sorted({column[g] for g in item_genres if g in column})  # each genre once
         if known:
             weights[item, known] = 1.0 / len(known)
     weights.flags.writeable = False
@@ -442,7 +442,8 @@ class UserModel:
             0.0, np.nan_to_num(ratings, nan=self.scale[0]) - c.patience_threshold
         )
         state.patience += shortfall.sum(axis=1) - c.patience_cost
-        return state.patience <= 0.0
+        # Budget 5 less 50 costs of 0.1 leaves 1e-15 in floating point: the user leaves there.
+        return state.patience <= 1e-9 * c.patience_budget
 
     def respond(self, state: UserState, slates: np.ndarray) -> Response:
         """Rate ``slates`` ``(n, k)``, reward them and move the state on (in place)."""

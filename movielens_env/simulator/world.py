@@ -145,6 +145,7 @@ def build_world(
             return _CACHE[key]
     if isinstance(spec.dataset, RatingsDataset):
         dataset = spec.dataset
+        dataset.check_consistent()  # built by hand: the loaders' checks were never run on it
     else:
         dataset = load_dataset(
             spec.dataset, spec.data_dir, cache_dir=spec.cache_dir, download=spec.download
