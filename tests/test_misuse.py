@@ -3671,19 +3671,7 @@ def test_a_record_named_dot_dot_json_is_no_run_s(two_catalogues, tmp_path):
 def _hash_bomb() -> bytes:
     """A torch file of under 1 KB whose pickle makes a dict key of a tuple nested 40 levels,
     each holding the one below twice: 2**40 steps to hash, done while torch reads it."""
-    import io
-    import zipfile
-
-    pickle = b"\x80\x02}K\x01\x85q\x00" + b"h\x00\x86q\x00" * 40 + b"K\x00s."
-    plain = io.BytesIO()
-    torch.save({"a": 1}, plain)
-    crafted = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(plain.getvalue())) as source, \
-            zipfile.ZipFile(crafted, "w") as target:  # fmt: skip
-        for info in source.infolist():
-            data = source.read(info.filename)
-            target.writestr(info, pickle if info.filename.endswith("data.pkl") else data)
-    return crafted.getvalue()
+    return _crafted_torch_file(b"\x80\x02}K\x01\x85q\x00" + b"h\x00\x86q\x00" * 40 + b"K\x00s.")
 
 
 @pytest.mark.parametrize("how", ["swapped in", "resealed", "a user's folder"])
@@ -3795,6 +3783,7 @@ def test_a_trainer_s_key_is_the_same_in_every_process_for_the_same_values():
 
 
 def _crafted_torch_file(pickle: bytes) -> bytes:
+    """A torch file (as torch.save writes it) whose data.pkl is ``pickle``."""
     import io
     import zipfile
 
