@@ -146,7 +146,7 @@ class _Scan:
         elif name in ("REDUCE", "NEWOBJ"):
             args, call = stack.pop(), stack.pop()
             stack.append(_Node())
-            return _too_large(args) or _codec_problem(call, args)
+            return _too_large(args) or _call_problem(call, args)
         elif name == "NEWOBJ_EX":
             kwargs, args, _ = stack.pop(), stack.pop(), stack.pop()
             stack.append(_Node())
@@ -186,6 +186,18 @@ def _global_problem(name: str) -> str:
     ):
         return ""
     return f"its pickle calls {name}, as no model file of this tool's does"
+
+
+def _call_problem(call: Any, args: Any) -> str:
+    """Why a call is refused: ``OrderedDict`` with arguments (torch.save writes it empty and
+    fills it key by key: pairs given at once would hash keys unchecked), or
+    :func:`_codec_problem`'s."""
+    if isinstance(call, _Node) and call.name == "collections.OrderedDict":
+        if isinstance(args, _Node) and args.size > 1:
+            return (
+                "its pickle builds an ordered dict from arguments, as no model file of this tool's"
+            )
+    return _codec_problem(call, args)
 
 
 def _codec_problem(call: Any, args: Any) -> str:

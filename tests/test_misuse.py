@@ -3955,8 +3955,11 @@ def _unicode(text: str) -> bytes:
         + _unicode("punycode")
         + b"\x86Rs.",
         b"\x80\x02}" + _unicode("x") + b"cbuiltins\ncomplex\nK\x01\x85Rs.",
+        b"\x80\x02ccollections\nOrderedDict\n]("
+        + b"".join(_long1(k * (2**61 - 1) + 7) + b"K\x00\x86" for k in range(1, 50))
+        + b"e\x85R.",
     ],
-    ids=["keys whose hashes collide", "punycode", "another global"],
+    ids=["keys whose hashes collide", "punycode", "another global", "OrderedDict(pairs)"],
 )
 def test_the_pickle_scan_refuses_what_no_model_file_of_this_tool_holds(pickle):
     """Int keys k * (2**61 - 1) all hash alike (a 1.9 MB file ran for hours in torch.load);
