@@ -104,12 +104,12 @@ class DRRConfig:
     def __post_init__(self) -> None:
         if self.state not in STATE_REPRESENTATIONS:
             raise ConfigError(
-                f"DRRConfig.state={self.state!r} is not valid; allowed: "
+                f"DRRConfig.state={self.state!r:.100} is not valid; allowed: "
                 f"{', '.join(STATE_REPRESENTATIONS)}"
             )
         if self.action_head not in ACTION_HEADS:
             raise ConfigError(
-                f"DRRConfig.action_head={self.action_head!r} is not valid; allowed: "
+                f"DRRConfig.action_head={self.action_head!r:.100} is not valid; allowed: "
                 f"{', '.join(ACTION_HEADS)}"
             )
         check_fields(self, BOUNDS)
