@@ -108,8 +108,9 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path):
 
     (tmp_path / "checkpoint.pt").write_bytes(b"")
     torch.save({"format_version": 1, "evil": Exploit()}, tmp_path / "checkpoint.pt")
-    with pytest.raises(CheckpointError, match="unreadable, corrupted") as error:
-        load_checkpoint(tmp_path)
+    said = r"its pickle calls (__builtin__|builtins)\.print"
+    with pytest.raises(CheckpointError, match=said) as error:
+        load_checkpoint(tmp_path)  # refused before torch reads it (agents/pickle_scan.py)
     assert "weights_only=False" not in str(error.value)
 
 
