@@ -631,8 +631,9 @@ def _check_paths_free(config: BenchmarkConfig, todo: list[tuple[str, int]]) -> N
         where = folder.relative_to(out)
         taken = folders_at(folder, (OWN_RUN_MARK, *(run_files() if artefact else ())))
         blocked += [f"{where / name} is a folder" for name in taken]
-        if lock_problem(folder):
-            blocked.append(f"{where}: {lock_problem(folder)}")
+        lock = lock_problem(folder)
+        if lock:
+            blocked.append(f"{where}: {lock}")
         if artefact is not None:
             theirs = markers_not_its_own(folder, artefact.files)
             blocked += [f"{where / name} is no run's" for name in theirs]
