@@ -360,37 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_env_options(tune)
     tune.set_defaults(run=_tune)
     add_run_commands(commands)
-    _store_once(parser)
     return parser
-
-
-class _StoreOnce(argparse._StoreAction):
-    """A single-value option given twice is refused: the last one silently won (a second
-    ``--env-kwargs`` dropped the first's drift_rate; ``--seeds 0,1 --seeds 2`` ran seed 2)."""
-
-    given = False
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        if self.given and option_string is not None:
-            parser.error(f"{option_string} given twice; give it once")
-        self.given = True
-        super().__call__(parser, namespace, values, option_string)
-
-
-def _store_once(parser: argparse.ArgumentParser) -> None:
-    """Make every single-value option of ``parser`` and its commands a :class:`_StoreOnce`."""
-    for action in parser._actions:
-        if type(action) is argparse._StoreAction:
-            action.__class__ = _StoreOnce
-        elif isinstance(action, argparse._SubParsersAction):
-            for command in action.choices.values():
-                _store_once(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

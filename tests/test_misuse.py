@@ -4048,21 +4048,3 @@ def test_a_patient_user_leaves_at_the_documented_step():
     slates, ratings = np.zeros((1, 1), dtype=np.int64), np.full((1, 1), 5.0)  # never short
     left = [bool(model.advance(state, slates, ratings)[0]) for _ in range(60)]
     assert left.index(True) + 1 == 50  # cost alone: 5 / 0.1 steps
-
-
-# --------------------------------------------------------------------------- pass 28
-@pytest.mark.parametrize(
-    "twice", [["--env-kwargs", '{"drift_rate": 0.1}', "--env-kwargs", '{"max_episode_steps": 5}'],
-              ["--user-model", "drift", "--user-model", "boredom"]],
-)  # fmt: skip
-def test_a_single_value_option_given_twice_is_refused(tmp_path, capsys, twice):
-    """A second --env-kwargs dropped the first (drift_rate 0.1 trained and recorded as the
-    default 0.7, exit 0); --seeds 0,1 --seeds 2 ran seed 2 only."""
-    with pytest.raises(SystemExit) as exited:
-        main(["train", "--out", str(tmp_path / "run"), *twice])
-    assert exited.value.code == 2
-    assert f"{twice[0]} given twice; give it once" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
-    with pytest.raises(SystemExit):
-        main(["benchmark", "--seeds", "0,1", "--seeds", "2", "--out", str(tmp_path / "b")])
-    assert "--seeds given twice" in capsys.readouterr().err
