@@ -272,9 +272,10 @@ def importing_plugin(module: str) -> Iterator[None]:
 def _plugin_source_digest(train: Callable[..., Any], modules: tuple[str, ...] = ()) -> str | None:
     """SHA-256 of a plugin's own source files (:func:`_plugin_sources` of the trainer's module
     and of the imported ``modules``, by their paths relative to the plugin's folder) and of the
-    values a ``functools.partial`` trainer binds or a closure captures; ``None`` where all of
-    them are this package's own. Code with no source file (a notebook, ``python -c``) cannot be
-    told from its later edits: its digest is then this registration's own, with a warning."""
+    values the trainer is bound to besides its source (``agents.trainer_state``); ``None``
+    where all of them are this package's own. Code with no source file (a notebook,
+    ``python -c``) cannot be told from its later edits: its digest is then this registration's
+    own, with a warning."""
     found = [inspect.getmodule(getattr(train, "func", train)), *map(sys.modules.get, modules)]
     files: dict[str, Path] = {}
     unkeyed = ""  # why the code cannot be keyed by its source and values

@@ -70,6 +70,7 @@ from .stored import (
     refuse_other_configs,
     remove_other_configs,
     report_invalid,
+    run_name_parts,
     write_record,
 )
 
@@ -413,7 +414,7 @@ def _trained_under(mark: dict[str, Any], info: dict[str, Any], folder: str) -> b
     leaves it: a train run put beside it is a user's, never the benchmark's to remove."""
     if not info:
         return True  # stopped after the model's first file, before its run.json
-    agent, _, seed = folder.rpartition("-seed")
+    agent, seed = run_name_parts(folder)
     key = mark.get("key")
     if (
         not isinstance(key, dict)

@@ -168,11 +168,16 @@ def remove_other_configs(paths: list[Path], out_dir: Path) -> None:
             (out_dir / name).unlink(missing_ok=True)
 
 
+def run_name_parts(name: str) -> tuple[str, str]:
+    """The agent and the seed (as written) a run's name ``<agent>-seed<N>`` holds."""
+    agent, _, seed = name.rpartition("-seed")
+    return agent, seed
+
+
 def _named_agent_files(run_dir: Path) -> tuple[str, ...]:
     """The files a run of the agent ``run_dir`` (``<agent>-seed<N>``) is named after writes;
     none for an agent not registered here."""
-    agent = run_dir.name.rpartition("-seed")[0]
-    entry = AGENTS.get(agent)
+    entry = AGENTS.get(run_name_parts(run_dir.name)[0])
     return entry.artefact.files if entry is not None and entry.artefact is not None else ()
 
 
