@@ -24,6 +24,7 @@ from .benchmark.machine import machine_description
 from .config_values import read_config_file, with_options
 from .env_options import add_env_options, env_options, nonempty
 from .fields import check_seed
+from .options_once import parse_args
 from .plugins import import_plugin
 from .run_commands import add_commands as add_run_commands
 from .threads import torch_threads
@@ -365,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``movielens-rec`` console script."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     args.argv = None if argv is None else list(argv)
     try:
         # One torch thread for every command: a threaded torch waiting for a busy core made the

@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--force", action="store_true", help="replace results another command wrote in --out"
     )
-    args = parser.parse_args(argv)
+    from agents.options_once import parse_args
+
+    args = parse_args(parser, argv)
 
     from agents.benchmark.script_results import script_results
     from movielens_env import load_world, variant_kwargs

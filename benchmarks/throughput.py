@@ -457,11 +457,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="another checkout to compare the static env's speed with")  # fmt: skip
     parser.add_argument("--work", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.work:
-        task, kwargs = args.work
+    if args_work := parser.parse_known_args(argv)[0].work:
+        # The internal timing worker, also run inside a --baseline checkout that may predate
+        # agents.options_once.
+        task, kwargs = args_work
         print(json.dumps(WORK[task](**json.loads(kwargs))), flush=True)
         return 0
+    from agents.options_once import parse_args
+
+    args = parse_args(parser, argv)
 
     from agents.benchmark.machine import machine_description
     from agents.benchmark.script_results import script_results, write_script_results

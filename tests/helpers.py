@@ -3,6 +3,7 @@ and brute-force returns (never real data)."""
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 from pathlib import Path
@@ -24,6 +25,37 @@ TINY_ENV_JSON = json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2}}
 TINY_SB3 = ["--timesteps", "60", "--set", "learning_starts=20", "--set", "batch_size=16",
             "--set", "net_arch=[32]", "--set", "buffer_size=1000",
             "--env-kwargs", TINY_ENV_JSON]  # fmt: skip
+
+
+def last_wins(argv: list[str]) -> list[str]:
+    """``argv`` with each single-value option once: at its first place, with its last value.
+
+    The CLI refuses an option given twice; tests build a command from a helper's defaults and
+    then override some of them, as a user writes the command once with the values wanted.
+    """
+    from agents.cli import build_parser
+
+    takes_value = {
+        option
+        for command in build_parser()._subparsers._group_actions[0].choices.values()  # type: ignore[union-attr]
+        for action in command._actions
+        if type(action) is argparse._StoreAction
+        for option in action.option_strings
+    }
+    kept: list[str] = []
+    at: dict[str, int] = {}
+    tokens = iter(argv)
+    for token in tokens:
+        if token in takes_value:
+            value = next(tokens)
+            if token in at:
+                kept[at[token] + 1] = value
+                continue
+            at[token] = len(kept)
+            kept += [token, value]
+        else:
+            kept.append(token)
+    return kept
 
 
 def cli_error(capsys) -> str:

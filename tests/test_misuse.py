@@ -19,13 +19,20 @@ import pytest
 import torch
 
 from agents.benchmark.stored import InvalidRecordWarning, check_run
-from agents.cli import main
+from agents.cli import main as cli_main
 from agents.drr.config import DRRConfig
 from agents.drr.train import load_agent
 from agents.fields import ConfigError
 from agents.folder_lock import LOCK_FILE
 from movielens_env import storage
-from tests.helpers import TINY_SB3, write_ml100k
+from tests.helpers import TINY_SB3, last_wins, write_ml100k
+
+
+def main(argv: list[str]) -> int:
+    """The CLI on ``argv`` with its defaults overridden where a test gives an option again
+    (the CLI refuses a repeat: see the pass-28 tests)."""
+    return cli_main(last_wins(argv))
+
 
 SMALL_ENV = json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2}})
 TINY_DRR = ["--set", "hidden=16", "--set", "batch_size=8", "--set", "learning_starts=8",
@@ -1711,7 +1718,7 @@ def test_force_on_a_benchmark_run_with_a_damaged_run_json_keeps_other_models(
 # --------------------------------------------------------------------------- sixth pass
 def _bench_td3(out, data_dir, *extra: str) -> list[str]:
     """A benchmark of one RL agent (a run folder beside its result), a few seconds long."""
-    return [*_bench(out, data_dir, "--agents", "td3", "--timesteps", "20"), *extra]
+    return _bench(out, data_dir, "--agents", "td3", "--timesteps", "20", *extra)
 
 
 @pytest.mark.filterwarnings("ignore:td3 took no gradient step")
@@ -4048,3 +4055,48 @@ def test_a_patient_user_leaves_at_the_documented_step():
     slates, ratings = np.zeros((1, 1), dtype=np.int64), np.full((1, 1), 5.0)  # never short
     left = [bool(model.advance(state, slates, ratings)[0]) for _ in range(60)]
     assert left.index(True) + 1 == 50  # cost alone: 5 / 0.1 steps
+
+
+# --------------------------------------------------------------------------- pass 28
+@pytest.mark.parametrize(
+    "twice", [["--env-kwargs", '{"drift_rate": 0.1}', "--env-kwargs", '{"max_episode_steps": 5}'],
+              ["--user-model", "drift", "--user-model", "boredom"]],
+)  # fmt: skip
+def test_a_single_value_option_given_twice_is_refused(tmp_path, capsys, twice):
+    """A second --env-kwargs dropped the first (drift_rate 0.1 trained and recorded as the
+    default 0.7, exit 0); --seeds 0,1 --seeds 2 ran seed 2 only."""
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["train", "--out", str(tmp_path / "run"), *twice])
+    assert exited.value.code == 2
+    assert f"{twice[0]} given twice; give it once" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit):
+        cli_main(["benchmark", "--seeds", "0,1", "--seeds", "2", "--out", str(tmp_path / "b")])
+    assert "--seeds given twice" in capsys.readouterr().err
+
+
+def test_a_script_s_option_given_twice_is_refused(tmp_path):
+    script = Path(__file__).parents[1] / "benchmarks" / "headroom.py"
+    out = tmp_path / "headroom"
+    done = subprocess.run(
+        [sys.executable, str(script), "--dataset", "synthetic", "--width", "2", "--width", "4",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--width given twice; give it once" in done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_the_default_env_named_explicitly_is_the_same_benchmark(two_catalogues, tmp_path, capsys):
+    """The static grid was stored without env arguments; rerun with --user-model static (the
+    same env) it was another configuration's, and --force removed 35 trained runs."""
+    out = tmp_path / "bench"
+    assert main(_bench_td3(out, two_catalogues[0])) == 0
+    stored = (out / "runs" / "td3-seed0.json").read_bytes()
+    capsys.readouterr()
+    again = [*_bench_td3(out, two_catalogues[0]), "--user-model", "static"]
+    assert main(again) == 0
+    assert "note:" not in capsys.readouterr().err  # its run folder still the result's
+    assert (out / "runs" / "td3-seed0.json").read_bytes() == stored
+    assert (out / "runs" / "td3-seed0" / "td3.zip").is_file()

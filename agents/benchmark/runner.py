@@ -52,11 +52,11 @@ from ..run_folder import (
     is_results_folder,
     json_env_kwargs,
     markers_not_its_own,
-    portable_env_kwargs,
     read_run_info,
     run_damage,
     run_files,
 )
+from .env_key import key_env_options
 from .stats import mean_ci95
 from .stored import (
     MAX_RESULT_BYTES,
@@ -150,7 +150,7 @@ class BenchmarkConfig:
             "version": RESULT_VERSION,
             "dataset": self.dataset,
             "data": data,
-            "env_options": portable_env_kwargs(self.env_options),
+            "env_options": key_env_options(self.env_options),
             # Normalized scores are measured against the planner of this width.
             "references": {"planner_width": self.planner_width} if self.references else None,
         }
@@ -178,7 +178,7 @@ def references_key(config: BenchmarkConfig, data: str) -> dict[str, Any]:
         "version": RESULT_VERSION,
         "dataset": config.dataset,
         "data": data,
-        "env_options": portable_env_kwargs(config.env_options),
+        "env_options": key_env_options(config.env_options),
         "planner_width": config.planner_width,
         # Stored references without one added since are recomputed (with --force).
         "references": list(REFERENCE_NAMES),
@@ -514,6 +514,15 @@ def _replaced(run_dir: Path, record: dict[str, Any], config: BenchmarkConfig) ->
     return ""
 
 
+def _same_env(stated: Any, env_kwargs: dict[str, Any]) -> bool:
+    """Whether a run.json's ``env_kwargs`` (``stated``) give the env ``env_kwargs`` give,
+    however spelled (``user_model="static"`` or left out)."""
+    try:
+        return isinstance(stated, dict) and key_env_options(stated) == key_env_options(env_kwargs)
+    except MovieLensRecError:  # a split chosen: never a benchmark's run
+        return False
+
+
 def _unlike(
     info: dict[str, Any], env_kwargs: dict[str, Any], agent: str, seed: int, key: dict[str, Any]
 ) -> str:
@@ -526,7 +535,8 @@ def _unlike(
         return f"replaced by the run of seed {info.get('seed')}"
     if info.get("data", key.get("data")) != key.get("data"):
         return "replaced by a run on other data (its run.json's data fingerprint differs)"
-    if info.get("env_kwargs", None) not in (None, env_kwargs):
+    stated = info.get("env_kwargs")
+    if stated is not None and not _same_env(stated, env_kwargs):
         return "replaced by a run of other env arguments (its run.json's env_kwargs differ)"
     budget = key.get("timesteps")
     if budget is not None and "timesteps" in info and info["timesteps"] != budget:
