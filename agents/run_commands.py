@@ -305,7 +305,8 @@ def add_commands(commands: Any) -> None:
     )  # fmt: skip
     train.add_argument(
         "--force", action="store_true",
-        help="replace the run --out already holds (without it, a folder holding a run is refused)",
+        help="replace the run --out already holds, once the new run's files are whole (DRR: at "
+        "its first checkpoint); without it, a folder holding a run is refused",
     )  # fmt: skip
     train.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
