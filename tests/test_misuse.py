@@ -4088,14 +4088,21 @@ def test_a_script_s_option_given_twice_is_refused(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:td3 took no gradient step")
-def test_the_default_env_named_explicitly_is_the_same_benchmark(two_catalogues, tmp_path, capsys):
-    """The static grid was stored without env arguments; rerun with --user-model static (the
-    same env) it was another configuration's, and --force removed 35 trained runs."""
+@pytest.mark.parametrize(
+    "same",
+    [["--user-model", "static"],  # pass 28: the static grid's 35 trained runs removed
+     ["--env-kwargs", json.dumps({"embedding_dim": 8, "satiation_strength": 1,  # pass 29
+                                  "mf_options": {"iterations": 2, "reg": 0.1}})]],
+)  # fmt: skip
+def test_the_default_env_spelled_out_is_the_same_benchmark(two_catalogues, tmp_path, capsys, same):
+    """A grid stored without env arguments, rerun with them spelled out at their defaults (the
+    same env: ``static``, an int for a float, MF options at theirs), was another
+    configuration's, and --force removed its trained runs."""
     out = tmp_path / "bench"
     assert main(_bench_td3(out, two_catalogues[0])) == 0
     stored = (out / "runs" / "td3-seed0.json").read_bytes()
     capsys.readouterr()
-    again = [*_bench_td3(out, two_catalogues[0]), "--user-model", "static"]
+    again = [*_bench_td3(out, two_catalogues[0]), *same]
     assert main(again) == 0
     assert "note:" not in capsys.readouterr().err  # its run folder still the result's
     assert (out / "runs" / "td3-seed0.json").read_bytes() == stored

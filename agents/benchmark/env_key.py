@@ -13,6 +13,7 @@ from typing import Any
 from movielens_env.envs.setup import EnvConfig
 from movielens_env.errors import MovieLensRecError
 from movielens_env.evaluation.protocols import EPISODE_STEPS
+from movielens_env.simulator.mf import MFConfig
 from movielens_env.simulator.user_model import parse_user_model
 
 from ..run_folder import portable_env_kwargs
@@ -21,22 +22,40 @@ _DEFAULTS: dict[str, Any] = {
     **{f.name: f.default for f in fields(EnvConfig) if f.init},
     "max_episode_steps": EPISODE_STEPS,
 }
+_MF_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(MFConfig) if f.name != "dim"}
 
 
 def key_env_options(env_kwargs: dict[str, Any]) -> dict[str, Any]:
     """:func:`~agents.run_folder.portable_env_kwargs` without the arguments that equal the
-    env's defaults (of the same type: ``1`` for ``item_bias=True`` is not dropped), and with
-    ``user_model`` in its canonical spelling (``drift+boredom`` is ``boredom+drift``)."""
+    env's defaults (numbers by value, ``1`` for ``1.0``; a bool only as a bool: ``1`` for
+    ``item_bias=True`` stays), ``mf_options`` without the MF defaults (left out when none is
+    left), and ``user_model`` in its canonical spelling (``drift+boredom`` is
+    ``boredom+drift``)."""
     options = dict(portable_env_kwargs(env_kwargs))
     if isinstance(options.get("user_model"), str):
         try:
             options["user_model"] = parse_user_model(options["user_model"]).name
         except MovieLensRecError:
             pass  # refused where the env is built; the key keeps what was given
+    if isinstance(options.get("mf_options"), dict):
+        options["mf_options"] = _without_defaults(options["mf_options"], _MF_DEFAULTS) or None
+    return _without_defaults(options, _DEFAULTS)
+
+
+def _without_defaults(options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     return {
         name: value
         for name, value in options.items()
-        if not (
-            name in _DEFAULTS and type(value) is type(_DEFAULTS[name]) and value == _DEFAULTS[name]
-        )
+        if not (name in defaults and _same_value(value, defaults[name]))
     }
+
+
+def _same_value(value: Any, default: Any) -> bool:
+    """Whether ``value`` gives what ``default`` does: numbers by value, anything else (bools
+    among them) only as the same type."""
+    number = (int, float)
+    if isinstance(value, number) and isinstance(default, number):
+        if isinstance(value, bool) or isinstance(default, bool):
+            return type(value) is type(default) and value == default
+        return bool(value == default)
+    return type(value) is type(default) and bool(value == default)
