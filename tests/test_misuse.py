@@ -4107,3 +4107,47 @@ def test_the_default_env_spelled_out_is_the_same_benchmark(two_catalogues, tmp_p
     assert "note:" not in capsys.readouterr().err  # its run folder still the result's
     assert (out / "runs" / "td3-seed0.json").read_bytes() == stored
     assert (out / "runs" / "td3-seed0" / "td3.zip").is_file()
+
+
+# --------------------------------------------------------------------------- pass 29
+def test_a_planner_of_slates_too_long_to_run_is_refused_before_any_user():
+    """Slates of 10 under boredom+drift: each user's plan passed the checks, the references
+    asked 15 hours (silent with --no-progress); slates of 2 over 512 steps, 3 minutes a user."""
+    from movielens_env.errors import ArgumentError
+    from movielens_env.evaluation.references import BeamPlanner
+
+    planner = BeamPlanner()
+    planner.check_total(20, 1682, 1, 824)  # the default on real ML-100K
+    planner.check_total(50, 3706, 1, 6040)  # ML-1M's longest variant
+    with pytest.raises(ArgumentError, match="use a planner width of at most 44"):
+        planner.check_total(20, 1680, 10, 1848)
+    with pytest.raises(ArgumentError, match=r"ratings per user is beyond"):
+        planner.check_size(512, 1680, slate_size=2)
+    planner.check_size(20, 1680, slate_size=2)
+
+
+def test_a_benchmark_refuses_references_too_long_to_run(
+    two_catalogues, tmp_path, capsys, monkeypatch
+):
+    """Its references are checked as a whole before any work (the limit lowered here: these
+    65 users on 197 items are a few minutes)."""
+    from movielens_env.evaluation import references
+
+    monkeypatch.setattr(references, "MAX_PLANNER_TOTAL", 10**9)
+    out = tmp_path / "bench"
+    env = json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2}, "slate_size": 2})
+    argv = _bench(out, two_catalogues[0], "--env-kwargs", env, "--planner-width", "128",
+                  "--user-model", "boredom")  # fmt: skip
+    assert main(argv) == 2
+    assert "(many hours): use a planner width of at most" in _error(capsys)
+    assert not out.exists()
+
+
+def test_offline_cut_offs_beyond_the_catalogue_are_refused_before_any_ranking():
+    """ks=(2_000_000,) allocated a users x 2,000,000 array (13.8 GiB on synthetic data)."""
+    from agents.baselines import RandomRanker
+    from movielens_env.errors import ArgumentError
+    from movielens_env.evaluation.protocols import evaluate_offline
+
+    with pytest.raises(ArgumentError, match="beyond the catalogue"):
+        evaluate_offline(RandomRanker(0), {"dataset": "synthetic"}, ks=(10, 2_000_000))

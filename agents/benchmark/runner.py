@@ -611,7 +611,11 @@ def _checked_planner(config: BenchmarkConfig) -> BeamPlanner:
     env = heldout_env(env_kwargs)
     planner = BeamPlanner(config.planner_width)
     if not planner.returns_myopic(env):
-        planner.check_size(episode_steps(env_kwargs), env.world.dataset.n_items, env.slate_size)
+        horizon, n_items = episode_steps(env_kwargs), env.world.dataset.n_items
+        planner.check_size(horizon, n_items, env.slate_size)
+        users = evaluation_users(env.world, env.history_len, env.eligible_users)
+        episodes = len(users) * len(online_reward_models(env.world))
+        planner.check_total(horizon, n_items, env.slate_size, episodes)
     return planner
 
 

@@ -149,6 +149,11 @@ def evaluate_offline(
     check_ks(ks)
     env = heldout_env(env_kwargs)
     world, depth = env.world, max(ks)
+    if depth > world.dataset.n_items:  # a (users x k) array of nothing but misses, GBs of it
+        raise ArgumentError(
+            f"ks={tuple(ks)}: a cut-off beyond the catalogue ({world.dataset.n_items:,} items) "
+            "ranks nothing more; give cut-offs of at most the catalogue's size"
+        )
     users = evaluation_users(world, env.history_len, env.eligible_users)
     rank: Callable[[int, int, np.ndarray], np.ndarray]
     if isinstance(agent, Ranker):

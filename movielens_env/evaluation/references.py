@@ -42,6 +42,14 @@ REFERENCES = ("greedy", "myopic", "myopic-mf", "planner")
 # products looked like a hang.
 MAX_PLANNER_WORK = 65_536
 MAX_PLANNER_RATINGS = 64 * 2**20
+# Ratings computed to plan every episode of an evaluation. The default planner on real ML-100K
+# under boredom+drift+patience computes 9e9 (10 minutes on 2 cores), on ML-1M about 1.4e11;
+# slates of 10 under boredom+drift on a catalogue of ML-100K's size asked 8e11 (15 hours,
+# silent with --no-progress) while each user's plan passed the checks above.
+MAX_PLANNER_TOTAL = 2**38
+# Ratings computed for one user's plan: slates of 2 over 512 steps passed the checks above and
+# took 3 minutes per user (2**34 ratings); the default's is about 2**22.
+MAX_PLANNER_USER = 2**32
 
 
 @runtime_checkable
@@ -209,11 +217,43 @@ class BeamPlanner:
                 f"{self.width * horizon:,} is beyond {MAX_PLANNER_WORK:,} (the planner's work "
                 "per user grows with both): use a smaller width for episodes this long"
             )
+        shortlist = self.shortlist if slate_size > 1 else 1
+        per_user = self.width * horizon * n_items * shortlist
+        if per_user > MAX_PLANNER_USER:
+            slates = f" x shortlist {shortlist} (slates of {slate_size})" if shortlist > 1 else ""
+            raise ArgumentError(
+                f"planner width {self.width} x {horizon} episode steps x {n_items:,} items"
+                f"{slates} = {per_user:.2g} ratings per user is beyond {MAX_PLANNER_USER:.2g} "
+                "(minutes per user): use a smaller width, shorter episodes or smaller slates"
+            )
         if self.width * n_items > MAX_PLANNER_RATINGS:
             raise ArgumentError(
                 f"planner width {self.width} x {n_items:,} items = {self.width * n_items:,} "
                 f"ratings held at once is beyond {MAX_PLANNER_RATINGS:,}: use a width of at "
                 f"most {MAX_PLANNER_RATINGS // n_items:,} for this catalogue"
+            )
+
+    def check_total(self, horizon: int, n_items: int, slate_size: int, episodes: int) -> None:
+        """Refuse planning ``episodes`` episodes (users times reward models) of ``horizon``
+        steps that would take many hours: each step rates every item for each kept episode,
+        and for slates of two or more, for each of its ``shortlist`` extensions.
+
+        Raises:
+            ArgumentError: naming the sizes, the ratings to compute and the widest that fits.
+        """
+        per_width = horizon * n_items * (self.shortlist if slate_size > 1 else 1) * episodes
+        if self.width * per_width > MAX_PLANNER_TOTAL:
+            slates = f" in slates of {slate_size}" if slate_size > 1 else ""
+            raise ArgumentError(
+                f"planning {episodes:,} episodes of {horizon} steps over {n_items:,} items"
+                f"{slates} at planner width {self.width} rates {self.width * per_width:.2g} "
+                f"items, beyond {MAX_PLANNER_TOTAL:.2g} (many hours): use a planner width of at "
+                f"most {max(MAX_PLANNER_TOTAL // per_width, 1):,}"
+                + (
+                    ", or smaller slates or shorter episodes"
+                    if per_width > MAX_PLANNER_TOTAL
+                    else ""
+                )
             )
 
     def _search(self, env: MovieLensRecEnv, horizon: int) -> tuple[np.ndarray, float]:
