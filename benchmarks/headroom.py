@@ -162,8 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(parser, argv)
 
     from agents.benchmark.script_results import script_results
-    from movielens_env import load_world, variant_kwargs
+    from movielens_env import variant_kwargs
     from movielens_env.errors import MovieLensRecError
+    from movielens_env.evaluation.protocols import (
+        evaluation_users,
+        heldout_env,
+        online_reward_models,
+    )
     from movielens_env.evaluation.references import BeamPlanner
 
     command = "python " + shlex.join(["benchmarks/headroom.py", *(argv or sys.argv[1:])])
@@ -173,10 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     # Every user model's planner is checked before the first is measured (hours, then lost).
     try:
         args.user_models = _user_models(args.user_models)
-        items = load_world(dataset=args.dataset, data_dir=args.data_dir).dataset.n_items
+        env = heldout_env({"dataset": args.dataset, "data_dir": args.data_dir})
+        items = env.world.dataset.n_items
+        users = evaluation_users(env.world, env.history_len, env.eligible_users)[: args.users]
+        episodes = len(users) * len(online_reward_models(env.world))
         for user_model in args.user_models:
             horizon = variant_kwargs(user_model)["max_episode_steps"]
-            BeamPlanner(width=args.width, search_static=True).check_size(horizon, items)
+            planner = BeamPlanner(width=args.width, search_static=True)
+            planner.check_size(horizon, items)
+            planner.check_total(horizon, items, 1, episodes)
     except MovieLensRecError as exc:
         parser.error(str(exc))
     try:

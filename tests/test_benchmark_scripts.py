@@ -104,3 +104,22 @@ def test_a_script_never_replaces_a_lone_report_or_writes_into_a_folder_in_use(
         fcntl.flock(held, fcntl.LOCK_EX)
         assert "is in use by" in _refused(module, [*argv, "--out", str(out), "--force"], capsys)
     assert (out / "results.md").read_text() == "my notes"
+
+
+def test_headroom_refuses_planning_that_would_take_many_hours(headroom, tmp_path, capsys,
+                                                              monkeypatch):  # fmt: skip
+    """Width 1024 on an ML-1M-sized catalogue passed every per-user check and planned for about
+    10 hours, silently (the benchmark refused it); the limit is lowered here so that the small
+    synthetic data stands for it."""
+    from movielens_env.evaluation import references
+    from movielens_env.evaluation.headroom import reference_returns
+
+    monkeypatch.setattr(references, "MAX_PLANNER_TOTAL", 10**9)
+    out = tmp_path / "out"
+    err = _refused(headroom, ["--dataset", "synthetic", "--out", str(out), "--user-models",
+                              "boredom", "--width", "64"], capsys)  # fmt: skip
+    assert "(many hours): use a planner width of at most" in err
+    assert not out.exists()
+    with pytest.raises(references.ArgumentError, match="many hours"):
+        reference_returns({"dataset": "synthetic", "user_model": "boredom"}, "mf", None,
+                          references.BeamPlanner(128))  # fmt: skip

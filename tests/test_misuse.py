@@ -4092,7 +4092,9 @@ def test_a_script_s_option_given_twice_is_refused(tmp_path):
     "same",
     [["--user-model", "static"],  # pass 28: the static grid's 35 trained runs removed
      ["--env-kwargs", json.dumps({"embedding_dim": 8, "satiation_strength": 1,  # pass 29
-                                  "mf_options": {"iterations": 2, "reg": 0.1}})]],
+                                  "mf_options": {"iterations": 2, "reg": 0.1}})],
+     ["--env-kwargs", json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2},
+                                  "drift_rate": None})]],  # pass 30: None is the default
 )  # fmt: skip
 def test_the_default_env_spelled_out_is_the_same_benchmark(two_catalogues, tmp_path, capsys, same):
     """A grid stored without env arguments, rerun with them spelled out at their defaults (the

@@ -14,7 +14,7 @@ from movielens_env.envs.setup import EnvConfig
 from movielens_env.errors import MovieLensRecError
 from movielens_env.evaluation.protocols import EPISODE_STEPS
 from movielens_env.simulator.mf import MFConfig
-from movielens_env.simulator.user_model import parse_user_model
+from movielens_env.simulator.user_model import COMPONENT_PARAMETERS, parse_user_model
 
 from ..run_folder import portable_env_kwargs
 
@@ -22,21 +22,25 @@ _DEFAULTS: dict[str, Any] = {
     **{f.name: f.default for f in fields(EnvConfig) if f.init},
     "max_episode_steps": EPISODE_STEPS,
 }
+_USER_PARAMETERS = {name for names in COMPONENT_PARAMETERS.values() for name in names}
 _MF_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(MFConfig) if f.name != "dim"}
 
 
 def key_env_options(env_kwargs: dict[str, Any]) -> dict[str, Any]:
     """:func:`~agents.run_folder.portable_env_kwargs` without the arguments that equal the
     env's defaults (numbers by value, ``1`` for ``1.0``; a bool only as a bool: ``1`` for
-    ``item_bias=True`` stays), ``mf_options`` without the MF defaults (left out when none is
-    left), and ``user_model`` in its canonical spelling (``drift+boredom`` is
-    ``boredom+drift``)."""
+    ``item_bias=True`` stays) or that the env reads as them (a user-model parameter of
+    ``None``), ``mf_options`` without the MF defaults (left out when none is left), and
+    ``user_model`` in its canonical spelling (``drift+boredom`` is ``boredom+drift``)."""
     options = dict(portable_env_kwargs(env_kwargs))
     if isinstance(options.get("user_model"), str):
         try:
             options["user_model"] = parse_user_model(options["user_model"]).name
         except MovieLensRecError:
             pass  # refused where the env is built; the key keeps what was given
+    for name in _USER_PARAMETERS:
+        if name in options and options[name] is None:  # the user model reads None as its default
+            del options[name]
     if isinstance(options.get("mf_options"), dict):
         options["mf_options"] = _without_defaults(options["mf_options"], _MF_DEFAULTS) or None
     return _without_defaults(options, _DEFAULTS)

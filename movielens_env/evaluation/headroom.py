@@ -59,6 +59,11 @@ def reference_returns(
         users = evaluation_users(env.world, env.history_len, env.eligible_users)
     result = ReferenceReturns(users=np.asarray(users))
     planner = planner or BeamPlanner()
+    horizon = episode_steps(env_kwargs)
+    if not planner.returns_myopic(env):  # hours of planning refused before the first user
+        n_items = env.world.dataset.n_items
+        planner.check_size(horizon, n_items, env.slate_size)
+        planner.check_total(horizon, n_items, env.slate_size, len(users))
     policies: dict[str, Ranker | Reference] = {
         "greedy": MFRanker(env.world), "myopic": MyopicPolicy(),
         "myopic-mf": MyopicPolicy(mf_ratings=True), "planner": planner,
@@ -74,7 +79,6 @@ def reference_returns(
             )
         result.returns[name] = returns
         result.seconds[name] = time.perf_counter() - start
-    horizon = episode_steps(env_kwargs)
     ceiling = np.zeros(len(users))
     for row, user in enumerate(users):
         env.reset(options={"user_id": env.world.dataset.user_ids[user]})
