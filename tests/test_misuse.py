@@ -4153,3 +4153,46 @@ def test_offline_cut_offs_beyond_the_catalogue_are_refused_before_any_ranking():
 
     with pytest.raises(ArgumentError, match="beyond the catalogue"):
         evaluate_offline(RandomRanker(0), {"dataset": "synthetic"}, ks=(10, 2_000_000))
+
+
+# --------------------------------------------------------------------------- pass 30
+@pytest.mark.parametrize("trainer", ["drr", "sb3"])
+def test_the_training_api_refuses_a_run_folder_another_trainer_holds(tmp_path, trainer):
+    """train_into / train_drr checked the folder empty, trained, then wrote over the run that
+    `movielens-rec train` had finished there meanwhile (overwrite=False)."""
+    from agents.drr.train import train_drr
+    from agents.run_folder import RunFolderError
+
+    run = tmp_path / "R"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+         "from agents.folder_lock import lock_folder\n"
+         "with lock_folder(Path(sys.argv[1]), 'train', RuntimeError):\n"
+         "    print('held', flush=True); time.sleep(60)", str(run)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(RunFolderError, match=r"in use by train \(pid"):
+            if trainer == "drr":
+                train_drr({"dataset": "synthetic"}, DRRConfig(), episodes=5, seed=0, run_dir=run)
+            else:
+                from agents.sb3.artefact import train_into
+                from agents.sb3.config import SB3Config
+
+                train_into(run, "td3", "td3", SB3Config(), {"dataset": "synthetic"}, 0, 50)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE]  # the holder's, left by kill
+
+
+def test_numpy_scalars_in_a_benchmark_s_env_options_are_their_values():
+    """env_options={"item_bias": np.bool_(True)} was a raw TypeError (not JSON); np.int64(10)
+    for history_len would key the same env as another configuration's."""
+    from agents.benchmark.env_key import key_env_options
+
+    given = {"item_bias": np.bool_(True), "history_len": np.int64(10),
+             "mf_options": {"iterations": np.int64(2), "reg": np.float64(0.1)}}  # fmt: skip
+    assert key_env_options(given) == {"mf_options": {"iterations": 2}}
+    json.dumps(key_env_options({"drift_rate": np.float32(0.5)}))

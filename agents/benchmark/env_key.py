@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+import numpy as np
+
 from movielens_env.envs.setup import EnvConfig
 from movielens_env.errors import MovieLensRecError
 from movielens_env.evaluation.protocols import EPISODE_STEPS
@@ -32,7 +34,7 @@ def key_env_options(env_kwargs: dict[str, Any]) -> dict[str, Any]:
     ``item_bias=True`` stays) or that the env reads as them (a user-model parameter of
     ``None``), ``mf_options`` without the MF defaults (left out when none is left), and
     ``user_model`` in its canonical spelling (``drift+boredom`` is ``boredom+drift``)."""
-    options = dict(portable_env_kwargs(env_kwargs))
+    options = {name: _plain(value) for name, value in portable_env_kwargs(env_kwargs).items()}
     if isinstance(options.get("user_model"), str):
         try:
             options["user_model"] = parse_user_model(options["user_model"]).name
@@ -42,7 +44,8 @@ def key_env_options(env_kwargs: dict[str, Any]) -> dict[str, Any]:
         if name in options and options[name] is None:  # the user model reads None as its default
             del options[name]
     if isinstance(options.get("mf_options"), dict):
-        options["mf_options"] = _without_defaults(options["mf_options"], _MF_DEFAULTS) or None
+        mf_options = {name: _plain(value) for name, value in options["mf_options"].items()}
+        options["mf_options"] = _without_defaults(mf_options, _MF_DEFAULTS) or None
     return _without_defaults(options, _DEFAULTS)
 
 
@@ -63,3 +66,9 @@ def _same_value(value: Any, default: Any) -> bool:
             return type(value) is type(default) and value == default
         return bool(value == default)
     return type(value) is type(default) and bool(value == default)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (the key is JSON, and ``np.int64(10)`` is
+    the default ``10``)."""
+    return value.item() if isinstance(value, np.generic) else value

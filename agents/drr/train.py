@@ -13,6 +13,7 @@ import csv
 import json
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -30,6 +31,7 @@ from movielens_env.evaluation.protocols import episode_steps, evaluate, heldout_
 from movielens_env.storage import SignalsHeld, atomic_write, file_sha256
 
 from ..fields import check_seed
+from ..folder_lock import lock_folder
 from ..run_folder import (
     check_no_split,
     check_trained_env,
@@ -133,12 +135,17 @@ def train_drr(
     budget("episodes", episodes)
     check_seed("seed", seed)
     check_no_split(env_kwargs)
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        check_run_dir(run_dir, resume, overwrite)
-    elif resume:
+    if run_dir is None and resume:
         raise RunFolderError("resume needs the run folder (run_dir) to continue from")
-    with torch_threads(1):
+    # Held while checked and trained into: a second trainer there (the CLI, another notebook)
+    # would find it empty too, then one run would replace the other's without a word.
+    with (
+        nullcontext() if run_dir is None else lock_folder(Path(run_dir), "train", RunFolderError),
+        torch_threads(1),
+    ):
+        if run_dir is not None:
+            run_dir = Path(run_dir)
+            check_run_dir(run_dir, resume, overwrite)
         return _train(
             env_kwargs, config, episodes, seed, run_dir, resume, on_episode, overwrite,
             on_evaluation,

@@ -27,6 +27,7 @@ from movielens_env.storage import SignalsHeld, atomic_path, make_folder, unpack_
 from ..artefact import RunRequest, TrainedRun
 from ..benchmark.progress import StepCallback
 from ..fields import check_seed
+from ..folder_lock import lock_folder
 from ..pickle_scan import torch_file_problem
 from ..run_folder import (
     CURVE_FILE,
@@ -78,8 +79,29 @@ def train_into(
     """
     check_seed("seed", seed)
     budget("timesteps", timesteps)
-    recorded = json_env_kwargs(env_kwargs, "SB3")
+    json_env_kwargs(env_kwargs, "SB3")  # a dataset given as an object, before the folder is made
+    # Held while checked and trained into: a second trainer there (the CLI, another notebook)
+    # would find it empty too, then one run would replace the other's without a word.
+    with lock_folder(run_dir, "train", RunFolderError):
+        return _train_into(
+            run_dir, agent, algorithm, config, env_kwargs, seed, timesteps, overwrite, callback
+        )
+
+
+def _train_into(
+    run_dir: Path,
+    agent: str,
+    algorithm: str,
+    config: SB3Config,
+    env_kwargs: dict[str, Any],
+    seed: int,
+    timesteps: int,
+    overwrite: bool,
+    callback: BaseCallback | None,
+) -> tuple[BaseAlgorithm, list[tuple[int, float]]]:
+    """:func:`train_into` once its folder is locked."""
     name = model_file(algorithm)
+    recorded = json_env_kwargs(env_kwargs, "SB3")
     check_run_dir(run_dir, resume=False, overwrite=overwrite, files=(name, RUN_FILE, CURVE_FILE))
     env = heldout_env(env_kwargs)  # bad env arguments or missing data fail here, first
     model, curve = train_model(algorithm, env_kwargs, seed, timesteps, config, callback=callback)
