@@ -33,6 +33,8 @@ from . import registry
 from .pickle_scan import torch_file_problem
 
 RUN_FILE = "run.json"
+# The mark a benchmark leaves in each run folder it trains into (see agents.benchmark.stored).
+BENCHMARK_RUN_MARK = ".benchmark-run.json"
 CURVE_FILE = "learning_curve.csv"
 LOCATION_KEYS = ("data_dir", "cache_dir", "download")
 
@@ -271,7 +273,8 @@ def folders_at(folder: Path, names: tuple[str, ...]) -> list[str]:
 
 def check_replaceable(run_dir: Path, files: tuple[str, ...]) -> None:
     """Refuse to replace (``--force``) the ``files`` a run writes in ``run_dir`` unless it is
-    recognisably a run's folder: it holds a run, or lies in a benchmark's results folder.
+    recognisably a run's folder: it holds a run, or is a benchmark's run folder (marked, in a
+    results folder; a folder merely inside one held a user's files the training API replaced).
 
     Raises:
         RunFolderError: ``run_dir`` is no run's folder but holds some of ``files`` (a user's
@@ -288,8 +291,8 @@ def check_replaceable(run_dir: Path, files: tuple[str, ...]) -> None:
                 "this run would write; --force replaces only a run's files: move them away"
             )
         return
-    if results_folder_around(run_dir) is not None:
-        return
+    if (run_dir / BENCHMARK_RUN_MARK).exists() and results_folder_around(run_dir) is not None:
+        return  # a benchmark's own run folder: what is there is its run's (a damaged one)
     clashing = [name for name in files if (run_dir / name).exists()]
     if clashing:
         raise RunFolderError(

@@ -4196,3 +4196,62 @@ def test_numpy_scalars_in_a_benchmark_s_env_options_are_their_values():
              "mf_options": {"iterations": np.int64(2), "reg": np.float64(0.1)}}  # fmt: skip
     assert key_env_options(given) == {"mf_options": {"iterations": 2}}
     json.dumps(key_env_options({"drift_rate": np.float32(0.5)}))
+
+
+# --------------------------------------------------------------------------- pass 31
+def test_evaluate_online_refuses_users_that_are_no_internal_index():
+    """users=[-1] was played as the last user, without a word; a bool mask as users 0, 1."""
+    from movielens_env.errors import ArgumentError
+    from movielens_env.evaluation.protocols import evaluate_online
+    from movielens_env.evaluation.references import MyopicPolicy
+
+    for users, message in (([-1], r"in \[0, 943\)"), ([943], r"in \[0, 943\)"),
+                           ([True, False], "integers")):  # fmt: skip
+        with pytest.raises(ArgumentError, match=message):
+            evaluate_online(MyopicPolicy(), {"dataset": "synthetic"}, "mf", np.array(users))
+
+
+def test_evaluate_online_refuses_a_planner_that_would_take_many_hours(monkeypatch):
+    """evaluate_online(BeamPlanner(), ...) skipped the whole-evaluation bound: slates of 2 over
+    150 steps planned silently for about 27 hours (the limit is lowered here)."""
+    from movielens_env.errors import ArgumentError
+    from movielens_env.evaluation import references
+    from movielens_env.evaluation.protocols import evaluate_online
+
+    monkeypatch.setattr(references, "MAX_PLANNER_TOTAL", 10**9)
+    with pytest.raises(ArgumentError, match="many hours"):
+        evaluate_online(references.BeamPlanner(), {"dataset": "synthetic", "user_model": "boredom"})
+
+
+@pytest.mark.parametrize("trainer", ["drr", "sb3"])
+def test_the_training_api_never_replaces_a_user_s_files_inside_a_results_folder(
+    two_catalogues, tmp_path, trainer
+):
+    """A folder inside a benchmark's results folder (not one of its run folders) was exempt
+    from the check: train_drr / train_into(overwrite=True) replaced the user's config.json."""
+    from agents.run_folder import RunFolderError
+
+    out = tmp_path / "bench"
+    assert main(_bench(out, two_catalogues[0])) == 0
+    notes = out / "notes"
+    notes.mkdir()
+    mine = "config.json" if trainer == "drr" else "learning_curve.csv"
+    (notes / mine).write_text("mine")
+    with pytest.raises(RunFolderError, match=f"holds no run but {mine}"):
+        if trainer == "drr":
+            from agents.drr.train import train_drr
+
+            train_drr({"dataset": "synthetic"}, DRRConfig(), 3, 0, run_dir=notes, overwrite=True)
+        else:
+            from agents.sb3.artefact import train_into
+            from agents.sb3.config import SB3Config
+
+            train_into(notes, "td3", "td3", SB3Config(), {"dataset": "synthetic"}, 0, 50, True)
+    assert (notes / mine).read_text() == "mine"
+
+
+def test_one_satiation_decay_for_every_genre_is_keyed_as_that_value():
+    from agents.benchmark.env_key import key_env_options
+
+    assert key_env_options({"satiation_decay": [0.9] * 18}) == {"satiation_decay": 0.9}
+    assert key_env_options({"satiation_decay": (0.9, 0.8)}) == {"satiation_decay": [0.9, 0.8]}

@@ -32,7 +32,8 @@ def key_env_options(env_kwargs: dict[str, Any]) -> dict[str, Any]:
     """:func:`~agents.run_folder.portable_env_kwargs` without the arguments that equal the
     env's defaults (numbers by value, ``1`` for ``1.0``; a bool only as a bool: ``1`` for
     ``item_bias=True`` stays) or that the env reads as them (a user-model parameter of
-    ``None``), ``mf_options`` without the MF defaults (left out when none is left), and
+    ``None``), ``satiation_decay`` of one value for every genre as that value,
+    ``mf_options`` without the MF defaults (left out when none is left), and
     ``user_model`` in its canonical spelling (``drift+boredom`` is ``boredom+drift``)."""
     options = {name: _plain(value) for name, value in portable_env_kwargs(env_kwargs).items()}
     if isinstance(options.get("user_model"), str):
@@ -43,6 +44,8 @@ def key_env_options(env_kwargs: dict[str, Any]) -> dict[str, Any]:
     for name in _USER_PARAMETERS:
         if name in options and options[name] is None:  # the user model reads None as its default
             del options[name]
+    if isinstance(options.get("satiation_decay"), list | tuple):
+        options["satiation_decay"] = _one_decay(options["satiation_decay"])
     if isinstance(options.get("mf_options"), dict):
         mf_options = {name: _plain(value) for name, value in options["mf_options"].items()}
         options["mf_options"] = _without_defaults(mf_options, _MF_DEFAULTS) or None
@@ -72,3 +75,12 @@ def _plain(value: Any) -> Any:
     """A numpy scalar as the Python number it holds (the key is JSON, and ``np.int64(10)`` is
     the default ``10``)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _one_decay(decay: list[Any] | tuple[Any, ...]) -> Any:
+    """Per-genre decays all equal as the one number the env spreads over every genre alike."""
+    values = [_plain(value) for value in decay]
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if values and numbers and all(v == values[0] for v in values):
+        return float(values[0])
+    return values

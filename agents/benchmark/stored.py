@@ -23,6 +23,7 @@ from movielens_env.storage import atomic_write, checksum, read_json
 
 from ..registry import AGENTS
 from ..run_folder import (
+    BENCHMARK_RUN_MARK,
     check_folder_path,
     holds_run,
     is_benchmark_record,
@@ -40,7 +41,7 @@ _SHARES = tuple(f"{metric}@" for metric in names.METRICS)
 # never taken for the benchmark's own. run.json itself is checksummed, so the mark is apart.
 # Written first with "run": null, before the trainer writes anything: what a stopped benchmark
 # leaves there is its own, which it trains again, and a folder without it holds a user's files.
-OWN_RUN_MARK = ".benchmark-run.json"
+OWN_RUN_MARK = BENCHMARK_RUN_MARK
 
 
 class ResultsFolderError(MovieLensRecError, ValueError):

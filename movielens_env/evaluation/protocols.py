@@ -35,7 +35,7 @@ from . import names
 from .metrics import coverage_at_k, per_user_metrics
 from .names import DEFAULT_KS, PROTOCOLS
 from .policies import Agent, PolicyActor, Ranker, checked_ranking
-from .references import Reference
+from .references import BeamPlanner, Reference
 
 EPISODE_STEPS = 10
 _LOCKSTEP = 256  # users whose online episodes run side by side
@@ -194,6 +194,27 @@ def _rows(obs: Any, lanes: int) -> list[Any]:
     return list(obs)
 
 
+def checked_users(users: Any, n_users: int) -> np.ndarray:
+    """``users`` as an array of internal user indices, refused unless integers in
+    ``[0, n_users)``: -1 was played as the last user, a bool mask as users 0 and 1.
+
+    Raises:
+        ArgumentError: naming what is wrong.
+    """
+    array = np.asarray(users)
+    if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
+        raise ArgumentError(
+            f"users must be a 1-d array of internal user indices (integers), got "
+            f"{array.ndim}-d {array.dtype}"
+        )
+    if array.size and (array.min() < 0 or array.max() >= n_users):
+        wrong = array[(array < 0) | (array >= n_users)][:5].tolist()
+        raise ArgumentError(
+            f"users must be internal indices in [0, {n_users}) (not raw MovieLens ids), got {wrong}"
+        )
+    return array
+
+
 def evaluate_online(
     agent: Agent | Reference,
     env_kwargs: dict[str, Any],
@@ -222,6 +243,11 @@ def evaluate_online(
     world = first.world
     if users is None:
         users = evaluation_users(world, first.history_len, first.eligible_users)
+    users = checked_users(users, world.dataset.n_users)
+    if isinstance(agent, BeamPlanner) and not agent.returns_myopic(first):
+        # Hours of planning refused before the first user, as the benchmark does.
+        agent.check_size(max_steps, world.dataset.n_items, first.slate_size)
+        agent.check_total(max_steps, world.dataset.n_items, first.slate_size, len(users))
     if isinstance(agent, Reference):
         return _online_reference(agent, first, users, max_steps, progress, discount)
     if not isinstance(agent, Ranker):
