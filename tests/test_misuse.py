@@ -4255,3 +4255,15 @@ def test_one_satiation_decay_for_every_genre_is_keyed_as_that_value():
 
     assert key_env_options({"satiation_decay": [0.9] * 18}) == {"satiation_decay": 0.9}
     assert key_env_options({"satiation_decay": (0.9, 0.8)}) == {"satiation_decay": [0.9, 0.8]}
+
+
+# --------------------------------------------------------------------------- pass 32
+def test_evaluate_online_refuses_a_discount_outside_0_1():
+    """discount=nan made every return NaN, -1 alternated signs, 5 gave returns of 2e6."""
+    from movielens_env.errors import ArgumentError
+    from movielens_env.evaluation.protocols import evaluate_online
+    from movielens_env.evaluation.references import MyopicPolicy
+
+    for discount in (float("nan"), -1.0, 5.0, True):
+        with pytest.raises(ArgumentError, match="discount must be a number in"):
+            evaluate_online(MyopicPolicy(), {"dataset": "synthetic"}, discount=discount)

@@ -239,6 +239,12 @@ def evaluate_online(
     if max_steps is None:
         max_steps = episode_steps(env_kwargs)
     max_steps = positive_int("max_steps", max_steps)
+    if (
+        isinstance(discount, bool)
+        or not isinstance(discount, int | float)
+        or not 0 <= discount <= 1
+    ):
+        raise ArgumentError(f"discount must be a number in [0, 1], got {discount!r}")
     first = heldout_env(env_kwargs, reward_model=reward_model)
     world = first.world
     if users is None:
