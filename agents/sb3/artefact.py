@@ -79,58 +79,44 @@ def train_into(
     """
     check_seed("seed", seed)
     budget("timesteps", timesteps)
-    json_env_kwargs(env_kwargs, "SB3")  # a dataset given as an object, before the folder is made
+    recorded = json_env_kwargs(env_kwargs, "SB3")  # a dataset object refused before the folder
     # Held while checked and trained into: a second trainer there (the CLI, another notebook)
     # would find it empty too, then one run would replace the other's without a word.
     with lock_folder(run_dir, "train", RunFolderError):
-        return _train_into(
-            run_dir, agent, algorithm, config, env_kwargs, seed, timesteps, overwrite, callback
+        name = model_file(algorithm)
+        check_run_dir(
+            run_dir, resume=False, overwrite=overwrite, files=(name, RUN_FILE, CURVE_FILE)
         )
-
-
-def _train_into(
-    run_dir: Path,
-    agent: str,
-    algorithm: str,
-    config: SB3Config,
-    env_kwargs: dict[str, Any],
-    seed: int,
-    timesteps: int,
-    overwrite: bool,
-    callback: BaseCallback | None,
-) -> tuple[BaseAlgorithm, list[tuple[int, float]]]:
-    """:func:`train_into` once its folder is locked."""
-    name = model_file(algorithm)
-    recorded = json_env_kwargs(env_kwargs, "SB3")
-    check_run_dir(run_dir, resume=False, overwrite=overwrite, files=(name, RUN_FILE, CURVE_FILE))
-    env = heldout_env(env_kwargs)  # bad env arguments or missing data fail here, first
-    model, curve = train_model(algorithm, env_kwargs, seed, timesteps, config, callback=callback)
-    make_folder(run_dir)
-    # The old run goes only once the new one's files are whole on disk (a disk filling up
-    # while they are written leaves the old run as it was), just before they take its place.
-    with (
-        SignalsHeld() as held,  # entered first, so it ends last: after the renames
-        atomic_path(run_dir / name, suffix=".zip") as model_tmp,
-        atomic_path(run_dir / CURVE_FILE, suffix=".csv") as curve_tmp,
-    ):
-        model.save(model_tmp)
-        _write_curve(curve_tmp, curve)
-        digest = file_sha256(model_tmp)
-        # From here the old run's removal, the record and the renames finish together: a
-        # Ctrl-C there would lose the old run and discard the new one's files.
-        held.hold()
-        if overwrite:
-            remove_run(run_dir, (name, RUN_FILE, CURVE_FILE))
-        # run.json before the files it names take their names: a stop in between leaves this
-        # tool's record of a run missing its model (which --force replaces), never the tool's
-        # model without a record (refused as a user's file, --force too).
-        write_run_info(run_dir, {
-            "format_version": FORMAT_VERSION, "agent": agent, "algorithm": algorithm,
-            "model": name, "config": config.to_dict(), "seed": seed, "timesteps": timesteps,
-            "env_kwargs": recorded, "data": env.world.dataset.fingerprint(), **env_shapes(env),
-            "model_sha256": digest,
-        })  # fmt: skip
-    return model, curve
+        env = heldout_env(env_kwargs)  # bad env arguments or missing data fail here, first
+        model, curve = train_model(
+            algorithm, env_kwargs, seed, timesteps, config, callback=callback
+        )
+        make_folder(run_dir)
+        # The old run goes only once the new one's files are whole on disk (a disk filling up
+        # while they are written leaves the old run as it was), just before they take its place.
+        with (
+            SignalsHeld() as held,  # entered first, so it ends last: after the renames
+            atomic_path(run_dir / name, suffix=".zip") as model_tmp,
+            atomic_path(run_dir / CURVE_FILE, suffix=".csv") as curve_tmp,
+        ):
+            model.save(model_tmp)
+            _write_curve(curve_tmp, curve)
+            digest = file_sha256(model_tmp)
+            # From here the old run's removal, the record and the renames finish together: a
+            # Ctrl-C there would lose the old run and discard the new one's files.
+            held.hold()
+            if overwrite:
+                remove_run(run_dir, (name, RUN_FILE, CURVE_FILE))
+            # run.json before the files it names take their names: a stop in between leaves this
+            # tool's record of a run missing its model (which --force replaces), never the tool's
+            # model without a record (refused as a user's file, --force too).
+            write_run_info(run_dir, {
+                "format_version": FORMAT_VERSION, "agent": agent, "algorithm": algorithm,
+                "model": name, "config": config.to_dict(), "seed": seed, "timesteps": timesteps,
+                "env_kwargs": recorded, "data": env.world.dataset.fingerprint(), **env_shapes(env),
+                "model_sha256": digest,
+            })  # fmt: skip
+        return model, curve
 
 
 def _write_curve(path: Path, curve: list[tuple[int, float]]) -> None:
