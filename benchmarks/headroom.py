@@ -179,14 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.user_models = _user_models(args.user_models)
         env = heldout_env({"dataset": args.dataset, "data_dir": args.data_dir})
-        items = env.world.dataset.n_items
         users = evaluation_users(env.world, env.history_len, env.eligible_users)[: args.users]
         episodes = len(users) * len(online_reward_models(env.world))
+        planner = BeamPlanner(width=args.width, search_static=True)
         for user_model in args.user_models:
-            horizon = variant_kwargs(user_model)["max_episode_steps"]
-            planner = BeamPlanner(width=args.width, search_static=True)
-            planner.check_size(horizon, items)
-            planner.check_total(horizon, items, 1, episodes)
+            planner.check_plans(env, variant_kwargs(user_model)["max_episode_steps"], episodes)
     except MovieLensRecError as exc:
         parser.error(str(exc))
     try:

@@ -611,11 +611,9 @@ def _checked_planner(config: BenchmarkConfig) -> BeamPlanner:
     env = heldout_env(env_kwargs)
     planner = BeamPlanner(config.planner_width)
     if not planner.returns_myopic(env):
-        horizon, n_items = episode_steps(env_kwargs), env.world.dataset.n_items
-        planner.check_size(horizon, n_items, env.slate_size)
         users = evaluation_users(env.world, env.history_len, env.eligible_users)
         episodes = len(users) * len(online_reward_models(env.world))
-        planner.check_total(horizon, n_items, env.slate_size, episodes)
+        planner.check_plans(env, episode_steps(env_kwargs), episodes)
     return planner
 
 

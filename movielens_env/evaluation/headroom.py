@@ -60,10 +60,8 @@ def reference_returns(
     result = ReferenceReturns(users=np.asarray(users))
     planner = planner or BeamPlanner()
     horizon = episode_steps(env_kwargs)
-    if not planner.returns_myopic(env):  # hours of planning refused before the first user
-        n_items = env.world.dataset.n_items
-        planner.check_size(horizon, n_items, env.slate_size)
-        planner.check_total(horizon, n_items, env.slate_size, len(users))
+    if not planner.returns_myopic(env):  # before greedy and myopic are played
+        planner.check_plans(env, horizon, len(users))
     policies: dict[str, Ranker | Reference] = {
         "greedy": MFRanker(env.world), "myopic": MyopicPolicy(),
         "myopic-mf": MyopicPolicy(mf_ratings=True), "planner": planner,

@@ -251,9 +251,7 @@ def evaluate_online(
         users = evaluation_users(world, first.history_len, first.eligible_users)
     users = checked_users(users, world.dataset.n_users)
     if isinstance(agent, BeamPlanner) and not agent.returns_myopic(first):
-        # Hours of planning refused before the first user, as the benchmark does.
-        agent.check_size(max_steps, world.dataset.n_items, first.slate_size)
-        agent.check_total(max_steps, world.dataset.n_items, first.slate_size, len(users))
+        agent.check_plans(first, max_steps, len(users))
     if isinstance(agent, Reference):
         return _online_reference(agent, first, users, max_steps, progress, discount)
     if not isinstance(agent, Ranker):

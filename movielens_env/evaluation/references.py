@@ -233,6 +233,13 @@ class BeamPlanner:
                 f"most {MAX_PLANNER_RATINGS // n_items:,} for this catalogue"
             )
 
+    def check_plans(self, env: MovieLensRecEnv, horizon: int, episodes: int) -> None:
+        """:meth:`check_size` and :meth:`check_total` for ``episodes`` plans of ``horizon``
+        steps in ``env``'s catalogue and slates, before the first: hours of planning refused."""
+        n_items = env.world.dataset.n_items
+        self.check_size(horizon, n_items, env.slate_size)
+        self.check_total(horizon, n_items, env.slate_size, episodes)
+
     def check_total(self, horizon: int, n_items: int, slate_size: int, episodes: int) -> None:
         """Refuse planning ``episodes`` episodes (users times reward models) of ``horizon``
         steps that would take many hours: each step rates every item for each kept episode,
