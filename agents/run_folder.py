@@ -33,7 +33,11 @@ from . import registry
 from .pickle_scan import torch_file_problem
 
 RUN_FILE = "run.json"
-# The mark a benchmark leaves in each run folder it trains into (see agents.benchmark.stored).
+# Beside a run a benchmark trained: that run's key (budget and data included) and the checksum
+# of the run.json it wrote, so that a train run put in its place (whose run.json differs) is
+# never taken for the benchmark's own. run.json itself is checksummed, so the mark is apart.
+# Written first with "run": null, before the trainer writes anything: what a stopped benchmark
+# leaves there is its own, which it trains again, and a folder without it holds a user's files.
 BENCHMARK_RUN_MARK = ".benchmark-run.json"
 CURVE_FILE = "learning_curve.csv"
 LOCATION_KEYS = ("data_dir", "cache_dir", "download")

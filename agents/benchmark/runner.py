@@ -46,6 +46,7 @@ from ..fields import check_seed
 from ..folder_lock import lock_folder, lock_problem
 from ..registry import AGENTS, TrainContext, TrainedAgent, check_agent_fits, get_agent
 from ..run_folder import (
+    BENCHMARK_RUN_MARK,
     RunFolderError,
     folders_at,
     holds_run,
@@ -61,7 +62,6 @@ from .stats import mean_ci95
 from .stored import (
     MAX_RESULT_BYTES,
     OUTPUT_FILES,
-    OWN_RUN_MARK,
     ResultsFolderError,
     check_results_folder,
     check_run,
@@ -376,7 +376,7 @@ def _mark_started(run_dir: Path, key: dict[str, Any]) -> None:
     run leaves (a model without its ``run.json``) are then known as the benchmark's, which it
     may replace, and never taken for a user's."""
     mark = json.dumps({"key": key, "run": None}, indent=1)
-    atomic_write(run_dir / OWN_RUN_MARK, lambda tmp: tmp.write_text(mark), suffix=".json")
+    atomic_write(run_dir / BENCHMARK_RUN_MARK, lambda tmp: tmp.write_text(mark), suffix=".json")
 
 
 def _foreign(run_dir: Path, has_run: bool) -> bool:
@@ -390,7 +390,7 @@ def _benchmark_made(run_dir: Path) -> bool:
     (or none, the benchmark having stopped while training; or the run.json is damaged, which
     the benchmark then replaces, with ``--force`` if it is of another configuration)."""
     try:
-        mark = read_json(run_dir / OWN_RUN_MARK)
+        mark = read_json(run_dir / BENCHMARK_RUN_MARK)
     except (OSError, ValueError):
         return False
     if not isinstance(mark, dict):
@@ -446,7 +446,7 @@ def _users_files(run_dir: Path, agent: str) -> list[str]:
     """The files of ``agent``'s run names in ``run_dir``, a folder holding no run, where no
     benchmark started one there: a user's own, which training would overwrite."""
     artefact = get_agent(agent).artefact
-    if artefact is None or (run_dir / OWN_RUN_MARK).exists():
+    if artefact is None or (run_dir / BENCHMARK_RUN_MARK).exists():
         return []
     return [name for name in artefact.files if (run_dir / name).exists()]
 
@@ -460,19 +460,20 @@ def _mark_own_run(run_dir: Path, key: dict[str, Any]) -> None:
     if info is None:
         return
     mark = json.dumps({"key": key, "run": info["checksum"]}, indent=1)
-    atomic_write(run_dir / OWN_RUN_MARK, lambda tmp: tmp.write_text(mark), suffix=".json")
+    atomic_write(run_dir / BENCHMARK_RUN_MARK, lambda tmp: tmp.write_text(mark), suffix=".json")
 
 
 def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data: str) -> bool:
     """Whether ``run_dir``, a run no stored result accounts for, is what this configuration's
-    run of ``agent`` and ``seed`` trains: a benchmark marked it (:data:`OWN_RUN_MARK`) with this
-    run's key (its budget and data too) and its ``run.json`` as written then, which names that
-    agent, seed, config and env arguments. A benchmark interrupted between saving the run and
+    run of ``agent`` and ``seed`` trains: a benchmark marked it
+    (:data:`~agents.run_folder.BENCHMARK_RUN_MARK`) with this run's key (its budget and data
+    too) and its ``run.json`` as written then, which names that agent, seed, config and env
+    arguments. A benchmark interrupted between saving the run and
     storing its result leaves one, as does deleting the result; training it again replaces it
     with the same. A train run there is never this benchmark's, whatever its settings."""
     try:
         info = read_run_info(run_dir)
-        mark = read_json(run_dir / OWN_RUN_MARK)
+        mark = read_json(run_dir / BENCHMARK_RUN_MARK)
     except (RunFolderError, OSError, UnicodeDecodeError, ValueError):
         return False
     if not isinstance(mark, dict):
@@ -499,7 +500,7 @@ def _replaced(run_dir: Path, record: dict[str, Any], config: BenchmarkConfig) ->
     except RunFolderError:
         return ""
     try:
-        mark = read_json(run_dir / OWN_RUN_MARK)
+        mark = read_json(run_dir / BENCHMARK_RUN_MARK)
     except (OSError, UnicodeDecodeError, ValueError):
         mark = None
     if not isinstance(mark, dict):
@@ -642,7 +643,7 @@ def _check_paths_free(config: BenchmarkConfig, todo: list[tuple[str, int]]) -> N
         folder = run_path(out, agent, seed).with_suffix("")
         folders.append(folder)
         where = folder.relative_to(out)
-        taken = folders_at(folder, (OWN_RUN_MARK, *(run_files() if artefact else ())))
+        taken = folders_at(folder, (BENCHMARK_RUN_MARK, *(run_files() if artefact else ())))
         blocked += [f"{where / name} is a folder" for name in taken]
         lock = lock_problem(folder)
         if lock:

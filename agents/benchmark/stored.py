@@ -36,14 +36,6 @@ from ..run_folder import (
 _SHARES = tuple(f"{metric}@" for metric in names.METRICS)
 
 
-# Beside a run a benchmark trained: that run's key (budget and data included) and the checksum
-# of the run.json it wrote, so that a train run put in its place (whose run.json differs) is
-# never taken for the benchmark's own. run.json itself is checksummed, so the mark is apart.
-# Written first with "run": null, before the trainer writes anything: what a stopped benchmark
-# leaves there is its own, which it trains again, and a folder without it holds a user's files.
-OWN_RUN_MARK = BENCHMARK_RUN_MARK
-
-
 class ResultsFolderError(MovieLensRecError, ValueError):
     """A results folder holds results of another configuration, which would be replaced."""
 
@@ -160,7 +152,7 @@ def remove_other_configs(paths: list[Path], out_dir: Path) -> None:
             # those of the agent the folder is named after go (a model left behind would be
             # taken for a user's run, and the benchmark would refuse its own folder).
             remove_run(run_dir, replaced_by=_named_agent_files(run_dir))
-            (run_dir / OWN_RUN_MARK).unlink(missing_ok=True)
+            (run_dir / BENCHMARK_RUN_MARK).unlink(missing_ok=True)
             if not any(run_dir.iterdir()):
                 run_dir.rmdir()
         path.unlink(missing_ok=True)
