@@ -21,7 +21,7 @@ from .drr.config import STATE_REPRESENTATIONS, DRRConfig, budget_episodes
 from .drr.run_dir import RUN_FILES as DRR_FILES
 from .registry import AGENTS, TrainContext, TrainedAgent, register_agent
 from .run_folder import CURVE_FILE, RUN_FILE
-from .sb3.config import SB3Config, check_algorithm_config
+from .sb3.config import check_algorithm_config, config_class
 
 
 def _random(ctx: TrainContext) -> TrainedAgent:
@@ -49,7 +49,8 @@ def _sb3(algorithm: str, ctx: TrainContext) -> TrainedAgent:
     from .benchmark.progress import StepCallback
 
     callback = StepCallback(ctx.on_step)
-    config = SB3Config.from_dict(ctx.config) if ctx.config else SB3Config()
+    kind = config_class(algorithm)
+    config = kind.from_dict(ctx.config) if ctx.config else kind()
     if ctx.run_dir is None:
         from .sb3.train import train_model
 
@@ -68,7 +69,7 @@ def _sb3(algorithm: str, ctx: TrainContext) -> TrainedAgent:
 
 def _sb3_artefact(algorithm: str) -> Artefact:
     return Artefact(
-        config=SB3Config(), budget="timesteps", default_budget=10_000,
+        config=config_class(algorithm)(), budget="timesteps", default_budget=10_000,
         files=(f"{algorithm}.zip", RUN_FILE, CURVE_FILE),
         train=partial(_lazy(".sb3.artefact", "train_run"), algorithm),
         load=_lazy(".sb3.artefact", "load_run"), check=partial(check_algorithm_config, algorithm),
@@ -119,14 +120,14 @@ _Builtin = tuple[str, Callable[[TrainContext], TrainedAgent], str, bool, dict, A
 
 
 def _builtins() -> list[_Builtin]:
-    sb3 = dataclasses.asdict(SB3Config())
     return [
         ("random", _random, "uniformly random ranking", False, {}, None),
         ("popularity", _popularity, "most positive train ratings first", False, {}, None),
         ("mf", _mf, "highest MF-predicted rating first (the simulator itself)", False, {}, None),
         *(
             (algorithm, partial(_sb3, algorithm), f"Stable-Baselines3 {algorithm.upper()}, MLP "
-             "policy", True, sb3, _sb3_artefact(algorithm))
+             "policy", True, dataclasses.asdict(config_class(algorithm)()),
+             _sb3_artefact(algorithm))
             for algorithm in ("ddpg", "td3", "sac")
         ),
         *(

@@ -310,8 +310,8 @@ def add_commands(commands: Any) -> None:
     )  # fmt: skip
     train.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="override a field of the agent's config (DRRConfig or SB3Config), read by its type "
-        "and checked for range, e.g. --set actor_lr=3e-4 or --set net_arch=[64,64]",
+        help="override a field of the agent's config (DRRConfig, SB3Config or SACConfig), read by "
+        "its type and checked for range, e.g. --set actor_lr=3e-4 or --set net_arch=[64,64]",
     )  # fmt: skip
     train.add_argument("--config", default=None, metavar="FILE.json",
                        help="config fields as a JSON object (--set overrides them)")  # fmt: skip

@@ -47,7 +47,7 @@ from ..run_folder import (
 )
 from ..tensor_payload import too_large
 from ..threads import torch_threads
-from .config import SB3Config
+from .config import SB3Config, config_class
 from .train import ALGORITHMS, make_model, train_model
 
 # 1: the first format (run.json beside the zip).
@@ -168,7 +168,7 @@ def load_run(run_dir: Path, **location: Any) -> tuple[BaseAlgorithm, dict[str, A
         algorithm = info["algorithm"]
         if algorithm not in ALGORITHMS or info["model"] != model_file(algorithm):
             raise ValueError(f"algorithm {algorithm!r} with model {info['model']!r}")
-        config = SB3Config.from_dict(info["config"])
+        config = config_class(algorithm).from_dict(info["config"])
         seed = check_seed("seed", info["seed"])
         dims = {key: int(info[key]) for key in ("dim", "obs_dim")}
         env_kwargs = {**portable_env_kwargs(dict(info["env_kwargs"])), **location}

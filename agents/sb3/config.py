@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from ..config_values import values_from_dict
 from ..fields import Bound, ConfigError, TupleBound, check_fields, check_training_cost
@@ -70,18 +70,71 @@ class SB3Config:
         return {**dataclasses.asdict(self), "net_arch": list(self.net_arch)}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SB3Config:
-        """Rebuild from :meth:`to_dict`'s content; unknown keys are an error naming them."""
-        return cls(**values_from_dict(cls, values, "SB3Config"))
+    def from_dict(cls, values: dict[str, Any]) -> Self:
+        """Rebuild from :meth:`to_dict`'s content (fields it lacks take their defaults); unknown
+        keys are an error naming them."""
+        return cls(**values_from_dict(cls, values, cls.__name__))
+
+
+# SAC's own fields; ``None`` (SB3's "auto") is checked apart, as no bound admits it.
+SAC_BOUNDS: dict[str, Bound] = {
+    "ent_coef": Bound(float, 0.0, 10.0),
+    "target_entropy": Bound(float, -1_000_000.0, 1_000_000.0),
+}
+
+
+@dataclass(frozen=True)
+class SACConfig(SB3Config):
+    """:class:`SB3Config` and SAC's entropy bonus (the fields SB3's ``SAC`` calls ``ent_coef``
+    and ``target_entropy``); ``action_noise`` stays at its default, SAC has no use for it.
+
+    Attributes:
+        ent_coef: the entropy bonus's weight, held fixed (0.001 to 0.3); ``None`` (SB3's
+            ``"auto"``, the default): learned from 1.0 so that the policy's entropy tracks
+            ``target_entropy``.
+        target_entropy: the entropy a learned weight aims for; ``None``: minus the action's
+            length (SB3's default). Only with ``ent_coef=None``, which alone reads it.
+    """
+
+    ent_coef: float | None = None
+    target_entropy: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        given = {
+            name: bound for name, bound in SAC_BOUNDS.items() if getattr(self, name) is not None
+        }
+        check_fields(self, given)
+        if self.ent_coef is not None and self.target_entropy is not None:
+            raise ConfigError(
+                f"SACConfig.target_entropy={self.target_entropy} is for a learned entropy weight "
+                f"(ent_coef=None); with ent_coef={self.ent_coef} it would be ignored"
+            )
+
+
+def config_class(algorithm: str) -> type[SB3Config]:
+    """The config type of an SB3 ``algorithm``: :class:`SACConfig` for sac."""
+    return SACConfig if algorithm == "sac" else SB3Config
 
 
 def check_algorithm_config(algorithm: str, config: SB3Config) -> None:
     """Refuse a config that ``algorithm`` would partly ignore (an ``action_noise`` for sac, which
-    explores through its entropy bonus); the trainer and ``benchmark --config`` both ask it.
+    explores through its entropy bonus; SAC's entropy fields for ddpg and td3); the trainer
+    and ``benchmark --config`` both ask it.
 
     Raises:
         ConfigError: naming the field, its value and the algorithms it is for.
     """
+    if algorithm != "sac" and isinstance(config, SACConfig):
+        set_here = [
+            f"{name}={getattr(config, name)}"
+            for name in SAC_BOUNDS
+            if getattr(config, name) is not None
+        ]
+        if set_here:
+            raise ConfigError(
+                f"SACConfig.{', '.join(set_here)} is for sac; {algorithm} has no entropy bonus"
+            )
     if algorithm == "sac" and config.action_noise != SB3Config.action_noise:
         raise ConfigError(
             f"SB3Config.action_noise={config.action_noise} is for ddpg and td3; sac explores "

@@ -76,7 +76,14 @@ def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config | None
         "device": "cpu",
         "verbose": 0,
     }
-    if algorithm != "sac":
+    if algorithm == "sac":
+        ent_coef, target = (
+            getattr(config, "ent_coef", None),
+            getattr(config, "target_entropy", None),
+        )
+        kwargs["ent_coef"] = "auto" if ent_coef is None else ent_coef
+        kwargs["target_entropy"] = "auto" if target is None else target
+    else:
         dim = gym.spaces.flatdim(env.action_space)
         kwargs["action_noise"] = NormalActionNoise(
             np.zeros(dim), config.action_noise * np.ones(dim)

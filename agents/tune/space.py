@@ -2,8 +2,9 @@
 make.
 
 Every agent gets the same kind of space: its learning rates, network width, discount, target
-rate, batch size and exploration scale, in the ranges its config's docstring calls typical.
-DRR's space also holds its actor's head (the paper's ``tanh`` among them). The ranges are
+rate, batch size and exploration scale (SAC's: its entropy weight), in the ranges its config's
+docstring calls typical. DRR's space also holds its actor's head (the paper's ``tanh`` among
+them). The ranges are
 written here once, beside the config type each agent's values fill.
 """
 
@@ -37,6 +38,9 @@ def _drr(trial: Trial) -> dict[str, Any]:
 
 
 _NET_ARCHS = {"64x64": (64, 64), "256x256": (256, 256), "400x300": (400, 300)}
+# SAC's entropy weight: None is SB3's learned weight (its default), then fixed values a decade
+# apart by halves, as a choice so that the default is one of the trials.
+_ENT_COEFS = (None, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
 
 
 def _sb3(algorithm: str, trial: Trial) -> dict[str, Any]:
@@ -48,7 +52,9 @@ def _sb3(algorithm: str, trial: Trial) -> dict[str, Any]:
         "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
         "learning_starts": trial.suggest_categorical("learning_starts", [100, 500, 2000]),
     }
-    if algorithm != "sac":  # SAC explores through its entropy bonus
+    if algorithm == "sac":  # SAC explores through its entropy bonus: learned (None) or fixed
+        values["ent_coef"] = trial.suggest_categorical("ent_coef", list(_ENT_COEFS))
+    else:
         values["action_noise"] = trial.suggest_float("action_noise", 0.02, 0.5, log=True)
     return values
 
@@ -112,7 +118,7 @@ def base_params(agent: str, base: Any) -> dict[str, Any]:
             choices = [list(_NET_ARCHS[key]) for key in choices]
             shown = list(shown)
         params[name] = value
-        if value is None or (name != "net_arch" and value not in choices):
+        if (value is None) if name == "net_arch" else value not in choices:
             outside.append(f"{name}={shown!r} (searched among {choices})")
     if outside:
         raise ArgumentError(
