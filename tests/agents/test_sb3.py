@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from stable_baselines3 import TD3
 
-from agents.sb3.config import SB3Config
+from agents.fields import ConfigError
+from agents.sb3.config import SACConfig, SB3Config
 from agents.sb3.train import load_model, make_model, train_model
 from tests.helpers import SMALL_ENV_KWARGS
 
@@ -44,3 +45,37 @@ def test_unknown_sb3_algorithm_lists_the_valid_ones(small_dataset):
     env = gym.make("MovieLensRec-v0", dataset=small_dataset, **SMALL_ENV_KWARGS)
     with pytest.raises(ValueError, match="unknown SB3 algorithm 'ppo'; valid: ddpg, td3, sac"):
         make_model("ppo", env, 0)
+
+
+def test_sac_takes_its_entropy_weight_from_its_config(small_dataset):
+    env = gym.make("MovieLensRec-v0", dataset=small_dataset, **SMALL_ENV_KWARGS)
+    fixed = make_model("sac", env, 0, SACConfig(ent_coef=0.01))
+    assert fixed.log_ent_coef is None and float(fixed.ent_coef_tensor) == pytest.approx(0.01)
+    learned = make_model("sac", env, 0, SACConfig(target_entropy=-500.0))
+    assert learned.log_ent_coef is not None and learned.target_entropy == -500.0
+    default = make_model("sac", env, 0, SB3Config())  # SB3's own: learned, aiming at -dim
+    assert default.target_entropy == -float(env.action_space.shape[0])
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"ent_coef": -0.1}, "SACConfig.ent_coef must be a number in [0, 10], got -0.1"),
+        ({"ent_coef": float("nan")}, "SACConfig.ent_coef must be a number"),
+        ({"target_entropy": "auto"}, "SACConfig.target_entropy must be a number"),
+        ({"ent_coef": 0.1, "target_entropy": -5.0}, "target_entropy=-5.0 is for a learned"),
+    ],
+)
+def test_sac_entropy_fields_out_of_range_are_refused_by_name(values, message):
+    with pytest.raises(ConfigError) as caught:
+        SACConfig(**values)
+    assert message in str(caught.value)
+
+
+def test_sac_entropy_fields_are_refused_for_ddpg_and_td3(small_dataset):
+    env = gym.make("MovieLensRec-v0", dataset=small_dataset, **SMALL_ENV_KWARGS)
+    with pytest.raises(ConfigError, match=r"SACConfig.ent_coef=0.1 is for sac; td3 has no"):
+        make_model("td3", env, 0, SACConfig(ent_coef=0.1))
+    make_model("td3", env, 0, SACConfig())  # nothing SAC-only set: nothing to ignore
+    with pytest.raises(ValueError, match=r"unknown SB3Config keys \['ent_coef'\]"):
+        SB3Config.from_dict({"ent_coef": 0.1})  # a td3 config file naming it

@@ -378,6 +378,7 @@ def test_a_starting_config_the_search_would_drop_or_misread_is_refused(tmp_path,
         (["--agent", "td3", "--set", "net_arch=[8]"], "net_arch=[8] (searched among"),
         (["--agent", "drr-ave", "--set", "state=drr-n"], "is a 'drr-n' config"),
         (["--agent", "sac", "--set", "action_noise=0.3"], "sac explores through its entropy"),
+        (["--agent", "sac", "--set", "ent_coef=0.5"], "ent_coef=0.5 (searched among [None, 0.3"),
         (
             ["--agent", "td3", "--env-kwargs", '{"embedding_dim": 8, "unrated_reward": 0.3}'],
             "unrated_reward=0.3 is used by reward_model='logged' only",
@@ -397,3 +398,21 @@ def test_a_trial_without_the_config_this_tool_writes_is_named():
     for attrs in ({}, {"config_fields": {"no_such_field": 1}}):
         with pytest.raises(TuneFolderError, match="trial 3 of the study holds no config"):
             _config_of(SimpleNamespace(number=3, user_attrs=attrs), DRRConfig())
+
+
+def test_sacs_learned_entropy_weight_is_the_first_trial_and_fixed_weights_are_searched():
+    from agents.sb3.config import SACConfig
+    from agents.tune.space import base_params, trial_config
+
+    assert base_params("sac", SACConfig())["ent_coef"] is None  # SB3's default: trial 0
+    assert base_params("sac", SACConfig(ent_coef=0.01))["ent_coef"] == 0.01
+
+    class Drawing:  # a trial drawing the last choice of each categorical and each float's low
+        def suggest_float(self, name, low, high, log=False):
+            return low
+
+        def suggest_categorical(self, name, choices):
+            return choices[-1]
+
+    config = trial_config("sac", Drawing())
+    assert isinstance(config, SACConfig) and config.ent_coef == 0.001
