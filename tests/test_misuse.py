@@ -4267,3 +4267,34 @@ def test_evaluate_online_refuses_a_discount_outside_0_1():
     for discount in (float("nan"), -1.0, 5.0, True):
         with pytest.raises(ArgumentError, match="discount must be a number in"):
             evaluate_online(MyopicPolicy(), {"dataset": "synthetic"}, discount=discount)
+
+
+# --------------------------------------------------------------------------- session 11
+@pytest.mark.filterwarnings("ignore:td3 took no gradient step")
+def test_a_grid_stored_before_keys_dropped_defaults_is_still_this_configuration_s(
+    two_catalogues, tmp_path, capsys
+):
+    """The boredom grid was stored with ``"max_episode_steps": 10`` (the default, given by
+    ``--user-model``) in its key; once keys dropped defaults, rerunning it was refused as another
+    configuration's, and ``--force`` would have removed its 36 records and trained runs."""
+    from agents.benchmark.stored import write_record
+    from agents.run_folder import BENCHMARK_RUN_MARK
+
+    out = tmp_path / "bench"
+    argv = _bench_td3(out, two_catalogues[0], "--user-model", "boredom")
+    assert main(argv) == 0
+    path = out / "runs" / "td3-seed0.json"
+    record = json.loads(path.read_text())
+    record["key"]["env_options"]["max_episode_steps"] = 10  # as the older version wrote it
+    del record["checksum"]
+    stored = write_record(path, record)
+    mark_path = out / "runs" / "td3-seed0" / BENCHMARK_RUN_MARK  # and the run folder's mark
+    mark = json.loads(mark_path.read_text())
+    mark["key"] = stored["key"]
+    mark_path.write_text(json.dumps(mark))
+    capsys.readouterr()
+    assert main(argv) == 0  # without --force: refused before the fix
+    assert "note:" not in capsys.readouterr().err
+    assert json.loads(path.read_text()) == stored  # reused as it is, not retrained
+    assert main([*argv, "--env-kwargs", '{"max_episode_steps": 11}', "--force"]) == 0
+    assert json.loads(path.read_text())["key"]["env_options"]["max_episode_steps"] == 11

@@ -63,6 +63,7 @@ from .stored import (
     MAX_RESULT_BYTES,
     OUTPUT_FILES,
     ResultsFolderError,
+    canonical_key,
     check_results_folder,
     check_run,
     classify_record,
@@ -480,11 +481,11 @@ def _own_run(config: BenchmarkConfig, agent: str, seed: int, run_dir: Path, data
         return False
     key = json.loads(json.dumps(config.run_key(agent, data)))
     if info is None:  # stopped after its first model file, before its run.json: its own
-        return mark.get("run") is None and mark.get("key") == key
+        return mark.get("run") is None and canonical_key(mark.get("key")) == key
     if not isinstance(info.get("config"), dict):
         return False
     # A mark without a run: the benchmark was stopped while training this run.
-    if mark.get("run") not in (None, info["checksum"]) or mark.get("key") != key:
+    if mark.get("run") not in (None, info["checksum"]) or canonical_key(mark.get("key")) != key:
         return False
     env_kwargs = json_env_kwargs(config.env_kwargs(), "")
     return info.get("agent") == agent and not _unlike(info, env_kwargs, agent, seed, key)
@@ -508,7 +509,7 @@ def _replaced(run_dir: Path, record: dict[str, Any], config: BenchmarkConfig) ->
         return _unlike(info, env_kwargs, record["agent"], record["seed"], record["key"])
     if mark.get("run") != info.get("checksum"):
         return "replaced by another run (its run.json is not the one the benchmark wrote)"
-    if mark.get("key") != json.loads(json.dumps(record["key"])):
+    if canonical_key(mark.get("key")) != canonical_key(json.loads(json.dumps(record["key"]))):
         return "replaced by a run of another configuration (its mark holds another key)"
     if info.get("seed", record["seed"]) != record["seed"]:
         return f"replaced by the run of seed {info.get('seed')}"

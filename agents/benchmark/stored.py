@@ -31,6 +31,7 @@ from ..run_folder import (
     remove_run,
     results_folder_around,
 )
+from .env_key import key_env_options
 
 # Metrics that are shares, hence in [0, 1]; the rest (returns, normalized scores) are free.
 _SHARES = tuple(f"{metric}@" for metric in names.METRICS)
@@ -86,11 +87,29 @@ def classify_record(record: Any, key: dict[str, Any], check=lambda record: "") -
     if record.get("checksum") != checksum(record):
         return Stored("invalid", reason="its content does not match its checksum (edited?)")
     key = json.loads(json.dumps(key))  # as stored: tuples are lists there
-    if record["key"] != key:
-        differ = sorted(k for k in {*key, *record["key"]} if record["key"].get(k) != key.get(k))
+    stored = canonical_key(record["key"])
+    if stored != key:
+        differ = sorted(k for k in {*key, *stored} if stored.get(k) != key.get(k))
         return Stored("other", record, f"another configuration (differs in {', '.join(differ)})")
     reason = check(record)
     return Stored("invalid", reason=reason) if reason else Stored("reuse", record)
+
+
+def canonical_key(key: Any) -> Any:
+    """A stored key (a record's, a run mark's) with its env options spelled as keys are made
+    now: results stored before keys dropped default arguments (the ``boredom`` grid's
+    ``"max_episode_steps": 10``) are this configuration's, not another's that ``--force``
+    would remove. Anything else is returned as it is."""
+    if not isinstance(key, dict):
+        return key
+    options = key.get("env_options")
+    if not isinstance(options, dict):
+        return key
+    try:
+        canonical = json.loads(json.dumps(key_env_options(options)))
+    except (MovieLensRecError, TypeError, ValueError):
+        return key  # not options any env takes: compared as written, hence another's
+    return {**key, "env_options": canonical}
 
 
 def check_run(record: dict[str, Any], agent: str, seed: int) -> str:
