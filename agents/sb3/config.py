@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from ..config_values import values_from_dict
 from ..fields import Bound, ConfigError, TupleBound, check_fields, check_training_cost
@@ -70,7 +70,7 @@ class SB3Config:
         return {**dataclasses.asdict(self), "net_arch": list(self.net_arch)}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Self:
+    def from_dict(cls, values: dict[str, Any]) -> SB3Config:
         """Rebuild from :meth:`to_dict`'s content (fields it lacks take their defaults); unknown
         keys are an error naming them."""
         return cls(**values_from_dict(cls, values, cls.__name__))
