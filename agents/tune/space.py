@@ -4,8 +4,7 @@ make.
 Every agent gets the same kind of space: its learning rates, network width, discount, target
 rate, batch size and exploration scale (SAC's: its entropy weight), in the ranges its config's
 docstring calls typical. DRR's space also holds its actor's head (the paper's ``tanh`` among
-them). The ranges are
-written here once, beside the config type each agent's values fill.
+them). The ranges are written here once, beside the config type each agent's values fill.
 """
 
 from __future__ import annotations
