@@ -32,6 +32,7 @@ from .threads import torch_threads
 if TYPE_CHECKING:
     from movielens_env.envs.env import MovieLensRecEnv
 
+    from .benchmark.executors import Executor
     from .benchmark.runner import BenchmarkConfig
 
 
@@ -142,6 +143,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
+    from .benchmark.executors import make_executor
     from .benchmark.leaderboard import check_metrics
     from .benchmark.runner import BenchmarkConfig
     from .benchmark.stored import ResultsFolderError, check_results_folder
@@ -159,6 +161,7 @@ def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
         get_agent(agent)
     _configure_agents(args.config, agents, configured)
     metrics = None if args.metrics is None else check_metrics(_csv_list("--metrics", args.metrics))
+    executor = make_executor(args.executor, args.jobs, args.ray_address)
     seeds = _seeds("0,1,2" if args.seeds is None else args.seeds)
     dataset = args.dataset or "synthetic"
     out = Path(f"runs/benchmark-{dataset}" if args.out is None else nonempty("--out", args.out))
@@ -176,7 +179,7 @@ def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
     # The leaderboard and plots are written under the run's lock too: a second benchmark
     # into this folder could otherwise replace the runs between storing them and reading them.
     with lock_folder(out, "benchmark", ResultsFolderError):
-        return _write_benchmark(args, config, env, metrics)
+        return _write_benchmark(args, config, env, metrics, executor)
 
 
 def _write_benchmark(
@@ -184,6 +187,7 @@ def _write_benchmark(
     config: BenchmarkConfig,
     env: MovieLensRecEnv,
     metrics: list[str] | None,
+    executor: Executor,
 ) -> int:
     """Run ``config``'s grid and write its leaderboard and plots (under the folder's lock)."""
     from .benchmark.leaderboard import (
@@ -197,7 +201,7 @@ def _write_benchmark(
     from .benchmark.runner import run_benchmark, stored_or_computed_references
 
     out, dataset, seeds = config.out_dir, config.dataset, config.seeds
-    records = run_benchmark(config, progress=not args.no_progress, force=args.force)
+    records = run_benchmark(config, not args.no_progress, args.force, executor)
     references = stored_or_computed_references(config)
     table = aggregate(records)
     shown = metrics or [m for m in names.TABLE if any(m in v for v in table.values())]
@@ -308,6 +312,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="import MODULE first (it may register agents); repeatable",
     )  # fmt: skip
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.add_argument(
+        "--executor", default="local", choices=("local", "ray"),
+        help="where runs execute: local worker processes (default), or Ray tasks (an embedded "
+        "local Ray, or the cluster at --ray-address; needs the 'ray' extra)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--jobs", type=int, default=None, metavar="N",
+        help="--executor local: runs at a time, each in a worker process (default: one per "
+        "core; 1 runs them in this process)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--ray-address", default=None, metavar="HOST:PORT",
+        help="--executor ray: the cluster to run on (default: $RAY_ADDRESS, else a local Ray)",
+    )  # fmt: skip
     bench.add_argument(
         "--config", action="append", default=[], metavar="AGENT=FILE.json",
         help="train AGENT with the config fields in FILE (e.g. tune's best_config.json); its "

@@ -101,6 +101,9 @@ class AgentEntry:
             trainer's bound arguments: part of its stored runs' key, so that changed code
             recomputes them; ``None`` for the built-in agents, whose changes the benchmark's
             result version covers.
+        module: the module whose import registers it (the ``--plugin`` being imported, else
+            the one that called :func:`register_agent`), which a worker process imports to
+            run it; ``None`` for the built-ins and for agents registered by ``__main__``.
     """
 
     name: str
@@ -111,6 +114,7 @@ class AgentEntry:
     artefact: Artefact | None = None
     obs_modes: tuple[str, ...] = OBS_MODES
     code: str | None = None
+    module: str | None = None
 
     def check_env(self, env_kwargs: dict[str, Any]) -> None:
         """Refuse env arguments this agent cannot run on (before any work is spent on them)."""
@@ -159,10 +163,19 @@ def register_agent(
     modules = tuple(name for name in (caller, *_IMPORTING) if isinstance(name, str))
     entry = AgentEntry(
         name, train, description, is_rl, dict(config or {}), artefact, obs_modes,
-        _plugin_source_digest(train, modules),
+        _plugin_source_digest(train, modules), _registering_module(caller),
     )  # fmt: skip
     AGENTS[name] = entry
     return entry
+
+
+def _registering_module(caller: str | None) -> str | None:
+    """What a worker imports to register the agent being registered (see ``AgentEntry``)."""
+    if _IMPORTING:
+        return _IMPORTING[0]
+    if caller is None or caller in ("__main__", "__mp_main__") or caller.startswith("agents."):
+        return None
+    return caller
 
 
 def configure_agent(name: str, values: dict[str, Any]) -> AgentEntry:

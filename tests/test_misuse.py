@@ -2645,7 +2645,8 @@ def test_ratings_replaced_while_a_benchmark_runs_are_not_stored_under_the_old_ke
 
     monkeypatch.setattr(runner, "run_one", replaced_meanwhile)
     out = tmp_path / "bench"
-    assert main(_bench(out, data)) == 2
+    # --jobs 1: the patch reaches this process only, not worker processes.
+    assert main([*_bench(out, data), "--jobs", "1"]) == 2
     assert "random seed 0's result came (at least in part) from other data" in _error(capsys)
     assert sorted(p.name for p in (out / "runs").glob("*.json")) == ["popularity-seed0.json"]
 

@@ -58,6 +58,7 @@ from ..run_folder import (
     run_files,
 )
 from .env_key import key_env_options
+from .executors import Executor, RunJob, RunsFailedError, SerialExecutor
 from .stats import mean_ci95
 from .stored import (
     MAX_RESULT_BYTES,
@@ -579,7 +580,10 @@ def _note_lost_run(path: Path, record: dict[str, Any], config: BenchmarkConfig) 
 
 
 def run_benchmark(
-    config: BenchmarkConfig, progress: bool = True, force: bool = False
+    config: BenchmarkConfig,
+    progress: bool = True,
+    force: bool = False,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """Play the references (unless stored), then run every (agent, seed) not already stored;
     return all run records of this config (:func:`stored_or_computed_references` then reads
@@ -593,6 +597,12 @@ def run_benchmark(
     its ``run.json`` shows it is this configuration's (a benchmark stopped before it stored the
     result, or the result deleted) and marked it as its own; a train run there, or one of another
     configuration or agent, counts as another configuration's.
+
+    ``executor`` runs the runs still to do (:mod:`~agents.benchmark.executors`; default: one
+    after another in this process); each result is stored as soon as its run ends.
+
+    Raises:
+        RunsFailedError: runs failed in worker processes (the others were stored).
     """
     for agent in config.agents:
         entry = get_agent(agent)
@@ -603,7 +613,7 @@ def run_benchmark(
     # Held to the end: a second benchmark on this folder, of another configuration, would pass
     # the checks below before this one stored anything, then replace its results.
     with lock_folder(config.out_dir, "benchmark", ResultsFolderError):
-        return _run_benchmark(config, progress, force)
+        return _run_benchmark(config, progress, force, executor)
 
 
 def _checked_planner(config: BenchmarkConfig) -> BeamPlanner:
@@ -689,7 +699,9 @@ def _check_data_unchanged(config: BenchmarkConfig, data: str, what: str) -> None
         )
 
 
-def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list[dict[str, Any]]:
+def _run_benchmark(
+    config: BenchmarkConfig, progress: bool, force: bool, executor: Executor | None
+) -> list[dict[str, Any]]:
     """:func:`run_benchmark`, under the lock of its folder."""
     data = config.data_fingerprint()
     records, todo, others, users, foreign, invalid = [], [], [], [], [], []
@@ -765,15 +777,25 @@ def _run_benchmark(config: BenchmarkConfig, progress: bool, force: bool) -> list
         else None
     )
     rl_steps = sum(config.timesteps for agent, _, _ in todo if get_agent(agent).is_rl)
+    jobs = [
+        RunJob(config, agent, seed, entry.config, entry.code, entry.module, references, data,
+               replace)
+        for agent, seed, replace in todo
+        for entry in [get_agent(agent)]
+    ]  # fmt: skip
     with tqdm(
         total=rl_steps + len(todo), disable=not progress, unit="step", desc="benchmark"
     ) as bar:
-        for agent, seed, replace in todo:
-            bar.set_postfix_str(f"{agent} seed {seed}")
-            record = run_one(config, agent, seed, bar.update, references, data, replace)
-            _check_data_unchanged(config, data, f"{agent} seed {seed}'s result")
+
+        def store(job: RunJob, record: dict[str, Any]) -> None:
+            _check_data_unchanged(config, data, f"{job.name}'s result")
             record["config"] = {**asdict(config), "out_dir": str(config.out_dir)}
-            records.append(write_record(run_path(config.out_dir, agent, seed), record))
+            records.append(write_record(run_path(config.out_dir, job.agent, job.seed), record))
+            bar.set_postfix_str(f"{job.name} done")
             bar.update(1)
+
+        failures = (executor or SerialExecutor()).run(jobs, store, bar.update)
+    if failures:
+        raise RunsFailedError(failures)
     order = {agent: i for i, agent in enumerate(config.agents)}
     return sorted(records, key=lambda r: (order[r["agent"]], r["seed"]))
