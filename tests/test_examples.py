@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 TESTED = {
     "quickstart.py", "train_drr.py", "sb3_td3.py", "custom_agent.py", "vector_env.py",
-    "user_models.py",
+    "user_models.py", "rllib_ppo.py",
 }  # fmt: skip
 NUMBER = r"[-+]?\d+\.\d+"
 
@@ -92,6 +92,20 @@ def test_sb3_td3_trains_and_plugs_into_the_evaluation():
         values = dict(re.findall(rf"(\S+/\S+) ({NUMBER})", line))
         assert set(values) == {"rerank/precision@10", "full/precision@10", "online/return_mf"}
         assert 0.0 <= float(values["full/precision@10"]) <= 1.0
+        assert math.isfinite(float(values["online/return_mf"]))
+
+
+def test_rllib_ppo_trains_with_remote_env_runners_and_plugs_into_the_evaluation():
+    pytest.importorskip(
+        "ray.rllib", reason="the 'rllib' extra is not installed (pip install -e '.[rllib]')"
+    )
+    out = _run(["examples/rllib_ppo.py", "--iterations", "1", "--batch", "200"])
+    assert "iteration 1: 200" in out  # sampled by the remote env runner
+    assert "RLlib PPO after 1 iteration(s)" in out
+    for agent in ("ppo", "random"):
+        line = re.search(rf"^  {agent} +(.*)$", out, flags=re.MULTILINE).group(1)
+        values = dict(re.findall(rf"(\S+/\S+) ({NUMBER})", line))
+        assert set(values) == {"rerank/precision@10", "full/precision@10", "online/return_mf"}
         assert math.isfinite(float(values["online/return_mf"]))
 
 
