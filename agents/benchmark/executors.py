@@ -147,7 +147,8 @@ class LocalExecutor:
         self.jobs = jobs
 
     def run(self, jobs: list[RunJob], on_record: OnRecord, on_step: OnStep) -> list[RunFailure]:
-        """Run ``jobs`` in worker processes, handing each record to ``on_record`` as it comes."""
+        """Run ``jobs`` in worker processes, handing each record to ``on_record`` as it comes
+        (a single job, or ``jobs=1``, runs in this process: :class:`SerialExecutor`)."""
         if self.jobs == 1 or len(jobs) <= 1:
             return SerialExecutor().run(jobs, on_record, on_step)
         pending = list(reversed(jobs))
@@ -155,7 +156,9 @@ class LocalExecutor:
         workers: list[_Worker] = []
         try:
             while pending or any(w.job is not None for w in workers):
-                workers = [w for w in workers if w.alive()]
+                for gone in [w for w in workers if not w.alive()]:  # its run is accounted for
+                    gone.stop()
+                    workers.remove(gone)
                 while pending and len(workers) < self.jobs:
                     workers.append(_Worker())
                 for worker in workers:
