@@ -89,50 +89,31 @@ class Executor(Protocol):
     """Runs a grid's jobs; see :class:`SerialExecutor`, :class:`LocalExecutor`,
     :class:`RayExecutor`."""
 
-    def run(self, jobs: list[RunJob], on_record: OnRecord, on_step: OnStep) -> list[RunFailure]:
-        """Run ``jobs``, handing each record to ``on_record`` as its run ends and step counts
-        to ``on_step``; return the runs that failed (the others were handed on)."""
+    def run(
+        self, work: Work, jobs: list[RunJob], on_record: OnRecord, on_step: OnStep
+    ) -> list[RunFailure]:
+        """Run each of ``jobs`` with ``work``, handing each record to ``on_record`` as its run
+        ends and step counts to ``on_step``; return the runs that failed (the others were
+        handed on)."""
         ...
 
 
 OnRecord = Callable[[RunJob, dict[str, Any]], None]
 OnStep = Callable[[int], None]
-
-
-def execute(job: RunJob, on_step: OnStep = lambda n: None) -> dict[str, Any]:
-    """Run ``job`` in this process (a worker's or the benchmark's own) and return its record."""
-    from ..plugins import import_plugin
-    from ..registry import AGENTS, configure_agent, get_agent
-    from .runner import run_one
-
-    if job.agent not in AGENTS and job.module is not None:
-        import_plugin(job.module)
-    if job.agent not in AGENTS:
-        raise ArgumentError(
-            f"agent {job.agent!r} is not registered in this worker process: it was registered "
-            "by a script, which a worker cannot import; register it in a module (given as "
-            "--plugin MODULE, or imported by the script), or run the grid with --jobs 1"
-        )
-    entry = get_agent(job.agent)
-    if entry.config != job.agent_config and entry.artefact is not None:
-        configure_agent(job.agent, job.agent_config)
-        entry = AGENTS[job.agent]
-    if entry.config != job.agent_config or entry.code != job.agent_code:
-        raise ArgumentError(
-            f"agent {job.agent!r} is registered in the worker process with another config or "
-            "code than in the benchmark's: do not edit a plugin while its grid runs"
-        )
-    return run_one(job.config, job.agent, job.seed, on_step, job.references, job.data, job.replace)
+# What runs one job where it lands: a module-level function (workers import it by name).
+Work = Callable[[RunJob, OnStep], dict[str, Any]]
 
 
 class SerialExecutor:
     """Every run in this process, one after another; a failure stops the grid at once (the
     runs before it are stored). What ``--jobs 1`` runs, and what tests patch in-process."""
 
-    def run(self, jobs: list[RunJob], on_record: OnRecord, on_step: OnStep) -> list[RunFailure]:
+    def run(
+        self, work: Work, jobs: list[RunJob], on_record: OnRecord, on_step: OnStep
+    ) -> list[RunFailure]:
         """Run ``jobs``, handing each record to ``on_record``; nothing fails silently."""
         for job in jobs:
-            on_record(job, execute(job, on_step))
+            on_record(job, work(job, on_step))
         return []
 
 
@@ -146,11 +127,13 @@ class LocalExecutor:
             raise ArgumentError(f"--jobs must be a whole number of at least 1, got {jobs!r}")
         self.jobs = jobs
 
-    def run(self, jobs: list[RunJob], on_record: OnRecord, on_step: OnStep) -> list[RunFailure]:
+    def run(
+        self, work: Work, jobs: list[RunJob], on_record: OnRecord, on_step: OnStep
+    ) -> list[RunFailure]:
         """Run ``jobs`` in worker processes, handing each record to ``on_record`` as it comes
         (a single job, or ``jobs=1``, runs in this process: :class:`SerialExecutor`)."""
         if self.jobs == 1 or len(jobs) <= 1:
-            return SerialExecutor().run(jobs, on_record, on_step)
+            return SerialExecutor().run(work, jobs, on_record, on_step)
         pending = list(reversed(jobs))
         failures: list[RunFailure] = []
         workers: list[_Worker] = []
@@ -160,7 +143,7 @@ class LocalExecutor:
                     gone.stop()
                     workers.remove(gone)
                 while pending and len(workers) < self.jobs:
-                    workers.append(_Worker())
+                    workers.append(_Worker(work))
                 for worker in workers:
                     if worker.job is None and pending:
                         worker.give(pending.pop())
@@ -178,10 +161,10 @@ class LocalExecutor:
 class _Worker:
     """One spawned worker process and the run it is doing."""
 
-    def __init__(self) -> None:
+    def __init__(self, work: Work) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, theirs = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(theirs,), daemon=True)
+        self.process = context.Process(target=_worker_main, args=(work, theirs), daemon=True)
         self.process.start()
         theirs.close()
         self.job: RunJob | None = None
@@ -240,7 +223,7 @@ def _death(exitcode: int | None) -> str:
     return f"its worker process ended (exit code {exitcode}) without a result"
 
 
-def _worker_main(conn: Connection) -> None:
+def _worker_main(work: Work, conn: Connection) -> None:
     """A worker: take jobs until told to stop, send back step counts and each run's record."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the benchmark's process stops its workers
     _one_thread()
@@ -258,7 +241,7 @@ def _worker_main(conn: Connection) -> None:
                 steps, sent = 0, time.monotonic()
 
         try:
-            record = execute(job, on_step)
+            record = work(job, on_step)
         except BaseException as exc:  # the run's failure, reported; the worker goes on
             conn.send(("failed", (_why(exc), _picklable(exc))))
             continue
@@ -310,7 +293,9 @@ class RayExecutor:
         if self.address is not None:
             check_reachable(self.address)
 
-    def run(self, jobs: list[RunJob], on_record: OnRecord, on_step: OnStep) -> list[RunFailure]:
+    def run(
+        self, work: Work, jobs: list[RunJob], on_record: OnRecord, on_step: OnStep
+    ) -> list[RunFailure]:
         """Run ``jobs`` as Ray tasks, handing each record to ``on_record`` as it comes."""
         ray = import_ray()
         started_here = not ray.is_initialized()
@@ -322,7 +307,7 @@ class RayExecutor:
         failures: list[RunFailure] = []
         try:
             task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
-            running = {task.remote(job): job for job in jobs}
+            running = {task.remote(work, job): job for job in jobs}
             while running:
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
@@ -347,9 +332,9 @@ class RayExecutor:
         return failures
 
 
-def _ray_task(job: RunJob) -> dict[str, Any]:
+def _ray_task(work: Work, job: RunJob) -> dict[str, Any]:
     _one_thread()
-    return execute(job)
+    return work(job, lambda n: None)
 
 
 def import_ray() -> Any:

@@ -17,6 +17,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,16 @@ from ..baselines import RandomRanker
 from ..drr.config import budget_episodes
 from ..fields import check_seed
 from ..folder_lock import lock_folder, lock_problem
-from ..registry import AGENTS, TrainContext, TrainedAgent, check_agent_fits, get_agent
+from ..plugins import import_plugin
+from ..registry import (
+    AGENTS,
+    TrainContext,
+    TrainedAgent,
+    agent_names,
+    check_agent_fits,
+    configure_agent,
+    get_agent,
+)
 from ..run_folder import (
     BENCHMARK_RUN_MARK,
     RunFolderError,
@@ -318,6 +328,29 @@ def run_one(
         "train_seconds": trained_at - started,
         "eval_seconds": time.perf_counter() - trained_at,
     }
+
+
+def execute_job(job: RunJob, on_step: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
+    """Run ``job`` in this process (a worker's or the benchmark's own) and return its record:
+    the agent registered as in the benchmark's process (its plugin imported, its ``--config``
+    applied), else an error saying why it cannot be."""
+    if job.agent not in agent_names() and job.module is not None:
+        import_plugin(job.module)
+    if job.agent not in agent_names():
+        raise ArgumentError(
+            f"agent {job.agent!r} is not registered in this worker process: it was registered "
+            "by a script, which a worker cannot import; register it in a module (given as "
+            "--plugin MODULE, or imported by the script), or run the grid with --jobs 1"
+        )
+    entry = get_agent(job.agent)
+    if entry.config != job.agent_config and entry.artefact is not None:
+        entry = configure_agent(job.agent, job.agent_config)
+    if entry.config != job.agent_config or entry.code != job.agent_code:
+        raise ArgumentError(
+            f"agent {job.agent!r} is registered in the worker process with another config or "
+            "code than in the benchmark's: do not edit a plugin while its grid runs"
+        )
+    return run_one(job.config, job.agent, job.seed, on_step, job.references, job.data, job.replace)
 
 
 # A record keeps at most this many points of its learning curve (the plot bins them in 20), so
@@ -794,7 +827,7 @@ def _run_benchmark(
             bar.set_postfix_str(f"{job.name} done")
             bar.update(1)
 
-        failures = (executor or SerialExecutor()).run(jobs, store, bar.update)
+        failures = (executor or SerialExecutor()).run(execute_job, jobs, store, bar.update)
     if failures:
         raise RunsFailedError(failures)
     order = {agent: i for i, agent in enumerate(config.agents)}
