@@ -186,9 +186,15 @@ def test_boredom_reads_the_genres_of_ml100k_files(ml100k_dir):
 
 
 # --------------------------------------------------------------------------- bit-identity
-# The env before user models and the item bias, on this data, produced this digest (computed
-# with the previous commit's code and the same seeded MF model).
-STATIC_DIGEST = "84cf6ff32f1a26cfb03c46f1e30b445b2616195ce863e008c5ae1b28cdc771b0"
+# The env before user models and the item bias (commit ec41ec4), on this data and the same
+# seeded MF model, produced these digests. Its float32 bits depend on the machine: the first was
+# recorded with that code on the machine of the session that added the test; the second with the
+# same code on an AMD EPYC without AVX-512 (2026-11-29), where the first is not reproduced by
+# either code. The env of today must produce one of them.
+STATIC_DIGESTS = (
+    "84cf6ff32f1a26cfb03c46f1e30b445b2616195ce863e008c5ae1b28cdc771b0",
+    "08731edb89f64b82c9a038a3e0f7213a2d96e5f2169210d85f4303738893ce56",
+)
 DIGEST_CONFIGS = [
     {},
     {"reward_model": "logged", "slate_size": 3},
@@ -245,8 +251,8 @@ def test_static_env_without_item_bias_is_bit_identical_to_the_env_before(tmp_pat
             item_bias=item_bias, **kw,
         )  # fmt: skip
 
-    assert _trajectory_digest(make(item_bias=False)) == STATIC_DIGEST
-    assert _trajectory_digest(make(item_bias=True)) != STATIC_DIGEST  # the digest can tell
+    assert _trajectory_digest(make(item_bias=False)) in STATIC_DIGESTS
+    assert _trajectory_digest(make(item_bias=True)) not in STATIC_DIGESTS  # the digest can tell
 
 
 # --------------------------------------------------------------------------- bad input
