@@ -20,6 +20,7 @@ from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import episode_steps, heldout_env, online_reward_models
 
+from .benchmark.executors import EXECUTORS
 from .benchmark.machine import machine_description
 from .config_values import read_config_file, with_options
 from .env_options import add_env_options, env_options, nonempty
@@ -313,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.add_argument(
-        "--executor", default="local", choices=("local", "ray"),
+        "--executor", default="local", choices=EXECUTORS,
         help="where runs execute: local worker processes (default), or Ray tasks (an embedded "
         "local Ray, or the cluster at --ray-address; needs the 'ray' extra)",
     )  # fmt: skip
