@@ -269,7 +269,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     result = tune(
         args.agent, env_kwargs, args.timesteps, args.trials, out, args.seed, args.force, base,
-        on_trial=report,
+        on_trial=report, executor=args.executor, ray_address=args.ray_address,
     )  # fmt: skip
     print(
         f"\n{args.agent}: best validation return {result.best_value:.4f} after "
@@ -377,6 +377,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="import MODULE first; repeatable",
     )  # fmt: skip
     tune.add_argument("--no-progress", action="store_true", help="no line per trial")
+    tune.add_argument(
+        "--executor", default="local", choices=EXECUTORS,
+        help="where trials run: one after another in this process (default), or as Ray Tune "
+        "trials side by side (a local Ray, or the cluster at --ray-address; the 'ray' extra)",
+    )  # fmt: skip
+    tune.add_argument(
+        "--ray-address", default=None, metavar="HOST:PORT",
+        help="--executor ray: the cluster to run on (default: $RAY_ADDRESS, else a local Ray)",
+    )  # fmt: skip
     add_env_options(tune)
     tune.set_defaults(run=_tune)
     add_run_commands(commands)

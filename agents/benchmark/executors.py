@@ -17,7 +17,8 @@ import signal
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -288,24 +289,14 @@ class RayExecutor:
     ``--data-dir`` says, or in their cache."""
 
     def __init__(self, address: str | None = None) -> None:
-        self.address = address or os.environ.get("RAY_ADDRESS") or None
-        import_ray()  # refused now, not after the references are played
-        if self.address is not None:
-            check_reachable(self.address)
+        self.address = checked_ray_address(address)  # now, not after the references are played
 
     def run(
         self, work: Work, jobs: list[RunJob], on_record: OnRecord, on_step: OnStep
     ) -> list[RunFailure]:
         """Run ``jobs`` as Ray tasks, handing each record to ``on_record`` as it comes."""
-        ray = import_ray()
-        started_here = not ray.is_initialized()
-        if started_here:
-            ray.init(
-                address=self.address, include_dashboard=False, logging_level="ERROR",
-                log_to_driver=False,
-            )  # fmt: skip
         failures: list[RunFailure] = []
-        try:
+        with ray_session(self.address) as ray:
             task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
             running = {task.remote(work, job): job for job in jobs}
             while running:
@@ -326,10 +317,24 @@ class RayExecutor:
                         continue
                     on_step(job.config.timesteps)
                     on_record(job, record)
-        finally:
-            if started_here:
-                ray.shutdown()
         return failures
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """The ``ray`` module, connected to the cluster at ``address`` (``None``: a local Ray
+    started here) unless this process already is; a Ray started here is shut down after."""
+    ray = import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False
+        )
+    try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def _ray_task(work: Work, job: RunJob) -> dict[str, Any]:
@@ -347,6 +352,16 @@ def import_ray() -> Any:
             "pip install 'movielens-rec[ray]')"
         ) from None
     return ray
+
+
+def checked_ray_address(address: str | None) -> str | None:
+    """The cluster a Ray session will join (``address``, else ``$RAY_ADDRESS``; ``None``: a
+    local Ray), once Ray is found installed and the cluster answers."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    import_ray()
+    if address is not None:
+        check_reachable(address)
+    return address
 
 
 def check_reachable(address: str) -> None:

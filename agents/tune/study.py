@@ -51,6 +51,7 @@ from movielens_env.storage import (
     read_small_bytes,
 )
 
+from ..benchmark.executors import EXECUTORS, checked_ray_address
 from ..fields import ConfigError, check_seed
 from ..folder_lock import LOCK_FILE, lock_folder
 from ..registry import check_agent_config, check_agent_fits
@@ -300,6 +301,8 @@ def tune(
     force: bool = False,
     base_config: Any | None = None,
     on_trial: Callable[[int, float | None, str], None] = lambda number, value, why: None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> TuneResult:
     """Tune ``agent`` for ``trials`` trials in all (those ``out`` already holds count).
 
@@ -315,6 +318,9 @@ def tune(
         base_config: the config the search fills (default: the agent's default config).
         on_trial: called after each trial with its number, its value (``None``: pruned) and
             why it was pruned (empty if it was not).
+        executor: ``local`` (one trial after another in this process) or ``ray`` (trials as
+            Ray Tune trials, side by side: :mod:`~agents.tune.on_ray`).
+        ray_address: the Ray cluster (default ``$RAY_ADDRESS``, else a local Ray).
     """
     check_tunable(agent)
     if trials < 1 or timesteps < 1:
@@ -325,6 +331,12 @@ def tune(
     check_no_split(env_kwargs)  # trials train on train less validation, scored on validation
     if not isinstance(env_kwargs.get("dataset", "ml-1m"), str):
         raise ArgumentError("tune takes the dataset by name (its validation split is carved here)")
+    if executor not in EXECUTORS:
+        raise ArgumentError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if executor == "ray":
+        ray_address = checked_ray_address(ray_address)
+    elif ray_address is not None:
+        raise ArgumentError("--ray-address applies to --executor ray")
     out = Path(out).expanduser()
     check_folder_path(out, TuneFolderError)  # before the data's MF fit
     optuna = _optuna()
@@ -386,15 +398,41 @@ def tune(
         )
         if not study.trials:  # the config the search starts from is its first trial
             study.enqueue_trial(first)
+        _run_again_interrupted(study, optuna)
         _write_record(out, settings, study, optuna, base)
-        objective = _objective(agent, base, trial_kwargs, timesteps, seed, optuna)
-        while (done := _finished(study, optuna)) < trials:
-            study.optimize(objective, n_trials=1, catch=())
-            last = study.trials[-1]
-            value = last.value if last.state.name == "COMPLETE" else None
-            on_trial(last.number, value, str(last.user_attrs.get("pruned", "")))
+
+        def ended(trial: Any) -> None:
+            value = trial.value if trial.state.name == "COMPLETE" else None
+            on_trial(trial.number, value, str(trial.user_attrs.get("pruned", "")))
             _write_record(out, settings, study, optuna, base)
-        return _result(out, study, optuna, base, done)
+
+        if executor == "ray":
+            if _finished(study, optuna) < trials:
+                from .on_ray import run_on_ray
+
+                run_on_ray(
+                    agent=agent, base=base, env_kwargs=trial_kwargs, timesteps=timesteps,
+                    seed=seed, trials=trials - _finished(study, optuna), study=study,
+                    storage=storage, optuna=optuna, address=ray_address, on_trial=ended,
+                )  # fmt: skip
+        else:
+            objective = _objective(agent, base, trial_kwargs, timesteps, seed, optuna)
+            while _finished(study, optuna) < trials:
+                study.optimize(objective, n_trials=1, catch=())
+                ended(study.trials[-1])
+        return _result(out, study, optuna, base, _finished(study, optuna))
+
+
+def _run_again_interrupted(study: Any, optuna: Any) -> None:
+    """Fail the trials a study interrupted while running left behind (under the folder's
+    lock no other tune is running them), and queue their parameters to be trained again.
+
+    Trials running side by side (``--executor ray``) are in the journal's recorded part while
+    another one ends; a single trial's lines are cut from it (:func:`_restore_journal`)."""
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        if trial.params:  # drawn (Ray's searcher draws them as it starts the trial)
+            study.enqueue_trial(trial.params)
 
 
 def _finished(study: Any, optuna: Any) -> int:
@@ -472,24 +510,39 @@ def _objective(
 ) -> Callable[[Any], float]:
     def objective(trial: Any) -> float:
         config = trial_config(agent, trial, base)
-        changed = {
-            f.name: getattr(config, f.name)
-            for f in dataclasses.fields(config)
-            if getattr(config, f.name) != getattr(base, f.name)
-        }
-        # JSON values (tuples as lists): the best trial's config is rebuilt from them.
-        trial.set_user_attr("config_fields", json.loads(json.dumps(changed)))
-        try:
-            score = _train_and_score(agent, config, env_kwargs, timesteps, seed, trial, optuna)
-        except ConfigError as exc:  # drawn values too slow or large together on this env
-            if trial.number == 0:  # the starting config: the user's to change
-                raise
-            _prune(trial, f"refused: {exc}", optuna)
-        if not math.isfinite(score):
-            _prune(trial, f"the validation return is {score}", optuna)
-        return score
+        trial.set_user_attr("config_fields", changed_fields(config, base))
+        return score_trial(agent, config, env_kwargs, timesteps, seed, trial, optuna)
 
     return objective
+
+
+def changed_fields(config: Any, base: Any) -> dict[str, Any]:
+    """The fields of ``config`` that differ from ``base``, as JSON values (tuples as lists):
+    a trial keeps them, and the best trial's config is rebuilt from them."""
+    changed = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(base, f.name)
+    }
+    return json.loads(json.dumps(changed))  # type: ignore[no-any-return]
+
+
+def score_trial(
+    agent: str, config: Any, env_kwargs: dict[str, Any], timesteps: int, seed: int,
+    trial: Any, optuna: Any,
+) -> float:  # fmt: skip
+    """Train and score one trial's ``config``, reporting each evaluation to ``trial`` (an
+    Optuna trial, or what stands for one where the trial runs elsewhere); raise
+    ``optuna.TrialPruned`` where it is pruned, saying why in its ``pruned`` user attribute."""
+    try:
+        score = _train_and_score(agent, config, env_kwargs, timesteps, seed, trial, optuna)
+    except ConfigError as exc:  # drawn values too slow or large together on this env
+        if trial.number == 0:  # the starting config: the user's to change
+            raise
+        _prune(trial, f"refused: {exc}", optuna)
+    if not math.isfinite(score):
+        _prune(trial, f"the validation return is {score}", optuna)
+    return score
 
 
 def _report(trial: Any, step: int, value: float, optuna: Any) -> None:

@@ -416,3 +416,71 @@ def test_sacs_learned_entropy_weight_is_the_first_trial_and_fixed_weights_are_se
 
     config = trial_config("sac", Drawing())
     assert isinstance(config, SACConfig) and config.ent_coef == 0.001
+
+
+def test_a_trial_left_running_by_an_interrupted_study_is_failed_and_trained_again(td3_study):
+    import optuna
+
+    from agents.tune import study as tuning
+    from agents.tune.space import trial_config
+
+    out, argv = td3_study
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "study.journal"))
+    )
+    study = optuna.load_study(study_name="tune", storage=storage)
+    study.enqueue_trial({**study.trials[0].params, "gamma": 0.7})
+    # Running when the study was interrupted, as trials side by side on Ray are.
+    trial_config("td3", study.ask())
+    record = json.loads((out / "tune.json").read_text())  # another trial then ended: marked
+    tuning._save_record(out, record["settings"], record["trials_finished"], record["best"])
+
+    assert main([*argv[:4], "2", *argv[5:]]) == 0
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [row["state"] for row in rows] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert rows[2]["gamma"] == rows[1]["gamma"] == "0.7"  # its parameters, trained again
+
+
+RAY = "the 'ray' extra is not installed (pip install -e '.[ray]')"
+
+
+def test_on_ray_a_study_is_the_local_one_in_kind_and_either_continues_it(td3_study, tmp_path):
+    pytest.importorskip("ray.tune", reason=RAY)
+    local, argv = td3_study
+    out = tmp_path / "ray"
+    argv = [*argv, "--out", str(out)]
+    assert main([*argv, "--trials", "3", "--executor", "ray"]) == 0
+    record, local_record = (json.loads((d / "tune.json").read_text()) for d in (out, local))
+    assert record["settings"] == local_record["settings"] and record["trials_finished"] == 3
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    local_rows = list(csv.DictReader((local / "trials.csv").open()))
+    assert rows[0] == local_rows[0]  # the starting config, trained alike: the same score
+    assert {row["state"] for row in rows} <= {"COMPLETE", "PRUNED"}
+    best = json.loads((out / "best_config.json").read_text())
+    assert best == record["best"]["config"]
+    assert main([*argv, "--trials", "4"]) == 0  # continued in this process
+    assert json.loads((out / "tune.json").read_text())["trials_finished"] == 4
+
+
+def test_on_ray_the_pruner_stops_a_trial_and_the_study_records_it_pruned(tmp_path, monkeypatch):
+    pytest.importorskip("ray.tune", reason=RAY)
+    import optuna
+
+    from agents.sb3.config import SB3Config
+    from agents.tune import study as tuning
+
+    def prune_after_the_first(**_):  # any score is below this threshold from evaluation 2 on
+        return optuna.pruners.ThresholdPruner(lower=1e9, n_warmup_steps=2)
+
+    monkeypatch.setattr(optuna.pruners, "MedianPruner", prune_after_the_first)  # the driver's
+    env_kwargs = {"dataset": "synthetic", **json.loads(TINY_ENV_JSON)}
+    base = SB3Config(learning_starts=100, batch_size=32, net_arch=(64, 64), buffer_size=1000)
+    with pytest.raises(ValueError, match=r"every trial of the study .* was pruned"):
+        tuning.tune("td3", env_kwargs, 400, 1, tmp_path / "s", base_config=base, executor="ray")
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "s" / "study.journal"))
+    )
+    trials = optuna.load_study(study_name="tune", storage=storage).trials
+    assert [t.state.name for t in trials] == ["PRUNED"]  # stopped at its second of four
+    assert sorted(trials[0].intermediate_values) == [1, 2]
+    assert trials[0].user_attrs["pruned"].startswith("below the median at evaluation 2")
