@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 TESTED = {
     "quickstart.py", "train_drr.py", "sb3_td3.py", "custom_agent.py", "vector_env.py",
-    "user_models.py", "rllib_ppo.py",
+    "user_models.py", "rllib_ppo.py", "torchrl_td3.py",
 }  # fmt: skip
 NUMBER = r"[-+]?\d+\.\d+"
 
@@ -107,6 +107,33 @@ def test_rllib_ppo_trains_with_remote_env_runners_and_plugs_into_the_evaluation(
         values = dict(re.findall(rf"(\S+/\S+) ({NUMBER})", line))
         assert set(values) == {"rerank/precision@10", "full/precision@10", "online/return_mf"}
         assert math.isfinite(float(values["online/return_mf"]))
+
+
+CLIENTS = "the 'clients' extra is not installed (pip install -e '.[clients]')"
+
+
+def test_torchrl_td3_trains_on_the_native_vector_env_and_plugs_into_the_evaluation():
+    pytest.importorskip("torchrl", reason=CLIENTS)
+    out = _run(["examples/torchrl_td3.py", "--frames", "400", "--updates-per-batch", "20"])
+    assert "120 TD3 updates on 400 frames of 4 users at a time" in out  # across autoresets
+    for agent in ("td3", "random"):
+        line = re.search(rf"^  {agent} +(.*)$", out, flags=re.MULTILINE).group(1)
+        values = dict(re.findall(rf"(\S+/\S+) ({NUMBER})", line))
+        assert math.isfinite(float(values["online/return_mf"]))
+
+
+def test_rl_zoo3_trains_with_the_projects_hyperparameters_and_enjoy_renders(tmp_path):
+    pytest.importorskip("rl_zoo3", reason=CLIENTS)
+    env = ["--env", "MovieLensRec-v0", "--gym-packages", "movielens_env", "--env-kwargs",
+           "dataset:'synthetic'", "embedding_dim:8", "-f", str(tmp_path),
+           "--num-threads", "1"]  # fmt: skip
+    conf = str(EXAMPLES / "rl_zoo3" / "td3.yml")
+    _run(["-m", "rl_zoo3.train", "--algo", "td3", *env, "-conf", conf, "-n", "150",
+          "--eval-freq", "-1", "--seed", "0"])  # fmt: skip
+    config = (tmp_path / "td3" / "MovieLensRec-v0_1" / "MovieLensRec-v0" / "config.yml").read_text()
+    assert "buffer_size\n    - 100000" in config and "net_arch=[64, 64]" in config  # the file's
+    out = _run(["-m", "rl_zoo3.enjoy", "--algo", "td3", *env, "--exp-id", "1", "-n", "10"])
+    assert out.count("Recommended:") >= 10 and "Mean reward" in out  # rendered, as "human"
 
 
 def _leaderboard_agents(path: Path) -> set[str]:

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from ..errors import ChecksumError, DataFormatError, DataNotFoundError, UnsafeArchiveError
@@ -147,10 +148,24 @@ def _from_zip(zip_path: Path, fmt: GroupLensFormat, dest: Path) -> Path:
     return dest
 
 
+# Seconds to wait for the server to connect or send (a silent network would otherwise hang).
+_TIMEOUT_SECONDS = 30
+
+
+def _remove_if_empty(folders: Iterable[Path]) -> None:
+    """Remove each of ``folders`` that is empty (those a failed download made)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (or gone): neither it nor its parents are ours to remove
+
+
 def _download(fmt: GroupLensFormat, root: Path) -> Path:
     import pooch  # imported lazily: most runs never download
 
     downloads = root / "downloads"
+    made = [folder for folder in (root, downloads) if not folder.exists()]
     make_folder(downloads)
     try:
         # pooch writes to a temporary file and keeps it only if the hash matches.
@@ -159,10 +174,11 @@ def _download(fmt: GroupLensFormat, root: Path) -> Path:
             known_hash=f"sha256:{fmt.sha256}",
             fname=f"{fmt.name}.zip",
             path=downloads,
-            progressbar=True,
+            downloader=pooch.HTTPDownloader(progressbar=True, timeout=_TIMEOUT_SECONDS),
         )
-    except ValueError as exc:
-        if "hash" in str(exc).lower():
+    except BaseException as exc:
+        _remove_if_empty(reversed(made))  # offline: nothing left behind
+        if isinstance(exc, ValueError) and "hash" in str(exc).lower():
             raise ChecksumError(
                 f"download of {fmt.url} does not match its pinned SHA-256 {fmt.sha256}; "
                 "the file was deleted and nothing was cached"

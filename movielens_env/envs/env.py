@@ -14,7 +14,9 @@ from ..errors import ArgumentError, InvalidActionError
 from ..simulator.scoring import action_direction, best_slates, real_actions
 from ..simulator.user_model import UserState
 from ..simulator.world import POSITIVE_RATING
+from .info import batch_info, row_info
 from .observation import Observation
+from .rendering import Frame, draw
 from .setup import RENDER_MODES, EnvConfig, EnvSetup, UsesSetup
 
 _DEFAULTS = EnvConfig()
@@ -56,10 +58,13 @@ class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
     Vectors are bounded by ``b``, the largest absolute value of any user or item vector;
     satiation by ``slate_size / (1 - max gamma_g)``.
 
-    ``obs_mode="dict"``: ``Dict(user_id=Discrete(n_users), history_ids=MultiDiscrete,
+    ``obs_mode="dict"``: ``Dict(user_id=Box((1,), int64), history_ids=Box((history_len,), int64),
     user=Box((D,)), history=Box((history_len, D)))``, plus ``satiation=Box((G,))`` and
-    ``patience=Box((1,))`` where the user model has them; ids are internal (contiguous), raw
-    GroupLens ids are in ``info``.
+    ``patience=Box((1,))`` where the user model has them; ids are internal (contiguous, from 0),
+    raw GroupLens ids are in ``info``. The ids are integer boxes rather than ``Discrete`` spaces
+    so that flattening (``FlattenObservation``) keeps them as values, not one-hot vectors as
+    long as the catalogue: the flat dict observation has ``1 + history_len`` values more than
+    ``obs_mode="flat"`` (float64, as NumPy joins int64 and float32).
 
     ## Action Space
 
@@ -134,9 +139,12 @@ class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
 
     ## Info
 
-    ``user_id`` (raw), ``item_ids`` (raw ids of the slate), ``ratings``, ``logged`` (whether each
-    rating came from the log), ``hits`` (rating >= 4). ``reset`` returns ``user_id`` and
-    ``history_item_ids`` (raw).
+    The same keys at ``reset`` and at every step, numpy values of fixed dtypes and shapes:
+    ``user_id`` (raw, int64), ``history_item_ids`` (raw ids of the history, after the step),
+    ``item_ids`` (raw ids of the slate), ``ratings`` (float64; NaN for an item without a
+    rating), ``logged`` (whether each rating came from the log), ``hits`` (rating >= 4). At
+    ``reset`` there is no slate yet: ``item_ids`` -1, ``ratings`` NaN, ``logged`` and ``hits``
+    False (:mod:`movielens_env.envs.info`). The reward is a numpy float64.
 
     ## Arguments
 
@@ -149,6 +157,11 @@ class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
     env = gym.make("MovieLensRec-v0", dataset="ml-100k", user_model="boredom")
     env = gym.make("MovieLensRec-BoredomDriftPatience-v0", dataset="synthetic")  # 50 steps
     ```
+
+    Where a library makes the env in worker processes (RLlib's env runners, Ray Tune trials,
+    ``AsyncVectorEnv``, ``SubprocVecEnv``), pass ``"movielens_env:MovieLensRec-v0"``: a worker
+    has not imported this package, and Gymnasium imports the module named before the colon
+    (the plain id is unknown there: ``NameNotFound``).
 
     - ``dataset``: ``"ml-1m"`` (default, the seed implementation's), ``"ml-100k"``, ``"ml-10m"``,
       ``"ml-20m"``, ``"ml-25m"``, ``"ml-latest-small"``, ``"synthetic"`` (= ``"synthetic-100k"``),
@@ -164,7 +177,8 @@ class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
     - ``unrated_reward``: reward of an unrated item under ``"logged"``, in [-1, 1] (default
       -0.5); refused with the other reward models, which rate every item.
     - ``obs_mode``: ``"flat"`` (default) or ``"dict"``.
-    - ``render_mode``: ``None`` or ``"ansi"``.
+    - ``render_mode``: ``None``, ``"ansi"`` (text), ``"human"`` (that text printed at every
+      reset and step) or ``"rgb_array"`` (a picture of the episode so far, for ``RecordVideo``).
     - ``item_bias``: score by ``[q_i, b_i]`` (default ``True``) or by ``q_i`` alone (``False``).
     - ``user_model``: ``"static"`` (default), ``"boredom"``, ``"drift"``, ``"patience"`` or a
       ``+``-joined combination.
@@ -182,7 +196,10 @@ class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
 
     - v0: initial version. The item vectors carry the MF item bias by default (action and
       observation one dimension longer; ``item_bias=False`` gives the earlier scoring); user
-      models (``user_model=``) and their registered variants.
+      models (``user_model=``) and their registered variants. ``info`` has the same keys at
+      ``reset`` and at every step, numpy values only; the reward is a numpy float64; the dict
+      observation's ids are int64 boxes (``user_id`` of shape ``(1,)``), which flatten to
+      their values; ``render_mode="human"`` and ``"rgb_array"``.
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}  # noqa: RUF012 (gym's)
@@ -254,11 +271,14 @@ class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
         self._state = self.user_model.start(np.array([self._user]))
         self._left = False
         self._last: dict[str, Any] | None = None
-        info = {
-            "user_id": int(self.world.dataset.user_ids[self._user]),
-            "history_item_ids": self.world.dataset.item_ids[self._history],
-        }
-        return self._observation(), info
+        self._step_ratings: list[float] = []  # each slate's mean rating, for rgb_array
+        info = batch_info(
+            self.world.dataset, np.array([self._user]), self._history[None],
+            slate_size=self.slate_size,
+        )  # fmt: skip
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), row_info(info)
 
     def step(self, action: np.ndarray):
         """Recommend the slate the action scores best; see the class docstring."""
@@ -311,28 +331,76 @@ class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
         self._available[slate] = False
         self._excluded.extend(slate.tolist())
         self._n_available -= len(slate)
-        hits = ratings >= POSITIVE_RATING  # NaN (unrated) compares False
-        liked = slate[hits]
+        liked = slate[ratings >= POSITIVE_RATING]  # NaN (unrated) compares False
         if len(liked):
             self._history = np.concatenate([self._history, liked])[-self.history_len :]
-        data = self.world.dataset
-        info = {
-            "user_id": int(data.user_ids[self._user]),
-            "item_ids": data.item_ids[slate],
-            "ratings": ratings,
-            "logged": response.logged[0],
-            "hits": hits,
-        }
+        users = np.array([self._user])
+        info = row_info(
+            batch_info(
+                self.world.dataset,
+                users,
+                self._history[None],
+                slate[None],
+                response.ratings,
+                response.logged,
+            )
+        )
         self._last = {"slate": slate, **info}
+        rated = ratings[~np.isnan(ratings)]
+        self._step_ratings.append(float(rated.mean()) if len(rated) else math.nan)
+        if self.render_mode == "human":
+            self.render()
         terminated = self._n_available < self.slate_size or self._left
-        reward = float(response.rewards[0])
+        # float64, as in the vector env (a numpy float64 is a Python float too).
+        reward = np.float64(response.rewards[0])
         return self._observation(), reward, bool(terminated), False, info
 
-    def render(self) -> str | None:
-        """``"ansi"``: the user, the history, the user's state and the last slate, by title."""
+    def render(self) -> Any:
+        """``"ansi"``: the user, the history, the user's state and the last slate, by title, as
+        text; ``"human"``: that text printed (at every reset and step too); ``"rgb_array"``: a
+        picture of the episode so far (:mod:`movielens_env.envs.rendering`)."""
         if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            gym.logger.warn(
+                "render() called without a render_mode; pass render_mode= one of "
+                + ", ".join(repr(mode) for mode in RENDER_MODES)
+            )
             return None
+        if self.render_mode == "rgb_array":
+            return draw(self._frame())
+        text = self._text()
+        if self.render_mode == "human":
+            print(text, end="", flush=True)
+            return None
+        return text
+
+    def _frame(self) -> Frame:
+        """What an ``rgb_array`` frame shows now."""
+        data = self.world.dataset
+        if self._user < 0:
+            return Frame("MovieLensRec: call reset() to start an episode", [], [], [],
+                         data.rating_scale)  # fmt: skip
+        state, model = self._state, self.user_model
+        heading = f"User {data.user_ids[self._user]} ({data.name}), step {len(self._step_ratings)}"
+        patience = None
+        if state.patience is not None:
+            patience = (float(state.patience[0]), model.config.patience_budget)
+            heading += f", patience {max(patience[0], 0.0):.2f} of {patience[1]:g}"
+        slate = []
+        if self._last is not None:
+            slate = [
+                (data.title(item), float(rating))
+                for item, rating in zip(self._last["slate"], self._last["ratings"], strict=True)
+            ]
+        satiation = None
+        if state.satiation is not None:
+            satiation = dict(zip(model.genres, state.satiation[0].tolist(), strict=True))
+        return Frame(
+            heading, [data.title(i) for i in self._history], slate, list(self._step_ratings),
+            data.rating_scale, satiation, patience,
+        )  # fmt: skip
+
+    def _text(self) -> str:
+        """The ``ansi`` rendering."""
         if self._user < 0:
             return "MovieLensRec: call reset() to start an episode\n"
         data = self.world.dataset

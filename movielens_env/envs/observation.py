@@ -2,7 +2,8 @@
 
 Flat layout (``obs_mode="flat"``), float32: the user vector, the history item vectors (oldest
 first), then, where the user model has them, the per-genre satiation and the remaining patience.
-``obs_mode="dict"`` holds the same parts under their own keys, plus the internal ids.
+``obs_mode="dict"`` holds the same parts under their own keys, plus the internal ids (int64
+boxes, which flatten to the ids themselves).
 """
 
 from __future__ import annotations
@@ -63,10 +64,12 @@ class ObservationBuilder:
             high = np.concatenate([box.high.ravel() for box in parts.values()])
             self.space: spaces.Space = spaces.Box(low, high, dtype=np.float32)
         else:
+            # Ids as integer boxes, not Discrete/MultiDiscrete: those flatten (FlattenObservation,
+            # SB3's MultiInputPolicy) to one-hot vectors as long as the catalogue, per item.
             self.space = spaces.Dict(
                 {
-                    "user_id": spaces.Discrete(n_users),
-                    "history_ids": spaces.MultiDiscrete(np.full(history_len, n_items)),
+                    "user_id": spaces.Box(0, n_users - 1, (1,), np.int64),
+                    "history_ids": spaces.Box(0, n_items - 1, (history_len,), np.int64),
                     **parts,
                 }
             )
@@ -82,7 +85,7 @@ class ObservationBuilder:
             parts = [user, items.reshape(n, -1), *self._state_parts(state).values()]
             return np.concatenate(parts, axis=1)
         return {
-            "user_id": state.users.copy(),
+            "user_id": state.users[:, None].copy(),
             "history_ids": history.copy(),
             "user": user,
             "history": items,
@@ -103,7 +106,5 @@ class ObservationBuilder:
     def row(observation: Any, row: int) -> Any:
         """One observation of a batch, as a single env returns it."""
         if isinstance(observation, dict):
-            one = {key: value[row] for key, value in observation.items()}
-            one["user_id"] = np.int64(one["user_id"])
-            return one
+            return {key: value[row] for key, value in observation.items()}
         return observation[row]

@@ -22,7 +22,7 @@ from .observation import OBS_MODES, ObservationBuilder
 
 SPLITS = ("train", "test")
 CANDIDATE_MODES = ("all", "rated")
-RENDER_MODES = ("ansi",)
+RENDER_MODES = ("ansi", "human", "rgb_array")
 MAX_EMBEDDING_DIM = 1024
 _USER_DEFAULTS = UserModelConfig()
 _UNRATED = -0.5  # unrated_reward's default

@@ -25,6 +25,7 @@ from ..simulator.scoring import action_direction, best_slates, real_actions
 from ..simulator.world import POSITIVE_RATING
 from ..storage import require_memory
 from .env import check_options
+from .info import batch_info
 from .observation import ObservationBuilder
 from .setup import EnvConfig, EnvSetup, UsesSetup
 
@@ -294,15 +295,8 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
             # In train the pool is the train row minus the history, which it contains.
             self._n_available[rows] = counts - (h if self.split == "train" else 0)
         blocked[rows[:, None], history] = True
-        data = self.world.dataset
-        return _row_info(
-            self.num_envs,
-            rows,
-            {
-                "user_id": data.user_ids[users].astype(np.int64),
-                "history_item_ids": data.item_ids[history],
-            },
-        )
+        info = batch_info(self.world.dataset, users, history, slate_size=self.slate_size)
+        return _row_info(self.num_envs, rows, info)
 
     def _step_rows(
         self,
@@ -335,18 +329,10 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
         terminated[rows] = (self._n_available[rows] < self.slate_size) | response.left
         if self.max_episode_steps is not None:
             truncated[rows] = self._steps[rows] >= self.max_episode_steps
-        data = self.world.dataset
-        return _row_info(
-            self.num_envs,
-            rows,
-            {
-                "user_id": data.user_ids[users].astype(np.int64),
-                "item_ids": data.item_ids[slates],
-                "ratings": ratings,
-                "logged": response.logged,
-                "hits": hits,
-            },
+        info = batch_info(
+            self.world.dataset, users, self._history[rows], slates, ratings, response.logged
         )
+        return _row_info(self.num_envs, rows, info)
 
     def _scores_buffer(self, n: int) -> np.ndarray:
         """Reused (n, n_items) float32 scores: allocating them every step costs page faults."""

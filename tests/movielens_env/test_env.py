@@ -68,7 +68,7 @@ def test_dict_observation_mode(make_env):
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     data = env.world.dataset
-    assert data.user_ids[obs["user_id"]] == info["user_id"]
+    assert obs["user_id"].shape == (1,) and data.user_ids[obs["user_id"][0]] == info["user_id"]
     np.testing.assert_array_equal(data.item_ids[obs["history_ids"]], info["history_item_ids"])
     np.testing.assert_array_equal(obs["history"], env.vectors.items[obs["history_ids"]])
     np.testing.assert_array_equal(obs["user"][-1], 1.0)
@@ -147,7 +147,7 @@ def test_rated_candidates_come_from_the_pool_and_end_the_episode(make_env):
 def test_test_split_uses_last_train_positives_and_test_pool(make_env):
     env = make_env(split="test", candidates="rated", obs_mode="dict", history_len=3)
     obs, reset_info = env.reset(seed=7)
-    user = int(obs["user_id"])
+    user = int(obs["user_id"][0])
     np.testing.assert_array_equal(obs["history_ids"], env.world.positives.row(user)[0][-3:])
     test_items, test_ratings = env.world.split.test.row(user)
     for _, _, _, _, info in _rollout(env, 100, seed=7, user=reset_info["user_id"]):
@@ -245,7 +245,7 @@ def test_step_after_the_last_candidate_is_refused(make_env):
         ({"candidates": "some"}, "allowed values: 'all', 'rated'"),
         ({"reward_model": "dcg"}, "allowed values: 'mf', 'logged', 'oracle'"),
         ({"obs_mode": "image"}, "allowed values: 'flat', 'dict'"),
-        ({"render_mode": "human"}, "allowed values: None, 'ansi'"),
+        ({"render_mode": "video"}, "allowed values: None, 'ansi', 'human', 'rgb_array'"),
         ({"unrated_reward": float("nan")}, "unrated_reward must be a finite number"),
         ({"history_len": 150}, "no user of 'synthetic-small' has 150 positive train ratings"),
         ({"history_len": 296}, "history_len=296 must be smaller than the catalogue"),

@@ -120,7 +120,7 @@ class EpisodeModel:
         env = self.env
         assert env.observation_space.contains(obs)
         if env.obs_mode == "dict":
-            assert int(obs["user_id"]) == self.user
+            assert obs["user_id"].tolist() == [self.user]
             np.testing.assert_array_equal(obs["history_ids"], self.history)
             user, history = obs["user"], obs["history"]
         else:

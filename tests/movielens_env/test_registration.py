@@ -64,5 +64,6 @@ def test_gym_make_with_module_prefix_works_without_importing(tmp_path):
         env={**os.environ, "MOVIELENS_DATA": str(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "(55,) float ['hits', 'item_ids', 'logged', 'ratings', 'user_id']" in result.stdout
+    keys = "['history_item_ids', 'hits', 'item_ids', 'logged', 'ratings', 'user_id']"
+    assert f"(55,) float64 {keys}" in result.stdout
     assert "variant 20 (73,)" in result.stdout  # 11 vectors of 5, and 18 genres' satiation

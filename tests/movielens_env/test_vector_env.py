@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from movielens_env import ENV_ID, MovieLensRecVectorEnv
+from movielens_env.envs.info import NO_ITEM
 from tests.helpers import SMALL_ENV_KWARGS, env_args, user_model_kwargs
 
 N_ENVS = 5
@@ -143,7 +144,8 @@ def test_next_step_autoreset_ignores_the_action_and_gives_zero_reward(small_data
     assert truncated.all()
     _, rewards, terminated, truncated, info = envs.step(actions)
     assert (rewards == 0).all() and not terminated.any() and not truncated.any()
-    assert info["_history_item_ids"].all() and not info.get("_item_ids", np.zeros(2)).any()
+    assert info["_history_item_ids"].all() and info["_item_ids"].all()  # a reset's: no slate
+    assert (info["item_ids"] == NO_ITEM).all() and np.isnan(info["ratings"]).all()
 
 
 def test_disabled_autoreset_needs_a_masked_reset(small_dataset):
