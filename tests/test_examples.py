@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 TESTED = {
     "quickstart.py", "train_drr.py", "sb3_td3.py", "custom_agent.py", "vector_env.py",
-    "user_models.py", "rllib_ppo.py", "torchrl_td3.py",
+    "user_models.py", "rllib_ppo.py", "torchrl_td3.py", "cleanrl_td3.py",
 }  # fmt: skip
 NUMBER = r"[-+]?\d+\.\d+"
 
@@ -106,6 +106,15 @@ def test_rllib_ppo_trains_with_remote_env_runners_and_plugs_into_the_evaluation(
         line = re.search(rf"^  {agent} +(.*)$", out, flags=re.MULTILINE).group(1)
         values = dict(re.findall(rf"(\S+/\S+) ({NUMBER})", line))
         assert set(values) == {"rerank/precision@10", "full/precision@10", "online/return_mf"}
+        assert math.isfinite(float(values["online/return_mf"]))
+
+
+def test_cleanrl_style_td3_trains_from_final_observations_and_plugs_into_the_evaluation():
+    out = _run(["examples/cleanrl_td3.py", "--total-timesteps", "300", "--learning-starts", "200"])
+    assert "100 TD3 updates on 300 steps of 2 envs" in out
+    for agent in ("td3", "random"):
+        line = re.search(rf"^  {agent} +(.*)$", out, flags=re.MULTILINE).group(1)
+        values = dict(re.findall(rf"(\S+/\S+) ({NUMBER})", line))
         assert math.isfinite(float(values["online/return_mf"]))
 
 
