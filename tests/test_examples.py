@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 TESTED = {
     "quickstart.py", "train_drr.py", "sb3_td3.py", "custom_agent.py", "vector_env.py",
-    "user_models.py", "rllib_ppo.py", "torchrl_td3.py", "cleanrl_td3.py",
+    "user_models.py", "rllib_ppo.py", "torchrl_td3.py", "cleanrl_td3.py", "tianshou_td3.py",
 }  # fmt: skip
 NUMBER = r"[-+]?\d+\.\d+"
 
@@ -143,6 +143,18 @@ def test_rl_zoo3_trains_with_the_projects_hyperparameters_and_enjoy_renders(tmp_
     assert "buffer_size\n    - 100000" in config and "net_arch=[64, 64]" in config  # the file's
     out = _run(["-m", "rl_zoo3.enjoy", "--algo", "td3", *env, "--exp-id", "1", "-n", "10"])
     assert out.count("Recommended:") >= 10 and "Mean reward" in out  # rendered, as "human"
+
+
+def test_tianshou_td3_trains_in_its_vector_envs_and_plugs_into_the_evaluation():
+    pytest.importorskip(
+        "tianshou", reason="the 'tianshou' extra is not installed (pip install -e '.[tianshou]')"
+    )
+    out = _run(["examples/tianshou_td3.py", "--epochs", "1", "--epoch-steps", "100"])
+    assert "TD3 update steps on 300 transitions" in out
+    for agent in ("td3", "random"):
+        line = re.search(rf"^  {agent} +(.*)$", out, flags=re.MULTILINE).group(1)
+        values = dict(re.findall(rf"(\S+/\S+) ({NUMBER})", line))
+        assert math.isfinite(float(values["online/return_mf"]))
 
 
 def _leaderboard_agents(path: Path) -> set[str]:
