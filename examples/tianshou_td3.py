@@ -75,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     critics = [
         ContinuousCritic(
             preprocess_net=Net(
-                state_shape=obs_shape, action_shape=action_shape, hidden_sizes=[256, 256],
+                state_shape=obs_shape,
+                action_shape=action_shape,
+                hidden_sizes=[256, 256],
                 concat=True,
             )
         )
