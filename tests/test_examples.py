@@ -118,6 +118,24 @@ def test_cleanrl_style_td3_trains_from_final_observations_and_plugs_into_the_eva
         assert math.isfinite(float(values["online/return_mf"]))
 
 
+def test_the_walkthrough_notebook_runs_top_to_bottom():
+    pytest.importorskip("nbclient", reason="executing notebooks needs nbclient (the dev extra)")
+    code = (
+        "import os, nbclient, nbformat\n"
+        "os.environ.pop('MPLBACKEND')  # the kernel's own inline figures, as in Jupyter\n"
+        "nb = nbformat.read('examples/walkthrough.ipynb', as_version=4)\n"
+        "nbclient.NotebookClient(nb, timeout=600, kernel_name='python3').execute()\n"
+        "for cell in nb.cells:\n"
+        "    for out in cell.get('outputs', []):\n"
+        "        print(out.get('text', '') or '[' + out['output_type'] + ']')\n"
+    )
+    out = _run(["-c", code])  # a failing cell raises CellExecutionError, naming it
+    for agent in ("drr-ave", "random", "popularity", "mf"):
+        assert re.search(rf"^{agent} +{NUMBER} +{NUMBER} +{NUMBER}$", out, flags=re.MULTILINE)
+    assert "loaded agent, trained on synthetic" in out  # and scored as the trained one
+    assert out.count("[display_data]") == 3  # the rendered episode, the curves, the embeddings
+
+
 CLIENTS = "the 'clients' extra is not installed (pip install -e '.[clients]')"
 
 
