@@ -21,7 +21,8 @@ from movielens_env.simulator.user_model import COMPONENT_PARAMETERS
 # Small embeddings and few ALS sweeps keep env construction well under a second.
 SMALL_ENV_KWARGS = {"embedding_dim": 16, "mf_options": {"iterations": 5}}
 # The same, smaller, as the command line's --env-kwargs; and an SB3 run of a few seconds.
-TINY_ENV_JSON = json.dumps({"embedding_dim": 8, "mf_options": {"iterations": 2}})
+TINY_ENV_KWARGS = {"embedding_dim": 8, "mf_options": {"iterations": 2}}
+TINY_ENV_JSON = json.dumps(TINY_ENV_KWARGS)
 TINY_SB3 = ["--timesteps", "60", "--set", "learning_starts=20", "--set", "batch_size=16",
             "--set", "net_arch=[32]", "--set", "buffer_size=1000",
             "--env-kwargs", TINY_ENV_JSON]  # fmt: skip
