@@ -279,6 +279,13 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ray_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ray-address", default=None, metavar="HOST:PORT",
+        help="--executor ray: the cluster to run on (default: $RAY_ADDRESS, else a local Ray)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``movielens-rec``."""
     parser = argparse.ArgumentParser(prog="movielens-rec", description=__doc__)
@@ -323,10 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="--executor local: runs at a time, each in a worker process (default: one per "
         "core; 1 runs them in this process)",
     )  # fmt: skip
-    bench.add_argument(
-        "--ray-address", default=None, metavar="HOST:PORT",
-        help="--executor ray: the cluster to run on (default: $RAY_ADDRESS, else a local Ray)",
-    )  # fmt: skip
+    _add_ray_address(bench)
     bench.add_argument(
         "--config", action="append", default=[], metavar="AGENT=FILE.json",
         help="train AGENT with the config fields in FILE (e.g. tune's best_config.json); its "
@@ -382,10 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where trials run: one after another in this process (default), or as Ray Tune "
         "trials side by side (a local Ray, or the cluster at --ray-address; the 'ray' extra)",
     )  # fmt: skip
-    tune.add_argument(
-        "--ray-address", default=None, metavar="HOST:PORT",
-        help="--executor ray: the cluster to run on (default: $RAY_ADDRESS, else a local Ray)",
-    )  # fmt: skip
+    _add_ray_address(tune)
     add_env_options(tune)
     tune.set_defaults(run=_tune)
     add_run_commands(commands)
