@@ -47,7 +47,8 @@ class MovieLensRecVectorEnv(VectorEnv, UsesSetup):
     ``vector_entry_point``); every keyword of :class:`MovieLensRecEnv` is accepted, except
     ``render_mode``. The observation, action, reward, termination and info of sub-environment
     ``i`` are row ``i`` of the batched ones (infos are dicts of arrays with ``_key`` masks, as in
-    Gymnasium's vector envs).
+    Gymnasium's vector envs, with the single env's keys at reset and at every step:
+    :mod:`movielens_env.envs.info`; rewards are float64).
 
     Args:
         num_envs: number of sub-environments (users stepped at once).
