@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -168,6 +169,9 @@ def run_on_ray(
 
     searcher = StudySearch()
     ray_results = tempfile.mkdtemp(prefix="movielens-rec-tune-")  # Ray Tune's own files
+    # Ray Tune installs its own Ctrl-C handler (a graceful stop) and leaves it there: the
+    # caller's is put back, or Ctrl-C would be swallowed for the rest of the process.
+    on_ctrl_c = signal.getsignal(signal.SIGINT)
     try:
         with ray_session(address):
             trainable = ray_tune.with_resources(
@@ -188,6 +192,8 @@ def run_on_ray(
                     ),
                 ).fit()
     finally:
+        if on_ctrl_c is not None:
+            signal.signal(signal.SIGINT, on_ctrl_c)
         shutil.rmtree(ray_results, ignore_errors=True)
     for index in range(len(results)):
         result = results[index]

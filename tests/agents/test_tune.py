@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -475,8 +476,10 @@ def test_on_ray_the_pruner_stops_a_trial_and_the_study_records_it_pruned(tmp_pat
     monkeypatch.setattr(optuna.pruners, "MedianPruner", prune_after_the_first)  # the driver's
     env_kwargs = {"dataset": "synthetic", **json.loads(TINY_ENV_JSON)}
     base = SB3Config(learning_starts=100, batch_size=32, net_arch=(64, 64), buffer_size=1000)
+    on_ctrl_c = signal.getsignal(signal.SIGINT)
     with pytest.raises(ValueError, match=r"every trial of the study .* was pruned"):
         tuning.tune("td3", env_kwargs, 400, 1, tmp_path / "s", base_config=base, executor="ray")
+    assert signal.getsignal(signal.SIGINT) is on_ctrl_c  # Ray Tune's own handler is gone
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "s" / "study.journal"))
     )
