@@ -27,6 +27,7 @@ from unittest import mock
 
 from ..benchmark.executors import ray_session
 from .space import trial_config
+from .trial import changed_fields, import_optuna, score_trial
 
 # The score a Ray trial reports at each evaluation, and why it was pruned where it was.
 METRIC = "validation_return"
@@ -65,9 +66,8 @@ def _ray_trial(
     from ray import tune as ray_tune
 
     from ..threads import torch_threads
-    from .study import _optuna, score_trial
 
-    optuna = _optuna()
+    optuna = import_optuna()
     params = dict(params)
     number = params.pop(NUMBER)
     config = trial_config(agent, optuna.trial.FixedTrial(params, number), base)
@@ -120,8 +120,6 @@ def run_on_ray(
             return {NUMBER: trial.number}
 
         def suggest(self, trial_id: str) -> dict[str, Any] | None:
-            from .study import changed_fields
-
             params: dict[str, Any] | None = super().suggest(trial_id)
             if params is not None:
                 drawn = {k: v for k, v in params.items() if k != NUMBER}

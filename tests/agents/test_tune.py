@@ -153,9 +153,10 @@ def test_a_folder_that_holds_something_else_is_refused_even_with_force(tmp_path,
 
 def test_an_interrupted_study_continues_where_it_stopped(tmp_path, monkeypatch):
     from agents.tune import study as tuning
+    from agents.tune import trial
 
     calls = []
-    real = tuning._train_and_score
+    real = trial._train_and_score
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -163,7 +164,7 @@ def test_an_interrupted_study_continues_where_it_stopped(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the user's Ctrl-C inside the second trial
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tuning, "_train_and_score", interrupted)
+    monkeypatch.setattr(trial, "_train_and_score", interrupted)
     env_kwargs = {"dataset": "synthetic", **json.loads(TINY_ENV_JSON)}
     out = tmp_path / "study"
     # Enough transitions for any batch size the search draws to start learning.
@@ -181,15 +182,16 @@ def test_an_interrupted_study_continues_where_it_stopped(tmp_path, monkeypatch):
 def test_a_drawn_config_too_costly_for_the_env_is_pruned_not_fatal(tmp_path, monkeypatch):
     from agents.fields import ConfigError
     from agents.tune import study as tuning
+    from agents.tune import trial
 
-    real = tuning._train_and_score
+    real = trial._train_and_score
 
     def refusing(agent, config, *args):
         if config != base:  # every drawn config: as a network too slow for this env's inputs
             raise ConfigError("DRRConfig: one gradient step (...) costs too much")
         return real(agent, config, *args)
 
-    monkeypatch.setattr(tuning, "_train_and_score", refusing)
+    monkeypatch.setattr(trial, "_train_and_score", refusing)
     env_kwargs = {"dataset": "synthetic", **json.loads(TINY_ENV_JSON)}
     base = DRRConfig(learning_starts=32, batch_size=32, buffer_size=2000)
     result = tuning.tune("drr-ave", env_kwargs, 200, 2, tmp_path / "s", base_config=base)
