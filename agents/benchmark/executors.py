@@ -31,6 +31,8 @@ EXECUTORS = ("local", "ray")
 _STEP_REPORT_SECONDS = 0.5
 # Seconds to reach a Ray address before giving up on it.
 _CONNECT_SECONDS = 5.0
+# Seconds to wait for a worker whose pipe broke to be reaped.
+_REAP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -146,9 +148,12 @@ class LocalExecutor:
                 while pending and len(workers) < self.jobs:
                     workers.append(_Worker(work))
                 for worker in workers:
-                    if worker.job is None and pending:
-                        worker.give(pending.pop())
+                    # One that died between runs keeps none: it is replaced on the next pass.
+                    if worker.job is None and pending and worker.give(pending[-1]):
+                        pending.pop()
                 busy = [w for w in workers if w.job is not None]
+                if not busy:
+                    continue
                 ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
                 for worker in busy:
                     if worker.conn in ready or worker.process.sentinel in ready:
@@ -169,13 +174,20 @@ class _Worker:
         self.process.start()
         theirs.close()
         self.job: RunJob | None = None
+        self.closed = False  # its pipe broke: it takes no more runs
 
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return not self.closed and self.process.is_alive()
 
-    def give(self, job: RunJob) -> None:
+    def give(self, job: RunJob) -> bool:
+        """Send ``job``; False (and the job not taken) if the worker is already gone."""
+        try:
+            self.conn.send(job)
+        except OSError:
+            self.closed = True
+            return False
         self.job = job
-        self.conn.send(job)
+        return True
 
     def collect(self, on_record: OnRecord, on_step: OnStep, failures: list[RunFailure]) -> None:
         """Read what the worker sent; a worker gone without its result fails its run."""
@@ -189,6 +201,10 @@ class _Worker:
                     raise EOFError
                 kind, value = self.conn.recv()
             except (EOFError, OSError):
+                # Its end of the pipe closes a moment before the process is reaped: wait for
+                # that, so the exit code is known and the worker is not given another run.
+                self.closed = True
+                self.process.join(_REAP_SECONDS)
                 failures.append(RunFailure(self.job, _death(self.process.exitcode)))
                 self.job = None
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,13 @@ from agents.benchmark.executors import (
     RayExecutor,
     RunsFailedError,
     SerialExecutor,
+    _Worker,
     check_reachable,
     import_ray,
     make_executor,
 )
 from agents.benchmark.leaderboard import aggregate
-from agents.benchmark.runner import BenchmarkConfig, run_benchmark, run_path
+from agents.benchmark.runner import BenchmarkConfig, execute_job, run_benchmark, run_path
 from agents.cli import main
 from agents.plugins import import_plugin
 from agents.registry import configure_agent
@@ -140,6 +142,28 @@ def test_a_killed_worker_fails_its_run_only_and_a_rerun_completes_the_grid(
     records = _grid(out, LocalExecutor(2), agents=("fragile",), seeds=(0, 1, 2, 3))
     assert [r["seed"] for r in records] == [0, 1, 2, 3]
     assert {seed: path.stat().st_mtime_ns for seed, path in kept.items()} == before  # reused
+
+
+def test_a_worker_dead_between_runs_takes_no_run_and_one_killed_in_a_run_is_reaped():
+    """A worker can die after its last record is read: the next run is not lost to its broken
+    pipe (it stays pending, for a new worker); one killed in a run fails it with its signal."""
+    idle = _Worker(execute_job)
+    idle.process.kill()
+    idle.process.join()
+    assert not idle.give("a run") and idle.job is None and not idle.alive()
+    idle.stop()
+
+    busy = _Worker(execute_job)
+    assert busy.give("a run") and busy.job == "a run"
+    busy.process.kill()
+    wait([busy.conn])  # as the executor does: its end of the pipe closes (before it is reaped)
+    failures: list = []
+    busy.collect(lambda job, record: None, lambda n: None, failures)
+    assert [(f.job, f.why) for f in failures] == [
+        ("a run", "its worker process was killed by signal 9 SIGKILL")
+    ]
+    assert busy.job is None and not busy.alive()
+    busy.stop()
 
 
 @pytest.mark.parametrize(
