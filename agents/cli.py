@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from movielens_env.envs.env import MovieLensRecEnv
 
     from .benchmark.executors import Executor
+    from .benchmark.quick import Shown
     from .benchmark.runner import BenchmarkConfig
 
 
@@ -80,9 +81,6 @@ def _rollout(args: argparse.Namespace) -> int:
     )
     env.close()
     return 0
-
-
-QUICK = {"dataset": "synthetic", "seeds": "0,1,2", "timesteps": 1000}
 
 
 def _csv_list(option: str, text: str) -> list[str]:
@@ -144,6 +142,23 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
+    from .benchmark.quick import apply_quick_defaults, quick_parts, quick_summary
+
+    for module in args.plugin:
+        import_plugin(module)
+    if not args.quick:
+        _one_benchmark(args, configured)
+        return 0
+    apply_quick_defaults(args)
+    parts = quick_parts(args)
+    shown = [_one_benchmark(part, configured) for part in parts]
+    users = shown[0].references["n_users"]  # the same test users under every user model
+    print("\n" + quick_summary(shown, args.dataset, users, len(_seeds(args.seeds))))
+    return 0
+
+
+def _one_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> Shown:
+    """One benchmark of the command line's settings: run, print and write its leaderboard."""
     from .benchmark.executors import make_executor
     from .benchmark.leaderboard import check_metrics
     from .benchmark.runner import BenchmarkConfig
@@ -151,12 +166,6 @@ def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
     from .folder_lock import lock_folder
     from .registry import agent_names, get_agent
 
-    for module in args.plugin:
-        import_plugin(module)
-    if args.quick:
-        for key, value in QUICK.items():
-            if getattr(args, key) is None:
-                setattr(args, key, value)
     agents = agent_names() if args.agents is None else _csv_list("--agents", args.agents)
     for agent in agents:
         get_agent(agent)
@@ -171,7 +180,7 @@ def _run_benchmark(args: argparse.Namespace, configured: dict[str, Any]) -> int:
         dataset=dataset, data_dir=args.data_dir, agents=tuple(agents), seeds=tuple(seeds),
         timesteps=10_000 if args.timesteps is None else args.timesteps, out_dir=out,
         env_options=env_options(args),
-        planner_width=args.planner_width,
+        planner_width=128 if args.planner_width is None else args.planner_width,
     )  # fmt: skip
     check_results_folder(out)  # an --out that cannot be made, before the env's MF fit
     env = heldout_env(config.env_kwargs())  # refuses bad env arguments before any run
@@ -189,7 +198,7 @@ def _write_benchmark(
     env: MovieLensRecEnv,
     metrics: list[str] | None,
     executor: Executor,
-) -> int:
+) -> Shown:
     """Run ``config``'s grid and write its leaderboard and plots (under the folder's lock)."""
     from .benchmark.leaderboard import (
         aggregate,
@@ -199,7 +208,9 @@ def _write_benchmark(
         write_leaderboard,
     )
     from .benchmark.plots import plot_bars, plot_learning_curves
+    from .benchmark.quick import Shown
     from .benchmark.runner import run_benchmark, stored_or_computed_references
+    from .registry import get_agent
 
     out, dataset, seeds = config.out_dir, config.dataset, config.seeds
     records = run_benchmark(config, not args.no_progress, args.force, executor)
@@ -240,7 +251,11 @@ def _write_benchmark(
     print(format_table(table, shown))
     print(f"\nLeaderboard: {md_path} and {csv_path}")
     print(f"Plots: {bars}" + (f" and {curves}" if curves else ""))
-    return 0
+    rl_agents = tuple(agent for agent in config.agents if get_agent(agent).is_rl)
+    return Shown(
+        model, episode_steps(config.env_kwargs()), table, rl_agents, references, md_path,
+        (bars, *([curves] if curves else [])),
+    )  # fmt: skip
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -313,7 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--metrics", default=None, help="comma-separated metrics to print")
     bench.add_argument(
         "--quick", action="store_true",
-        help=f"small budgets on the synthetic data, a few minutes on 2 cores ({QUICK})",
+        help="what the project is for, in about 2 minutes on 2 cores: random, popularity, MF "
+        "and DRR-ave (3 seeds, 1500 steps) next to the reference policies on a small synthetic "
+        "world, under the static user model and under boredom+drift (each in OUT/MODEL); "
+        "options given explicitly override its settings",
     )  # fmt: skip
     bench.add_argument(
         "--plugin", action="append", default=[], metavar="MODULE",
@@ -343,8 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_env_options(bench)
     bench.add_argument(
-        "--planner-width", type=int, default=128, metavar="N",
-        help="beam width of the planner reference, the top of the normalized score (default 128)",
+        "--planner-width", type=int, default=None, metavar="N",
+        help="beam width of the planner reference, the top of the normalized score (default "
+        "128; --quick: 32)",
     )  # fmt: skip
     bench.set_defaults(run=_benchmark)
 

@@ -243,7 +243,7 @@ def _death(exitcode: int | None) -> str:
 def _worker_main(work: Work, conn: Connection) -> None:
     """A worker: take jobs until told to stop, send back step counts and each run's record."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the benchmark's process stops its workers
-    _one_thread()
+    one_thread()
     while True:
         job = conn.recv()
         if job is None:
@@ -267,8 +267,9 @@ def _worker_main(work: Work, conn: Connection) -> None:
         conn.send(("record", record))
 
 
-def _one_thread() -> None:
-    """One torch thread and one BLAS thread in this worker: N workers then use N cores."""
+def one_thread() -> None:
+    """One torch thread and one BLAS thread in this (worker) process: N workers then use N
+    cores."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -354,7 +355,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
 
 
 def _ray_task(work: Work, job: RunJob) -> dict[str, Any]:
-    _one_thread()
+    one_thread()
     return work(job, lambda n: None)
 
 

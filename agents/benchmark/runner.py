@@ -29,11 +29,10 @@ from movielens_env import load_world
 from movielens_env.checks import budget, positive_int
 from movielens_env.errors import AgentError, ArgumentError, MovieLensRecError
 from movielens_env.evaluation import names
-from movielens_env.evaluation.headroom import REFERENCE_NAMES, normalized_score, reference_returns
+from movielens_env.evaluation.headroom import REFERENCE_NAMES, normalized_score
 from movielens_env.evaluation.protocols import (
     episode_steps,
     evaluate,
-    evaluate_online,
     evaluation_users,
     heldout_env,
     online_reward_models,
@@ -41,7 +40,6 @@ from movielens_env.evaluation.protocols import (
 from movielens_env.evaluation.references import BeamPlanner
 from movielens_env.storage import atomic_write, make_folder, read_json
 
-from ..baselines import RandomRanker
 from ..drr.config import budget_episodes
 from ..fields import check_seed
 from ..folder_lock import lock_folder, lock_problem
@@ -68,8 +66,8 @@ from ..run_folder import (
     run_files,
 )
 from .env_key import key_env_options
-from .executors import Executor, RunJob, RunsFailedError, SerialExecutor
-from .stats import mean_ci95
+from .executors import Executor, LocalExecutor, RunJob, RunsFailedError, SerialExecutor
+from .reference_play import episodes_per_model, play_references
 from .stored import (
     MAX_RESULT_BYTES,
     OUTPUT_FILES,
@@ -198,28 +196,22 @@ def references_key(config: BenchmarkConfig, data: str) -> dict[str, Any]:
 
 
 def compute_references(
-    config: BenchmarkConfig, data: str, progress: bool = False
+    config: BenchmarkConfig, data: str, progress: bool = False, workers: int = 1
 ) -> dict[str, Any]:
     """Every reference's online return (mean, 95% interval over users) per reward model, with a
     seeded random policy as the normalized score's zero; ``progress`` shows a bar over users
-    (the planner, the slow part, can take minutes on a real catalogue)."""
+    (the planner, the slow part, can take minutes on a real catalogue); the reward models are
+    played side by side in up to ``workers`` processes (the same returns)."""
     env_kwargs = config.env_kwargs()
     env = heldout_env(env_kwargs)
     users = evaluation_users(env.world, env.history_len, env.eligible_users)
-    planner = _checked_planner(config)
-    models: dict[str, Any] = {}
-    seconds: dict[str, float] = {}
+    _checked_planner(config)  # refused here, before any worker starts
     reward_models = online_reward_models(env.world)
-    # Every reference, the ceiling and random: each plays every user once.
-    total = (len(REFERENCE_NAMES) + 1) * len(users) * len(reward_models)
+    total = episodes_per_model(len(users)) * len(reward_models)
     with tqdm(total=total, disable=not progress, unit="user", desc="references") as bar:
-        for model in reward_models:
-            found = reference_returns(env_kwargs, model, users, planner, bar.update)
-            found.returns["random"] = evaluate_online(
-                RandomRanker(0), env_kwargs, model, users, progress=bar.update
-            )
-            models[model] = {name: mean_ci95(values) for name, values in found.returns.items()}
-            seconds.update({f"{model}/{name}": s for name, s in found.seconds.items()})
+        models, seconds = play_references(
+            env_kwargs, reward_models, users, config.planner_width, workers, bar.update
+        )
     return {"key": references_key(config, data), "n_users": len(users), "returns": models,
             "seconds": seconds}  # fmt: skip
 
@@ -230,11 +222,11 @@ def references_path(out_dir: Path) -> Path:
 
 
 def stored_or_computed_references(
-    config: BenchmarkConfig, force: bool = False, progress: bool = False
+    config: BenchmarkConfig, force: bool = False, progress: bool = False, workers: int = 1
 ) -> dict[str, Any]:
     """The references of ``config``: stored in ``OUT/references.json``, else computed (with a
-    progress bar if ``progress``) and stored (another configuration's are replaced only with
-    ``force``)."""
+    progress bar if ``progress``, in up to ``workers`` processes) and stored (another
+    configuration's are replaced only with ``force``)."""
     data = config.data_fingerprint()
     path = references_path(config.out_dir)
     found = read_record(path, references_key(config, data))
@@ -244,7 +236,7 @@ def stored_or_computed_references(
         refuse_other_configs([(path, found.reason)], config.out_dir)
     if found.status == "invalid":
         report_invalid(path, found.reason)
-    computed = compute_references(config, data, progress)
+    computed = compute_references(config, data, progress, workers)
     _check_data_unchanged(config, data, "the references")
     return write_record(path, computed)
 
@@ -649,6 +641,12 @@ def run_benchmark(
         return _run_benchmark(config, progress, force, executor)
 
 
+def _workers(executor: Executor | None) -> int:
+    """Processes the references may use: the local executor's (a Ray cluster's workers are
+    not this machine's cores; its references are played here)."""
+    return executor.jobs if isinstance(executor, LocalExecutor) else 1
+
+
 def _checked_planner(config: BenchmarkConfig) -> BeamPlanner:
     """The planner reference of ``config``, refused here if too wide for its episodes and
     catalogue (before the first user rather than at it)."""
@@ -805,7 +803,7 @@ def _run_benchmark(
     for record in records:
         _note_lost_run(run_path(config.out_dir, record["agent"], record["seed"]), record, config)
     references = (
-        stored_or_computed_references(config, force=True, progress=progress)
+        stored_or_computed_references(config, True, progress, _workers(executor))
         if config.references
         else None
     )
@@ -816,6 +814,8 @@ def _run_benchmark(
         for agent, seed, replace in todo
         for entry in [get_agent(agent)]
     ]  # fmt: skip
+    # The RL runs (the long ones) first: workers then end on short runs, not one on a long one.
+    jobs.sort(key=lambda job: not get_agent(job.agent).is_rl)
     with tqdm(
         total=rl_steps + len(todo), disable=not progress, unit="step", desc="benchmark"
     ) as bar:

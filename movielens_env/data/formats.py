@@ -150,7 +150,13 @@ FORMATS: dict[str, GroupLensFormat] = {
     ),
 }
 
-SYNTHETIC_NAMES = ("synthetic", "synthetic-100k", "synthetic-1m", "synthetic-25m")
+SYNTHETIC_NAMES = (
+    "synthetic",
+    "synthetic-small",
+    "synthetic-100k",
+    "synthetic-1m",
+    "synthetic-25m",
+)
 DATASET_NAMES = (*FORMATS, *SYNTHETIC_NAMES)
 
 

@@ -33,7 +33,7 @@ def load_dataset(
     Args:
         name: one of ``ml-100k``, ``ml-1m``, ``ml-10m``, ``ml-20m``, ``ml-25m``,
             ``ml-latest-small`` (GroupLens) or ``synthetic``, ``synthetic-100k``,
-            ``synthetic-1m``, ``synthetic-25m`` (generated offline).
+            ``synthetic-1m``, ``synthetic-25m``, ``synthetic-small`` (generated offline).
         data_dir: GroupLens data: the dataset folder, a folder containing it, or its zip.
         cache_dir: overrides ``$MOVIELENS_DATA`` and the user cache dir.
         download: whether a missing GroupLens dataset may be downloaded.

@@ -17,8 +17,10 @@ from ..errors import MovieLensRecError
 from .formats import ML_100K_GENRES
 from .parsing import RawRatings
 
-# (users, items, ratings) of the GroupLens releases each synthetic shape mimics.
+# (users, items, ratings) of the GroupLens releases each synthetic shape mimics; and a small
+# world whose references and runs take seconds (``benchmark --quick``).
 SYNTHETIC_SHAPES: dict[str, tuple[int, int, int]] = {
+    "synthetic-small": (300, 600, 20_000),
     "synthetic-100k": (943, 1_682, 100_000),
     "synthetic-1m": (6_040, 3_706, 1_000_209),
     "synthetic-25m": (162_541, 59_047, 25_000_095),

@@ -165,7 +165,8 @@ class MovieLensRecEnv(gym.Env[Observation, np.ndarray], UsesSetup):
 
     - ``dataset``: ``"ml-1m"`` (default, the seed implementation's), ``"ml-100k"``, ``"ml-10m"``,
       ``"ml-20m"``, ``"ml-25m"``, ``"ml-latest-small"``, ``"synthetic"`` (= ``"synthetic-100k"``),
-      ``"synthetic-1m"``, ``"synthetic-25m"``, or a :class:`RatingsDataset`.
+      ``"synthetic-1m"``, ``"synthetic-25m"``, ``"synthetic-small"`` (300 users, 600 items),
+      or a :class:`RatingsDataset`.
     - ``data_dir``: folder or GroupLens zip; else the cache (``$MOVIELENS_DATA`` or the user
       cache dir), else a SHA-256-checked download.
     - ``split``: ``"train"`` (default) or ``"test"``.

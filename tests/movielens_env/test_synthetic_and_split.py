@@ -116,7 +116,7 @@ def test_generate_ratings_any_size_and_impossible_sizes():
 def test_unknown_synthetic_shape_lists_valid_names():
     with pytest.raises(MovieLensRecError) as err:
         generate_synthetic("synthetic-7m")
-    for name in ("synthetic", "synthetic-100k", "synthetic-1m", "synthetic-25m"):
+    for name in ("synthetic", "synthetic-small", "synthetic-100k", "synthetic-1m", "synthetic-25m"):
         assert name in str(err.value)
 
 
