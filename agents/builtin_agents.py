@@ -126,7 +126,7 @@ def _builtins() -> list[_Builtin]:
         ("mf", _mf, "highest MF-predicted rating first (the simulator itself)", False, {}, None),
         *(
             (algorithm, partial(_sb3, algorithm), f"Stable-Baselines3 {algorithm.upper()}, MLP "
-             "policy", True, dataclasses.asdict(config_class(algorithm)()),
+             "policy", True, config_class(algorithm)().to_dict(),
              _sb3_artefact(algorithm))
             for algorithm in ("ddpg", "td3", "sac")
         ),

@@ -24,7 +24,14 @@ BOUNDS: dict[str, Bound | TupleBound] = {
     "gradient_steps": Bound(int, 1, 1024),
     "net_arch": TupleBound(Bound(int, 1, 8192), 1, 16),
     "action_noise": Bound(float, 0.0, 10.0),
+    "residual_scale": Bound(float, 0.0, 10.0, low_open=True),
 }
+
+# How the actor's output becomes the action (ddpg and td3; SAC's squashed Gaussian is its own).
+ACTION_HEADS = ("tanh", "user-residual")
+# Fields that act only with the user-residual head: left out of the config's JSON (and so of
+# a benchmark's keys, which results stored before the head existed share) under SB3's own head.
+_RESIDUAL_FIELDS = ("action_head", "residual_scale")
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,17 @@ class SB3Config:
         train_freq: environment steps between updates.
         gradient_steps: updates per ``train_freq`` steps.
         net_arch: hidden layers of actor and critic (a list is read as the tuple).
-        action_noise: std of the Gaussian exploration noise of DDPG and TD3 (0.05 to 0.3);
+        action_noise: std of the Gaussian exploration noise of DDPG and TD3 (0.05 to 0.3;
+            with the ``user-residual`` head, whose actions are unit vectors, 0.01 to 0.1);
             SAC explores through its entropy bonus instead.
+        action_head: the actor's output (ddpg and td3): ``tanh``, SB3's own MLP policy, whose
+            last layer is squashed into ``[-1, 1]^dim``; ``user-residual``, the observed user
+            vector ``u`` plus a learned correction ``v``, as a unit vector
+            (``unit(unit(u) + residual_scale * v)``, ``v``'s last layer starting at zero), so
+            that the untrained actor ranks as MF does (DRR's default head, see its config).
+        residual_scale: the correction's weight (``user-residual`` only). Adam's step is about
+            ``learning_rate`` whatever the gradient's scale, so this sets how far one actor
+            step moves the action: 0.02 makes it 50 times smaller than the critic's.
     """
 
     learning_rate: float = 1e-3
@@ -55,19 +71,36 @@ class SB3Config:
     gradient_steps: int = 1
     net_arch: tuple[int, ...] = (256, 256)
     action_noise: float = 0.1
+    action_head: str = "tanh"
+    residual_scale: float = 0.02
 
     def __post_init__(self) -> None:
         if isinstance(self.net_arch, list):  # as JSON and Python callers write it
             object.__setattr__(self, "net_arch", tuple(self.net_arch))
+        if self.action_head not in ACTION_HEADS:
+            raise ConfigError(
+                f"{type(self).__name__}.action_head={self.action_head!r:.100} is not valid; "
+                f"allowed: {', '.join(ACTION_HEADS)}"
+            )
         check_fields(self, BOUNDS)
+        if self.action_head == "tanh" and self.residual_scale != SB3Config.residual_scale:
+            raise ConfigError(
+                f"{type(self).__name__}.residual_scale={self.residual_scale} is for "
+                "action_head='user-residual'; the tanh head would ignore it"
+            )
         check_training_cost(
             "SB3Config", "net_arch or gradient_steps", self.batch_size, self.net_arch, 0,
             self.gradient_steps,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as JSON values."""
-        return {**dataclasses.asdict(self), "net_arch": list(self.net_arch)}
+        """The config as JSON values; the user-residual head's fields only where it is chosen
+        (what SB3's own head reads is what its configs, and results, always held)."""
+        values = {**dataclasses.asdict(self), "net_arch": list(self.net_arch)}
+        if self.action_head == "tanh":
+            for name in _RESIDUAL_FIELDS:
+                del values[name]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SB3Config:
@@ -135,6 +168,11 @@ def check_algorithm_config(algorithm: str, config: SB3Config) -> None:
             raise ConfigError(
                 f"SACConfig.{', '.join(set_here)} is for sac; {algorithm} has no entropy bonus"
             )
+    if algorithm == "sac" and config.action_head != "tanh":
+        raise ConfigError(
+            f"SB3Config.action_head={config.action_head!r} is for ddpg and td3; sac's actor is "
+            "a squashed Gaussian of its own"
+        )
     if algorithm == "sac" and config.action_noise != SB3Config.action_noise:
         raise ConfigError(
             f"SB3Config.action_noise={config.action_noise} is for ddpg and td3; sac explores "

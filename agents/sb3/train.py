@@ -1,7 +1,8 @@
 """Stable-Baselines3 DDPG, TD3 and SAC on MovieLensRec-v0, through thin factories.
 
-No SB3 class is subclassed: the factories only fix explicit hyper-parameters and action noise,
-and trained models save and load with SB3's own ``.zip`` format.
+The factories fix explicit hyper-parameters and action noise; no SB3 algorithm is subclassed,
+and the only policy that is, for ``SB3Config.action_head="user-residual"``, swaps the actor
+alone (:mod:`.residual`). Trained models save and load with SB3's own ``.zip`` format.
 """
 
 from __future__ import annotations
@@ -88,7 +89,13 @@ def make_model(algorithm: str, env: gym.Env, seed: int, config: SB3Config | None
         kwargs["action_noise"] = NormalActionNoise(
             np.zeros(dim), config.action_noise * np.ones(dim)
         )
-    model = ALGORITHMS[algorithm]("MlpPolicy", env, **kwargs)
+    policy: Any = "MlpPolicy"
+    if config.action_head == "user-residual":
+        from .residual import UserResidualPolicy
+
+        policy = UserResidualPolicy
+        kwargs["policy_kwargs"]["residual_scale"] = config.residual_scale
+    model = ALGORITHMS[algorithm](policy, env, **kwargs)
     # SB3's default logger makes an empty folder in /tmp on every learn(); this one writes nothing.
     model.set_logger(Logger(folder=None, output_formats=[]))
     return model

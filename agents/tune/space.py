@@ -3,8 +3,9 @@ make.
 
 Every agent gets the same kind of space: its learning rates, network width, discount, target
 rate, batch size and exploration scale (SAC's: its entropy weight), in the ranges its config's
-docstring calls typical. DRR's space also holds its actor's head (the paper's ``tanh`` among
-them). The ranges are written here once, beside the config type each agent's values fill.
+docstring calls typical. DRR's, DDPG's and TD3's spaces also hold their actor's head (the
+paper's and SB3's ``tanh`` among them), and the residual head's scale where it is drawn.
+The ranges are written here once, beside the config type each agent's values fill.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from movielens_env.errors import ArgumentError
 
 from ..drr.config import ACTION_HEADS, DRRConfig
 from ..registry import get_agent
+from ..sb3.config import ACTION_HEADS as SB3_ACTION_HEADS
 from ..sb3.config import SB3Config
 
 # A trial object with Optuna's suggest_* methods (typed loosely: importing Optuna is optional).
@@ -55,6 +57,12 @@ def _sb3(algorithm: str, trial: Trial) -> dict[str, Any]:
         values["ent_coef"] = trial.suggest_categorical("ent_coef", list(_ENT_COEFS))
     else:
         values["action_noise"] = trial.suggest_float("action_noise", 0.02, 0.5, log=True)
+        values["action_head"] = trial.suggest_categorical("action_head", list(SB3_ACTION_HEADS))
+        values["residual_scale"] = (
+            trial.suggest_float("residual_scale", 0.005, 0.5, log=True)
+            if values["action_head"] == "user-residual"
+            else SB3Config.residual_scale  # the tanh head refuses any other (it would ignore it)
+        )
     return values
 
 
@@ -79,9 +87,11 @@ def _space_of(agent: str) -> Callable[[Trial], dict[str, Any]] | None:
 
 
 class _Recorder:
-    """A stand-in trial that records each parameter's distribution (and suggests nothing)."""
+    """A stand-in trial that records each parameter's distribution; a choice it suggests is
+    ``base``'s where the choices hold it, so that the parameters it conditions are recorded."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: Any) -> None:
+        self.base = base
         self.ranges: dict[str, tuple[float, float]] = {}
         self.choices: dict[str, list[Any]] = {}
 
@@ -91,7 +101,8 @@ class _Recorder:
 
     def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
         self.choices[name] = choices
-        return choices[0]
+        value = getattr(self.base, name, None)
+        return value if name != "net_arch" and value in choices else choices[0]
 
 
 def base_params(agent: str, base: Any) -> dict[str, Any]:
@@ -102,7 +113,7 @@ def base_params(agent: str, base: Any) -> dict[str, Any]:
         ArgumentError: a value lies outside the space (it could be neither that first trial nor
             any other); the message names the field and what the space allows.
     """
-    recorder = _Recorder()
+    recorder = _Recorder(base)
     check_tunable(agent)(recorder)
     params: dict[str, Any] = {}
     outside = []

@@ -106,7 +106,7 @@ def test_every_rl_builtin_is_trainable():
         (["--agent", "drr-u", "--timesteps", "5"], "drr-u trains for --episodes, not --timesteps"),
         (["--agent", "td3", "--timesteps", "0"], "timesteps must be an integer >= 1, got 0"),
         (["--agent", "drr-u", "--set", "state=drr-n"], "choose the state representation with"),
-        (["--agent", "td3", "--set", "actor_lr=1e-3"], "with KEY one of ['action_noise', 'batch"),
+        (["--agent", "td3", "--set", "actor_lr=1e-3"], "KEY one of ['action_head', 'action_noise'"),
     ],
 )
 def test_train_options_that_do_not_fit_the_agent_are_refused(tmp_path, capsys, argv, message):

@@ -79,3 +79,50 @@ def test_sac_entropy_fields_are_refused_for_ddpg_and_td3(small_dataset):
     make_model("td3", env, 0, SACConfig())  # nothing SAC-only set: nothing to ignore
     with pytest.raises(ValueError, match=r"unknown SB3Config keys \['ent_coef'\]"):
         SB3Config.from_dict({"ent_coef": 0.1})  # a td3 config file naming it
+
+
+def _user_unit(obs: np.ndarray, dim: int) -> np.ndarray:
+    user = obs[..., :dim]
+    return user / np.linalg.norm(user, axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("algorithm", ["ddpg", "td3"])
+def test_the_untrained_user_residual_actor_acts_as_mf_and_reloads_exactly(
+    algorithm, small_dataset, tmp_path
+):
+    env_kwargs = {"dataset": small_dataset, **SMALL_ENV_KWARGS}
+    env = gym.make("MovieLensRec-v0", **env_kwargs)
+    dim = env.action_space.shape[0]
+    obs = np.stack([env.reset(seed=seed)[0] for seed in range(5)])
+    config = SB3Config(
+        learning_starts=20, batch_size=16, net_arch=(32,), action_head="user-residual",
+        residual_scale=0.5, action_noise=0.05,
+    )  # fmt: skip
+    untrained = make_model(algorithm, env, 0, config)
+    actions = untrained.predict(obs, deterministic=True)[0]
+    np.testing.assert_allclose(actions, _user_unit(obs, dim), rtol=1e-5, atol=1e-6)
+    path = tmp_path / f"{algorithm}.zip"
+    model, _ = train_model(algorithm, env_kwargs, 0, 120, config, save_to=path)
+    trained = model.predict(obs, deterministic=True)[0]
+    assert not np.allclose(trained, _user_unit(obs, dim), atol=1e-6)  # the correction learned
+    np.testing.assert_allclose(np.linalg.norm(trained, axis=1), 1.0, rtol=1e-5)
+    rebuilt = make_model(algorithm, env, 0, config)  # as a run folder's loader does
+    rebuilt.set_parameters(str(path), exact_match=True, device="cpu")
+    np.testing.assert_array_equal(rebuilt.predict(obs, deterministic=True)[0], trained)
+
+
+def test_the_residual_fields_are_checked_and_left_out_of_tanh_configs(small_dataset):
+    assert "action_head" not in SB3Config().to_dict()  # the keys stored before the head existed
+    assert SB3Config.from_dict(SB3Config().to_dict()) == SB3Config()
+    residual = SB3Config(action_head="user-residual", residual_scale=0.1)
+    assert residual.to_dict()["residual_scale"] == 0.1
+    assert SB3Config.from_dict(residual.to_dict()) == residual
+    with pytest.raises(ConfigError, match=r"action_head='relu' is not valid; allowed: tanh, user"):
+        SB3Config(action_head="relu")
+    with pytest.raises(ConfigError, match=r"residual_scale=0.1 is for action_head='user-resid"):
+        SB3Config(residual_scale=0.1)
+    with pytest.raises(ConfigError, match=r"residual_scale must be a number in \(0, 10\]"):
+        SB3Config(action_head="user-residual", residual_scale=0.0)
+    env = gym.make("MovieLensRec-v0", dataset=small_dataset, **SMALL_ENV_KWARGS)
+    with pytest.raises(ConfigError, match=r"action_head='user-residual' is for ddpg and td3"):
+        make_model("sac", env, 0, SACConfig(action_head="user-residual"))

@@ -421,6 +421,28 @@ def test_sacs_learned_entropy_weight_is_the_first_trial_and_fixed_weights_are_se
     assert isinstance(config, SACConfig) and config.ent_coef == 0.001
 
 
+def test_td3s_actor_head_is_searched_and_a_residual_start_is_its_first_trial():
+    from agents.sb3.config import SB3Config
+    from agents.tune.space import base_params, trial_config
+
+    assert base_params("td3", SB3Config())["action_head"] == "tanh"
+    assert "residual_scale" not in base_params("td3", SB3Config())  # not drawn with tanh
+    residual = SB3Config(action_head="user-residual", residual_scale=0.05, action_noise=0.03)
+    first = base_params("td3", residual)
+    assert first["action_head"] == "user-residual" and first["residual_scale"] == 0.05
+
+    class Drawing:  # a trial drawing the first choice of each categorical and each float's low
+        def suggest_float(self, name, low, high, log=False):
+            return low
+
+        def suggest_categorical(self, name, choices):
+            return choices[0]
+
+    # From a residual base, a tanh trial takes the scale back to its default, as tanh requires.
+    config = trial_config("td3", Drawing(), base=residual)
+    assert config.action_head == "tanh" and config.residual_scale == SB3Config.residual_scale
+
+
 def test_a_trial_left_running_by_an_interrupted_study_is_failed_and_trained_again(td3_study):
     import optuna
 
@@ -457,7 +479,12 @@ def test_on_ray_a_study_is_the_local_one_in_kind_and_either_continues_it(td3_stu
     assert record["settings"] == local_record["settings"] and record["trials_finished"] == 3
     rows = list(csv.DictReader((out / "trials.csv").open()))
     local_rows = list(csv.DictReader((local / "trials.csv").open()))
-    assert rows[0] == local_rows[0]  # the starting config, trained alike: the same score
+    # The starting config, trained alike: the same score. A column only one study has is a
+    # conditional parameter another of its trials drew (the residual head's scale): empty here.
+    drawn = [
+        {key: value for key, value in found[0].items() if value} for found in (rows, local_rows)
+    ]
+    assert drawn[0] == drawn[1]
     assert {row["state"] for row in rows} <= {"COMPLETE", "PRUNED"}
     best = json.loads((out / "best_config.json").read_text())
     assert best == record["best"]["config"]
