@@ -90,6 +90,17 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def check_choice(config: Any, field: str, allowed: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` if ``config``'s ``field`` is not one of ``allowed``, listing
+    them."""
+    value = getattr(config, field)
+    if value not in allowed:
+        raise ConfigError(
+            f"{type(config).__name__}.{field}={value!r:.100} is not valid; allowed: "
+            f"{', '.join(allowed)}"
+        )
+
+
 def check_fields(config: Any, bounds: Mapping[str, Bound | TupleBound]) -> None:
     """Raise :class:`ConfigError` for the first field of ``config`` outside its bound."""
     name = type(config).__name__

@@ -9,7 +9,7 @@ from typing import Any
 
 from movielens_env.errors import ArgumentError
 
-from ..fields import Bound, ConfigError, check_fields, check_training_cost
+from ..fields import Bound, ConfigError, check_choice, check_fields, check_training_cost
 
 STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
 ACTION_HEADS = ("tanh", "unit", "user-residual")
@@ -102,16 +102,8 @@ class DRRConfig:
     checkpoint_every: int = 500
 
     def __post_init__(self) -> None:
-        if self.state not in STATE_REPRESENTATIONS:
-            raise ConfigError(
-                f"DRRConfig.state={self.state!r:.100} is not valid; allowed: "
-                f"{', '.join(STATE_REPRESENTATIONS)}"
-            )
-        if self.action_head not in ACTION_HEADS:
-            raise ConfigError(
-                f"DRRConfig.action_head={self.action_head!r:.100} is not valid; allowed: "
-                f"{', '.join(ACTION_HEADS)}"
-            )
+        check_choice(self, "state", STATE_REPRESENTATIONS)
+        check_choice(self, "action_head", ACTION_HEADS)
         check_fields(self, BOUNDS)
         if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
             raise ConfigError(

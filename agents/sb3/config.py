@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config_values import values_from_dict
-from ..fields import Bound, ConfigError, TupleBound, check_fields, check_training_cost
+from ..fields import (
+    Bound,
+    ConfigError,
+    TupleBound,
+    check_choice,
+    check_fields,
+    check_training_cost,
+)
 
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring, as DRRConfig's: beyond them a
@@ -77,11 +84,7 @@ class SB3Config:
     def __post_init__(self) -> None:
         if isinstance(self.net_arch, list):  # as JSON and Python callers write it
             object.__setattr__(self, "net_arch", tuple(self.net_arch))
-        if self.action_head not in ACTION_HEADS:
-            raise ConfigError(
-                f"{type(self).__name__}.action_head={self.action_head!r:.100} is not valid; "
-                f"allowed: {', '.join(ACTION_HEADS)}"
-            )
+        check_choice(self, "action_head", ACTION_HEADS)
         check_fields(self, BOUNDS)
         if self.action_head == "tanh" and self.residual_scale != SB3Config.residual_scale:
             raise ConfigError(
