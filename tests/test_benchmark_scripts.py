@@ -123,3 +123,23 @@ def test_headroom_refuses_planning_that_would_take_many_hours(headroom, tmp_path
     with pytest.raises(references.ArgumentError, match="many hours"):
         reference_returns({"dataset": "synthetic", "user_model": "boredom"}, "mf", None,
                           references.BeamPlanner(128))  # fmt: skip
+
+
+def test_action_space_plays_a_chosen_item_through_its_vector(tmp_path, capsys):
+    """Under ``static`` myopic-mf's choice is MF's best candidate, so playing it through the
+    item's vector must return what the user vector (MF's ranking) returns, step for step; a
+    top-50 rerank can only tie it. Under ``boredom`` the linear policies are measured too."""
+    script = _script("action_space")
+    out = tmp_path / "out"
+    argv = ["--dataset", "synthetic", "--user-models", "static,boredom"]
+    assert script.main([*argv, "--users", "3", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())["results"]
+    static, boredom = results["static"], results["boredom"]
+    assert static["played"]["myopic-mf by its vector"] == 1.0
+    for name in ("myopic-mf by its vector", "top-50 rerank", "myopic-mf"):
+        assert static["returns"][name] == pytest.approx(static["returns"]["user vector"])
+    assert not any(name.startswith("linear") for name in static["returns"])
+    assert {"linear c=0.5", "linear c=1", "linear c=2"} <= set(boredom["returns"])
+    assert all(0.0 <= share <= 1.0 for share in boredom["played"].values())
+    assert "| top-20 rerank |" in (out / "results.md").read_text()
+    assert "--users must be at least 1" in _refused(script, [*argv, "--users", "0"], capsys)

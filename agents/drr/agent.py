@@ -20,6 +20,7 @@ from ..run_folder import env_shapes
 from .checkpoint import to_numpy, to_torch
 from .config import DRRConfig
 from .networks import Actor, Critic, unit
+from .refine import ItemRefiner
 from .replay import PrioritizedReplay
 from .state import state_dim
 
@@ -64,9 +65,11 @@ def check_fits(config: DRRConfig, dim: int, history_len: int, obs_dim: int) -> N
             f"obs_dim={obs_dim} is shorter than the user and {history_len} history vectors "
             f"of length {dim}"
         )
+    actions = 2 * dim if config.critic_input == "action+user-product" else dim
     check_training_cost(
         "DRRConfig", "hidden, num_envs or updates_per_step", config.batch_size,
-        (config.hidden, config.hidden), state_dim(config.state, dim, history_len) + context + dim,
+        (config.hidden, config.hidden),
+        state_dim(config.state, dim, history_len) + context + actions,
         config.num_envs * config.updates_per_step,
     )  # fmt: skip
     _check_replay_fits(config.buffer_size, obs_dim, dim)
@@ -92,11 +95,14 @@ class DRRAgent:
         seed: seeds network initialisation (torch), exploration noise and replay sampling.
         obs_dim: length of the flat observation; what follows the user and history vectors
             (the user's satiation and patience) is read as context. Default: nothing follows.
+        items: ``(n_items, dim)`` the env's item vectors; needed (only) with
+            ``config.refine_k``, which chooses among them.
     """
 
     def __init__(
-        self, config: DRRConfig, dim: int, history_len: int, seed: int, obs_dim: int | None = None
-    ) -> None:
+        self, config: DRRConfig, dim: int, history_len: int, seed: int,
+        obs_dim: int | None = None, items: np.ndarray | None = None,
+    ) -> None:  # fmt: skip
         self.config, self.dim, self.history_len = config, dim, history_len
         obs_dim = (history_len + 1) * dim if obs_dim is None else obs_dim
         # Before any network is built: one too large would take the memory it is refused for.
@@ -107,7 +113,10 @@ class DRRAgent:
         self.actor = Actor(
             config.state, dim, history_len, config.hidden, context, config.action_head
         )
-        self.critic = Critic(config.state, dim, history_len, config.hidden, context)
+        self.critic = Critic(
+            config.state, dim, history_len, config.hidden, context,
+            config.critic_input == "action+user-product",
+        )  # fmt: skip
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(
@@ -119,6 +128,14 @@ class DRRAgent:
         self.replay = PrioritizedReplay(
             config.buffer_size, self.obs_dim, dim, config.per_alpha, config.per_eps
         )
+        self.refiner: ItemRefiner | None = None
+        if config.refine_k:
+            if items is None or np.shape(items)[1:] != (dim,):
+                raise ArgumentError(
+                    f"DRRConfig.refine_k={config.refine_k} chooses among the env's item vectors: "
+                    f"give DRRAgent items=env.unwrapped.vectors.items, (n_items, {dim})"
+                )
+            self.refiner = ItemRefiner(items, config.refine_k, history_len)
         self.rng = np.random.default_rng(seed)
         self.noise_std = config.noise_std
         self.episodes = 0
@@ -129,9 +146,11 @@ class DRRAgent:
         """Actions for a batch of flat observations; with ``explore``, plus decaying noise
         (per component with the ``tanh`` head; with the unit heads, of typical length
         ``noise_std`` relative to the unit action, and the noisy action is a unit vector too, so
-        the critic only ever reads directions)."""
+        the critic only ever reads directions). With ``refine_k``, the noisy action is the
+        proto-action the critic's choice of item starts from."""
+        obs = torch.as_tensor(observations, dtype=torch.float32)
         with torch.no_grad():
-            actions = self.actor(torch.as_tensor(observations, dtype=torch.float32))
+            actions = self.actor(obs)
         if explore:
             unit_head = self.config.action_head != "tanh"
             std = self.noise_std / np.sqrt(self.dim) if unit_head else self.noise_std
@@ -139,7 +158,18 @@ class DRRAgent:
             actions = actions + noise.to(actions.dtype)
             if unit_head:
                 actions = unit(actions)
+        if self.refiner is not None:
+            actions = self.refiner.choose(obs, actions, self.critic)
         return np.clip(actions.numpy(), -1.0, 1.0).astype(np.float32)
+
+    def policy(self, observations: torch.Tensor) -> torch.Tensor:
+        """The deterministic actions played for a batch of observations: the actor's, refined
+        by the critic with ``refine_k``."""
+        with torch.no_grad():
+            actions = self.actor(observations)
+            if self.refiner is not None:
+                actions = self.refiner.choose(observations, actions, self.critic)
+        return actions
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """SB3's signature: ``(action, None)`` for one observation or a batch of them."""
@@ -158,7 +188,10 @@ class DRRAgent:
         obs = torch.as_tensor(batch.observations)
         with torch.no_grad():
             next_obs = torch.as_tensor(batch.next_observations)
-            next_q = self.critic_target(next_obs, self.actor_target(next_obs))
+            next_actions = self.actor_target(next_obs)
+            if self.refiner is not None:  # the action the target policy would play
+                next_actions = self.refiner.choose(next_obs, next_actions, self.critic_target)
+            next_q = self.critic_target(next_obs, next_actions)
             target = (
                 torch.as_tensor(batch.rewards)
                 + self.config.gamma * (1.0 - torch.as_tensor(batch.dones)) * next_q

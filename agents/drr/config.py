@@ -13,6 +13,7 @@ from ..fields import Bound, ConfigError, check_choice, check_fields, check_train
 
 STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
 ACTION_HEADS = ("tanh", "unit", "user-residual")
+CRITIC_INPUTS = ("action", "action+user-product")
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring: beyond them a value is a slip
 # (num_envs=100000 meant 100,000 gradient steps per collected batch: a run that seemed hung).
@@ -34,6 +35,7 @@ BOUNDS = {
     "noise_std": Bound(float, 0.0, 10.0),
     "noise_decay": Bound(float, 0.0, 1.0, low_open=True),
     "noise_floor": Bound(float, 0.0, 10.0),
+    "refine_k": Bound(int, 0, 1024),
     "eval_every": Bound(int, 0, _BIG),
     "checkpoint_every": Bound(int, 0, _BIG),
 }
@@ -77,6 +79,16 @@ class DRRConfig:
         noise_floor: smallest noise std, kept to the end (0 to 0.05).
         eval_every: episodes between evaluations on the test split during training.
         checkpoint_every: episodes between checkpoints (0: only at the end).
+        refine_k: Wolpertinger refinement (``agents.drr.refine``): 0 plays the actor's action
+            (the paper's); ``k`` > 0 re-scores the ``k`` items the actor's action ranks highest
+            with the critic and plays the best one's vector (10 to 50; each action and each
+            bootstrap target then costs ``k`` critic evaluations). Left out of ``to_dict`` at
+            0, so configs without it keep their keys.
+        critic_input: what the critic reads of the action besides the state: ``action`` (the
+            paper's) or ``action+user-product``, the action and its elementwise product with
+            the observed user vector, whose sum is the MF score of the action (the user-item
+            interaction DRR's state modules model, applied to the action). Left out of
+            ``to_dict`` at ``action``.
     """
 
     state: str = "drr-ave"
@@ -100,10 +112,13 @@ class DRRConfig:
     noise_floor: float = 0.02
     eval_every: int = 500
     checkpoint_every: int = 500
+    refine_k: int = 0
+    critic_input: str = "action"
 
     def __post_init__(self) -> None:
         check_choice(self, "state", STATE_REPRESENTATIONS)
         check_choice(self, "action_head", ACTION_HEADS)
+        check_choice(self, "critic_input", CRITIC_INPUTS)
         check_fields(self, BOUNDS)
         if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
             raise ConfigError(
@@ -127,8 +142,15 @@ class DRRConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as JSON values (as ``SB3Config.to_dict``)."""
-        return dataclasses.asdict(self)
+        """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k`` and
+        ``critic_input`` only when not at their defaults, so the results stored before they
+        existed keep their keys."""
+        values = dataclasses.asdict(self)
+        if not self.refine_k:
+            del values["refine_k"]
+        if self.critic_input == "action":
+            del values["critic_input"]
+        return values
 
     def to_json(self) -> str:
         """The config as JSON text."""

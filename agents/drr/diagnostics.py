@@ -9,6 +9,7 @@ critic fits and what the actor does. The columns of ``learning_curve.csv`` after
   episode's time limit, so a positive bias is partly expected);
 - ``actor_norm``: mean Euclidean norm of ``mu(s0)`` (the action space is ``[-1, 1]^D``; with
   the ``tanh`` head, ``sqrt(D)`` means saturated; the unit heads give 1 by construction);
+  with ``refine_k``, ``mu(s0)`` here is the action played: the item the critic chose;
 - ``greedy_agreement@1``: share of test users whose first recommendation under the ``full``
   protocol is greedy's (the MF ranking), which is optimal under the static user model.
 """
@@ -58,7 +59,7 @@ def evaluation_diagnostics(
     first = np.stack([env.reset(options={"user_id": raw_ids[u]})[0] for u in result.users])
     with torch.no_grad():
         observations = torch.as_tensor(first, dtype=torch.float32)
-        actions = agent.actor(observations)
+        actions = agent.policy(observations)
         q = agent.critic(observations, actions).numpy().reshape(-1)
     returns = play_online(
         agent, env_kwargs, "mf", result.users, name="drr", discount=agent.config.gamma

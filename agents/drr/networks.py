@@ -67,16 +67,26 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """(state, action) -> Q value."""
+    """(state, action) -> Q value.
 
-    def __init__(self, kind: str, dim: int, history_len: int, hidden: int, context: int) -> None:
+    With ``user_product``, the critic also reads the action's elementwise product with the
+    observed user vector (its sum is the MF score of the action's direction).
+    """
+
+    def __init__(
+        self, kind: str, dim: int, history_len: int, hidden: int, context: int,
+        user_product: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.dim, self.history_len = dim, history_len
+        self.dim, self.history_len, self.user_product = dim, history_len, user_product
         self.state = StateRepresentation(kind, dim, history_len)
-        self.body = _mlp(self.state.out_dim + context + dim, hidden, 1)
+        actions = 2 * dim if user_product else dim
+        self.body = _mlp(self.state.out_dim + context + actions, hidden, 1)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q values (batch,)."""
         user, history, context = split_observation(obs, self.dim, self.history_len)
-        state = torch.cat([self.state(user, history), context, action], dim=1)
-        return self.body(state).squeeze(1)
+        parts = [self.state(user, history), context, action]
+        if self.user_product:
+            parts.append(user * action)
+        return self.body(torch.cat(parts, dim=1)).squeeze(1)

@@ -163,7 +163,7 @@ def _train(
     dim, history_len = gym.spaces.flatdim(envs.single_action_space), envs.history_len
     obs_dim = gym.spaces.flatdim(envs.single_observation_space)
     data = envs.world.dataset.fingerprint()
-    agent = DRRAgent(config, dim, history_len, seed, obs_dim)
+    agent = DRRAgent(config, dim, history_len, seed, obs_dim, envs.vectors.items)
     result = TrainResult(agent)
     running, losses, td_errors = np.zeros(envs.num_envs), [], []
     lengths = np.zeros(envs.num_envs, dtype=np.int64)
@@ -398,16 +398,25 @@ def load_agent(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]
     path = Path(run_dir) / CHECKPOINT
     try:
         dims = {key: int(payload[key]) for key in ("dim", "history_len", "obs_dim")}
-        agent = DRRAgent(
-            config, dims["dim"], dims["history_len"], int(payload["seed"]), dims["obs_dim"]
-        )
-        agent.load_state_dict(payload["agent"])
         env_kwargs = {**portable_env_kwargs(dict(payload["env_kwargs"])), **location}
         data = str(payload["data"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _incomplete(path, exc) from None
+    env = heldout_env(env_kwargs)
+    try:
+        agent = DRRAgent(
+            config, dims["dim"], dims["history_len"], int(payload["seed"]), dims["obs_dim"],
+            env.vectors.items,
+        )  # fmt: skip
+        agent.load_state_dict(payload["agent"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"{path}: incomplete, or its weights do not fit its own config "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-        ) from None
-    check_trained_env(path, heldout_env(env_kwargs), dims, data, CheckpointError)
+        raise _incomplete(path, exc) from None
+    check_trained_env(path, env, dims, data, CheckpointError)
     return agent, env_kwargs
+
+
+def _incomplete(path: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"{path}: incomplete, or its weights do not fit its own config "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+    )

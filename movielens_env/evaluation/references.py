@@ -115,6 +115,14 @@ class _Lookahead:
         return np.where(self.available, self.model.rewards(ratings), -np.inf)
 
 
+def step_rewards(env: MovieLensRecEnv, mf_ratings: bool = False) -> np.ndarray:
+    """``(n_items,)`` the reward each item would bring if recommended now, from the env's
+    current state under the true user model (with ``mf_ratings``, on MF's predicted ratings, as
+    ``myopic-mf`` sees them); ``-inf`` where an item may not be recommended."""
+    look = _Lookahead(env, mf_ratings)
+    return look.rewards(look.ratings())[0]
+
+
 class MyopicPolicy:
     """Each step, the ``slate_size`` items with the best rewards now (the true user model).
 

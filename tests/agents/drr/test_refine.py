@@ -1,0 +1,120 @@
+"""Wolpertinger refinement: the critic chooses among the actor's top items, and the env plays
+the chosen one."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents.drr.agent import DRRAgent
+from agents.drr.config import DRRConfig
+from agents.drr.networks import unit
+from agents.drr.refine import ItemRefiner
+from agents.drr.train import load_agent, train_drr
+from movielens_env.errors import ArgumentError
+
+ENV = {"dataset": "synthetic", "embedding_dim": 8, "history_len": 5,
+       "mf_options": {"iterations": 2}, "user_model": "boredom"}  # fmt: skip
+SMALL = {"hidden": 32, "batch_size": 16, "learning_starts": 16, "buffer_size": 500}
+
+
+class _Prefers:
+    """A critic that values an action by its inner product with one direction."""
+
+    def __init__(self, direction: torch.Tensor) -> None:
+        self.direction = direction
+
+    def __call__(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return actions @ self.direction
+
+
+def _obs(items: np.ndarray, history: list[int], user: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.concatenate([user, *items[history], [0.5]]), dtype=torch.float32)
+
+
+def test_the_critic_chooses_among_the_proto_actions_top_items_outside_the_history():
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=(30, 4)).astype(np.float32)
+    items[7] = 0.0  # an item with no direction
+    refiner = ItemRefiner(items, k=5, history_len=2)
+    proto = torch.as_tensor(rng.normal(size=(1, 4)), dtype=torch.float32)
+    ranked = list(np.argsort(-(items @ proto.numpy()[0])))
+    history = ranked[:2]
+    top = ranked[2:7]  # the proto-action's five best outside the history
+    obs = _obs(items, history, rng.normal(size=4))[None]
+    for wanted in top:
+        critic = _Prefers(torch.as_tensor(unit(torch.as_tensor(items[wanted]))))
+        played = refiner.choose(obs, proto, critic)
+        torch.testing.assert_close(played[0], unit(torch.as_tensor(items[wanted])))
+    # The critic's favourite among all items is in the history, then outside the top five:
+    # neither can be chosen.
+    for banned in (history[0], ranked[10]):
+        critic = _Prefers(torch.as_tensor(items[banned]) * 100)
+        chosen = refiner.choose(obs, proto, critic)[0]
+        assert not torch.allclose(chosen, unit(torch.as_tensor(items[banned])))
+
+
+def test_an_item_without_a_direction_keeps_the_proto_action():
+    items = np.zeros((3, 2), dtype=np.float32)
+    items[1] = [1.0, 0.0]
+    refiner = ItemRefiner(items, k=3, history_len=1)
+    obs = _obs(items, [1], np.ones(2))[None]  # item 1 is in the history
+    proto = torch.tensor([[0.0, 1.0]])
+    played = refiner.choose(obs, proto, _Prefers(torch.tensor([1.0, 1.0])))
+    torch.testing.assert_close(played, proto)
+
+
+def test_refine_k_needs_the_item_vectors_and_keeps_old_keys():
+    with pytest.raises(ArgumentError, match="refine_k=4 chooses among the env's item vectors"):
+        DRRAgent(DRRConfig(**SMALL, refine_k=4), 8, 5, seed=0)
+    assert "refine_k" not in DRRConfig().to_dict()
+    config = DRRConfig(refine_k=20)
+    assert DRRConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="refine_k"):
+        DRRConfig(refine_k=-1)
+
+
+def test_a_refined_agent_plays_catalogue_items_and_reloads_to_the_same_choices(tmp_path):
+    config = DRRConfig(**SMALL, eval_every=1000, refine_k=6)
+    result = train_drr(ENV, config, 10, seed=0, run_dir=tmp_path)
+    assert len(result.episode_returns) == 10
+    env = gym.make("MovieLensRec-v0", **ENV)
+    playable = unit(torch.as_tensor(env.unwrapped.vectors.items)).numpy()
+    stored = result.agent.replay.state_dict()["actions"][: len(result.agent.replay)]
+    distances = np.abs(stored[:, None, :] - playable[None]).max(axis=2).min(axis=1)
+    assert distances.max() < 1e-6  # every explored action is an item's own (unit) vector
+    agent, _ = load_agent(tmp_path)
+    assert agent.config.refine_k == 6
+    obs, _ = env.reset(seed=1)
+    for _ in range(4):
+        action = agent.predict(obs)[0]
+        np.testing.assert_array_equal(action, result.agent.predict(obs)[0])
+        assert np.abs(playable - action).max(axis=1).min() < 1e-6
+        obs, *_ = env.step(action)
+
+
+def test_a_critic_reading_the_user_product_sees_the_actions_mf_score():
+    from agents.drr.networks import Critic
+
+    dim, history = 4, 2
+    critic = Critic("drr-ave", dim, history, 8, 0, user_product=True)
+    first = critic.body[0]
+    assert isinstance(first, torch.nn.Linear)
+    assert first.in_features == critic.state.out_dim + 2 * dim
+    obs = torch.randn(3, (history + 1) * dim)
+    action = torch.randn(3, dim)
+    # With only the last dim inputs weighted, scaling the user vector changes Q: they are
+    # u * a (without the product they would be the action itself, which the scaling leaves).
+    with torch.no_grad():
+        first.weight.zero_()
+        first.weight[:, -dim:] = 1.0
+        scaled = obs.clone()
+        scaled[:, :dim] *= 2.0
+        assert not torch.allclose(critic(obs, action), critic(scaled, action))
+    assert "critic_input" not in DRRConfig().to_dict()
+    config = DRRConfig(critic_input="action+user-product")
+    assert DRRConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="critic_input"):
+        DRRConfig(critic_input="item")
