@@ -13,9 +13,10 @@ chooses among.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
-from torch import nn
 
 from .networks import split_observation, unit
 
@@ -48,7 +49,10 @@ class ItemRefiner:
             mask[row, [index for index in found if index is not None]] = True
         return mask
 
-    def choose(self, observations: torch.Tensor, protos: torch.Tensor, critic: nn.Module):
+    def choose(
+        self, observations: torch.Tensor, protos: torch.Tensor,
+        critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:  # fmt: skip
         """``(batch, dim)`` the played actions for ``protos`` in ``observations``; a row whose
         best item has an all-zero vector keeps its proto-action."""
         with torch.no_grad():
