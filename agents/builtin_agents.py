@@ -4,7 +4,6 @@ they run. DRR and the SB3 agents have a trained artefact (a run folder), the bas
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from collections.abc import Callable
 from functools import partial
@@ -90,7 +89,7 @@ def _drr(state: str, ctx: TrainContext) -> TrainedAgent:
 
     horizon = episode_steps(ctx.env_kwargs)
     episodes = budget_episodes(ctx.timesteps, horizon)
-    values = {**(ctx.config or dataclasses.asdict(DRRConfig(state=state))), "state": state}
+    values = {**(ctx.config or DRRConfig(state=state).to_dict()), "state": state}
     config = DRRConfig.from_dict({**values, "eval_every": episodes, "checkpoint_every": 0})
     result = train_drr(
         ctx.env_kwargs, config, episodes, ctx.seed, ctx.run_dir,
@@ -132,7 +131,7 @@ def _builtins() -> list[_Builtin]:
         ),
         *(
             (state, partial(_drr, state), f"DRR actor-critic, {state} state representation", True,
-             dataclasses.asdict(DRRConfig(state=state)), _drr_artefact(state))
+             DRRConfig(state=state).to_dict(), _drr_artefact(state))
             for state in STATE_REPRESENTATIONS
         ),
     ]  # fmt: skip

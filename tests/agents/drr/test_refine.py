@@ -118,3 +118,16 @@ def test_a_critic_reading_the_user_product_sees_the_actions_mf_score():
     assert DRRConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="critic_input"):
         DRRConfig(critic_input="item")
+
+
+def test_the_built_in_drr_agents_keep_the_keys_their_stored_results_have():
+    """Their registered config keys every stored result: a field added at its default must
+    not enter it (it did once, and every DRR record became another configuration's)."""
+    from agents.builtin_agents import register_builtin_agents
+    from agents.registry import AGENTS
+
+    register_builtin_agents()
+    for state in ("drr-ave", "drr-n", "drr-u", "drr-p"):
+        config = AGENTS[state].config
+        assert "refine_k" not in config and "critic_input" not in config
+        assert DRRConfig.from_dict(config) == DRRConfig(state=state)
