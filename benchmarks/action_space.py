@@ -165,11 +165,9 @@ def markdown(results: dict[str, Any], command: str, machine: str, data: str) -> 
 def main(argv: list[str] | None = None) -> int:
     """Measure every user model, print the report, write ``results.json`` and ``results.md``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="ml-100k")
-    parser.add_argument("--data-dir", default=None, help="GroupLens folder or zip")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="default: benchmarks/results/action-space/DATASET"
-    )
+    from agents.benchmark.script_results import add_data_options
+
+    add_data_options(parser, "action-space")
     parser.add_argument("--user-models", default=",".join(USER_MODELS))
     parser.add_argument("--users", type=int, default=None, help="only the first N test users")
     parser.add_argument(

@@ -146,11 +146,9 @@ def markdown(summary: dict[str, Any], command: str, machine: str, data: str) -> 
 def main(argv: list[str] | None = None) -> int:
     """Measure every user model, print the report, write ``results.json`` and ``results.md``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="ml-100k")
-    parser.add_argument("--data-dir", default=None, help="GroupLens folder or zip")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="default: benchmarks/results/headroom/DATASET"
-    )
+    from agents.benchmark.script_results import add_data_options
+
+    add_data_options(parser, "headroom")
     parser.add_argument("--user-models", default=",".join(USER_MODELS))
     parser.add_argument("--width", type=int, default=128, help="the planner's beam width")
     parser.add_argument("--users", type=int, default=None, help="only the first N test users")

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,3 +69,13 @@ def write_script_results(out: Path, results_json: str, report: str) -> None:
     each whole."""
     atomic_write(out / RESULTS[0], lambda tmp: tmp.write_text(results_json))
     atomic_write(out / RESULTS[1], lambda tmp: tmp.write_text(report))
+
+
+def add_data_options(parser: argparse.ArgumentParser, results: str) -> None:
+    """The options every measuring script on a dataset takes: ``--dataset``, ``--data-dir``
+    and ``--out`` (default ``benchmarks/results/RESULTS/DATASET``, resolved by the script)."""
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--data-dir", default=None, help="GroupLens folder or zip")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"default: benchmarks/results/{results}/DATASET"
+    )
