@@ -162,15 +162,6 @@ class DRRAgent:
             actions = self.refiner.choose(obs, actions, self.critic)
         return np.clip(actions.numpy(), -1.0, 1.0).astype(np.float32)
 
-    def policy(self, observations: torch.Tensor) -> torch.Tensor:
-        """The deterministic actions played for a batch of observations: the actor's, refined
-        by the critic with ``refine_k``."""
-        with torch.no_grad():
-            actions = self.actor(observations)
-            if self.refiner is not None:
-                actions = self.refiner.choose(observations, actions, self.critic)
-        return actions
-
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """SB3's signature: ``(action, None)`` for one observation or a batch of them."""
         obs = np.asarray(observation, dtype=np.float32)

@@ -59,7 +59,7 @@ def evaluation_diagnostics(
     first = np.stack([env.reset(options={"user_id": raw_ids[u]})[0] for u in result.users])
     with torch.no_grad():
         observations = torch.as_tensor(first, dtype=torch.float32)
-        actions = agent.policy(observations)
+        actions = torch.as_tensor(agent.act(first, explore=False))
         q = agent.critic(observations, actions).numpy().reshape(-1)
     returns = play_online(
         agent, env_kwargs, "mf", result.users, name="drr", discount=agent.config.gamma
