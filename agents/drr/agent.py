@@ -65,7 +65,7 @@ def check_fits(config: DRRConfig, dim: int, history_len: int, obs_dim: int) -> N
             f"obs_dim={obs_dim} is shorter than the user and {history_len} history vectors "
             f"of length {dim}"
         )
-    actions = 2 * dim if config.critic_input == "action+user-product" else dim
+    actions = 2 * dim if config.critic_user_product else dim
     check_training_cost(
         "DRRConfig", "hidden, num_envs or updates_per_step", config.batch_size,
         (config.hidden, config.hidden),
@@ -114,8 +114,7 @@ class DRRAgent:
             config.state, dim, history_len, config.hidden, context, config.action_head
         )
         self.critic = Critic(
-            config.state, dim, history_len, config.hidden, context,
-            config.critic_input == "action+user-product",
+            config.state, dim, history_len, config.hidden, context, config.critic_user_product,
         )  # fmt: skip
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)

@@ -141,6 +141,11 @@ class DRRConfig:
                 f"({self.buffer_size}): learning would never start"
             )
 
+    @property
+    def critic_user_product(self) -> bool:
+        """Whether the critic also reads the action's product with the user vector."""
+        return self.critic_input == "action+user-product"
+
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k`` and
         ``critic_input`` only when not at their defaults, so the results stored before they
