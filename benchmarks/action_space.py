@@ -84,8 +84,9 @@ def _reranker(k: int | None) -> Callable:
     return choose
 
 
-def _linear_policy(env: Any, scale: float) -> Callable:
-    """``obs -> u - scale * lam * B s`` (see the module's docstring)."""
+def _linear_policy(env: Any) -> Callable[[float], Callable]:
+    """``scale -> (obs -> u - scale * lam * B s)`` (see the module's docstring): ``B`` is
+    fitted once for every scale."""
     model, vectors = env.user_model, env.vectors
     fitted = vectors.fitted_users.astype(np.float64) @ vectors.items64.T
     fit_items = np.unique(np.argsort(-fitted, axis=1)[:, :TOP_FOR_FIT])
@@ -96,12 +97,15 @@ def _linear_policy(env: Any, scale: float) -> Callable:
     dim, start = vectors.dim, (env.history_len + 1) * vectors.dim
     strength = model.config.satiation_strength
 
-    def act(obs: np.ndarray) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float64)
-        satiation = obs[..., start : start + mapping.shape[1]]
-        return (obs[..., :dim] - scale * strength * satiation @ mapping.T).astype(np.float32)
+    def scaled(scale: float) -> Callable:
+        def act(obs: np.ndarray) -> np.ndarray:
+            obs = np.asarray(obs, dtype=np.float64)
+            satiation = obs[..., start : start + mapping.shape[1]]
+            return (obs[..., :dim] - scale * strength * satiation @ mapping.T).astype(np.float32)
 
-    return act
+        return act
+
+    return scaled
 
 
 def measure(
@@ -121,8 +125,9 @@ def measure(
         "user vector": evaluate_online(lambda obs: obs[..., :dim], env_kwargs, users=users).tolist()
     }
     if env.user_model.config.boredom:
+        linear = _linear_policy(env)
         for scale in LINEAR_SCALES:
-            policy = _linear_policy(env, scale)
+            policy = linear(scale)
             returns[f"linear c={scale:g}"] = evaluate_online(
                 policy, env_kwargs, users=users
             ).tolist()
