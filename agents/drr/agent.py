@@ -17,6 +17,7 @@ from movielens_env.storage import require_memory
 
 from ..fields import ConfigError, check_training_cost
 from ..run_folder import env_shapes
+from .catalogue import ItemCatalogue, RecommendedItem
 from .checkpoint import to_numpy, to_torch
 from .config import DRRConfig
 from .networks import Actor, Critic, unit
@@ -66,6 +67,7 @@ def check_fits(config: DRRConfig, dim: int, history_len: int, obs_dim: int) -> N
             f"of length {dim}"
         )
     actions = 2 * dim if config.critic_user_product else dim
+    actions += dim + context if config.critic_recommended_item else 0  # genres: <= context
     check_training_cost(
         "DRRConfig", "hidden, num_envs or updates_per_step", config.batch_size,
         (config.hidden, config.hidden),
@@ -85,6 +87,33 @@ def check_env_fits(config: DRRConfig, env_kwargs: dict[str, Any]) -> None:
     check_fits(config, shapes["dim"], shapes["history_len"], shapes["obs_dim"])
 
 
+def _recommended_item(
+    config: DRRConfig, items: np.ndarray | None, genres: np.ndarray | None, dim: int,
+    history_len: int, context: int,
+) -> RecommendedItem:  # fmt: skip
+    """The critic's recommended-item input, refused without the items, their genres (none
+    without boredom), or a satiation in the observation as long as the genres."""
+    where = f"DRRConfig.critic_input={config.critic_input!r}"
+    if items is None or np.shape(items)[1:] != (dim,):
+        raise ArgumentError(
+            f"{where} reads the item each action recommends: give DRRAgent "
+            f"items=env.unwrapped.vectors.items, (n_items, {dim})"
+        )
+    if genres is None or np.ndim(genres) != 2 or len(genres) != len(items):
+        raise ArgumentError(
+            f"{where} reads the genres of the item each action recommends: give DRRAgent "
+            f"item_genres=env.unwrapped.user_model.weights, ({len(items)}, n_genres); got "
+            f"{None if genres is None else np.shape(genres)}"
+        )
+    if np.shape(genres)[1] > context:
+        raise ArgumentError(
+            f"{where} weighs {np.shape(genres)[1]} genres by the observed satiation, but the "
+            f"observations have {context} values after the vectors: a user model with boredom "
+            "has one per genre"
+        )
+    return RecommendedItem(ItemCatalogue(items, history_len), genres)
+
+
 class DRRAgent:
     """Actor, critic, their targets, optimisers, replay and exploration noise.
 
@@ -96,12 +125,17 @@ class DRRAgent:
         obs_dim: length of the flat observation; what follows the user and history vectors
             (the user's satiation and patience) is read as context. Default: nothing follows.
         items: ``(n_items, dim)`` the env's item vectors; needed (only) with
-            ``config.refine_k``, which chooses among them.
+            ``config.refine_k``, which chooses among them, and with the critic input
+            ``recommended-item``.
+        item_genres: ``(n_items, n_genres)`` the items' genre weights
+            (``env.unwrapped.user_model.weights``; no columns without ``boredom``); needed
+            (only) with the critic input ``recommended-item``.
     """
 
     def __init__(
         self, config: DRRConfig, dim: int, history_len: int, seed: int,
         obs_dim: int | None = None, items: np.ndarray | None = None,
+        item_genres: np.ndarray | None = None,
     ) -> None:  # fmt: skip
         self.config, self.dim, self.history_len = config, dim, history_len
         obs_dim = (history_len + 1) * dim if obs_dim is None else obs_dim
@@ -113,8 +147,12 @@ class DRRAgent:
         self.actor = Actor(
             config.state, dim, history_len, config.hidden, context, config.action_head
         )
+        features = None
+        if config.critic_recommended_item:
+            features = _recommended_item(config, items, item_genres, dim, history_len, context)
         self.critic = Critic(
             config.state, dim, history_len, config.hidden, context, config.critic_user_product,
+            features,
         )  # fmt: skip
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)

@@ -13,7 +13,7 @@ from ..fields import Bound, ConfigError, check_choice, check_fields, check_train
 
 STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
 ACTION_HEADS = ("tanh", "unit", "user-residual")
-CRITIC_INPUTS = ("action", "action+user-product")
+CRITIC_INPUTS = ("action", "action+user-product", "action+user-product+recommended-item")
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring: beyond them a value is a slip
 # (num_envs=100000 meant 100,000 gradient steps per collected batch: a run that seemed hung).
@@ -85,10 +85,14 @@ class DRRConfig:
             bootstrap target then costs ``k`` critic evaluations). Left out of ``to_dict`` at
             0, so configs without it keep their keys.
         critic_input: what the critic reads of the action besides the state: ``action`` (the
-            paper's) or ``action+user-product``, the action and its elementwise product with
+            paper's); ``action+user-product``, the action and its elementwise product with
             the observed user vector, whose sum is the MF score of the action (the user-item
-            interaction DRR's state modules model, applied to the action). Left out of
-            ``to_dict`` at ``action``.
+            interaction DRR's state modules model, applied to the action); or
+            ``action+user-product+recommended-item``, those and what the item the action
+            makes the env recommend is to the user: its vector times the user's (their sum
+            its MF score) and its genre weights times the observed satiation
+            (``agents.drr.catalogue.RecommendedItem``; the agent needs the env's items and
+            their genres). Left out of ``to_dict`` at ``action``.
     """
 
     state: str = "drr-ave"
@@ -144,7 +148,12 @@ class DRRConfig:
     @property
     def critic_user_product(self) -> bool:
         """Whether the critic also reads the action's product with the user vector."""
-        return self.critic_input == "action+user-product"
+        return self.critic_input.startswith("action+user-product")
+
+    @property
+    def critic_recommended_item(self) -> bool:
+        """Whether the critic also reads what the recommended item is to the user."""
+        return self.critic_input.endswith("+recommended-item")
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k`` and

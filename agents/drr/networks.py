@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import nn
 
@@ -66,21 +68,32 @@ class Actor(nn.Module):
         return unit(unit(user) + out)
 
 
+class ActionFeatures(Protocol):
+    """Features of a batch of (observation, action) pairs a critic reads besides them
+    (``agents.drr.catalogue.RecommendedItem``); no gradient flows through them."""
+
+    width: int
+
+    def __call__(self, obs: torch.Tensor, action: torch.Tensor, /) -> torch.Tensor: ...
+
+
 class Critic(nn.Module):
     """(state, action) -> Q value.
 
     With ``user_product``, the critic also reads the action's elementwise product with the
-    observed user vector (its sum is the MF score of the action's direction).
+    observed user vector (its sum is the MF score of the action's direction); with
+    ``features``, what they compute of the observation and action.
     """
 
     def __init__(
         self, kind: str, dim: int, history_len: int, hidden: int, context: int,
-        user_product: bool = False,
+        user_product: bool = False, features: ActionFeatures | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         self.dim, self.history_len, self.user_product = dim, history_len, user_product
+        self.features = features
         self.state = StateRepresentation(kind, dim, history_len)
-        actions = 2 * dim if user_product else dim
+        actions = (2 * dim if user_product else dim) + (features.width if features else 0)
         self.body = _mlp(self.state.out_dim + context + actions, hidden, 1)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -89,4 +102,6 @@ class Critic(nn.Module):
         parts = [self.state(user, history), context, action]
         if self.user_product:
             parts.append(user * action)
+        if self.features is not None:
+            parts.append(self.features(obs, action))
         return self.body(torch.cat(parts, dim=1)).squeeze(1)

@@ -18,7 +18,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .networks import split_observation, unit
+from .catalogue import ItemCatalogue
+from .networks import unit
 
 
 class ItemRefiner:
@@ -33,21 +34,10 @@ class ItemRefiner:
     """
 
     def __init__(self, items: np.ndarray, k: int, history_len: int) -> None:
-        items = np.ascontiguousarray(items, dtype=np.float32)
-        self.items = torch.from_numpy(items)
+        self.catalogue = ItemCatalogue(items, history_len)
+        self.items = self.catalogue.items
         self.playable = unit(self.items)  # the same ranking as the raw vector, inside the box
-        self.k, self.history_len, self.dim = min(k, len(items)), history_len, items.shape[1]
-        # The observation holds the history's vectors, not its ids: they are found by value.
-        self._ids = {row.tobytes(): index for index, row in enumerate(items)}
-
-    def _history_mask(self, observations: torch.Tensor) -> torch.Tensor:
-        _, history, _ = split_observation(observations, self.dim, self.history_len)
-        rows = history.contiguous().numpy()
-        mask = torch.zeros((len(rows), len(self.items)), dtype=torch.bool)
-        for row, vectors in enumerate(rows):
-            found = [self._ids.get(vector.tobytes()) for vector in vectors]
-            mask[row, [index for index in found if index is not None]] = True
-        return mask
+        self.k, self.dim = min(k, len(self.items)), self.catalogue.dim
 
     def choose(
         self, observations: torch.Tensor, protos: torch.Tensor,
@@ -57,7 +47,7 @@ class ItemRefiner:
         best item has an all-zero vector keeps its proto-action."""
         with torch.no_grad():
             scores = protos @ self.items.T
-            scores.masked_fill_(self._history_mask(observations), -torch.inf)
+            scores.masked_fill_(self.catalogue.history_mask(observations), -torch.inf)
             best_scores, top = scores.topk(self.k, dim=1)
             candidates = self.playable[top]  # (batch, k, dim)
             repeated = observations.repeat_interleave(self.k, dim=0)

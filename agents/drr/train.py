@@ -163,7 +163,9 @@ def _train(
     dim, history_len = gym.spaces.flatdim(envs.single_action_space), envs.history_len
     obs_dim = gym.spaces.flatdim(envs.single_observation_space)
     data = envs.world.dataset.fingerprint()
-    agent = DRRAgent(config, dim, history_len, seed, obs_dim, envs.vectors.items)
+    agent = DRRAgent(
+        config, dim, history_len, seed, obs_dim, envs.vectors.items, envs.user_model.weights
+    )
     result = TrainResult(agent)
     running, losses, td_errors = np.zeros(envs.num_envs), [], []
     lengths = np.zeros(envs.num_envs, dtype=np.int64)
@@ -406,7 +408,7 @@ def load_agent(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]
     try:
         agent = DRRAgent(
             config, dims["dim"], dims["history_len"], int(payload["seed"]), dims["obs_dim"],
-            env.vectors.items,
+            env.vectors.items, env.user_model.weights,
         )  # fmt: skip
         agent.load_state_dict(payload["agent"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

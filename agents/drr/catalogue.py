@@ -1,0 +1,92 @@
+"""The env's item vectors as an agent sees them: which items an observation's history holds,
+and which item an action makes the env recommend."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .networks import split_observation
+
+
+class ItemCatalogue:
+    """The ``(n_items, dim)`` item vectors of an env (``env.unwrapped.vectors.items``).
+
+    The flat observation holds the history's vectors, not their ids: they are found by value,
+    through one random projection of every vector (a sorted key per item) and an exact
+    comparison of the vectors whose keys match.
+
+    Args:
+        items: the env's item vectors.
+        history_len: items in the observed history.
+    """
+
+    def __init__(self, items: np.ndarray, history_len: int) -> None:
+        items = np.ascontiguousarray(items, dtype=np.float32)
+        self.items = torch.from_numpy(items)
+        self.n_items, self.dim = items.shape
+        self.history_len = history_len
+        probe = np.random.default_rng(0).standard_normal(self.dim)
+        self._probe = torch.from_numpy(probe)
+        keys = torch.from_numpy(items.astype(np.float64) @ probe)
+        self._keys, self._order = keys.sort()
+
+    def history_mask(self, observations: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_items)``: True for the items in each observation's history."""
+        _, history, _ = split_observation(observations, self.dim, self.history_len)
+        vectors = history.reshape(-1, self.dim)
+        keys = vectors.double() @ self._probe
+        right = torch.searchsorted(self._keys, keys).clamp(max=self.n_items - 1)
+        left = (right - 1).clamp(min=0)
+        nearer = (self._keys[left] - keys).abs() < (self._keys[right] - keys).abs()
+        index = self._order[torch.where(nearer, left, right)]
+        found = (self.items[index] == vectors).all(dim=1)
+        rows = torch.arange(len(observations)).repeat_interleave(self.history_len)
+        mask = torch.zeros((len(observations), self.n_items), dtype=torch.bool)
+        mask[rows[found], index[found]] = True
+        return mask
+
+    def recommended(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``(batch,)`` the item each action scores highest outside its observation's history:
+        the env's recommendation (it also skips the items recommended earlier in the episode,
+        which the observation does not show)."""
+        scores = actions @ self.items.T
+        scores.masked_fill_(self.history_mask(observations), -torch.inf)
+        return scores.argmax(dim=1)
+
+
+class RecommendedItem:
+    """A critic input: what the item an action makes the env recommend is to the observed user.
+
+    For item ``i`` recommended to user vector ``u`` with per-genre satiation ``s``: ``u * v_i``,
+    whose sum is MF's score of the item less the user's own terms (the global mean and user
+    bias), so the items' order by MF's score (the action's direction loses the item vector's
+    length, which is part of the score), then ``s * w_i`` with ``w_i`` the item's genre weights
+    (``1 / |G(i)|`` for each of its genres), whose sum is the mean satiation over its genres:
+    what ``boredom`` takes off the rating, per unit of satiation strength. Without ``boredom``
+    the second part is empty.
+
+    The genres are the dataset's own (GroupLens' ``u.item`` / ``movies.dat``), in the order of
+    the observation's satiation (sorted by name): ``env.unwrapped.user_model.weights``.
+
+    Args:
+        catalogue: the env's items.
+        weights: ``(n_items, n_genres)`` the items' genre weights (``n_genres`` may be 0).
+    """
+
+    def __init__(self, catalogue: ItemCatalogue, weights: np.ndarray) -> None:
+        self.catalogue = catalogue
+        self.weights = torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32))
+        self.width = catalogue.dim + self.weights.shape[1]
+        self._start = (catalogue.history_len + 1) * catalogue.dim  # the satiation's slice
+
+    def __call__(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``(batch, width)`` for a batch of observations and actions."""
+        with torch.no_grad():
+            items = self.catalogue.recommended(observations, actions)
+            user = observations[:, : self.catalogue.dim]
+            end = self._start + self.weights.shape[1]
+            satiation = observations[:, self._start : end]
+            return torch.cat(
+                [user * self.catalogue.items[items], satiation * self.weights[items]], dim=1
+            )

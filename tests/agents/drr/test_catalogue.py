@@ -1,0 +1,106 @@
+"""The agent's view of the env's items: the history found by value, the env's recommendation
+of an action, and what a critic can read of the item it recommends."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents.drr.agent import DRRAgent
+from agents.drr.catalogue import ItemCatalogue, RecommendedItem
+from agents.drr.config import DRRConfig
+from agents.drr.train import load_agent, train_drr
+from movielens_env.errors import ArgumentError
+
+ENV = {"dataset": "synthetic", "embedding_dim": 8, "history_len": 5,
+       "mf_options": {"iterations": 2}, "user_model": "boredom"}  # fmt: skip
+SMALL = {"hidden": 32, "batch_size": 16, "learning_starts": 16, "buffer_size": 500}
+RECOMMENDED = "action+user-product+recommended-item"
+
+
+def test_the_history_is_found_by_value_among_many_items():
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=(500, 6)).astype(np.float32)
+    catalogue = ItemCatalogue(items, history_len=4)
+    histories = np.stack([rng.choice(500, 4, replace=False) for _ in range(50)])
+    obs = np.concatenate([rng.normal(size=(50, 6)), items[histories].reshape(50, -1)], axis=1)
+    obs = torch.as_tensor(obs, dtype=torch.float32)
+    mask = catalogue.history_mask(obs)
+    expected = np.zeros((50, 500), dtype=bool)
+    np.put_along_axis(expected, histories, True, axis=1)
+    np.testing.assert_array_equal(mask.numpy(), expected)
+    # A vector that is no item's (an item moved by 1e-3) is found nowhere.
+    obs[0, 6:12] += 1e-3
+    assert catalogue.history_mask(obs)[0].sum() == 3
+
+
+def _expected(inner, obs: np.ndarray, item: int) -> np.ndarray:
+    """What the critic should read of ``item`` recommended to the env's user now."""
+    user = obs[: inner.vectors.dim]
+    satiation = inner._state.satiation[0] * inner.user_model.weights[item]
+    return np.concatenate([user * inner.vectors.items[item], satiation])
+
+
+def test_the_recommended_item_its_mf_score_and_genre_satiation_are_the_envs():
+    env = gym.make("MovieLensRec-v0", **ENV)
+    inner = env.unwrapped
+    catalogue = ItemCatalogue(inner.vectors.items, inner.history_len)
+    features = RecommendedItem(catalogue, inner.user_model.weights)
+    rng = np.random.default_rng(1)
+    satiated = 0
+    for episode in range(5):
+        obs, _ = env.reset(seed=episode)
+        action = rng.normal(size=env.action_space.shape).astype(np.float32)
+        pair = torch.as_tensor(obs)[None], torch.as_tensor(action)[None]
+        item = int(catalogue.recommended(*pair)[0])
+        seen = features(*pair)[0].numpy()
+        expected = _expected(inner, obs, item)
+        _, _, _, _, info = env.step(action)  # the first step: nothing recommended before it
+        assert inner.world.dataset.item_ids[item] == info["item_ids"][0]
+        np.testing.assert_allclose(seen, expected, rtol=1e-5, atol=1e-7)
+        dim, mf = inner.vectors.dim, inner.world.mf  # the sum: MF's score less the user's part
+        score = mf.predict(inner._user, item) - mf.global_mean - mf.user_bias[inner._user]
+        assert seen[:dim].sum() == pytest.approx(score, rel=1e-4, abs=1e-5)
+        for _ in range(3):  # later steps, with satiation
+            obs, *_ = env.step(rng.normal(size=env.action_space.shape).astype(np.float32))
+        pair = torch.as_tensor(obs)[None], torch.as_tensor(action)[None]
+        item = int(catalogue.recommended(*pair)[0])
+        expected = _expected(inner, obs, item)
+        np.testing.assert_allclose(features(*pair)[0].numpy(), expected, rtol=1e-5, atol=1e-7)
+        satiated += expected[inner.vectors.dim :].sum() > 0
+    assert satiated  # the check above compared some non-zero satiation
+
+
+def test_the_recommended_item_critic_needs_the_items_their_genres_and_a_satiation():
+    config = DRRConfig(**SMALL, critic_input=RECOMMENDED)
+    assert config.critic_user_product and config.critic_recommended_item
+    assert DRRConfig.from_dict(config.to_dict()) == config
+    items, genres = np.ones((7, 4), np.float32), np.ones((7, 3))
+    with pytest.raises(ArgumentError, match="give DRRAgent items="):
+        DRRAgent(config, 4, 2, seed=0, obs_dim=15, item_genres=genres)
+    with pytest.raises(ArgumentError, match="give DRRAgent item_genres="):
+        DRRAgent(config, 4, 2, seed=0, obs_dim=15, items=items)
+    with pytest.raises(ArgumentError, match="a user model with boredom"):
+        DRRAgent(config, 4, 2, seed=0, obs_dim=12, items=items, item_genres=genres)
+    for obs_dim, n_genres in ((15, 3), (12, 0)):  # with boredom, and without (static)
+        agent = DRRAgent(
+            config, 4, 2, seed=0, obs_dim=obs_dim, items=items,
+            item_genres=np.ones((7, n_genres)),
+        )  # fmt: skip
+        assert agent.critic(torch.zeros(3, obs_dim), torch.ones(3, 4)).shape == (3,)
+
+
+def test_a_refined_recommended_item_agent_trains_and_reloads_to_the_same_choices(tmp_path):
+    config = DRRConfig(**SMALL, eval_every=1000, refine_k=6, critic_input=RECOMMENDED)
+    result = train_drr(ENV, config, 8, seed=0, run_dir=tmp_path)
+    assert np.isfinite(result.episode_returns).all()
+    agent, _ = load_agent(tmp_path)
+    assert agent.config.critic_input == RECOMMENDED
+    env = gym.make("MovieLensRec-v0", **ENV)
+    obs, _ = env.reset(seed=2)
+    for _ in range(4):
+        action = agent.predict(obs)[0]
+        np.testing.assert_array_equal(action, result.agent.predict(obs)[0])
+        obs, *_ = env.step(action)
