@@ -218,7 +218,9 @@ class DRRAgent:
             next_obs = torch.as_tensor(batch.next_observations)
             next_actions = self.actor_target(next_obs)
             if self.refiner is not None:  # the action the target policy would play
-                next_actions = self.refiner.choose(next_obs, next_actions, self.critic_target)
+                double = self.config.refine_target == "double"
+                chooser = self.critic if double else self.critic_target
+                next_actions = self.refiner.choose(next_obs, next_actions, chooser)
             next_q = self.critic_target(next_obs, next_actions)
             target = (
                 torch.as_tensor(batch.rewards)

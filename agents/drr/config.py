@@ -13,6 +13,7 @@ from ..fields import Bound, ConfigError, check_choice, check_fields, check_train
 
 STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
 ACTION_HEADS = ("tanh", "unit", "user-residual")
+REFINE_TARGETS = ("target", "double")
 CRITIC_INPUTS = ("action", "action+user-product", "action+user-product+recommended-item")
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring: beyond them a value is a slip
@@ -84,6 +85,11 @@ class DRRConfig:
             with the critic and plays the best one's vector (10 to 50; each action and each
             bootstrap target then costs ``k`` critic evaluations). Left out of ``to_dict`` at
             0, so configs without it keep their keys.
+        refine_target: which critic chooses the item in the bootstrap target with
+            ``refine_k``: ``target`` (Dulac-Arnold et al.'s: the target critic chooses and
+            values it) or ``double`` (the online critic chooses, the target critic values it,
+            as double Q-learning: a maximum over ``k`` noisy values overestimates). Left out of
+            ``to_dict`` at ``target``.
         critic_input: what the critic reads of the action besides the state: ``action`` (the
             paper's); ``action+user-product``, the action and its elementwise product with
             the observed user vector, whose sum is the MF score of the action (the user-item
@@ -117,12 +123,14 @@ class DRRConfig:
     eval_every: int = 500
     checkpoint_every: int = 500
     refine_k: int = 0
+    refine_target: str = "target"
     critic_input: str = "action"
 
     def __post_init__(self) -> None:
         check_choice(self, "state", STATE_REPRESENTATIONS)
         check_choice(self, "action_head", ACTION_HEADS)
         check_choice(self, "critic_input", CRITIC_INPUTS)
+        check_choice(self, "refine_target", REFINE_TARGETS)
         check_fields(self, BOUNDS)
         if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
             raise ConfigError(
@@ -156,12 +164,14 @@ class DRRConfig:
         return self.critic_input.endswith("+recommended-item")
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k`` and
-        ``critic_input`` only when not at their defaults, so the results stored before they
-        existed keep their keys."""
+        """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,
+        ``refine_target`` and ``critic_input`` only when not at their defaults, so the results
+        stored before they existed keep their keys."""
         values = dataclasses.asdict(self)
         if not self.refine_k:
             del values["refine_k"]
+        if self.refine_target == "target":
+            del values["refine_target"]
         if self.critic_input == "action":
             del values["critic_input"]
         return values

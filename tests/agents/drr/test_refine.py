@@ -69,11 +69,13 @@ def test_an_item_without_a_direction_keeps_the_proto_action():
 def test_refine_k_needs_the_item_vectors_and_keeps_old_keys():
     with pytest.raises(ArgumentError, match="refine_k=4 chooses among the env's item vectors"):
         DRRAgent(DRRConfig(**SMALL, refine_k=4), 8, 5, seed=0)
-    assert "refine_k" not in DRRConfig().to_dict()
-    config = DRRConfig(refine_k=20)
-    assert DRRConfig.from_dict(config.to_dict()) == config
+    assert not {"refine_k", "refine_target"} & set(DRRConfig().to_dict())
+    for config in (DRRConfig(refine_k=20), DRRConfig(refine_k=20, refine_target="double")):
+        assert DRRConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="refine_k"):
         DRRConfig(refine_k=-1)
+    with pytest.raises(ValueError, match="refine_target='online' is not valid; allowed: target"):
+        DRRConfig(refine_target="online")
 
 
 def test_a_refined_agent_plays_catalogue_items_and_reloads_to_the_same_choices(tmp_path):
@@ -129,5 +131,29 @@ def test_the_built_in_drr_agents_keep_the_keys_their_stored_results_have():
     register_builtin_agents()
     for state in ("drr-ave", "drr-n", "drr-u", "drr-p"):
         config = AGENTS[state].config
-        assert "refine_k" not in config and "critic_input" not in config
+        assert not {"refine_k", "refine_target", "critic_input"} & set(config)
         assert DRRConfig.from_dict(config) == DRRConfig(state=state)
+
+
+@pytest.mark.parametrize(("target", "chooser"), [("target", "critic_target"), ("double", "critic")])
+def test_the_bootstrap_item_is_chosen_by_the_critic_refine_target_names(target, chooser):
+    rng = np.random.default_rng(0)
+    dim, history, n = 4, 2, 16
+    items = rng.normal(size=(20, dim)).astype(np.float32)
+    config = DRRConfig(**SMALL, refine_k=3, refine_target=target)
+    agent = DRRAgent(config, dim, history, seed=0, items=items)
+    obs = np.concatenate(
+        [rng.normal(size=(n, dim)), items[rng.integers(0, 20, (n, history))].reshape(n, -1)], 1
+    )
+    obs = obs.astype(np.float32)
+    agent.replay.add(obs, rng.normal(size=(n, dim)), rng.normal(size=n), obs, np.zeros(n))
+    assert agent.refiner is not None
+    original, critics = agent.refiner.choose, []
+
+    def choose(observations, protos, critic):
+        critics.append(critic)
+        return original(observations, protos, critic)
+
+    agent.refiner.choose = choose  # type: ignore[method-assign]
+    agent.update(beta=0.4)
+    assert critics == [getattr(agent, chooser)]
