@@ -87,23 +87,39 @@ def check_env_fits(config: DRRConfig, env_kwargs: dict[str, Any]) -> None:
     check_fits(config, shapes["dim"], shapes["history_len"], shapes["obs_dim"])
 
 
-def _recommended_item(
-    config: DRRConfig, items: np.ndarray | None, genres: np.ndarray | None, dim: int,
-    history_len: int, context: int,
-) -> RecommendedItem:  # fmt: skip
-    """The critic's recommended-item input, refused without the items, their genres (none
-    without boredom), or a satiation in the observation as long as the genres."""
-    where = f"DRRConfig.critic_input={config.critic_input!r}"
+def _catalogue(
+    config: DRRConfig, items: np.ndarray | None, dim: int, history_len: int
+) -> ItemCatalogue | None:
+    """The env's items where ``config`` reads them (refinement, the recommended-item critic),
+    refused, with the field named, without them; ``None`` where nothing reads them."""
+    readers = []
+    if config.refine_k:
+        readers.append(f"DRRConfig.refine_k={config.refine_k} chooses among the env's item vectors")
+    if config.critic_recommended_item:
+        readers.append(
+            f"DRRConfig.critic_input={config.critic_input!r} reads the item each action recommends"
+        )
+    if not readers:
+        return None
     if items is None or np.shape(items)[1:] != (dim,):
         raise ArgumentError(
-            f"{where} reads the item each action recommends: give DRRAgent "
-            f"items=env.unwrapped.vectors.items, (n_items, {dim})"
+            f"{' and '.join(readers)}: give DRRAgent items=env.unwrapped.vectors.items, "
+            f"(n_items, {dim})"
         )
-    if genres is None or np.ndim(genres) != 2 or len(genres) != len(items):
+    return ItemCatalogue(items, history_len)
+
+
+def _recommended_item(
+    config: DRRConfig, catalogue: ItemCatalogue, genres: np.ndarray | None, context: int
+) -> RecommendedItem:
+    """The critic's recommended-item input, refused without the items' genres (none without
+    boredom), or a satiation in the observation as long as the genres."""
+    where = f"DRRConfig.critic_input={config.critic_input!r}"
+    if genres is None or np.ndim(genres) != 2 or len(genres) != catalogue.n_items:
         raise ArgumentError(
             f"{where} reads the genres of the item each action recommends: give DRRAgent "
-            f"item_genres=env.unwrapped.user_model.weights, ({len(items)}, n_genres); got "
-            f"{None if genres is None else np.shape(genres)}"
+            f"item_genres=env.unwrapped.user_model.weights, ({catalogue.n_items}, n_genres); "
+            f"got {None if genres is None else np.shape(genres)}"
         )
     if np.shape(genres)[1] > context:
         raise ArgumentError(
@@ -111,7 +127,7 @@ def _recommended_item(
             f"observations have {context} values after the vectors: a user model with boredom "
             "has one per genre"
         )
-    return RecommendedItem(ItemCatalogue(items, history_len), genres)
+    return RecommendedItem(catalogue, genres)
 
 
 class DRRAgent:
@@ -147,9 +163,10 @@ class DRRAgent:
         self.actor = Actor(
             config.state, dim, history_len, config.hidden, context, config.action_head
         )
+        catalogue = _catalogue(config, items, dim, history_len)
         features = None
-        if config.critic_recommended_item:
-            features = _recommended_item(config, items, item_genres, dim, history_len, context)
+        if catalogue is not None and config.critic_recommended_item:
+            features = _recommended_item(config, catalogue, item_genres, context)
         self.critic = Critic(
             config.state, dim, history_len, config.hidden, context, config.critic_user_product,
             features,
@@ -166,13 +183,8 @@ class DRRAgent:
             config.buffer_size, self.obs_dim, dim, config.per_alpha, config.per_eps
         )
         self.refiner: ItemRefiner | None = None
-        if config.refine_k:
-            if items is None or np.shape(items)[1:] != (dim,):
-                raise ArgumentError(
-                    f"DRRConfig.refine_k={config.refine_k} chooses among the env's item vectors: "
-                    f"give DRRAgent items=env.unwrapped.vectors.items, (n_items, {dim})"
-                )
-            self.refiner = ItemRefiner(items, config.refine_k, history_len)
+        if catalogue is not None and config.refine_k:
+            self.refiner = ItemRefiner(catalogue, config.refine_k, features is not None)
         self.rng = np.random.default_rng(seed)
         self.noise_std = config.noise_std
         self.episodes = 0

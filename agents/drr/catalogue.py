@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .networks import split_observation
+from .networks import split_observation, unit
+
+_ROWS = 1024  # item rows per block when scoring the catalogue against itself
 
 
 class ItemCatalogue:
@@ -15,6 +17,9 @@ class ItemCatalogue:
     The flat observation holds the history's vectors, not their ids: they are found by value,
     through one random projection of every vector (a sorted key per item) and an exact
     comparison of the vectors whose keys match.
+
+    The catalogue is read-only: copies (``copy.deepcopy`` of a critic that reads it, for its
+    target) share it.
 
     Args:
         items: the env's item vectors.
@@ -30,6 +35,11 @@ class ItemCatalogue:
         self._probe = torch.from_numpy(probe)
         keys = torch.from_numpy(items.astype(np.float64) @ probe)
         self._keys, self._order = keys.sort()
+        self.playable = unit(self.items)  # the same ranking as the raw vector, inside the box
+        self._rivalled: torch.Tensor | None = None
+
+    def __deepcopy__(self, memo: dict) -> ItemCatalogue:
+        return self
 
     def history_mask(self, observations: torch.Tensor) -> torch.Tensor:
         """``(batch, n_items)``: True for the items in each observation's history."""
@@ -53,6 +63,35 @@ class ItemCatalogue:
         scores = actions @ self.items.T
         scores.masked_fill_(self.history_mask(observations), -torch.inf)
         return scores.argmax(dim=1)
+
+    def rivalled(self) -> torch.Tensor:
+        """``(n_items,)`` True for the items whose own unit vector scores some other item at
+        least as high as themselves, up to a margin far above float32 rounding: the only ones
+        whose vector may make the env recommend another item. Computed once, when first
+        asked for."""
+        if self._rivalled is None:
+            margin = 1e-4 * float(self.items.norm(dim=1).max())
+            rivalled = torch.zeros(self.n_items, dtype=torch.bool)
+            for start in range(0, self.n_items, _ROWS):
+                rows = torch.arange(start, min(start + _ROWS, self.n_items))
+                scores = self.playable[rows] @ self.items.T
+                own = scores[torch.arange(len(rows)), rows]
+                rivalled[rows] = (scores >= (own - margin)[:, None]).sum(dim=1) > 1
+            self._rivalled = rivalled
+        return self._rivalled
+
+    def recommended_for_items(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(batch, k)`` what :meth:`recommended` gives for the unit vectors of ``items``
+        ``(batch, k)``, outside the histories ``mask`` ``(batch, n_items)`` (from
+        :meth:`history_mask`): an item outside the history whose vector has no rival is its
+        own recommendation, so the catalogue is scored only for the others."""
+        picks = items.clone()
+        rows, cols = (self.rivalled()[items] | mask.gather(1, items)).nonzero(as_tuple=True)
+        if len(rows):
+            scores = self.playable[items[rows, cols]] @ self.items.T
+            scores.masked_fill_(mask[rows], -torch.inf)
+            picks[rows, cols] = scores.argmax(dim=1)
+        return picks
 
 
 class RecommendedItem:
@@ -80,10 +119,15 @@ class RecommendedItem:
         self.width = catalogue.dim + self.weights.shape[1]
         self._start = (catalogue.history_len + 1) * catalogue.dim  # the satiation's slice
 
-    def __call__(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """``(batch, width)`` for a batch of observations and actions."""
+    def __call__(
+        self, observations: torch.Tensor, actions: torch.Tensor,
+        items: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """``(batch, width)`` for a batch of observations and actions; ``items``, where the
+        caller knows them, are the ``(batch,)`` items the actions recommend."""
         with torch.no_grad():
-            items = self.catalogue.recommended(observations, actions)
+            if items is None:
+                items = self.catalogue.recommended(observations, actions)
             user = observations[:, : self.catalogue.dim]
             end = self._start + self.weights.shape[1]
             satiation = observations[:, self._start : end]

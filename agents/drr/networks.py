@@ -70,11 +70,14 @@ class Actor(nn.Module):
 
 class ActionFeatures(Protocol):
     """Features of a batch of (observation, action) pairs a critic reads besides them
-    (``agents.drr.catalogue.RecommendedItem``); no gradient flows through them."""
+    (``agents.drr.catalogue.RecommendedItem``); no gradient flows through them. ``items``,
+    where the caller knows them, are the items the actions make the env recommend."""
 
     width: int
 
-    def __call__(self, obs: torch.Tensor, action: torch.Tensor, /) -> torch.Tensor: ...
+    def __call__(
+        self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None, /
+    ) -> torch.Tensor: ...
 
 
 class Critic(nn.Module):
@@ -96,12 +99,15 @@ class Critic(nn.Module):
         actions = (2 * dim if user_product else dim) + (features.width if features else 0)
         self.body = _mlp(self.state.out_dim + context + actions, hidden, 1)
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Q values (batch,)."""
+    def forward(
+        self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Q values (batch,); ``items``, where the caller knows them, are the ``(batch,)``
+        items the actions make the env recommend (read by ``features`` only)."""
         user, history, context = split_observation(obs, self.dim, self.history_len)
         parts = [self.state(user, history), context, action]
         if self.user_product:
             parts.append(user * action)
         if self.features is not None:
-            parts.append(self.features(obs, action))
+            parts.append(self.features(obs, action, items))
         return self.body(torch.cat(parts, dim=1)).squeeze(1)

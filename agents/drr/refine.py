@@ -15,11 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from .catalogue import ItemCatalogue
-from .networks import unit
 
 
 class ItemRefiner:
@@ -28,30 +26,37 @@ class ItemRefiner:
     recommends them).
 
     Args:
-        items: ``(n_items, dim)`` the env's item vectors (``env.unwrapped.vectors.items``).
+        catalogue: the env's items.
         k: candidates re-scored per action (at most the catalogue).
-        history_len: items in the observed history.
+        tell_items: pass the critic, as its third argument, the item each candidate's vector
+            makes the env recommend (a critic that reads it need not find it in the catalogue
+            again for each of the ``k`` candidates).
     """
 
-    def __init__(self, items: np.ndarray, k: int, history_len: int) -> None:
-        self.catalogue = ItemCatalogue(items, history_len)
-        self.items = self.catalogue.items
-        self.playable = unit(self.items)  # the same ranking as the raw vector, inside the box
-        self.k, self.dim = min(k, len(self.items)), self.catalogue.dim
+    def __init__(self, catalogue: ItemCatalogue, k: int, tell_items: bool = False) -> None:
+        self.catalogue, self.tell_items = catalogue, tell_items
+        self.k, self.dim = min(k, catalogue.n_items), catalogue.dim
 
     def choose(
         self, observations: torch.Tensor, protos: torch.Tensor,
-        critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        critic: Callable[..., torch.Tensor],
     ) -> torch.Tensor:  # fmt: skip
         """``(batch, dim)`` the played actions for ``protos`` in ``observations``; a row whose
         best item has an all-zero vector keeps its proto-action."""
         with torch.no_grad():
-            scores = protos @ self.items.T
-            scores.masked_fill_(self.catalogue.history_mask(observations), -torch.inf)
+            mask = self.catalogue.history_mask(observations)
+            scores = protos @ self.catalogue.items.T
+            scores.masked_fill_(mask, -torch.inf)
             best_scores, top = scores.topk(self.k, dim=1)
-            candidates = self.playable[top]  # (batch, k, dim)
+            candidates = self.catalogue.playable[top]  # (batch, k, dim)
             repeated = observations.repeat_interleave(self.k, dim=0)
-            values = critic(repeated, candidates.reshape(-1, self.dim)).reshape(-1, self.k)
+            flat = candidates.reshape(-1, self.dim)
+            if self.tell_items:
+                picks = self.catalogue.recommended_for_items(top, mask).reshape(-1)
+                values = critic(repeated, flat, picks)
+            else:
+                values = critic(repeated, flat)
+            values = values.reshape(-1, self.k)
             # With fewer than k items outside the history, history items fill the top k.
             values.masked_fill_(best_scores == -torch.inf, -torch.inf)
             best = candidates[torch.arange(len(top)), values.argmax(dim=1)]

@@ -36,6 +36,41 @@ def test_the_history_is_found_by_value_among_many_items():
     assert catalogue.history_mask(obs)[0].sum() == 3
 
 
+def test_an_items_own_vector_recommends_what_a_search_of_the_catalogue_finds():
+    rng = np.random.default_rng(2)
+    items = rng.normal(size=(300, 6)).astype(np.float32)
+    items[:40] *= 0.05  # short vectors: other items score higher on them
+    items[40] = items[41]  # a tie
+    items[42] = 0.0  # no direction
+    catalogue = ItemCatalogue(items, history_len=4)
+    assert catalogue.rivalled()[[40, 41, 42]].all() and not catalogue.rivalled().all()
+    histories = np.stack([rng.choice(300, 4, replace=False) for _ in range(30)])
+    obs = np.concatenate([rng.normal(size=(30, 6)), items[histories].reshape(30, -1)], axis=1)
+    obs = torch.as_tensor(obs, dtype=torch.float32)
+    candidates = torch.as_tensor(rng.integers(0, 300, size=(30, 50)))
+    candidates[:, :4] = torch.as_tensor(histories)  # history items recommend another item
+    candidates[:, 4:8] = torch.tensor([40, 41, 42, 0])
+    picks = catalogue.recommended_for_items(candidates, catalogue.history_mask(obs))
+    searched = catalogue.recommended(
+        obs.repeat_interleave(50, dim=0), catalogue.playable[candidates].reshape(-1, 6)
+    )  # fmt: skip
+    np.testing.assert_array_equal(picks.reshape(-1).numpy(), searched.numpy())
+    assert (picks != candidates).float().mean() > 0.1  # the search was needed for some
+
+
+def test_the_target_critic_shares_the_catalogue():
+    env = gym.make("MovieLensRec-v0", **ENV)
+    inner = env.unwrapped
+    agent = DRRAgent(
+        DRRConfig(**SMALL, refine_k=4, critic_input=RECOMMENDED), inner.vectors.dim,
+        inner.history_len, seed=0, obs_dim=env.observation_space.shape[0],
+        items=inner.vectors.items, item_genres=inner.user_model.weights,
+    )  # fmt: skip
+    catalogue = agent.critic.features.catalogue
+    assert agent.critic_target.features.catalogue is catalogue
+    assert agent.refiner.catalogue is catalogue and agent.refiner.tell_items
+
+
 def _expected(inner, obs: np.ndarray, item: int) -> np.ndarray:
     """What the critic should read of ``item`` recommended to the env's user now."""
     user = obs[: inner.vectors.dim]

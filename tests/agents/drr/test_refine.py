@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from agents.drr.agent import DRRAgent
+from agents.drr.catalogue import ItemCatalogue
 from agents.drr.config import DRRConfig
 from agents.drr.networks import unit
 from agents.drr.refine import ItemRefiner
@@ -38,7 +39,7 @@ def test_the_critic_chooses_among_the_proto_actions_top_items_outside_the_histor
     rng = np.random.default_rng(0)
     items = rng.normal(size=(30, 4)).astype(np.float32)
     items[7] = 0.0  # an item with no direction
-    refiner = ItemRefiner(items, k=5, history_len=2)
+    refiner = ItemRefiner(ItemCatalogue(items, history_len=2), k=5)
     proto = torch.as_tensor(rng.normal(size=(1, 4)), dtype=torch.float32)
     ranked = list(np.argsort(-(items @ proto.numpy()[0])))
     history = ranked[:2]
@@ -59,7 +60,7 @@ def test_the_critic_chooses_among_the_proto_actions_top_items_outside_the_histor
 def test_an_item_without_a_direction_keeps_the_proto_action():
     items = np.zeros((3, 2), dtype=np.float32)
     items[1] = [1.0, 0.0]
-    refiner = ItemRefiner(items, k=3, history_len=1)
+    refiner = ItemRefiner(ItemCatalogue(items, history_len=1), k=3)
     obs = _obs(items, [1], np.ones(2))[None]  # item 1 is in the history
     proto = torch.tensor([[0.0, 1.0]])
     played = refiner.choose(obs, proto, _Prefers(torch.tensor([1.0, 1.0])))
