@@ -191,12 +191,16 @@ class DRRAgent:
         self.updates = 0
 
     # ------------------------------------------------------------------ acting
-    def act(self, observations: np.ndarray, explore: bool) -> np.ndarray:
+    def act(
+        self, observations: np.ndarray, explore: bool, shown: np.ndarray | None = None
+    ) -> np.ndarray:
         """Actions for a batch of flat observations; with ``explore``, plus decaying noise
         (per component with the ``tanh`` head; with the unit heads, of typical length
         ``noise_std`` relative to the unit action, and the noisy action is a unit vector too, so
         the critic only ever reads directions). With ``refine_k``, the noisy action is the
-        proto-action the critic's choice of item starts from."""
+        proto-action the critic's choice of item starts from, and ``shown``
+        ``(batch, n_items)``, where ``config.refine_exclude`` asks for it, marks the items
+        each row's episode has recommended, which it never chooses."""
         obs = torch.as_tensor(observations, dtype=torch.float32)
         with torch.no_grad():
             actions = self.actor(obs)
@@ -208,15 +212,50 @@ class DRRAgent:
             if unit_head:
                 actions = unit(actions)
         if self.refiner is not None:
-            actions = self.refiner.choose(obs, actions, self.critic)
+            mask = None
+            if shown is not None and self.config.remembers_shown:
+                mask = torch.as_tensor(shown, dtype=torch.bool)
+            actions = self.refiner.choose(obs, actions, self.critic, mask)
         return np.clip(actions.numpy(), -1.0, 1.0).astype(np.float32)
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
-        """SB3's signature: ``(action, None)`` for one observation or a batch of them."""
+        """SB3's signature: ``(action, state)`` for one observation or a batch of them.
+
+        The state is ``None``, except with ``config.refine_exclude="history+shown"``: a
+        ``(batch, n_items)`` bool array of the items the agent recommended in each row's
+        episode so far, to pass back with the next step's observations (as SB3's recurrent
+        policies' state); ``episode_start`` rows (all, without a state) begin anew.
+        """
         obs = np.asarray(observation, dtype=np.float32)
         single = obs.ndim == 1
-        actions = self.act(obs[None] if single else obs, explore=not deterministic)
-        return (actions[0] if single else actions), None
+        batch = obs[None] if single else obs
+        shown = self._shown(state, episode_start, len(batch))
+        actions = self.act(batch, explore=not deterministic, shown=shown)
+        if shown is not None:
+            assert self.refiner is not None  # remembers_shown implies refine_k
+            played = self.refiner.catalogue.recommended(
+                torch.as_tensor(batch), torch.as_tensor(actions), torch.as_tensor(shown)
+            )
+            shown[np.arange(len(batch)), played.numpy()] = True
+        return (actions[0] if single else actions), shown
+
+    def _shown(self, state: Any, episode_start: Any, rows: int) -> np.ndarray | None:
+        """The items each row's episode has recommended, from ``predict``'s ``state``."""
+        if not self.config.remembers_shown:
+            return None
+        assert self.refiner is not None
+        n_items = self.refiner.catalogue.n_items
+        if state is None:
+            return np.zeros((rows, n_items), dtype=bool)
+        shown = np.array(state, dtype=bool)  # a copy: the caller's state is left as it was
+        if shown.shape != (rows, n_items):
+            raise ArgumentError(
+                f"DRRAgent.predict: state must be the (batch, n_items) = ({rows}, {n_items}) "
+                f"array a previous predict returned for this batch, got shape {shown.shape}"
+            )
+        if episode_start is not None:
+            shown[np.asarray(episode_start, dtype=bool).reshape(rows)] = False
+        return shown
 
     def end_episode(self) -> None:
         """Decay the exploration noise towards its floor."""

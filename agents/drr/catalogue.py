@@ -56,12 +56,19 @@ class ItemCatalogue:
         mask[rows[found], index[found]] = True
         return mask
 
-    def recommended(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """``(batch,)`` the item each action scores highest outside its observation's history:
-        the env's recommendation (it also skips the items recommended earlier in the episode,
-        which the observation does not show)."""
+    def recommended(
+        self, observations: torch.Tensor, actions: torch.Tensor,
+        shown: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """``(batch,)`` the item each action scores highest outside its observation's history
+        and the items ``shown`` ``(batch, n_items)`` marks: the env's recommendation, where
+        ``shown`` holds the items recommended earlier in the episode (the env skips them, the
+        observation does not show them)."""
+        mask = self.history_mask(observations)
+        if shown is not None:
+            mask |= shown
         scores = actions @ self.items.T
-        scores.masked_fill_(self.history_mask(observations), -torch.inf)
+        scores.masked_fill_(mask, -torch.inf)
         return scores.argmax(dim=1)
 
     def rivalled(self) -> torch.Tensor:

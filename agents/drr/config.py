@@ -14,6 +14,7 @@ from ..fields import Bound, ConfigError, check_choice, check_fields, check_train
 STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
 ACTION_HEADS = ("tanh", "unit", "user-residual")
 REFINE_TARGETS = ("target", "double")
+REFINE_EXCLUDES = ("history", "history+shown")
 CRITIC_INPUTS = ("action", "action+user-product", "action+user-product+recommended-item")
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring: beyond them a value is a slip
@@ -90,6 +91,11 @@ class DRRConfig:
             values it) or ``double`` (the online critic chooses, the target critic values it,
             as double Q-learning: a maximum over ``k`` noisy values overestimates). Left out of
             ``to_dict`` at ``target``.
+        refine_exclude: the items refinement never chooses: ``history`` (the observed
+            history's) or ``history+shown`` (also those the agent recommended earlier in the
+            episode, which the env never recommends twice but the observation does not show:
+            the agent remembers them, through SB3's ``predict`` ``state`` in evaluation and
+            from the env's ``info`` in training). Left out of ``to_dict`` at ``history``.
         critic_input: what the critic reads of the action besides the state: ``action`` (the
             paper's); ``action+user-product``, the action and its elementwise product with
             the observed user vector, whose sum is the MF score of the action (the user-item
@@ -124,6 +130,7 @@ class DRRConfig:
     checkpoint_every: int = 500
     refine_k: int = 0
     refine_target: str = "target"
+    refine_exclude: str = "history"
     critic_input: str = "action"
 
     def __post_init__(self) -> None:
@@ -131,6 +138,7 @@ class DRRConfig:
         check_choice(self, "action_head", ACTION_HEADS)
         check_choice(self, "critic_input", CRITIC_INPUTS)
         check_choice(self, "refine_target", REFINE_TARGETS)
+        check_choice(self, "refine_exclude", REFINE_EXCLUDES)
         check_fields(self, BOUNDS)
         if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
             raise ConfigError(
@@ -154,6 +162,11 @@ class DRRConfig:
             )
 
     @property
+    def remembers_shown(self) -> bool:
+        """Whether refinement skips the items recommended earlier in the episode."""
+        return bool(self.refine_k) and self.refine_exclude == "history+shown"
+
+    @property
     def critic_user_product(self) -> bool:
         """Whether the critic also reads the action's product with the user vector."""
         return self.critic_input.startswith("action+user-product")
@@ -165,13 +178,15 @@ class DRRConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,
-        ``refine_target`` and ``critic_input`` only when not at their defaults, so the results
-        stored before they existed keep their keys."""
+        ``refine_target``, ``refine_exclude`` and ``critic_input`` only when not at their
+        defaults, so the results stored before they existed keep their keys."""
         values = dataclasses.asdict(self)
         if not self.refine_k:
             del values["refine_k"]
         if self.refine_target == "target":
             del values["refine_target"]
+        if self.refine_exclude == "history":
+            del values["refine_exclude"]
         if self.critic_input == "action":
             del values["critic_input"]
         return values

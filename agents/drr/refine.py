@@ -39,12 +39,15 @@ class ItemRefiner:
 
     def choose(
         self, observations: torch.Tensor, protos: torch.Tensor,
-        critic: Callable[..., torch.Tensor],
+        critic: Callable[..., torch.Tensor], shown: torch.Tensor | None = None,
     ) -> torch.Tensor:  # fmt: skip
-        """``(batch, dim)`` the played actions for ``protos`` in ``observations``; a row whose
-        best item has an all-zero vector keeps its proto-action."""
+        """``(batch, dim)`` the played actions for ``protos`` in ``observations``, never one of
+        the items ``shown`` ``(batch, n_items)`` marks (those recommended earlier in the
+        episode); a row whose best item has an all-zero vector keeps its proto-action."""
         with torch.no_grad():
             mask = self.catalogue.history_mask(observations)
+            if shown is not None:
+                mask |= shown
             scores = protos @ self.catalogue.items.T
             scores.masked_fill_(mask, -torch.inf)
             best_scores, top = scores.topk(self.k, dim=1)

@@ -25,6 +25,7 @@ from gymnasium.vector import AutoresetMode
 
 from movielens_env import ENV_ID, MovieLensRecVectorEnv
 from movielens_env.checks import budget
+from movielens_env.data.ratings import RatingsDataset
 from movielens_env.errors import ArgumentError
 from movielens_env.evaluation import names
 from movielens_env.evaluation.protocols import episode_steps, evaluate, heldout_env
@@ -169,6 +170,9 @@ def _train(
     result = TrainResult(agent)
     running, losses, td_errors = np.zeros(envs.num_envs), [], []
     lengths = np.zeros(envs.num_envs, dtype=np.int64)
+    shown = None  # the items each row's episode has recommended, where refinement skips them
+    if config.remembers_shown:
+        shown = np.zeros((envs.num_envs, envs.world.dataset.n_items), dtype=bool)
     greedy_first = greedy_first_items(env_kwargs)
     if resume:
         check_own_checkpoint(run_dir)  # before the file is read: a crafted one may not load
@@ -208,6 +212,8 @@ def _train(
         # Checkpoints before episode lengths were kept: full-length episodes, as then assumed.
         if "lengths" in payload:
             lengths = payload["lengths"].numpy().copy()
+        if shown is not None:
+            shown = payload["shown"].numpy().copy()
         result.episode_lengths = list(
             payload.get("episode_lengths", [episode_steps(env_kwargs)] * held)
         )
@@ -233,9 +239,11 @@ def _train(
         # --- one step of every sub-environment with exploration noise, then learn from replay
         before = agent.episodes
         beta = config.per_beta + (1.0 - config.per_beta) * before / max(episodes - 1, 1)
-        actions = agent.act(obs, explore=True)
+        actions = agent.act(obs, explore=True, shown=shown)
         next_obs, rewards, terminated, truncated, info = envs.step(actions)
         ended = np.flatnonzero(terminated | truncated)
+        if shown is not None:
+            _remember(shown, info, ended, envs.world.dataset)
         stored_next = next_obs
         if len(ended):  # same-step autoreset: an ended row's true next state is its final_obs
             stored_next = next_obs.copy()
@@ -285,6 +293,7 @@ def _train(
                 "agent": agent.state_dict(), "envs": to_torch(envs.state_dict()),
                 "obs": torch.as_tensor(obs), "running": torch.as_tensor(running),
                 "lengths": torch.as_tensor(lengths), "episode_lengths": result.episode_lengths,
+                **({} if shown is None else {"shown": torch.as_tensor(shown)}),
                 "losses": losses, "td_errors": td_errors, "curve": result.curve,
                 "episode_returns": result.episode_returns, "seed": seed, "dim": dim,
                 "history_len": history_len, "obs_dim": obs_dim,
@@ -303,6 +312,19 @@ def _train(
             stacklevel=3,
         )
     return result
+
+
+def _remember(
+    shown: np.ndarray, info: dict[str, Any], ended: np.ndarray, data: RatingsDataset
+) -> None:
+    """Mark in ``shown`` the items a step recommended (``info``'s raw ``item_ids``); the rows
+    that ``ended`` begin new episodes, with nothing shown."""
+    going = np.ones(len(shown), dtype=bool)
+    going[ended] = False
+    rows = np.flatnonzero(going)
+    items = data.item_index(info["item_ids"][rows])
+    shown[np.repeat(rows, items.shape[1]), items.reshape(-1)] = True
+    shown[ended] = False
 
 
 def _save_with_record(

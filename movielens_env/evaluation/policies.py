@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -69,12 +70,26 @@ def _stack(observations: list[Any]) -> Any:
     return np.stack(observations)
 
 
+def _takes_state(predict: Callable[..., Any]) -> bool:
+    """Whether ``predict`` accepts SB3's ``state`` and ``episode_start`` keywords."""
+    try:
+        parameters = inspect.signature(predict).parameters
+    except (TypeError, ValueError):  # a builtin or C extension without a signature
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return True
+    return {"state", "episode_start"} <= set(parameters)
+
+
 class PolicyActor:
     """Actions of an action-based agent for a batch of observations, checked.
 
     An object with ``predict(obs, deterministic=True)`` (SB3's signature) is asked for the whole
-    batch at once, as SB3 models are: it must return one action per observation. A plain
-    callable ``obs -> action`` is asked one observation at a time.
+    batch at once, as SB3 models are: it must return one action per observation. Where its
+    ``predict`` takes SB3's ``state`` and ``episode_start``, they are passed as SB3's
+    ``evaluate_policy`` passes them: the state it returned for the batch's previous step, and
+    which rows begin an episode (so a policy with a memory, a recurrent one, keeps it through
+    the episode). A plain callable ``obs -> action`` is asked one observation at a time.
     """
 
     def __init__(self, agent: Predictor | Callable[[Any], np.ndarray], dim: int, name: str) -> None:
@@ -84,12 +99,28 @@ class PolicyActor:
                 "nor a callable obs -> action"
             )
         self.agent, self.dim, self.name = agent, dim, name
+        self.stateful = isinstance(agent, Predictor) and _takes_state(agent.predict)
+        self.state: Any = None
 
-    def __call__(self, observations: list[Any]) -> np.ndarray:
+    def __call__(
+        self, observations: list[Any], episode_start: np.ndarray | None = None
+    ) -> np.ndarray:
         """A (len(observations), dim) float64 array of actions (float64: a finite action beyond
-        float32's range is valid, only its direction counts)."""
+        float32's range is valid, only its direction counts). ``episode_start``: which rows
+        begin an episode (default: all, each observation on its own)."""
         if isinstance(self.agent, Predictor):
-            action = self.agent.predict(_stack(observations), deterministic=True)
+            batch = _stack(observations)
+            if self.stateful:
+                starts = np.ones(len(observations), dtype=bool)
+                if episode_start is not None:
+                    starts = np.asarray(episode_start, dtype=bool)
+                state = None if starts.all() else self.state
+                action = self.agent.predict(
+                    batch, state=state, episode_start=starts, deterministic=True
+                )
+                self.state = action[1] if isinstance(action, tuple) and len(action) == 2 else None
+            else:
+                action = self.agent.predict(batch, deterministic=True)
             actions = self._numbers(action[0] if isinstance(action, tuple) else action)
             expected = (len(observations), self.dim)
             if actions.shape != expected:

@@ -326,10 +326,12 @@ def _online_actions(
         padded = np.concatenate([batch, np.full(lanes - len(batch), batch[0])])
         obs, _ = envs.reset(options={"user_id": raw_ids[padded]})
         alive = np.ones(lanes, dtype=bool)
+        starts = np.ones(lanes, dtype=bool)
         for step in range(max_steps):
-            actions = actor(_rows(obs, lanes))
+            actions = actor(_rows(obs, lanes), starts)
             # An ended row is reset on the next step (ignoring its action); it no longer counts.
-            obs, rewards, terminated, _, _ = envs.step(actions)
+            obs, rewards, terminated, truncated, _ = envs.step(actions)
+            starts = terminated | truncated
             returns[start : start + len(batch)] += discount**step * (rewards * alive)[: len(batch)]
             alive &= ~terminated
             if not alive.any():

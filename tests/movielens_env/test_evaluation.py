@@ -181,6 +181,38 @@ def test_online_return_of_a_policy_matches_stepping_the_env_by_hand(
     assert candidates == "all" or ended_early > 0
 
 
+class _Counting:
+    """An SB3-style model with a memory: its state counts each row's steps in the episode, and
+    its action, the step's item vector, depends on it (as a recurrent policy's would)."""
+
+    def __init__(self, items: np.ndarray) -> None:
+        self.items, self.asked = items, []
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        steps = np.zeros(len(obs), dtype=int) if state is None else state.copy()
+        steps[np.asarray(episode_start, dtype=bool)] = 0
+        self.asked.append((state is None, episode_start.copy()))
+        return self.items[steps], steps + 1
+
+
+def test_a_model_with_a_memory_gets_its_state_back_through_the_episode(
+    env_kwargs, world, monkeypatch
+):
+    monkeypatch.setattr(evaluation_module, "_LOCKSTEP", 4)  # batches of 4 and 2
+    users = evaluation_users(world, 5)[:6]
+    items = np.random.default_rng(2).normal(size=(10, 17))
+    model = _Counting(items)
+    returns = evaluate_online(model, env_kwargs, "mf", users, name="counting")
+    assert [fresh for fresh, _ in model.asked] == [True] + [False] * 9 + [True] + [False] * 9
+    assert all(start.all() for _, start in model.asked[::10])
+    assert not any(start.any() for _, start in model.asked[1:10] + model.asked[11:])
+    env = MovieLensRecEnv(**{**env_kwargs, "split": "test"})
+    for user, expected in zip(users, returns, strict=True):
+        env.reset(options={"user_id": world.dataset.user_ids[user]})
+        total = sum(env.step(items[step])[1] for step in range(10))
+        assert total == pytest.approx(expected, abs=1e-9)
+
+
 def test_only_the_direction_of_an_action_counts_even_beyond_float32(env_kwargs):
     weights = np.random.default_rng(1).normal(size=(17, 96))
 

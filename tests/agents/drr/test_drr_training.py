@@ -52,9 +52,11 @@ def test_same_seed_same_agent_other_seed_other_agent():
     assert first.episode_returns != other.episode_returns
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
-    # 3 sub-environments: the checkpoint falls while new episodes are under way.
-    config = DRRConfig(**SMALL, eval_every=6, checkpoint_every=6, num_envs=3)
+@pytest.mark.parametrize("refine", [{}, {"refine_k": 4, "refine_exclude": "history+shown"}])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, refine):
+    # 3 sub-environments: the checkpoint falls while new episodes are under way (and, with
+    # refinement that remembers, while their rows hold the items they recommended).
+    config = DRRConfig(**SMALL, eval_every=6, checkpoint_every=6, num_envs=3, **refine)
     straight = train_drr(ENV, config, 12, seed=1, run_dir=tmp_path / "straight")
     # Kill a run at the first episode after its first checkpoint, then resume it to the end.
 

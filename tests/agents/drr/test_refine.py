@@ -158,3 +158,30 @@ def test_the_bootstrap_item_is_chosen_by_the_critic_refine_target_names(target, 
     agent.refiner.choose = choose  # type: ignore[method-assign]
     agent.update(beta=0.4)
     assert critics == [getattr(agent, chooser)]
+
+
+def test_refinement_that_remembers_never_repeats_an_item_and_knows_what_the_env_played(tmp_path):
+    config = DRRConfig(
+        **SMALL, eval_every=1000, refine_k=6, refine_exclude="history+shown", noise_floor=0.5
+    )  # fmt: skip
+    assert config.remembers_shown and config.to_dict()["refine_exclude"] == "history+shown"
+    assert "refine_exclude" not in DRRConfig(refine_k=6).to_dict()
+    result = train_drr(ENV, config, 10, seed=0, run_dir=tmp_path)
+    agent, _ = load_agent(tmp_path)
+    env = gym.make("MovieLensRec-v0", **ENV)
+    inner = env.unwrapped
+    playable = unit(torch.as_tensor(inner.vectors.items)).numpy()
+    for episode in range(3):
+        obs, _ = env.reset(seed=episode)
+        state, shown = None, []
+        for step in range(10):
+            action, state = agent.predict(obs, state, np.array([step == 0]))
+            chosen = int(np.abs(playable - action).max(axis=1).argmin())
+            obs, *_, info = env.step(action)
+            played = int(inner.world.dataset.item_index(info["item_ids"][0]))
+            assert chosen not in shown  # chosen among the items not yet recommended
+            shown.append(played)
+            assert np.flatnonzero(state[0]).tolist() == sorted(shown)  # what the env played
+    assert len(result.episode_returns) == 10
+    with pytest.raises(ArgumentError, match=r"state must be the \(batch, n_items\)"):
+        agent.predict(obs, np.zeros((2, 3), dtype=bool))
