@@ -143,3 +143,24 @@ def test_action_space_plays_a_chosen_item_through_its_vector(tmp_path, capsys):
     assert all(0.0 <= share <= 1.0 for share in boredom["played"].values())
     assert "| top-20 rerank |" in (out / "results.md").read_text()
     assert "--users must be at least 1" in _refused(script, [*argv, "--users", "0"], capsys)
+
+
+def test_episode_memory_evaluates_a_refined_run_both_ways_and_refuses_an_unrefined_one(
+    tmp_path, capsys
+):
+    from agents.drr.config import DRRConfig
+    from agents.drr.train import train_drr
+
+    env = {"dataset": "synthetic", "embedding_dim": 8, "history_len": 5,
+           "mf_options": {"iterations": 2}, "user_model": "boredom"}  # fmt: skip
+    small = {"hidden": 16, "batch_size": 16, "learning_starts": 16, "eval_every": 1000}
+    train_drr(env, DRRConfig(**small, refine_k=4), 4, seed=0, run_dir=tmp_path / "refined")
+    train_drr(env, DRRConfig(**small), 2, seed=0, run_dir=tmp_path / "plain")
+    script = _script("episode_memory")
+    out = tmp_path / "out"
+    err = _refused(script, [str(tmp_path / "plain"), "--out", str(out)], capsys)
+    assert "without refine_k has no choice to remember" in err
+    assert script.main([str(tmp_path / "refined"), "--out", str(out)]) == 0
+    (found,) = json.loads((out / "results.json").read_text())["results"]
+    assert set(script.WAYS) <= set(found) and found[script.WAYS[0]] != found[script.WAYS[1]]
+    assert "| mean over runs |" in (out / "results.md").read_text()

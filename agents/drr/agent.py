@@ -146,12 +146,15 @@ class DRRAgent:
         item_genres: ``(n_items, n_genres)`` the items' genre weights
             (``env.unwrapped.user_model.weights``; no columns without ``boredom``); needed
             (only) with the critic input ``recommended-item``.
+        episode_items: the most items an episode recommends (its steps times the slate
+            size); needed (only) with ``config.refine_exclude="history+shown"``, whose replay
+            keeps them per transition, so that the bootstrap target skips them too.
     """
 
     def __init__(
         self, config: DRRConfig, dim: int, history_len: int, seed: int,
         obs_dim: int | None = None, items: np.ndarray | None = None,
-        item_genres: np.ndarray | None = None,
+        item_genres: np.ndarray | None = None, episode_items: int = 0,
     ) -> None:  # fmt: skip
         self.config, self.dim, self.history_len = config, dim, history_len
         obs_dim = (history_len + 1) * dim if obs_dim is None else obs_dim
@@ -179,9 +182,16 @@ class DRRAgent:
         self.critic_optimizer = torch.optim.Adam(
             self.critic.parameters(), lr=config.critic_lr, weight_decay=config.weight_decay
         )
+        if config.remembers_shown and episode_items < 1:
+            raise ArgumentError(
+                f"DRRConfig.refine_exclude={config.refine_exclude!r} keeps the items each "
+                "episode recommended: give DRRAgent episode_items=max_episode_steps * "
+                f"slate_size, got {episode_items}"
+            )
         self.replay = PrioritizedReplay(
-            config.buffer_size, self.obs_dim, dim, config.per_alpha, config.per_eps
-        )
+            config.buffer_size, self.obs_dim, dim, config.per_alpha, config.per_eps,
+            episode_items if config.remembers_shown else 0,
+        )  # fmt: skip
         self.refiner: ItemRefiner | None = None
         if catalogue is not None and config.refine_k:
             self.refiner = ItemRefiner(catalogue, config.refine_k, features is not None)
@@ -271,7 +281,10 @@ class DRRAgent:
             if self.refiner is not None:  # the action the target policy would play
                 double = self.config.refine_target == "double"
                 chooser = self.critic if double else self.critic_target
-                next_actions = self.refiner.choose(next_obs, next_actions, chooser)
+                shown = None
+                if batch.next_shown is not None:
+                    shown = self.refiner.catalogue.mask_of(torch.as_tensor(batch.next_shown))
+                next_actions = self.refiner.choose(next_obs, next_actions, chooser, shown)
             next_q = self.critic_target(next_obs, next_actions)
             target = (
                 torch.as_tensor(batch.rewards)

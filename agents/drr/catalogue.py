@@ -71,6 +71,14 @@ class ItemCatalogue:
         scores.masked_fill_(mask, -torch.inf)
         return scores.argmax(dim=1)
 
+    def mask_of(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_items)``: True for the items ``ids`` ``(batch, width)`` lists in each
+        row (``-1`` pads a row)."""
+        mask = torch.zeros((len(ids), self.n_items), dtype=torch.bool)
+        rows, columns = (ids >= 0).nonzero(as_tuple=True)
+        mask[rows, ids[rows, columns]] = True
+        return mask
+
     def rivalled(self) -> torch.Tensor:
         """``(n_items,)`` True for the items whose own unit vector scores some other item at
         least as high as themselves, up to a margin far above float32 rounding: the only ones

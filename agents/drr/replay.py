@@ -54,7 +54,9 @@ class SumTree:
 
 
 class ReplayBatch(NamedTuple):
-    """A sampled batch; ``weights`` are the normalised importance weights."""
+    """A sampled batch; ``weights`` are the normalised importance weights; ``next_shown``
+    (where the replay keeps it) the items recommended in each transition's episode up to its
+    next state (item indices, -1 padded)."""
 
     observations: np.ndarray
     actions: np.ndarray
@@ -63,35 +65,50 @@ class ReplayBatch(NamedTuple):
     dones: np.ndarray
     weights: np.ndarray
     indices: np.ndarray
+    next_shown: np.ndarray | None = None
 
 
 class PrioritizedReplay:
-    """A ring buffer of transitions with proportional prioritized sampling."""
+    """A ring buffer of transitions with proportional prioritized sampling.
+
+    With ``shown_width`` > 0 it also keeps, per transition, up to that many items recommended
+    in its episode up to its next state (what refinement that remembers skips there).
+    """
 
     def __init__(
-        self, capacity: int, obs_dim: int, action_dim: int, alpha: float, eps: float
-    ) -> None:
+        self, capacity: int, obs_dim: int, action_dim: int, alpha: float, eps: float,
+        shown_width: int = 0,
+    ) -> None:  # fmt: skip
         self.capacity, self.alpha, self.eps = capacity, alpha, eps
         self.observations = np.zeros((capacity, obs_dim), dtype=np.float32)
         self.next_observations = np.zeros((capacity, obs_dim), dtype=np.float32)
         self.actions = np.zeros((capacity, action_dim), dtype=np.float32)
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.dones = np.zeros(capacity, dtype=np.float32)
+        self.next_shown = np.full((capacity, shown_width), -1, dtype=np.int64)
         self.tree = SumTree(capacity)
         self.position, self.size, self.max_priority = 0, 0, 1.0
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs, actions, rewards, next_obs, dones) -> None:
-        """Store a batch of transitions (leading axis = transitions) at the highest priority."""
+    def add(self, obs, actions, rewards, next_obs, dones, next_shown=None) -> None:
+        """Store a batch of transitions (leading axis = transitions) at the highest priority;
+        ``next_shown`` ``(count, shown_width)`` where the replay keeps it."""
         count = len(rewards)
+        if (next_shown is None) != (self.next_shown.shape[1] == 0):
+            raise ArgumentError(
+                f"this replay keeps {self.next_shown.shape[1]} shown items per transition: "
+                "give next_shown exactly when it keeps some"
+            )
         slots = (self.position + np.arange(count)) % self.capacity
         self.observations[slots] = obs
         self.actions[slots] = actions
         self.rewards[slots] = rewards
         self.next_observations[slots] = next_obs
         self.dones[slots] = dones
+        if next_shown is not None:
+            self.next_shown[slots] = next_shown
         self.tree.update(slots, np.full(count, self.max_priority))
         self.position = int((self.position + count) % self.capacity)
         self.size = min(self.capacity, self.size + count)
@@ -111,6 +128,7 @@ class PrioritizedReplay:
             self.observations[indices], self.actions[indices], self.rewards[indices],
             self.next_observations[indices], self.dones[indices],
             (weights / weights.max()).astype(np.float32), indices,
+            self.next_shown[indices] if self.next_shown.shape[1] else None,
         )  # fmt: skip
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
@@ -127,6 +145,7 @@ class PrioritizedReplay:
             "rewards": self.rewards[filled], "next_observations": self.next_observations[filled],
             "dones": self.dones[filled], "tree": self.tree.nodes, "position": self.position,
             "size": self.size, "max_priority": self.max_priority,
+            **({"next_shown": self.next_shown[filled]} if self.next_shown.shape[1] else {}),
         }  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
@@ -136,7 +155,12 @@ class PrioritizedReplay:
             raise ArgumentError(
                 f"replay state of size {size} does not fit capacity {self.capacity}"
             )
-        for name in ("observations", "actions", "rewards", "next_observations", "dones"):
+        names = ["observations", "actions", "rewards", "next_observations", "dones"]
+        if self.next_shown.shape[1]:
+            names.append("next_shown")
+        for name in names:
+            if name not in state:
+                raise ArgumentError(f"replay state has no {name!r}")
             array = np.asarray(state[name])
             expected = (size, *getattr(self, name).shape[1:])
             if array.shape != expected:

@@ -164,15 +164,17 @@ def _train(
     dim, history_len = gym.spaces.flatdim(envs.single_action_space), envs.history_len
     obs_dim = gym.spaces.flatdim(envs.single_observation_space)
     data = envs.world.dataset.fingerprint()
+    width = episode_steps(env_kwargs) * envs.slate_size  # the most items an episode shows
     agent = DRRAgent(
-        config, dim, history_len, seed, obs_dim, envs.vectors.items, envs.user_model.weights
-    )
+        config, dim, history_len, seed, obs_dim, envs.vectors.items, envs.user_model.weights,
+        width,
+    )  # fmt: skip
     result = TrainResult(agent)
     running, losses, td_errors = np.zeros(envs.num_envs), [], []
     lengths = np.zeros(envs.num_envs, dtype=np.int64)
     shown = None  # the items each row's episode has recommended, where refinement skips them
     if config.remembers_shown:
-        shown = np.zeros((envs.num_envs, envs.world.dataset.n_items), dtype=bool)
+        shown = np.full((envs.num_envs, width), -1, dtype=np.int64)
     greedy_first = greedy_first_items(env_kwargs)
     if resume:
         check_own_checkpoint(run_dir)  # before the file is read: a crafted one may not load
@@ -239,16 +241,21 @@ def _train(
         # --- one step of every sub-environment with exploration noise, then learn from replay
         before = agent.episodes
         beta = config.per_beta + (1.0 - config.per_beta) * before / max(episodes - 1, 1)
-        actions = agent.act(obs, explore=True, shown=shown)
+        actions = agent.act(obs, explore=True, shown=_shown_mask(agent, shown))
         next_obs, rewards, terminated, truncated, info = envs.step(actions)
         ended = np.flatnonzero(terminated | truncated)
         if shown is not None:
-            _remember(shown, info, ended, envs.world.dataset)
+            _remember(shown, info, ended, lengths, envs.world.dataset)
         stored_next = next_obs
         if len(ended):  # same-step autoreset: an ended row's true next state is its final_obs
             stored_next = next_obs.copy()
             stored_next[ended] = np.stack(info["final_obs"][ended])
-        agent.replay.add(obs, actions, rewards, stored_next, terminated.astype(np.float32))
+        agent.replay.add(
+            obs, actions, rewards, stored_next, terminated.astype(np.float32),
+            None if shown is None else shown.copy(),
+        )  # fmt: skip
+        if shown is not None:
+            shown[ended] = -1
         if len(agent.replay) >= config.learning_starts:
             for _ in range(config.updates_per_step * envs.num_envs):
                 stats = agent.update(beta)
@@ -314,17 +321,26 @@ def _train(
     return result
 
 
+def _shown_mask(agent: DRRAgent, shown: np.ndarray | None) -> np.ndarray | None:
+    """``(rows, n_items)`` the items ``shown`` lists (-1 padded) for each row, or ``None``."""
+    if shown is None or agent.refiner is None:
+        return None
+    return agent.refiner.catalogue.mask_of(torch.from_numpy(shown)).numpy()
+
+
 def _remember(
-    shown: np.ndarray, info: dict[str, Any], ended: np.ndarray, data: RatingsDataset
-) -> None:
-    """Mark in ``shown`` the items a step recommended (``info``'s raw ``item_ids``); the rows
-    that ``ended`` begin new episodes, with nothing shown."""
-    going = np.ones(len(shown), dtype=bool)
-    going[ended] = False
-    rows = np.flatnonzero(going)
-    items = data.item_index(info["item_ids"][rows])
-    shown[np.repeat(rows, items.shape[1]), items.reshape(-1)] = True
-    shown[ended] = False
+    shown: np.ndarray, info: dict[str, Any], ended: np.ndarray, lengths: np.ndarray,
+    data: RatingsDataset,
+) -> None:  # fmt: skip
+    """Write into ``shown`` the items a step recommended (``info``'s raw ``item_ids``; an
+    ended row's in its ``final_info``), after the ``lengths`` steps each row's episode took
+    before it."""
+    items = info["item_ids"].copy()
+    if len(ended):
+        items[ended] = info["final_info"]["item_ids"][ended]
+    slate = items.shape[1]
+    columns = lengths[:, None] * slate + np.arange(slate)
+    shown[np.arange(len(shown))[:, None], columns] = data.item_index(items)
 
 
 def _save_with_record(
@@ -431,6 +447,7 @@ def load_agent(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]
         agent = DRRAgent(
             config, dims["dim"], dims["history_len"], int(payload["seed"]), dims["obs_dim"],
             env.vectors.items, env.user_model.weights,
+            episode_steps(env_kwargs) * env.slate_size,
         )  # fmt: skip
         agent.load_state_dict(payload["agent"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

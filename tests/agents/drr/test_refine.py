@@ -151,9 +151,9 @@ def test_the_bootstrap_item_is_chosen_by_the_critic_refine_target_names(target, 
     assert agent.refiner is not None
     original, critics = agent.refiner.choose, []
 
-    def choose(observations, protos, critic):
+    def choose(observations, protos, critic, skip=None):
         critics.append(critic)
-        return original(observations, protos, critic)
+        return original(observations, protos, critic, skip)
 
     agent.refiner.choose = choose  # type: ignore[method-assign]
     agent.update(beta=0.4)
@@ -182,6 +182,45 @@ def test_refinement_that_remembers_never_repeats_an_item_and_knows_what_the_env_
             assert chosen not in shown  # chosen among the items not yet recommended
             shown.append(played)
             assert np.flatnonzero(state[0]).tolist() == sorted(shown)  # what the env played
-    assert len(result.episode_returns) == 10
     with pytest.raises(ArgumentError, match=r"state must be the \(batch, n_items\)"):
         agent.predict(obs, np.zeros((2, 3), dtype=bool))
+    # The replay keeps each transition's episode so far: the items of its earlier steps, then
+    # its own, never one twice (8 envs, their transitions in turn; 10-step episodes).
+    replay = result.agent.replay
+    shown = replay.next_shown[: len(replay)].reshape(-1, 8, 10)
+    for step, rows in enumerate(shown):
+        listed = (rows >= 0).sum(axis=1)
+        assert (listed == step % 10 + 1).all() and (rows[:, step % 10 + 1 :] == -1).all()
+        if step % 10:
+            np.testing.assert_array_equal(rows[:, : step % 10], shown[step - 1][:, : step % 10])
+        assert all(len(set(row[:count])) == count for row, count in zip(rows, listed, strict=True))
+
+
+def test_the_bootstrap_target_skips_what_the_next_states_episode_showed():
+    config = DRRConfig(**SMALL, refine_k=3, refine_exclude="history+shown")
+    rng = np.random.default_rng(0)
+    dim, history, n = 4, 2, 16
+    items = rng.normal(size=(20, dim)).astype(np.float32)
+    with pytest.raises(ArgumentError, match="give DRRAgent episode_items="):
+        DRRAgent(config, dim, history, seed=0, items=items)
+    agent = DRRAgent(config, dim, history, seed=0, items=items, episode_items=3)
+    obs = np.concatenate(
+        [rng.normal(size=(n, dim)), items[rng.integers(0, 20, (n, history))].reshape(n, -1)], 1
+    ).astype(np.float32)
+    shown = np.full((n, 3), -1)
+    shown[:, :2] = rng.integers(0, 20, (n, 2))
+    agent.replay.add(obs, rng.normal(size=(n, dim)), rng.normal(size=n), obs, np.zeros(n), shown)
+    assert agent.refiner is not None
+    original, masks = agent.refiner.choose, []
+
+    def choose(observations, protos, critic, skip=None):
+        masks.append(skip)
+        return original(observations, protos, critic, skip)
+
+    agent.refiner.choose = choose  # type: ignore[method-assign]
+    batch = agent.replay.sample(config.batch_size, 0.4, np.random.default_rng(1))
+    agent.rng = np.random.default_rng(1)  # update() draws the same batch
+    agent.update(beta=0.4)
+    expected = np.zeros((len(batch.indices), 20), dtype=bool)
+    np.put_along_axis(expected, shown[batch.indices, :2], True, axis=1)
+    np.testing.assert_array_equal(masks[0].numpy(), expected)
