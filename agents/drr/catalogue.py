@@ -97,9 +97,10 @@ class ItemCatalogue:
 
     def recommended_for_items(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(batch, k)`` what :meth:`recommended` gives for the unit vectors of ``items``
-        ``(batch, k)``, outside the histories ``mask`` ``(batch, n_items)`` (from
-        :meth:`history_mask`): an item outside the history whose vector has no rival is its
-        own recommendation, so the catalogue is scored only for the others."""
+        ``(batch, k)``, outside the items ``mask`` ``(batch, n_items)`` marks (each row's
+        history, from :meth:`history_mask`, and those shown): an item outside the mask whose
+        vector has no rival is its own recommendation, so the catalogue is scored only for the
+        others."""
         picks = items.clone()
         rows, cols = (self.rivalled()[items] | mask.gather(1, items)).nonzero(as_tuple=True)
         if len(rows):

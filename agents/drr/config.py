@@ -94,8 +94,9 @@ class DRRConfig:
         refine_exclude: the items refinement never chooses: ``history`` (the observed
             history's) or ``history+shown`` (also those the agent recommended earlier in the
             episode, which the env never recommends twice but the observation does not show:
-            the agent remembers them, through SB3's ``predict`` ``state`` in evaluation and
-            from the env's ``info`` in training). Left out of ``to_dict`` at ``history``.
+            the agent remembers them, through SB3's ``predict`` ``state`` in evaluation, from
+            the env's ``info`` in training, and per transition in the replay, so that the
+            bootstrap target skips them too). Left out of ``to_dict`` at ``history``.
         critic_input: what the critic reads of the action besides the state: ``action`` (the
             paper's); ``action+user-product``, the action and its elementwise product with
             the observed user vector, whose sum is the MF score of the action (the user-item

@@ -132,7 +132,7 @@ def test_the_built_in_drr_agents_keep_the_keys_their_stored_results_have():
     register_builtin_agents()
     for state in ("drr-ave", "drr-n", "drr-u", "drr-p"):
         config = AGENTS[state].config
-        assert not {"refine_k", "refine_target", "critic_input"} & set(config)
+        assert not {"refine_k", "refine_target", "refine_exclude", "critic_input"} & set(config)
         assert DRRConfig.from_dict(config) == DRRConfig(state=state)
 
 
