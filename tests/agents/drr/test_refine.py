@@ -136,6 +136,26 @@ def test_the_built_in_drr_agents_keep_the_keys_their_stored_results_have():
         assert DRRConfig.from_dict(config) == DRRConfig(state=state)
 
 
+def _observations(rng: np.random.Generator, items: np.ndarray, n: int, history: int):
+    """``n`` flat observations: a random user vector, then ``history`` of ``items``."""
+    users = rng.normal(size=(n, items.shape[1]))
+    held = items[rng.integers(0, len(items), (n, history))].reshape(n, -1)
+    return np.concatenate([users, held], axis=1).astype(np.float32)
+
+
+def _bootstrap_calls(agent: DRRAgent) -> list:
+    """The ``(critic, skip)`` of each call of the agent's refiner, as it is made."""
+    assert agent.refiner is not None
+    original, calls = agent.refiner.choose, []
+
+    def choose(observations, protos, critic, skip=None):
+        calls.append((critic, skip))
+        return original(observations, protos, critic, skip)
+
+    agent.refiner.choose = choose  # type: ignore[method-assign]
+    return calls
+
+
 @pytest.mark.parametrize(("target", "chooser"), [("target", "critic_target"), ("double", "critic")])
 def test_the_bootstrap_item_is_chosen_by_the_critic_refine_target_names(target, chooser):
     rng = np.random.default_rng(0)
@@ -143,21 +163,11 @@ def test_the_bootstrap_item_is_chosen_by_the_critic_refine_target_names(target, 
     items = rng.normal(size=(20, dim)).astype(np.float32)
     config = DRRConfig(**SMALL, refine_k=3, refine_target=target)
     agent = DRRAgent(config, dim, history, seed=0, items=items)
-    obs = np.concatenate(
-        [rng.normal(size=(n, dim)), items[rng.integers(0, 20, (n, history))].reshape(n, -1)], 1
-    )
-    obs = obs.astype(np.float32)
+    obs = _observations(rng, items, n, history)
     agent.replay.add(obs, rng.normal(size=(n, dim)), rng.normal(size=n), obs, np.zeros(n))
-    assert agent.refiner is not None
-    original, critics = agent.refiner.choose, []
-
-    def choose(observations, protos, critic, skip=None):
-        critics.append(critic)
-        return original(observations, protos, critic, skip)
-
-    agent.refiner.choose = choose  # type: ignore[method-assign]
+    calls = _bootstrap_calls(agent)
     agent.update(beta=0.4)
-    assert critics == [getattr(agent, chooser)]
+    assert [critic for critic, _ in calls] == [getattr(agent, chooser)]
 
 
 def test_refinement_that_remembers_never_repeats_an_item_and_knows_what_the_env_played(tmp_path):
@@ -204,23 +214,14 @@ def test_the_bootstrap_target_skips_what_the_next_states_episode_showed():
     with pytest.raises(ArgumentError, match="give DRRAgent episode_items="):
         DRRAgent(config, dim, history, seed=0, items=items)
     agent = DRRAgent(config, dim, history, seed=0, items=items, episode_items=3)
-    obs = np.concatenate(
-        [rng.normal(size=(n, dim)), items[rng.integers(0, 20, (n, history))].reshape(n, -1)], 1
-    ).astype(np.float32)
+    obs = _observations(rng, items, n, history)
     shown = np.full((n, 3), -1)
     shown[:, :2] = rng.integers(0, 20, (n, 2))
     agent.replay.add(obs, rng.normal(size=(n, dim)), rng.normal(size=n), obs, np.zeros(n), shown)
-    assert agent.refiner is not None
-    original, masks = agent.refiner.choose, []
-
-    def choose(observations, protos, critic, skip=None):
-        masks.append(skip)
-        return original(observations, protos, critic, skip)
-
-    agent.refiner.choose = choose  # type: ignore[method-assign]
+    calls = _bootstrap_calls(agent)
     batch = agent.replay.sample(config.batch_size, 0.4, np.random.default_rng(1))
     agent.rng = np.random.default_rng(1)  # update() draws the same batch
     agent.update(beta=0.4)
     expected = np.zeros((len(batch.indices), 20), dtype=bool)
     np.put_along_axis(expected, shown[batch.indices, :2], True, axis=1)
-    np.testing.assert_array_equal(masks[0].numpy(), expected)
+    np.testing.assert_array_equal(calls[0][1].numpy(), expected)
