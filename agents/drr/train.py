@@ -164,7 +164,7 @@ def _train(
     dim, history_len = gym.spaces.flatdim(envs.single_action_space), envs.history_len
     obs_dim = gym.spaces.flatdim(envs.single_observation_space)
     data = envs.world.dataset.fingerprint()
-    width = episode_steps(env_kwargs) * envs.slate_size  # the most items an episode shows
+    width = _episode_items(env_kwargs, envs.slate_size)
     agent = DRRAgent(
         config, dim, history_len, seed, obs_dim, envs.vectors.items, envs.user_model.weights,
         width,
@@ -321,6 +321,12 @@ def _train(
     return result
 
 
+def _episode_items(env_kwargs: dict[str, Any], slate_size: int) -> int:
+    """The most items an episode of ``env_kwargs`` recommends: the width of the replay's
+    shown items, the same when a run is trained and when it is loaded."""
+    return episode_steps(env_kwargs) * slate_size
+
+
 def _shown_mask(agent: DRRAgent, shown: np.ndarray | None) -> np.ndarray | None:
     """``(rows, n_items)`` the items ``shown`` lists (-1 padded) for each row, or ``None``."""
     if shown is None or agent.refiner is None:
@@ -447,7 +453,7 @@ def load_agent(run_dir: Path, **location: Any) -> tuple[DRRAgent, dict[str, Any]
         agent = DRRAgent(
             config, dims["dim"], dims["history_len"], int(payload["seed"]), dims["obs_dim"],
             env.vectors.items, env.user_model.weights,
-            episode_steps(env_kwargs) * env.slate_size,
+            _episode_items(env_kwargs, env.slate_size),
         )  # fmt: skip
         agent.load_state_dict(payload["agent"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
