@@ -210,7 +210,8 @@ class DRRAgent:
         the critic only ever reads directions). With ``refine_k``, the noisy action is the
         proto-action the critic's choice of item starts from, and ``shown``
         ``(batch, n_items)``, where ``config.refine_exclude`` asks for it, marks the items
-        each row's episode has recommended, which it never chooses."""
+        each row's episode has recommended, which it never chooses; with ``explore`` and
+        ``config.refine_explore``, some rows play a random one of the candidates instead."""
         obs = torch.as_tensor(observations, dtype=torch.float32)
         with torch.no_grad():
             actions = self.actor(obs)
@@ -225,7 +226,8 @@ class DRRAgent:
             mask = None
             if shown is not None and self.config.remembers_shown:
                 mask = torch.as_tensor(shown, dtype=torch.bool)
-            actions = self.refiner.choose(obs, actions, self.critic, mask)
+            explore_items = self.config.refine_explore if explore else 0.0
+            actions = self.refiner.choose(obs, actions, self.critic, mask, explore_items, self.rng)
         return np.clip(actions.numpy(), -1.0, 1.0).astype(np.float32)
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):

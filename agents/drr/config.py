@@ -38,6 +38,7 @@ BOUNDS = {
     "noise_decay": Bound(float, 0.0, 1.0, low_open=True),
     "noise_floor": Bound(float, 0.0, 10.0),
     "refine_k": Bound(int, 0, 1024),
+    "refine_explore": Bound(float, 0.0, 1.0),
     "eval_every": Bound(int, 0, _BIG),
     "checkpoint_every": Bound(int, 0, _BIG),
 }
@@ -86,6 +87,12 @@ class DRRConfig:
             with the critic and plays the best one's vector (10 to 50; each action and each
             bootstrap target then costs ``k`` critic evaluations). Left out of ``to_dict`` at
             0, so configs without it keep their keys.
+        refine_explore: with ``refine_k``, the probability that an exploring step plays one
+            of the ``k`` candidates drawn uniformly instead of the critic's choice (0 to 0.3).
+            The proto-action's noise rarely changes which candidate the critic picks, so
+            without it the critic learns the other candidates' values only by generalising
+            from the items it chose (epsilon-greedy over the candidates, as Dulac-Arnold et
+            al.'s exploration in item space). Left out of ``to_dict`` at 0.
         refine_target: which critic chooses the item in the bootstrap target with
             ``refine_k``: ``target`` (Dulac-Arnold et al.'s: the target critic chooses and
             values it) or ``double`` (the online critic chooses, the target critic values it,
@@ -130,6 +137,7 @@ class DRRConfig:
     eval_every: int = 500
     checkpoint_every: int = 500
     refine_k: int = 0
+    refine_explore: float = 0.0
     refine_target: str = "target"
     refine_exclude: str = "history"
     critic_input: str = "action"
@@ -151,6 +159,11 @@ class DRRConfig:
             "DRRConfig", "hidden, num_envs or updates_per_step", self.batch_size,
             (self.hidden, self.hidden), 0, self.num_envs * self.updates_per_step,
         )  # fmt: skip
+        if self.refine_explore and not self.refine_k:
+            raise ConfigError(
+                f"DRRConfig.refine_explore ({self.refine_explore}) draws among refine_k "
+                "candidates: it needs refine_k > 0 (it would be ignored at 0)"
+            )
         if self.learning_starts < self.batch_size:
             raise ConfigError(
                 f"DRRConfig.learning_starts ({self.learning_starts}) must be >= batch_size "
@@ -179,11 +192,14 @@ class DRRConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,
-        ``refine_target``, ``refine_exclude`` and ``critic_input`` only when not at their
-        defaults, so the results stored before they existed keep their keys."""
+        ``refine_explore``, ``refine_target``, ``refine_exclude`` and ``critic_input`` only
+        when not at their defaults, so the results stored before they existed keep their
+        keys."""
         values = dataclasses.asdict(self)
         if not self.refine_k:
             del values["refine_k"]
+        if not self.refine_explore:
+            del values["refine_explore"]
         if self.refine_target == "target":
             del values["refine_target"]
         if self.refine_exclude == "history":

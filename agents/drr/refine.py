@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from .catalogue import ItemCatalogue
@@ -40,10 +41,13 @@ class ItemRefiner:
     def choose(
         self, observations: torch.Tensor, protos: torch.Tensor,
         critic: Callable[..., torch.Tensor], shown: torch.Tensor | None = None,
+        explore: float = 0.0, rng: np.random.Generator | None = None,
     ) -> torch.Tensor:  # fmt: skip
         """``(batch, dim)`` the played actions for ``protos`` in ``observations``, never one of
         the items ``shown`` ``(batch, n_items)`` marks (those recommended earlier in the
-        episode); a row whose best item has an all-zero vector keeps its proto-action."""
+        episode); a row whose best item has an all-zero vector keeps its proto-action. With
+        ``explore`` > 0, each row plays, with that probability, one of its candidates drawn
+        uniformly by ``rng`` instead of the critic's choice (``rng`` is not drawn from at 0)."""
         with torch.no_grad():
             mask = self.catalogue.history_mask(observations)
             if shown is not None:
@@ -62,6 +66,24 @@ class ItemRefiner:
             values = values.reshape(-1, self.k)
             # With fewer than k items outside the history, history items fill the top k.
             values.masked_fill_(best_scores == -torch.inf, -torch.inf)
-            best = candidates[torch.arange(len(top)), values.argmax(dim=1)]
+            chosen = values.argmax(dim=1)
+            if explore > 0.0:
+                chosen = self._explore(chosen, best_scores > -torch.inf, explore, rng)
+            best = candidates[torch.arange(len(top)), chosen]
             empty = best.abs().sum(dim=1) == 0
             return torch.where(empty[:, None], protos, best)
+
+    @staticmethod
+    def _explore(
+        chosen: torch.Tensor, valid: torch.Tensor, explore: float,
+        rng: np.random.Generator | None,
+    ) -> torch.Tensor:  # fmt: skip
+        """``chosen`` with each row replaced, with probability ``explore``, by one of its
+        ``valid`` ``(batch, k)`` candidates drawn uniformly."""
+        if rng is None:
+            raise ValueError("ItemRefiner.choose: explore > 0 draws candidates: give it rng")
+        rows = len(chosen)
+        draws = rng.random(rows) < explore
+        # A uniform pick among each row's valid candidates: the largest of random keys.
+        keys = torch.as_tensor(rng.random(valid.shape)).masked_fill_(~valid, -1.0)
+        return torch.where(torch.as_tensor(draws), keys.argmax(dim=1), chosen)

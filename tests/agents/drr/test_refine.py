@@ -132,7 +132,8 @@ def test_the_built_in_drr_agents_keep_the_keys_their_stored_results_have():
     register_builtin_agents()
     for state in ("drr-ave", "drr-n", "drr-u", "drr-p"):
         config = AGENTS[state].config
-        assert not {"refine_k", "refine_target", "refine_exclude", "critic_input"} & set(config)
+        added = {"refine_k", "refine_explore", "refine_target", "refine_exclude", "critic_input"}
+        assert not added & set(config)
         assert DRRConfig.from_dict(config) == DRRConfig(state=state)
 
 
@@ -225,3 +226,40 @@ def test_the_bootstrap_target_skips_what_the_next_states_episode_showed():
     expected = np.zeros((len(batch.indices), 20), dtype=bool)
     np.put_along_axis(expected, shown[batch.indices, :2], True, axis=1)
     np.testing.assert_array_equal(calls[0][1].numpy(), expected)
+
+
+def test_exploring_in_item_space_plays_other_candidates_and_only_while_exploring():
+    rng = np.random.default_rng(0)
+    dim, history, n, k = 4, 2, 400, 5
+    items = rng.normal(size=(30, dim)).astype(np.float32)
+    refiner = ItemRefiner(ItemCatalogue(items, history_len=history), k=k)
+    obs = torch.as_tensor(_observations(rng, items, n, history))
+    protos = torch.as_tensor(rng.normal(size=(n, dim)), dtype=torch.float32)
+    critic = _Prefers(torch.ones(dim))
+    greedy = refiner.choose(obs, protos, critic)
+    draws = np.random.default_rng(1)
+    explored = refiner.choose(obs, protos, critic, explore=0.5, rng=draws)
+    other = ~torch.isclose(explored, greedy).all(dim=1)
+    # Half the rows draw, and a draw repeats the critic's choice one time in k.
+    assert 0.3 * n < int(other.sum()) < 0.5 * n
+    mask = refiner.catalogue.history_mask(obs)
+    scores = (protos @ refiner.catalogue.items.T).masked_fill(mask, -torch.inf)
+    top = scores.topk(k, dim=1).indices
+    ids = (explored @ refiner.catalogue.playable.T).argmax(dim=1)
+    assert (top == ids[:, None]).any(dim=1).all()  # always one of the row's k candidates
+    torch.testing.assert_close(refiner.choose(obs, protos, critic, explore=0.0, rng=draws), greedy)
+    with pytest.raises(ValueError, match="explore > 0 draws candidates: give it rng"):
+        refiner.choose(obs, protos, critic, explore=0.5)
+
+    config = DRRConfig(**SMALL, refine_k=k, refine_explore=1.0)
+    assert DRRConfig.from_dict(config.to_dict()) == config
+    assert "refine_explore" not in DRRConfig(refine_k=k).to_dict()
+    agent = DRRAgent(config, dim, history, seed=0, items=items)
+    agent.noise_std = 0.0  # only the draw among the candidates explores
+    fixed = agent.act(obs.numpy(), explore=False)
+    np.testing.assert_array_equal(fixed, agent.act(obs.numpy(), explore=False))
+    assert (agent.act(obs.numpy(), explore=True) != fixed).any(axis=1).mean() > 0.5
+    with pytest.raises(ValueError, match=r"refine_explore \(0.1\) draws among refine_k"):
+        DRRConfig(refine_explore=0.1)
+    with pytest.raises(ValueError, match="refine_explore"):
+        DRRConfig(refine_k=k, refine_explore=1.5)
