@@ -172,7 +172,7 @@ class DRRAgent:
             features = _recommended_item(config, catalogue, item_genres, context)
         self.critic = Critic(
             config.state, dim, history_len, config.hidden, context, config.critic_user_product,
-            features,
+            features, config.gamma if config.critic_heads == "reward+future" else None,
         )  # fmt: skip
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -287,14 +287,19 @@ class DRRAgent:
                 if batch.next_shown is not None:
                     shown = self.refiner.catalogue.mask_of(torch.as_tensor(batch.next_shown))
                 next_actions = self.refiner.choose(next_obs, next_actions, chooser, shown)
-            next_q = self.critic_target(next_obs, next_actions)
-            target = (
-                torch.as_tensor(batch.rewards)
-                + self.config.gamma * (1.0 - torch.as_tensor(batch.dones)) * next_q
+            rewards = torch.as_tensor(batch.rewards)
+            next_value = (1.0 - torch.as_tensor(batch.dones)) * self.critic_target(
+                next_obs, next_actions
             )
-        q = self.critic(obs, torch.as_tensor(batch.actions))
-        td_error = target - q
-        return (weights * td_error.pow(2)).mean(), td_error.detach(), q.detach()
+            target = rewards + self.config.gamma * next_value
+        first, future = self.critic.heads(obs, torch.as_tensor(batch.actions))
+        if future is None:
+            td_error = target - first
+            return (weights * td_error.pow(2)).mean(), td_error.detach(), first.detach()
+        # Each head against its own part of the target; their sum's error sets the priority.
+        q = first + self.config.gamma * future
+        loss = (weights * ((rewards - first).pow(2) + (next_value - future).pow(2))).mean()
+        return loss, (target - q).detach(), q.detach()
 
     def _actor_loss(self, obs: torch.Tensor) -> torch.Tensor:
         # The deterministic policy gradient is taken at the actor's own action mu(s), never at

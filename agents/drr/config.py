@@ -15,6 +15,7 @@ STATE_REPRESENTATIONS = ("drr-ave", "drr-u", "drr-p", "drr-n")
 ACTION_HEADS = ("tanh", "unit", "user-residual")
 REFINE_TARGETS = ("target", "double")
 REFINE_EXCLUDES = ("history", "history+shown")
+CRITIC_HEADS = ("q", "reward+future")
 CRITIC_INPUTS = ("action", "action+user-product", "action+user-product+recommended-item")
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring: beyond them a value is a slip
@@ -113,6 +114,13 @@ class DRRConfig:
             its MF score) and its genre weights times the observed satiation
             (``agents.drr.catalogue.RecommendedItem``; the agent needs the env's items and
             their genres). Left out of ``to_dict`` at ``action``.
+        critic_heads: how the critic values an action: ``q``, one head fit to the bootstrapped
+            target ``r + gamma * Q'`` (the paper's); or ``reward+future``,
+            ``Q = r(s, a) + gamma * F(s, a)``, two heads on the same input, ``r`` fit by
+            regression to the step's observed reward and ``F`` to the next state's value
+            ``Q'(s', a')`` (zero at the end): the same fixed point, but the reward, most of
+            what tells the items apart, is learned without the bootstrap's noise. Left out of
+            ``to_dict`` at ``q``.
     """
 
     state: str = "drr-ave"
@@ -141,11 +149,13 @@ class DRRConfig:
     refine_target: str = "target"
     refine_exclude: str = "history"
     critic_input: str = "action"
+    critic_heads: str = "q"
 
     def __post_init__(self) -> None:
         check_choice(self, "state", STATE_REPRESENTATIONS)
         check_choice(self, "action_head", ACTION_HEADS)
         check_choice(self, "critic_input", CRITIC_INPUTS)
+        check_choice(self, "critic_heads", CRITIC_HEADS)
         check_choice(self, "refine_target", REFINE_TARGETS)
         check_choice(self, "refine_exclude", REFINE_EXCLUDES)
         check_fields(self, BOUNDS)
@@ -192,9 +202,9 @@ class DRRConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,
-        ``refine_explore``, ``refine_target``, ``refine_exclude`` and ``critic_input`` only
-        when not at their defaults, so the results stored before they existed keep their
-        keys."""
+        ``refine_explore``, ``refine_target``, ``refine_exclude``, ``critic_input`` and
+        ``critic_heads`` only when not at their defaults, so the results stored before they
+        existed keep their keys."""
         values = dataclasses.asdict(self)
         if not self.refine_k:
             del values["refine_k"]
@@ -206,6 +216,8 @@ class DRRConfig:
             del values["refine_exclude"]
         if self.critic_input == "action":
             del values["critic_input"]
+        if self.critic_heads == "q":
+            del values["critic_heads"]
         return values
 
     def to_json(self) -> str:

@@ -86,28 +86,50 @@ class Critic(nn.Module):
     With ``user_product``, the critic also reads the action's elementwise product with the
     observed user vector (its sum is the MF score of the action's direction); with
     ``features``, what they compute of the observation and action.
+
+    With ``split_gamma``, the value is ``Q = r(s, a) + split_gamma * F(s, a)``, two heads on the
+    same input: ``r`` the step's reward, ``F`` the value of the state it leads to
+    (:meth:`heads`; the agent fits ``r`` to the observed rewards and ``F`` to the next state's
+    bootstrapped value). Without it, one head is ``Q`` (the paper's).
     """
 
     def __init__(
         self, kind: str, dim: int, history_len: int, hidden: int, context: int,
         user_product: bool = False, features: ActionFeatures | None = None,
+        split_gamma: float | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         self.dim, self.history_len, self.user_product = dim, history_len, user_product
-        self.features = features
+        self.features, self.split_gamma = features, split_gamma
         self.state = StateRepresentation(kind, dim, history_len)
         actions = (2 * dim if user_product else dim) + (features.width if features else 0)
         self.body = _mlp(self.state.out_dim + context + actions, hidden, 1)
+        self.future = None
+        if split_gamma is not None:
+            self.future = _mlp(self.state.out_dim + context + actions, hidden, 1)
 
-    def forward(
+    def heads(
         self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Q values (batch,); ``items``, where the caller knows them, are the ``(batch,)``
-        items the actions make the env recommend (read by ``features`` only)."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(batch,)`` the first head's values (``Q``, or the reward ``r`` with
+        ``split_gamma``) and the future head's ``F`` (``None`` without ``split_gamma``)."""
         user, history, context = split_observation(obs, self.dim, self.history_len)
         parts = [self.state(user, history), context, action]
         if self.user_product:
             parts.append(user * action)
         if self.features is not None:
             parts.append(self.features(obs, action, items))
-        return self.body(torch.cat(parts, dim=1)).squeeze(1)
+        inputs = torch.cat(parts, dim=1)
+        future = None if self.future is None else self.future(inputs).squeeze(1)
+        return self.body(inputs).squeeze(1), future
+
+    def forward(
+        self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Q values (batch,); ``items``, where the caller knows them, are the ``(batch,)``
+        items the actions make the env recommend (read by ``features`` only)."""
+        first, future = self.heads(obs, action, items)
+        if future is None:
+            return first
+        assert self.split_gamma is not None
+        return first + self.split_gamma * future

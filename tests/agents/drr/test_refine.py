@@ -132,7 +132,14 @@ def test_the_built_in_drr_agents_keep_the_keys_their_stored_results_have():
     register_builtin_agents()
     for state in ("drr-ave", "drr-n", "drr-u", "drr-p"):
         config = AGENTS[state].config
-        added = {"refine_k", "refine_explore", "refine_target", "refine_exclude", "critic_input"}
+        added = {
+            "refine_k",
+            "refine_explore",
+            "refine_target",
+            "refine_exclude",
+            "critic_input",
+            "critic_heads",
+        }
         assert not added & set(config)
         assert DRRConfig.from_dict(config) == DRRConfig(state=state)
 

@@ -1,0 +1,58 @@
+"""The critic split into the step's reward and the next state's value
+(``DRRConfig.critic_heads="reward+future"``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from agents.drr.agent import DRRAgent
+from agents.drr.config import DRRConfig
+from agents.drr.networks import unit
+
+from .test_refine import SMALL, _observations
+
+
+def test_a_split_critic_fits_the_reward_to_rewards_and_the_future_to_the_next_value():
+    rng = np.random.default_rng(0)
+    dim, history, n = 4, 2, 64
+    config = DRRConfig(**SMALL, critic_heads="reward+future", gamma=0.8)
+    assert DRRConfig.from_dict(config.to_dict()) == config
+    assert "critic_heads" not in DRRConfig().to_dict()
+    with pytest.raises(ValueError, match="critic_heads='v' is not valid"):
+        DRRConfig(critic_heads="v")
+    agent = DRRAgent(config, dim, history, seed=0)
+    items = rng.normal(size=(20, dim)).astype(np.float32)
+    obs = _observations(rng, items, n, history)
+    next_obs = _observations(rng, items, n, history)
+    actions = unit(torch.as_tensor(rng.normal(size=(n, dim)), dtype=torch.float32)).numpy()
+    rewards = actions[:, 0] - 0.5 * actions[:, 1]  # a function of the action alone
+    dones = (np.arange(n) % 2).astype(np.float32)
+    agent.replay.add(obs, actions, rewards, next_obs, dones)
+    batch = agent.replay.sample(16, 0.4, np.random.default_rng(1))
+    weights = torch.as_tensor(batch.weights)
+    loss, td_error, q = agent._critic_loss(batch, weights)
+    reward, future = agent.critic.heads(
+        torch.as_tensor(batch.observations), torch.as_tensor(batch.actions)
+    )
+    assert future is not None
+    with torch.no_grad():
+        next_actions = agent.actor_target(torch.as_tensor(batch.next_observations))
+        next_value = (1 - torch.as_tensor(batch.dones)) * agent.critic_target(
+            torch.as_tensor(batch.next_observations), next_actions
+        )
+    r = torch.as_tensor(batch.rewards)
+    expected = (weights * ((r - reward) ** 2 + (next_value - future) ** 2)).mean()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(q, (reward + 0.8 * future).detach())
+    torch.testing.assert_close(td_error, (r + 0.8 * next_value - q).detach())
+    torch.testing.assert_close(agent.critic(torch.as_tensor(batch.observations),
+                                            torch.as_tensor(batch.actions)), q)  # fmt: skip
+    before = float(((r - reward) ** 2).mean().detach())
+    for _ in range(300):
+        agent.update(beta=0.4)
+    all_obs, all_actions = torch.as_tensor(obs), torch.as_tensor(actions)
+    reward, _ = agent.critic.heads(all_obs, all_actions)
+    after = float(((torch.as_tensor(rewards) - reward) ** 2).mean().detach())
+    assert after < 0.2 * before  # the reward head learned the rewards themselves
