@@ -23,6 +23,17 @@ SMALL_ENV_KWARGS = {"embedding_dim": 16, "mf_options": {"iterations": 5}}
 # The same, smaller, as the command line's --env-kwargs; and an SB3 run of a few seconds.
 TINY_ENV_KWARGS = {"embedding_dim": 8, "mf_options": {"iterations": 2}}
 TINY_ENV_JSON = json.dumps(TINY_ENV_KWARGS)
+# A DRR network and replay small enough for a test to train in seconds.
+SMALL_DRR = {"hidden": 32, "batch_size": 16, "learning_starts": 16, "buffer_size": 500}
+
+
+def drr_observations(rng: np.random.Generator, items: np.ndarray, n: int, history: int):
+    """``n`` flat DRR observations: a random user vector, then ``history`` of ``items``."""
+    users = rng.normal(size=(n, items.shape[1]))
+    held = items[rng.integers(0, len(items), (n, history))].reshape(n, -1)
+    return np.concatenate([users, held], axis=1).astype(np.float32)
+
+
 TINY_SB3 = ["--timesteps", "60", "--set", "learning_starts=20", "--set", "batch_size=16",
             "--set", "net_arch=[32]", "--set", "buffer_size=1000",
             "--env-kwargs", TINY_ENV_JSON]  # fmt: skip

@@ -297,7 +297,7 @@ class DRRAgent:
             td_error = target - first
             return (weights * td_error.pow(2)).mean(), td_error.detach(), first.detach()
         # Each head against its own part of the target; their sum's error sets the priority.
-        q = first + self.config.gamma * future
+        q = self.critic.value(first, future)
         loss = (weights * ((rewards - first).pow(2) + (next_value - future).pow(2))).mean()
         return loss, (target - q).detach(), q.detach()
 

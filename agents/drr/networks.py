@@ -128,7 +128,10 @@ class Critic(nn.Module):
     ) -> torch.Tensor:
         """Q values (batch,); ``items``, where the caller knows them, are the ``(batch,)``
         items the actions make the env recommend (read by ``features`` only)."""
-        first, future = self.heads(obs, action, items)
+        return self.value(*self.heads(obs, action, items))
+
+    def value(self, first: torch.Tensor, future: torch.Tensor | None) -> torch.Tensor:
+        """``Q`` from :meth:`heads`' output: the first head, or ``r + split_gamma * F``."""
         if future is None:
             return first
         assert self.split_gamma is not None

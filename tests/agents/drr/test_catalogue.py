@@ -13,10 +13,10 @@ from agents.drr.catalogue import ItemCatalogue, RecommendedItem
 from agents.drr.config import DRRConfig
 from agents.drr.train import load_agent, train_drr
 from movielens_env.errors import ArgumentError
+from tests.helpers import SMALL_DRR
 
 ENV = {"dataset": "synthetic", "embedding_dim": 8, "history_len": 5,
        "mf_options": {"iterations": 2}, "user_model": "boredom"}  # fmt: skip
-SMALL = {"hidden": 32, "batch_size": 16, "learning_starts": 16, "buffer_size": 500}
 RECOMMENDED = "action+user-product+recommended-item"
 
 
@@ -62,7 +62,7 @@ def test_the_target_critic_shares_the_catalogue():
     env = gym.make("MovieLensRec-v0", **ENV)
     inner = env.unwrapped
     agent = DRRAgent(
-        DRRConfig(**SMALL, refine_k=4, critic_input=RECOMMENDED), inner.vectors.dim,
+        DRRConfig(**SMALL_DRR, refine_k=4, critic_input=RECOMMENDED), inner.vectors.dim,
         inner.history_len, seed=0, obs_dim=env.observation_space.shape[0],
         items=inner.vectors.items, item_genres=inner.user_model.weights,
     )  # fmt: skip
@@ -109,7 +109,7 @@ def test_the_recommended_item_its_mf_score_and_genre_satiation_are_the_envs():
 
 
 def test_the_recommended_item_critic_needs_the_items_their_genres_and_a_satiation():
-    config = DRRConfig(**SMALL, critic_input=RECOMMENDED)
+    config = DRRConfig(**SMALL_DRR, critic_input=RECOMMENDED)
     assert config.critic_user_product and config.critic_recommended_item
     assert DRRConfig.from_dict(config.to_dict()) == config
     items, genres = np.ones((7, 4), np.float32), np.ones((7, 3))
@@ -128,7 +128,7 @@ def test_the_recommended_item_critic_needs_the_items_their_genres_and_a_satiatio
 
 
 def test_a_refined_recommended_item_agent_trains_and_reloads_to_the_same_choices(tmp_path):
-    config = DRRConfig(**SMALL, eval_every=1000, refine_k=6, critic_input=RECOMMENDED)
+    config = DRRConfig(**SMALL_DRR, eval_every=1000, refine_k=6, critic_input=RECOMMENDED)
     result = train_drr(ENV, config, 8, seed=0, run_dir=tmp_path)
     assert np.isfinite(result.episode_returns).all()
     agent, _ = load_agent(tmp_path)

@@ -10,22 +10,21 @@ import torch
 from agents.drr.agent import DRRAgent
 from agents.drr.config import DRRConfig
 from agents.drr.networks import unit
-
-from .test_refine import SMALL, _observations
+from tests.helpers import SMALL_DRR, drr_observations
 
 
 def test_a_split_critic_fits_the_reward_to_rewards_and_the_future_to_the_next_value():
     rng = np.random.default_rng(0)
     dim, history, n = 4, 2, 64
-    config = DRRConfig(**SMALL, critic_heads="reward+future", gamma=0.8)
+    config = DRRConfig(**SMALL_DRR, critic_heads="reward+future", gamma=0.8)
     assert DRRConfig.from_dict(config.to_dict()) == config
     assert "critic_heads" not in DRRConfig().to_dict()
     with pytest.raises(ValueError, match="critic_heads='v' is not valid"):
         DRRConfig(critic_heads="v")
     agent = DRRAgent(config, dim, history, seed=0)
     items = rng.normal(size=(20, dim)).astype(np.float32)
-    obs = _observations(rng, items, n, history)
-    next_obs = _observations(rng, items, n, history)
+    obs = drr_observations(rng, items, n, history)
+    next_obs = drr_observations(rng, items, n, history)
     actions = unit(torch.as_tensor(rng.normal(size=(n, dim)), dtype=torch.float32)).numpy()
     rewards = actions[:, 0] - 0.5 * actions[:, 1]  # a function of the action alone
     dones = (np.arange(n) % 2).astype(np.float32)

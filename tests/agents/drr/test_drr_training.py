@@ -14,6 +14,7 @@ from agents.drr.agent import DRRAgent
 from agents.drr.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from agents.drr.config import DRRConfig
 from agents.drr.train import load_agent, train_drr
+from tests.helpers import SMALL_DRR
 
 ENV = {
     "dataset": "synthetic",
@@ -21,7 +22,6 @@ ENV = {
     "history_len": 5,
     "mf_options": {"iterations": 2},
 }
-SMALL = {"hidden": 32, "batch_size": 16, "learning_starts": 16, "buffer_size": 500}
 
 
 def _weights(agent: DRRAgent) -> list[torch.Tensor]:
@@ -30,7 +30,7 @@ def _weights(agent: DRRAgent) -> list[torch.Tensor]:
 
 def test_critic_loss_falls_on_a_fixed_buffer():
     env = gym.make("MovieLensRec-v0", **ENV)
-    agent = DRRAgent(DRRConfig(**SMALL, critic_lr=3e-3), env.action_space.shape[0], 5, seed=0)
+    agent = DRRAgent(DRRConfig(**SMALL_DRR, critic_lr=3e-3), env.action_space.shape[0], 5, seed=0)
     obs, _ = env.reset(seed=0)
     for _ in range(400):
         action = agent.act(obs[None], explore=True)[0]
@@ -42,7 +42,7 @@ def test_critic_loss_falls_on_a_fixed_buffer():
 
 
 def test_same_seed_same_agent_other_seed_other_agent():
-    config = DRRConfig(**SMALL, eval_every=1000)
+    config = DRRConfig(**SMALL_DRR, eval_every=1000)
     first = train_drr(ENV, config, 12, seed=3)
     second = train_drr(ENV, config, 12, seed=3)
     other = train_drr(ENV, config, 12, seed=4)
@@ -56,7 +56,7 @@ def test_same_seed_same_agent_other_seed_other_agent():
 def test_resumed_run_equals_uninterrupted_run(tmp_path, refine):
     # 3 sub-environments: the checkpoint falls while new episodes are under way (and, with
     # refinement that remembers, while their rows hold the items they recommended).
-    config = DRRConfig(**SMALL, eval_every=6, checkpoint_every=6, num_envs=3, **refine)
+    config = DRRConfig(**SMALL_DRR, eval_every=6, checkpoint_every=6, num_envs=3, **refine)
     straight = train_drr(ENV, config, 12, seed=1, run_dir=tmp_path / "straight")
     # Kill a run at the first episode after its first checkpoint, then resume it to the end.
 
@@ -76,7 +76,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, refine):
 
 
 def test_checkpoint_loads_weights_only_with_its_config(tmp_path):
-    config = DRRConfig(**SMALL, state="drr-u", eval_every=1000)
+    config = DRRConfig(**SMALL_DRR, state="drr-u", eval_every=1000)
     result = train_drr(ENV, config, 4, seed=0, run_dir=tmp_path)
     payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert payload["config"]["state"] == "drr-u"
@@ -90,7 +90,7 @@ def test_checkpoint_loads_weights_only_with_its_config(tmp_path):
 
 @pytest.mark.parametrize("damage", [b"", b"not a zip", None])
 def test_corrupted_or_foreign_checkpoints_are_refused(tmp_path, damage):
-    train_drr(ENV, DRRConfig(**SMALL, eval_every=1000), 2, seed=0, run_dir=tmp_path)
+    train_drr(ENV, DRRConfig(**SMALL_DRR, eval_every=1000), 2, seed=0, run_dir=tmp_path)
     path = tmp_path / "checkpoint.pt"
     if damage is None:
         torch.save({"format_version": 99}, path)
@@ -148,7 +148,7 @@ def test_impossible_configs_are_refused():
 
 
 def test_a_run_too_short_to_learn_says_so():
-    config = DRRConfig(**{**SMALL, "learning_starts": 400}, eval_every=1000, num_envs=2)
+    config = DRRConfig(**{**SMALL_DRR, "learning_starts": 400}, eval_every=1000, num_envs=2)
     with pytest.warns(
         UserWarning, match=r"no gradient step: 20 transitions .* learning_starts=400"
     ):
@@ -159,7 +159,7 @@ def test_a_run_too_short_to_learn_says_so():
 def test_drr_trains_and_reloads_under_a_user_model_with_a_state(tmp_path):
     # Satiation and patience follow the history in the observation: DRR reads them as context.
     env_kwargs = {**ENV, "user_model": "boredom+drift+patience", "max_episode_steps": 6}
-    config = DRRConfig(**SMALL, eval_every=1000)
+    config = DRRConfig(**SMALL_DRR, eval_every=1000)
     result = train_drr(env_kwargs, config, 10, seed=0, run_dir=tmp_path)
     assert len(result.episode_returns) == 10
     assert all(ret >= 0 for ret in result.episode_returns)  # rewards are (rating - 1) / 4
@@ -175,7 +175,7 @@ def test_drr_trains_and_reloads_under_a_user_model_with_a_state(tmp_path):
 def test_the_learning_curve_holds_finite_diagnostics(tmp_path):
     from agents.drr.diagnostics import COLUMNS
 
-    config = DRRConfig(**SMALL, eval_every=6, checkpoint_every=0, num_envs=2)
+    config = DRRConfig(**SMALL_DRR, eval_every=6, checkpoint_every=0, num_envs=2)
     result = train_drr(ENV, config, 12, seed=0, run_dir=tmp_path / "run")
     assert len(result.curve) == 2
     for row in result.curve:
@@ -190,7 +190,7 @@ def test_the_learning_curve_holds_finite_diagnostics(tmp_path):
 def test_the_diagnostics_are_plotted(tmp_path):
     from agents.benchmark.plots import plot_training
 
-    config = DRRConfig(**SMALL, eval_every=6, checkpoint_every=0)
+    config = DRRConfig(**SMALL_DRR, eval_every=6, checkpoint_every=0)
     result = train_drr(ENV, config, 12, seed=0)
     paths = plot_training(result.curve, tmp_path, "drr-ave")
     assert [p.name for p in paths] == ["precision.png", "return.png", "diagnostics.png"]
@@ -203,11 +203,11 @@ def test_episodes_that_end_early_are_counted_in_the_steps_they_took():
     from agents.registry import TrainContext, get_agent
 
     env = {**ENV, "user_model": "patience", "patience_budget": 1.0, "max_episode_steps": 20}
-    result = train_drr(env, DRRConfig(**SMALL, eval_every=1000), 16, seed=0)
+    result = train_drr(env, DRRConfig(**SMALL_DRR, eval_every=1000), 16, seed=0)
     lengths = np.array(result.episode_lengths)
     assert len(lengths) == 16 and (lengths >= 1).all() and (lengths <= 20).all()
     assert (lengths < 20).any()  # users left early, or the test proves little
     assert lengths.sum() <= len(result.agent.replay)  # the finished episodes' transitions
-    trained = get_agent("drr-ave").train(TrainContext(env, 0, 320, None, config={**SMALL}))
+    trained = get_agent("drr-ave").train(TrainContext(env, 0, 320, None, config={**SMALL_DRR}))
     steps = [step for step, _ in trained.learning_curve]
     assert steps[-1] < 320 and np.all(np.diff(steps) >= 1)

@@ -15,10 +15,10 @@ from agents.drr.networks import unit
 from agents.drr.refine import ItemRefiner
 from agents.drr.train import load_agent, train_drr
 from movielens_env.errors import ArgumentError
+from tests.helpers import SMALL_DRR, drr_observations
 
 ENV = {"dataset": "synthetic", "embedding_dim": 8, "history_len": 5,
        "mf_options": {"iterations": 2}, "user_model": "boredom"}  # fmt: skip
-SMALL = {"hidden": 32, "batch_size": 16, "learning_starts": 16, "buffer_size": 500}
 
 
 class _Prefers:
@@ -69,7 +69,7 @@ def test_an_item_without_a_direction_keeps_the_proto_action():
 
 def test_refine_k_needs_the_item_vectors_and_keeps_old_keys():
     with pytest.raises(ArgumentError, match="refine_k=4 chooses among the env's item vectors"):
-        DRRAgent(DRRConfig(**SMALL, refine_k=4), 8, 5, seed=0)
+        DRRAgent(DRRConfig(**SMALL_DRR, refine_k=4), 8, 5, seed=0)
     assert not {"refine_k", "refine_target"} & set(DRRConfig().to_dict())
     for config in (DRRConfig(refine_k=20), DRRConfig(refine_k=20, refine_target="double")):
         assert DRRConfig.from_dict(config.to_dict()) == config
@@ -80,7 +80,7 @@ def test_refine_k_needs_the_item_vectors_and_keeps_old_keys():
 
 
 def test_a_refined_agent_plays_catalogue_items_and_reloads_to_the_same_choices(tmp_path):
-    config = DRRConfig(**SMALL, eval_every=1000, refine_k=6)
+    config = DRRConfig(**SMALL_DRR, eval_every=1000, refine_k=6)
     result = train_drr(ENV, config, 10, seed=0, run_dir=tmp_path)
     assert len(result.episode_returns) == 10
     env = gym.make("MovieLensRec-v0", **ENV)
@@ -144,13 +144,6 @@ def test_the_built_in_drr_agents_keep_the_keys_their_stored_results_have():
         assert DRRConfig.from_dict(config) == DRRConfig(state=state)
 
 
-def _observations(rng: np.random.Generator, items: np.ndarray, n: int, history: int):
-    """``n`` flat observations: a random user vector, then ``history`` of ``items``."""
-    users = rng.normal(size=(n, items.shape[1]))
-    held = items[rng.integers(0, len(items), (n, history))].reshape(n, -1)
-    return np.concatenate([users, held], axis=1).astype(np.float32)
-
-
 def _bootstrap_calls(agent: DRRAgent) -> list:
     """The ``(critic, skip)`` of each call of the agent's refiner, as it is made."""
     assert agent.refiner is not None
@@ -169,9 +162,9 @@ def test_the_bootstrap_item_is_chosen_by_the_critic_refine_target_names(target, 
     rng = np.random.default_rng(0)
     dim, history, n = 4, 2, 16
     items = rng.normal(size=(20, dim)).astype(np.float32)
-    config = DRRConfig(**SMALL, refine_k=3, refine_target=target)
+    config = DRRConfig(**SMALL_DRR, refine_k=3, refine_target=target)
     agent = DRRAgent(config, dim, history, seed=0, items=items)
-    obs = _observations(rng, items, n, history)
+    obs = drr_observations(rng, items, n, history)
     agent.replay.add(obs, rng.normal(size=(n, dim)), rng.normal(size=n), obs, np.zeros(n))
     calls = _bootstrap_calls(agent)
     agent.update(beta=0.4)
@@ -180,7 +173,7 @@ def test_the_bootstrap_item_is_chosen_by_the_critic_refine_target_names(target, 
 
 def test_refinement_that_remembers_never_repeats_an_item_and_knows_what_the_env_played(tmp_path):
     config = DRRConfig(
-        **SMALL, eval_every=1000, refine_k=6, refine_exclude="history+shown", noise_floor=0.5
+        **SMALL_DRR, eval_every=1000, refine_k=6, refine_exclude="history+shown", noise_floor=0.5
     )  # fmt: skip
     assert config.remembers_shown and config.to_dict()["refine_exclude"] == "history+shown"
     assert "refine_exclude" not in DRRConfig(refine_k=6).to_dict()
@@ -215,14 +208,14 @@ def test_refinement_that_remembers_never_repeats_an_item_and_knows_what_the_env_
 
 
 def test_the_bootstrap_target_skips_what_the_next_states_episode_showed():
-    config = DRRConfig(**SMALL, refine_k=3, refine_exclude="history+shown")
+    config = DRRConfig(**SMALL_DRR, refine_k=3, refine_exclude="history+shown")
     rng = np.random.default_rng(0)
     dim, history, n = 4, 2, 16
     items = rng.normal(size=(20, dim)).astype(np.float32)
     with pytest.raises(ArgumentError, match="give DRRAgent episode_items="):
         DRRAgent(config, dim, history, seed=0, items=items)
     agent = DRRAgent(config, dim, history, seed=0, items=items, episode_items=3)
-    obs = _observations(rng, items, n, history)
+    obs = drr_observations(rng, items, n, history)
     shown = np.full((n, 3), -1)
     shown[:, :2] = rng.integers(0, 20, (n, 2))
     agent.replay.add(obs, rng.normal(size=(n, dim)), rng.normal(size=n), obs, np.zeros(n), shown)
@@ -240,7 +233,7 @@ def test_exploring_in_item_space_plays_other_candidates_and_only_while_exploring
     dim, history, n, k = 4, 2, 400, 5
     items = rng.normal(size=(30, dim)).astype(np.float32)
     refiner = ItemRefiner(ItemCatalogue(items, history_len=history), k=k)
-    obs = torch.as_tensor(_observations(rng, items, n, history))
+    obs = torch.as_tensor(drr_observations(rng, items, n, history))
     protos = torch.as_tensor(rng.normal(size=(n, dim)), dtype=torch.float32)
     critic = _Prefers(torch.ones(dim))
     greedy = refiner.choose(obs, protos, critic)
@@ -258,7 +251,7 @@ def test_exploring_in_item_space_plays_other_candidates_and_only_while_exploring
     with pytest.raises(ValueError, match="explore > 0 draws candidates: give it rng"):
         refiner.choose(obs, protos, critic, explore=0.5)
 
-    config = DRRConfig(**SMALL, refine_k=k, refine_explore=1.0)
+    config = DRRConfig(**SMALL_DRR, refine_k=k, refine_explore=1.0)
     assert DRRConfig.from_dict(config.to_dict()) == config
     assert "refine_explore" not in DRRConfig(refine_k=k).to_dict()
     agent = DRRAgent(config, dim, history, seed=0, items=items)
