@@ -14,6 +14,7 @@ from agents.cli import main as cli_main
 from agents.drr.config import DRRConfig
 from agents.drr.train import train_drr
 from movielens_env.data.split import temporal_split, validation_dataset
+from movielens_env.errors import ArgumentError
 from tests.helpers import TINY_ENV_JSON, cli_error, last_wins
 
 
@@ -390,6 +391,17 @@ def test_a_starting_config_the_search_would_drop_or_misread_is_refused(tmp_path,
         assert main(["tune", *TINY, *argv, "--out", str(out)]) == 2  # argv's --env-kwargs wins
         assert message in cli_error(capsys)
         assert not out.exists()
+
+
+def test_the_discount_is_searched_from_zero_for_every_agent():
+    from agents.sb3.config import SB3Config
+    from agents.tune.space import base_params
+
+    # No discount is right on a static user; a start there is the study's first trial.
+    assert base_params("drr-ave", DRRConfig(gamma=0.0))["gamma"] == 0.0
+    assert base_params("td3", SB3Config(gamma=0.0))["gamma"] == 0.0
+    with pytest.raises(ArgumentError, match=r"gamma=0.995 \(searched in \[0, 0.99\]\)"):
+        base_params("drr-ave", DRRConfig(gamma=0.995))
 
 
 def test_a_trial_without_the_config_this_tool_writes_is_named():
