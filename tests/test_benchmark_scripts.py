@@ -164,3 +164,35 @@ def test_episode_memory_evaluates_a_refined_run_both_ways_and_refuses_an_unrefin
     (found,) = json.loads((out / "results.json").read_text())["results"]
     assert set(script.WAYS) <= set(found) and found[script.WAYS[0]] != found[script.WAYS[1]]
     assert "| mean over runs |" in (out / "results.md").read_text()
+
+
+def test_refine_choice_plays_as_the_evaluation_and_bounds_the_choice_by_myopic_mfs(
+    tmp_path, capsys
+):
+    from agents.drr.config import DRRConfig
+    from agents.drr.train import load_agent, train_drr
+    from movielens_env.evaluation.protocols import evaluate_online, evaluation_users, heldout_env
+
+    env = {"dataset": "synthetic", "embedding_dim": 8, "history_len": 5,
+           "mf_options": {"iterations": 2}, "user_model": "boredom"}  # fmt: skip
+    small = {"hidden": 16, "batch_size": 16, "learning_starts": 16, "eval_every": 1000}
+    refined = DRRConfig(**small, refine_k=4, critic_heads="reward+future",
+                        refine_exclude="history+shown")  # fmt: skip
+    train_drr(env, refined, 4, seed=0, run_dir=tmp_path / "refined")
+    train_drr(env, DRRConfig(**small), 2, seed=0, run_dir=tmp_path / "plain")
+    script = _script("refine_choice")
+    out = tmp_path / "out"
+    err = _refused(script, [str(tmp_path / "plain"), "--out", str(out)], capsys)
+    assert "without refine_k has no candidates to compare" in err
+    assert "--users must be at least 1" in _refused(script, ["x", "--users", "0"], capsys)
+    assert script.main([str(tmp_path / "refined"), "--users", "6", "--out", str(out)]) == 0
+    (found,) = json.loads((out / "results.json").read_text())["results"]
+    assert found["users"] == 6 and found["steps"] == 6 * 10
+    assert found["played"] <= found["best"] and found["best_of_k"] <= found["best"]
+    assert 1 <= found["rank"] <= 4 and 0 <= found["best_is_candidate"] <= 1
+    assert -1 <= found["critic_corr"] <= 1 and -1 <= found["reward_head_corr"] <= 1
+    agent, env_kwargs = load_agent(tmp_path / "refined")
+    first = heldout_env(env_kwargs)
+    users = evaluation_users(first.world, first.history_len, first.eligible_users)[:6]
+    assert found["return"] == pytest.approx(evaluate_online(agent, env_kwargs, users=users).mean())
+    assert "| best_of_k |" in (out / "results.md").read_text()

@@ -173,6 +173,7 @@ class DRRAgent:
         self.critic = Critic(
             config.state, dim, history_len, config.hidden, context, config.critic_user_product,
             features, config.gamma if config.critic_heads == "reward+future" else None,
+            config.critic_wide,
         )  # fmt: skip
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)

@@ -121,6 +121,10 @@ class DRRConfig:
             ``Q'(s', a')`` (zero at the end): the same fixed point, but the reward, most of
             what tells the items apart, is learned without the bootstrap's noise. Left out of
             ``to_dict`` at ``q``.
+        critic_wide: the critic's first head (``Q``, or the reward with ``reward+future``)
+            plus a linear function of the critic's input (Wide & Deep, Cheng et al. 2016): the
+            reward is nearly linear in the ``recommended-item`` features, whose sums are the
+            item's MF score and its satiation penalty. Left out of ``to_dict`` at ``False``.
     """
 
     state: str = "drr-ave"
@@ -150,6 +154,7 @@ class DRRConfig:
     refine_exclude: str = "history"
     critic_input: str = "action"
     critic_heads: str = "q"
+    critic_wide: bool = False
 
     def __post_init__(self) -> None:
         check_choice(self, "state", STATE_REPRESENTATIONS)
@@ -159,6 +164,10 @@ class DRRConfig:
         check_choice(self, "refine_target", REFINE_TARGETS)
         check_choice(self, "refine_exclude", REFINE_EXCLUDES)
         check_fields(self, BOUNDS)
+        if not isinstance(self.critic_wide, bool):
+            raise ConfigError(
+                f"DRRConfig.critic_wide must be true or false, got {self.critic_wide!r}"
+            )
         if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
             raise ConfigError(
                 f"DRRConfig.num_envs * updates_per_step ({self.num_envs} * "
@@ -202,9 +211,9 @@ class DRRConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,
-        ``refine_explore``, ``refine_target``, ``refine_exclude``, ``critic_input`` and
-        ``critic_heads`` only when not at their defaults, so the results stored before they
-        existed keep their keys."""
+        ``refine_explore``, ``refine_target``, ``refine_exclude``, ``critic_input``,
+        ``critic_heads`` and ``critic_wide`` only when not at their defaults, so the results
+        stored before they existed keep their keys."""
         values = dataclasses.asdict(self)
         if not self.refine_k:
             del values["refine_k"]
@@ -218,6 +227,8 @@ class DRRConfig:
             del values["critic_input"]
         if self.critic_heads == "q":
             del values["critic_heads"]
+        if not self.critic_wide:
+            del values["critic_wide"]
         return values
 
     def to_json(self) -> str:

@@ -91,22 +91,29 @@ class Critic(nn.Module):
     same input: ``r`` the step's reward, ``F`` the value of the state it leads to
     (:meth:`heads`; the agent fits ``r`` to the observed rewards and ``F`` to the next state's
     bootstrapped value). Without it, one head is ``Q`` (the paper's).
+
+    With ``wide``, the first head also adds a linear function of its input (Wide & Deep, Cheng
+    et al. 2016): the reward is nearly linear in the recommended-item features (their sums are
+    the MF score and the satiation penalty), which a linear part fits from few noisy rewards
+    where the MLP alone needs many.
     """
 
     def __init__(
         self, kind: str, dim: int, history_len: int, hidden: int, context: int,
         user_product: bool = False, features: ActionFeatures | None = None,
-        split_gamma: float | None = None,
+        split_gamma: float | None = None, wide: bool = False,
     ) -> None:  # fmt: skip
         super().__init__()
         self.dim, self.history_len, self.user_product = dim, history_len, user_product
         self.features, self.split_gamma = features, split_gamma
         self.state = StateRepresentation(kind, dim, history_len)
         actions = (2 * dim if user_product else dim) + (features.width if features else 0)
-        self.body = _mlp(self.state.out_dim + context + actions, hidden, 1)
+        inputs = self.state.out_dim + context + actions
+        self.body = _mlp(inputs, hidden, 1)
+        self.wide = nn.Linear(inputs, 1) if wide else None
         self.future = None
         if split_gamma is not None:
-            self.future = _mlp(self.state.out_dim + context + actions, hidden, 1)
+            self.future = _mlp(inputs, hidden, 1)
 
     def heads(
         self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None
@@ -121,7 +128,10 @@ class Critic(nn.Module):
             parts.append(self.features(obs, action, items))
         inputs = torch.cat(parts, dim=1)
         future = None if self.future is None else self.future(inputs).squeeze(1)
-        return self.body(inputs).squeeze(1), future
+        first = self.body(inputs)
+        if self.wide is not None:
+            first = first + self.wide(inputs)
+        return first.squeeze(1), future
 
     def forward(
         self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None

@@ -49,12 +49,7 @@ class ItemRefiner:
         ``explore`` > 0, each row plays, with that probability, one of its candidates drawn
         uniformly by ``rng`` instead of the critic's choice (``rng`` is not drawn from at 0)."""
         with torch.no_grad():
-            mask = self.catalogue.history_mask(observations)
-            if shown is not None:
-                mask |= shown
-            scores = protos @ self.catalogue.items.T
-            scores.masked_fill_(mask, -torch.inf)
-            best_scores, top = scores.topk(self.k, dim=1)
+            top, best_scores, mask = self.candidates(observations, protos, shown)
             candidates = self.catalogue.playable[top]  # (batch, k, dim)
             repeated = observations.repeat_interleave(self.k, dim=0)
             flat = candidates.reshape(-1, self.dim)
@@ -72,6 +67,21 @@ class ItemRefiner:
             best = candidates[torch.arange(len(top)), chosen]
             empty = best.abs().sum(dim=1) == 0
             return torch.where(empty[:, None], protos, best)
+
+    def candidates(
+        self, observations: torch.Tensor, protos: torch.Tensor, shown: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(top, scores, mask)``: the ``(batch, k)`` items ``protos`` score highest outside
+        each row's history and the items ``shown`` marks, their scores (``-inf`` where fewer
+        than ``k`` items are left), and the ``(batch, n_items)`` mask of the excluded items."""
+        with torch.no_grad():
+            mask = self.catalogue.history_mask(observations)
+            if shown is not None:
+                mask |= shown
+            scores = protos @ self.catalogue.items.T
+            scores.masked_fill_(mask, -torch.inf)
+            best_scores, top = scores.topk(self.k, dim=1)
+            return top, best_scores, mask
 
     @staticmethod
     def _explore(

@@ -9,7 +9,7 @@ import torch
 
 from agents.drr.agent import DRRAgent
 from agents.drr.config import DRRConfig
-from agents.drr.networks import unit
+from agents.drr.networks import split_observation, unit
 from tests.helpers import SMALL_DRR, drr_observations
 
 
@@ -55,3 +55,42 @@ def test_a_split_critic_fits_the_reward_to_rewards_and_the_future_to_the_next_va
     reward, _ = agent.critic.heads(all_obs, all_actions)
     after = float(((torch.as_tensor(rewards) - reward) ** 2).mean().detach())
     assert after < 0.2 * before  # the reward head learned the rewards themselves
+
+
+def test_a_wide_critic_adds_a_linear_function_of_its_input_to_the_first_head():
+    rng = np.random.default_rng(0)
+    dim, history, n = 4, 2, 32
+    config = DRRConfig(**SMALL_DRR, critic_heads="reward+future", critic_wide=True)
+    assert DRRConfig.from_dict(config.to_dict()) == config
+    assert "critic_wide" not in DRRConfig().to_dict()
+    with pytest.raises(ValueError, match="critic_wide must be true or false, got 1"):
+        DRRConfig(critic_wide=1)
+    agent = DRRAgent(config, dim, history, seed=0)
+    critic = agent.critic
+    assert (
+        critic.wide is not None
+        and DRRAgent(DRRConfig(**SMALL_DRR), dim, history, 0).critic.wide is None
+    )
+    items = rng.normal(size=(20, dim)).astype(np.float32)
+    obs = torch.as_tensor(drr_observations(rng, items, n, history))
+    actions = unit(torch.as_tensor(rng.normal(size=(n, dim)), dtype=torch.float32))
+    reward, future = critic.heads(obs, actions)
+    wide = critic.wide
+    critic.wide = None
+    deep, same_future = critic.heads(obs, actions)
+    critic.wide = wide
+    user, hist, context = split_observation(obs, dim, history)
+    inputs = torch.cat([critic.state(user, hist), context, actions], dim=1)
+    torch.testing.assert_close(reward, deep + wide(inputs).squeeze(1))
+    torch.testing.assert_close(future, same_future)
+    assert any(key.startswith("critic.wide.") for key in _flat_keys(agent.state_dict()))
+
+
+def _flat_keys(state: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in state.items():
+        if isinstance(value, dict):
+            keys += _flat_keys(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys

@@ -1,0 +1,179 @@
+"""Where a refined DRR run's choices lose against ``myopic-mf``: in the candidates its actor
+proposes, or in the critic's choice among them.
+
+Each run folder is a ``movielens-rec train`` or ``benchmark`` run of a DRR agent with
+``refine_k``. Its trained agent plays one test episode per test user (the first ``--users``),
+deterministically and with its episode memory where it has one, as the evaluation plays it.
+At every step, each item is valued by the reward ``myopic-mf`` would expect of it now: MF's
+predicted rating in the user's current state (satiation, drifted tastes), which the
+observation shows. Per step, the script records that one-step reward for the item the env
+played, for the best of the ``k`` candidates the actor's action ranks highest, and for the best
+item in the catalogue (``myopic-mf``'s choice); whether the catalogue's best is a candidate;
+the played item's rank among the candidates by that reward; and, across each step's
+candidates, the correlation of the critic's value (and, with ``critic_heads``
+``reward+future``, of its reward head) with it.
+
+    python benchmarks/refine_choice.py RUN [RUN ...] --out benchmarks/results/refine-choice
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+COLUMNS = (
+    ("played", "played item"),
+    ("best_of_k", "best of the k candidates"),
+    ("best", "best in the catalogue (myopic-mf's)"),
+    ("best_is_candidate", "catalogue's best among the candidates"),
+    ("rank", "played item's rank among the candidates (1: best)"),
+    ("critic_corr", "correlation of the critic's Q with the reward, over the candidates"),
+    ("reward_head_corr", "the same for the reward head (reward+future only)"),
+    ("return", "the episodes' return (the env's rewards)"),
+)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's over the entries where ``b`` is finite (``-inf``: an item the env would not
+    recommend now); NaN where fewer than two are left or either side is constant."""
+    keep = np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def measure(run: Path, users: int) -> dict[str, Any]:
+    """The run's per-step means over the test episodes of its first ``users`` test users."""
+    import torch
+
+    from agents.drr.train import load_agent
+    from movielens_env.errors import ArgumentError
+    from movielens_env.evaluation.protocols import episode_steps, evaluation_users, heldout_env
+    from movielens_env.evaluation.references import step_rewards
+
+    agent, env_kwargs = load_agent(run)
+    refiner = agent.refiner
+    if refiner is None:
+        raise ArgumentError(f"{run}: a run without refine_k has no candidates to compare")
+    env = heldout_env(env_kwargs)
+    horizon = episode_steps(env_kwargs)
+    data = env.world.dataset
+    internal = {int(raw): index for index, raw in enumerate(data.item_ids)}
+    chosen = evaluation_users(env.world, env.history_len, env.eligible_users)[:users]
+    steps: dict[str, list[float]] = {name: [] for name, _ in COLUMNS if name != "return"}
+    returns = []
+    for user in chosen:
+        obs, _ = env.reset(options={"user_id": data.user_ids[user]})
+        state, total = None, 0.0
+        for _ in range(horizon):
+            rewards = step_rewards(env, mf_ratings=True)
+            batch = torch.as_tensor(obs[None], dtype=torch.float32)
+            shown = agent._shown(state, None, 1)
+            with torch.no_grad():
+                protos = agent.actor(batch)
+                mask = None if shown is None else torch.as_tensor(shown)
+                top, scores, mask = refiner.candidates(batch, protos, mask)
+                valid = (scores[0] > -torch.inf).numpy()
+                items = top[0].numpy()[valid]
+                picks = refiner.catalogue.recommended_for_items(top, mask)[0][valid]
+                repeated = batch.expand(len(items), -1)
+                first, future = agent.critic.heads(
+                    repeated, refiner.catalogue.playable[top[0][valid]], picks
+                )
+                q = agent.critic.value(first, future).numpy()
+            action, state = agent.predict(obs, state=state)
+            obs, reward, terminated, truncated, info = env.step(action)
+            played = internal[int(info["item_ids"][0])]
+            candidate = rewards[items]
+            steps["played"].append(rewards[played])
+            steps["best_of_k"].append(candidate.max())
+            steps["best"].append(rewards.max())
+            steps["best_is_candidate"].append(float(candidate.max() >= rewards.max()))
+            steps["rank"].append(1 + float((candidate > rewards[played]).sum()))
+            steps["critic_corr"].append(_correlation(q, candidate))
+            heads = future is not None
+            steps["reward_head_corr"].append(
+                _correlation(first.numpy(), candidate) if heads else float("nan")
+            )
+            total += float(reward)
+            if terminated or truncated:
+                break
+        returns.append(total)
+    means = {name: float(np.nanmean(values)) if np.isfinite(values).any() else None
+             for name, values in steps.items()}  # fmt: skip
+    return {
+        "run": str(run),
+        "refine_k": agent.config.refine_k,
+        "env_kwargs": {key: str(value) for key, value in env_kwargs.items()},
+        "users": len(chosen),
+        "steps": len(steps["played"]),
+        **means,
+        "return": float(np.mean(returns)),
+    }
+
+
+def markdown(results: list[dict[str, Any]], command: str, machine: str) -> str:
+    """One row per run, the columns explained below the table."""
+    about = "\n\n".join((__doc__ or "").split("\n\n")[:2])
+    names = [name for name, _ in COLUMNS]
+    lines = [
+        "# Refined DRR's choices against myopic-mf's", "", f"Command: `{command}`", "",
+        f"Machine: {machine}", "", about, "",
+        f"| run | k | users | steps | {' | '.join(names)} |",
+        f"|---|---|---|---|{'---|' * len(names)}",
+    ]  # fmt: skip
+    for found in results:
+        values = ["-" if found[n] is None else f"{found[n]:.3f}" for n in names]
+        lines.append(
+            f"| {found['run']} | {found['refine_k']} | {found['users']} | {found['steps']} | "
+            f"{' | '.join(values)} |"
+        )
+    lines += ["", "Columns (one-step rewards, `(rating - 3) / 2`, as myopic-mf expects them):", ""]
+    lines += [f"- `{name}`: {text}" for name, text in COLUMNS]
+    return "\n".join([*lines, ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every run, print the report, write ``results.json`` and ``results.md``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="DRR run folders with refine_k")
+    parser.add_argument("--users", type=int, default=200, help="test users per run (>= 1)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/refine-choice"))
+    parser.add_argument(
+        "--force", action="store_true", help="replace results another command wrote in --out"
+    )
+    from agents.options_once import parse_args
+
+    args = parse_args(parser, argv)
+    if args.users < 1:
+        parser.error(f"--users must be at least 1, got {args.users}")
+
+    from agents.benchmark.machine import machine_description
+    from agents.benchmark.script_results import script_results, write_script_results
+    from agents.threads import torch_threads
+    from movielens_env.errors import MovieLensRecError
+
+    command = "python " + shlex.join(["benchmarks/refine_choice.py", *(argv or sys.argv[1:])])
+    try:
+        with script_results(args.out, command, args.force, "refine_choice.py"), torch_threads(1):
+            results = [measure(run, args.users) for run in args.runs]
+            report = markdown(results, command, machine_description())
+            payload = {"command": command, "machine": machine_description(), "results": results}
+            write_script_results(args.out, json.dumps(payload, indent=1), report)
+    except MovieLensRecError as exc:
+        parser.error(str(exc))
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    from agents.benchmark.script_results import run_script
+
+    sys.exit(run_script(main, "refine_choice.py"))
