@@ -67,7 +67,8 @@ def check_fits(config: DRRConfig, dim: int, history_len: int, obs_dim: int) -> N
             f"of length {dim}"
         )
     actions = 2 * dim if config.critic_user_product else dim
-    actions += dim + context if config.critic_recommended_item else 0  # genres: <= context
+    if config.critic_recommended_item:  # genres: <= context
+        actions += (dim + context) * (2 if config.critic_item_features else 1)
     check_training_cost(
         "DRRConfig", "hidden, num_envs or updates_per_step", config.batch_size,
         (config.hidden, config.hidden),
@@ -127,7 +128,7 @@ def _recommended_item(
             f"observations have {context} values after the vectors: a user model with boredom "
             "has one per genre"
         )
-    return RecommendedItem(catalogue, genres)
+    return RecommendedItem(catalogue, genres, config.critic_item_features)
 
 
 class DRRAgent:

@@ -121,18 +121,26 @@ class RecommendedItem:
     what ``boredom`` takes off the rating, per unit of satiation strength. Without ``boredom``
     the second part is empty.
 
+    With ``item_features``, then the item's own vector ``v_i`` and genre weights ``w_i``: where
+    recommending it moves the user's state (``drift`` pulls the tastes toward ``q_i``,
+    ``boredom`` adds ``w_i`` to the satiation), which the next state's value depends on and
+    the products above hide (a zero satiation zeroes ``s * w_i``).
+
     The genres are the dataset's own (GroupLens' ``u.item`` / ``movies.dat``), in the order of
     the observation's satiation (sorted by name): ``env.unwrapped.user_model.weights``.
 
     Args:
         catalogue: the env's items.
         weights: ``(n_items, n_genres)`` the items' genre weights (``n_genres`` may be 0).
+        item_features: also read the item's own vector and genre weights.
     """
 
-    def __init__(self, catalogue: ItemCatalogue, weights: np.ndarray) -> None:
-        self.catalogue = catalogue
+    def __init__(
+        self, catalogue: ItemCatalogue, weights: np.ndarray, item_features: bool = False
+    ) -> None:
+        self.catalogue, self.item_features = catalogue, item_features
         self.weights = torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32))
-        self.width = catalogue.dim + self.weights.shape[1]
+        self.width = (catalogue.dim + self.weights.shape[1]) * (2 if item_features else 1)
         self._start = (catalogue.history_len + 1) * catalogue.dim  # the satiation's slice
 
     def __call__(
@@ -147,6 +155,8 @@ class RecommendedItem:
             user = observations[:, : self.catalogue.dim]
             end = self._start + self.weights.shape[1]
             satiation = observations[:, self._start : end]
-            return torch.cat(
-                [user * self.catalogue.items[items], satiation * self.weights[items]], dim=1
-            )
+            vectors, genres = self.catalogue.items[items], self.weights[items]
+            parts = [user * vectors, satiation * genres]
+            if self.item_features:
+                parts += [vectors, genres]
+            return torch.cat(parts, dim=1)

@@ -16,7 +16,12 @@ ACTION_HEADS = ("tanh", "unit", "user-residual")
 REFINE_TARGETS = ("target", "double")
 REFINE_EXCLUDES = ("history", "history+shown")
 CRITIC_HEADS = ("q", "reward+future")
-CRITIC_INPUTS = ("action", "action+user-product", "action+user-product+recommended-item")
+CRITIC_INPUTS = (
+    "action",
+    "action+user-product",
+    "action+user-product+recommended-item",
+    "action+user-product+recommended-item+item-features",
+)
 _BIG = 1_000_000_000
 # Hard limits, wider than the typical ranges in the docstring: beyond them a value is a slip
 # (num_envs=100000 meant 100,000 gradient steps per collected batch: a run that seemed hung).
@@ -113,7 +118,10 @@ class DRRConfig:
             makes the env recommend is to the user: its vector times the user's (their sum
             its MF score) and its genre weights times the observed satiation
             (``agents.drr.catalogue.RecommendedItem``; the agent needs the env's items and
-            their genres). Left out of ``to_dict`` at ``action``.
+            their genres); or ``action+user-product+recommended-item+item-features``, also
+            the item's own vector and genre weights: where it moves the user's state (drift
+            pulls the tastes toward its vector, boredom satiates its genres), which the
+            value of the next state depends on. Left out of ``to_dict`` at ``action``.
         critic_heads: how the critic values an action: ``q``, one head fit to the bootstrapped
             target ``r + gamma * Q'`` (the paper's); or ``reward+future``,
             ``Q = r(s, a) + gamma * F(s, a)``, two heads on the same input, ``r`` fit by
@@ -207,7 +215,12 @@ class DRRConfig:
     @property
     def critic_recommended_item(self) -> bool:
         """Whether the critic also reads what the recommended item is to the user."""
-        return self.critic_input.endswith("+recommended-item")
+        return "+recommended-item" in self.critic_input
+
+    @property
+    def critic_item_features(self) -> bool:
+        """Whether the critic also reads the recommended item's own vector and genres."""
+        return self.critic_input.endswith("+item-features")
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,

@@ -108,6 +108,35 @@ def test_the_recommended_item_its_mf_score_and_genre_satiation_are_the_envs():
     assert satiated  # the check above compared some non-zero satiation
 
 
+def test_the_item_features_are_the_recommended_items_own_vector_and_genres():
+    env = gym.make("MovieLensRec-v0", **ENV)
+    inner = env.unwrapped
+    catalogue = ItemCatalogue(inner.vectors.items, inner.history_len)
+    weights = inner.user_model.weights
+    plain = RecommendedItem(catalogue, weights)
+    features = RecommendedItem(catalogue, weights, item_features=True)
+    assert features.width == 2 * plain.width == 2 * (inner.vectors.dim + weights.shape[1])
+    obs, _ = env.reset(seed=0)
+    for _ in range(3):  # a satiation: the products then differ from the item's own parts
+        obs, *_ = env.step(env.action_space.sample())
+    actions = torch.as_tensor(np.random.default_rng(0).normal(size=(5, inner.vectors.dim)))
+    batch = torch.as_tensor(obs)[None].expand(5, -1)
+    items = catalogue.recommended(batch, actions.float())
+    seen = features(batch, actions.float())
+    torch.testing.assert_close(seen[:, : plain.width], plain(batch, actions.float()))
+    own = np.concatenate([inner.vectors.items[items.numpy()], weights[items.numpy()]], axis=1)
+    np.testing.assert_allclose(seen[:, plain.width :].numpy(), own, rtol=1e-6)
+    config = DRRConfig(**SMALL_DRR, critic_input=f"{RECOMMENDED}+item-features")
+    assert config.critic_recommended_item and config.critic_item_features
+    assert not DRRConfig(critic_input=RECOMMENDED).critic_item_features
+    agent = DRRAgent(
+        config, inner.vectors.dim, inner.history_len, seed=0,
+        obs_dim=env.observation_space.shape[0], items=inner.vectors.items, item_genres=weights,
+    )  # fmt: skip
+    assert agent.critic.features.item_features and agent.critic.features.width == features.width
+    assert agent.critic(batch.float(), actions.float()).shape == (5,)
+
+
 def test_the_recommended_item_critic_needs_the_items_their_genres_and_a_satiation():
     config = DRRConfig(**SMALL_DRR, critic_input=RECOMMENDED)
     assert config.critic_user_product and config.critic_recommended_item
