@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,22 +72,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(parser, argv)
 
-    from agents.benchmark.machine import machine_description
-    from agents.benchmark.script_results import script_results, write_script_results
-    from agents.threads import torch_threads
-    from movielens_env.errors import MovieLensRecError
+    from agents.benchmark.script_results import measure_run_folders
 
-    command = "python " + shlex.join(["benchmarks/episode_memory.py", *(argv or sys.argv[1:])])
-    try:
-        with script_results(args.out, command, args.force, "episode_memory.py"), torch_threads(1):
-            results = [measure(run) for run in args.runs]
-            report = markdown(results, command, machine_description())
-            payload = {"command": command, "machine": machine_description(), "results": results}
-            write_script_results(args.out, json.dumps(payload, indent=1), report)
-    except MovieLensRecError as exc:
-        parser.error(str(exc))
-    print(report)
-    return 0
+    return measure_run_folders(parser, args, argv, "episode_memory.py", measure, markdown)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ candidates, the correlation of the critic's value (and, with ``critic_heads``
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -155,22 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.users < 1:
         parser.error(f"--users must be at least 1, got {args.users}")
 
-    from agents.benchmark.machine import machine_description
-    from agents.benchmark.script_results import script_results, write_script_results
-    from agents.threads import torch_threads
-    from movielens_env.errors import MovieLensRecError
+    from agents.benchmark.script_results import measure_run_folders
 
-    command = "python " + shlex.join(["benchmarks/refine_choice.py", *(argv or sys.argv[1:])])
-    try:
-        with script_results(args.out, command, args.force, "refine_choice.py"), torch_threads(1):
-            results = [measure(run, args.users) for run in args.runs]
-            report = markdown(results, command, machine_description())
-            payload = {"command": command, "machine": machine_description(), "results": results}
-            write_script_results(args.out, json.dumps(payload, indent=1), report)
-    except MovieLensRecError as exc:
-        parser.error(str(exc))
-    print(report)
-    return 0
+    return measure_run_folders(
+        parser, args, argv, "refine_choice.py", lambda run: measure(run, args.users), markdown
+    )
 
 
 if __name__ == "__main__":

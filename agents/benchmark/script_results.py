@@ -5,12 +5,15 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from movielens_env.errors import ArgumentError
+from movielens_env.errors import ArgumentError, MovieLensRecError
 from movielens_env.storage import atomic_write, read_json
 
 from ..folder_lock import lock_folder
@@ -69,6 +72,32 @@ def write_script_results(out: Path, results_json: str, report: str) -> None:
     each whole."""
     atomic_write(out / RESULTS[0], lambda tmp: tmp.write_text(results_json))
     atomic_write(out / RESULTS[1], lambda tmp: tmp.write_text(report))
+
+
+def measure_run_folders(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None,
+    script: str, measure: Callable[[Path], dict[str, Any]],
+    markdown: Callable[[list[dict[str, Any]], str, str], str],
+) -> int:  # fmt: skip
+    """The body of a script that measures each of ``args.runs`` (run folders) into
+    ``args.out``: ``measure`` each with one torch thread, write ``results.json`` (the command,
+    the machine, the results) and ``markdown``'s report, print the report; a
+    :class:`~movielens_env.errors.MovieLensRecError` becomes ``parser.error``."""
+    from ..threads import torch_threads
+    from .machine import machine_description
+
+    command = "python " + shlex.join([f"benchmarks/{script}", *(argv or sys.argv[1:])])
+    machine = machine_description()
+    try:
+        with script_results(args.out, command, args.force, script), torch_threads(1):
+            results = [measure(run) for run in args.runs]
+            report = markdown(results, command, machine)
+            payload = {"command": command, "machine": machine, "results": results}
+            write_script_results(args.out, json.dumps(payload, indent=1), report)
+    except MovieLensRecError as exc:
+        parser.error(str(exc))
+    print(report)
+    return 0
 
 
 def add_data_options(parser: argparse.ArgumentParser, results: str) -> None:
