@@ -73,11 +73,11 @@ def measure(run: Path, users: int) -> dict[str, Any]:
         for _ in range(horizon):
             rewards = step_rewards(env, mf_ratings=True)
             batch = torch.as_tensor(obs[None], dtype=torch.float32)
-            shown = agent._shown(state, None, 1)
             with torch.no_grad():
                 protos = agent.actor(batch)
-                mask = None if shown is None else torch.as_tensor(shown)
-                top, scores, mask = refiner.candidates(batch, protos, mask)
+                # predict's state: the items the episode recommended (with the memory only)
+                shown = None if state is None else torch.as_tensor(state)
+                top, scores, mask = refiner.candidates(batch, protos, shown)
                 valid = (scores[0] > -torch.inf).numpy()
                 items = top[0].numpy()[valid]
                 picks = refiner.catalogue.recommended_for_items(top, mask)[0][valid]
