@@ -196,3 +196,21 @@ def test_refine_choice_plays_as_the_evaluation_and_bounds_the_choice_by_myopic_m
     users = evaluation_users(first.world, first.history_len, first.eligible_users)[:6]
     assert found["return"] == pytest.approx(evaluate_online(agent, env_kwargs, users=users).mean())
     assert "| best_of_k |" in (out / "results.md").read_text()
+
+
+def test_planning_on_mf_reports_every_reference_and_refuses_bad_options(tmp_path, capsys):
+    script = _script("planning_on_mf")
+    out = tmp_path / "out"
+    err = _refused(script, ["--dataset", "synthetic", "--user-models", "bordom", "--out",
+                            str(out)], capsys)  # fmt: skip
+    assert "unknown component 'bordom'" in err
+    assert "--users must be at least 1" in _refused(script, ["--users", "0"], capsys)
+    assert "width must be an integer" in _refused(script, ["--width", "0"], capsys)
+    argv = ["--dataset", "synthetic", "--user-models", "boredom+drift", "--users", "4",
+            "--width", "4", "--out", str(out)]  # fmt: skip
+    assert script.main(argv) == 0
+    found = json.loads((out / "results.json").read_text())["results"]["boredom+drift"]
+    assert found["users"] == 4 and found["horizon"] == 20
+    assert set(script.POLICIES) <= set(found)
+    assert found["planner"][0] >= found["myopic"][0] - 1e-9  # never below myopic, by design
+    assert "| boredom+drift | 20 | 4 |" in (out / "results.md").read_text()

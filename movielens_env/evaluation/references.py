@@ -87,7 +87,9 @@ class MFRanker:
 class _Lookahead:
     """A copy of one env's episode that references can play forward without touching it."""
 
-    def __init__(self, env: MovieLensRecEnv, mf_ratings: bool = False) -> None:
+    def __init__(
+        self, env: MovieLensRecEnv, mf_ratings: bool = False, clip: bool | None = None
+    ) -> None:
         self.model: UserModel = env.user_model
         self.k = env.slate_size
         n_items = env.world.dataset.n_items
@@ -98,8 +100,8 @@ class _Lookahead:
         # ``mf_ratings``: MF's predictions, where the log is not known.
         users, items = self.state.users[:, None], np.arange(n_items)[None]
         # MF's predictions are ranked unclipped, as greedy ranks them: clipped, every item
-        # predicted above the scale would tie.
-        self.clip = not mf_ratings
+        # predicted above the scale would tie. A planner sums them, so it clips (``clip``).
+        self.clip = not mf_ratings if clip is None else clip
         if mf_ratings:
             self.static = env.world.mf.predict(users, items).astype(np.float64)
         else:
@@ -167,6 +169,11 @@ class BeamPlanner:
     ``T * slate_size`` items), and the planner returns it without searching unless
     ``search_static`` (the headroom table searches there too, as a control of the search).
 
+    With ``mf_ratings`` (``planner-mf``), it plans on MF's predicted ratings in the user's
+    state instead of the log, clipped to the scale as the env clips, and starts from
+    ``myopic-mf``'s episode: what planning reaches knowing what an agent can know (the state
+    the observation shows, MF's fit, not the held-out ratings). The env pays the true rewards.
+
     Args:
         width: partial episodes kept per step (16 to 256; the cost grows linearly). On
             ML-100K under ``"boredom+drift"`` with ``drift_rate=0.5`` (40 users) the return
@@ -175,17 +182,21 @@ class BeamPlanner:
         shortlist: items tried per partial episode and step (60 to 300; 100 was as good as
             300 at width 64).
         search_static: search even where the myopic episode is known to be optimal.
+        mf_ratings: plan on MF's predicted ratings (``planner-mf``).
     """
 
-    name = "planner"
-
-    def __init__(self, width: int = 128, shortlist: int = 100, search_static: bool = False) -> None:
+    def __init__(
+        self, width: int = 128, shortlist: int = 100, search_static: bool = False,
+        mf_ratings: bool = False,
+    ) -> None:  # fmt: skip
         for label, value in (("width", width), ("shortlist", shortlist)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
                 raise ArgumentError(
                     f"BeamPlanner {label} must be an integer in [1, 4096], got {value!r}"
                 )
         self.width, self.shortlist, self.search_static = width, shortlist, search_static
+        self.mf_ratings = mf_ratings
+        self.name = "planner-mf" if mf_ratings else "planner"
 
     def returns_myopic(self, env: MovieLensRecEnv) -> bool:
         """Whether this planner plays the myopic episode in ``env`` without searching."""
@@ -193,13 +204,13 @@ class BeamPlanner:
 
     def plan(self, env: MovieLensRecEnv, horizon: int) -> np.ndarray:
         """The best episode found from the env's current state."""
-        myopic = MyopicPolicy().plan(env, horizon)
+        myopic = MyopicPolicy(self.mf_ratings).plan(env, horizon)
         if self.returns_myopic(env):
             return myopic
         self.check_size(horizon, env.world.dataset.n_items, env.slate_size)
         with single_threaded_blas():
             beam_plan, beam_return = self._search(env, horizon)
-        if _planned_return(env, myopic) > beam_return:
+        if _planned_return(env, myopic, self.mf_ratings) > beam_return:
             return myopic
         return beam_plan
 
@@ -272,7 +283,7 @@ class BeamPlanner:
             )
 
     def _search(self, env: MovieLensRecEnv, horizon: int) -> tuple[np.ndarray, float]:
-        look, k = _Lookahead(env), env.slate_size
+        look, k = _Lookahead(env, self.mf_ratings, clip=True), env.slate_size
         totals = np.zeros(1)
         alive = np.ones(1, dtype=bool)
         plans = np.zeros((1, 0, k), dtype=np.int64)
@@ -328,12 +339,16 @@ class BeamPlanner:
         )
 
 
-def _planned_return(env: MovieLensRecEnv, plan: np.ndarray) -> float:
-    """The return of playing ``plan`` on a copy of the env's current state."""
-    look = _Lookahead(env)
+def _planned_return(env: MovieLensRecEnv, plan: np.ndarray, mf_ratings: bool = False) -> float:
+    """The return of playing ``plan`` on a copy of the env's current state (with
+    ``mf_ratings``, as the user would rate on MF's predictions, clipped)."""
+    look = _Lookahead(env, mf_ratings, clip=True)
     total = 0.0
     for slate in plan:
-        ratings, _ = look.model.rate(look.state, slate[None])
+        if mf_ratings:
+            ratings = look.ratings()[:, slate]
+        else:
+            ratings, _ = look.model.rate(look.state, slate[None])
         total += float(look.model.rewards(ratings).sum())
         if look.model.advance(look.state, slate[None], ratings)[0]:
             break

@@ -166,3 +166,30 @@ def test_myopic_on_mf_ratings_is_greedy_without_a_user_state_and_reads_the_state
     gain = returns["boredom", "myopic-mf"] - returns["boredom", "greedy"]
     assert gain.mean() > 0 and (gain > 1e-9).sum() > 2 * (gain < -1e-9).sum()
     assert MyopicPolicy(mf_ratings=True).name == "myopic-mf"
+
+
+def test_the_planner_on_mf_ratings_plans_what_it_can_know_and_beats_myopic_mf(small_dataset):
+    """``planner-mf`` searches on MF's ratings in the user's state (clipped, as the env rates):
+    its plan is worth at least ``myopic-mf``'s on those ratings, it is ``myopic-mf`` where no
+    state makes planning pay, and under drift it gains in the env's true rewards too."""
+    from movielens_env.evaluation.protocols import heldout_env
+    from movielens_env.evaluation.references import _planned_return
+
+    planner = BeamPlanner(width=8, shortlist=10, mf_ratings=True)
+    assert planner.name == "planner-mf" and BeamPlanner().name == "planner"
+    env_kwargs = {"dataset": small_dataset, "user_model": "boredom+drift", **SMALL_ENV_KWARGS}
+    env = heldout_env(env_kwargs)
+    users = evaluation_users(env.world, 10)[:20]
+    myopic_mf = MyopicPolicy(mf_ratings=True)
+    for user in users[:8]:
+        env.reset(options={"user_id": env.world.dataset.user_ids[user]})
+        planned, myopic = planner.plan(env, 8), myopic_mf.plan(env, 8)
+        assert _planned_return(env, planned, True) >= _planned_return(env, myopic, True) - 1e-9
+    played = evaluate_online(planner, env_kwargs, users=users, max_steps=8)
+    greedy_ones = evaluate_online(myopic_mf, env_kwargs, users=users, max_steps=8)
+    assert played.mean() > greedy_ones.mean()
+    static = {"dataset": small_dataset, "user_model": "static", **SMALL_ENV_KWARGS}
+    np.testing.assert_allclose(
+        evaluate_online(planner, static, users=users, max_steps=8),
+        evaluate_online(myopic_mf, static, users=users, max_steps=8),
+    )
