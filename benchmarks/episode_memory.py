@@ -72,9 +72,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(parser, argv)
 
-    from agents.benchmark.script_results import measure_run_folders
+    from agents.benchmark.script_results import write_measured
 
-    return measure_run_folders(parser, args, argv, "episode_memory.py", measure, markdown)
+    def measure_all() -> list[dict[str, Any]]:
+        return [measure(run) for run in args.runs]
+
+    return write_measured(
+        parser, args.out, args.force, argv, "episode_memory.py", measure_all, markdown
+    )
 
 
 if __name__ == "__main__":

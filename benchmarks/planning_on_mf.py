@@ -14,8 +14,6 @@ can beat myopic by planning; where it is below a target, no such agent is known 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,30 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.users is not None and args.users < 1:
         parser.error(f"--users must be at least 1, got {args.users}")
 
-    from agents.benchmark.machine import machine_description
-    from agents.benchmark.script_results import script_results, write_script_results
-    from agents.threads import torch_threads
+    from agents.benchmark.script_results import write_measured
     from movielens_env import variant_kwargs
     from movielens_env.errors import MovieLensRecError
     from movielens_env.evaluation.references import BeamPlanner
 
-    command = "python " + shlex.join(["benchmarks/planning_on_mf.py", *(argv or sys.argv[1:])])
     out = args.out or Path("benchmarks/results/planning-on-mf") / args.dataset
-    try:
+    try:  # refused before any measuring
         BeamPlanner(width=args.width)
         models = [variant_kwargs(name)["user_model"] for name in args.user_models.split(",")]
-        with script_results(out, command, args.force, "planning_on_mf.py"), torch_threads(1):
-            results = {
-                model: measure(args.dataset, args.data_dir, model, args.users, args.width)
-                for model in models
-            }
-            report = markdown(results, command, machine_description())
-            payload = {"command": command, "machine": machine_description(), "results": results}
-            write_script_results(out, json.dumps(payload, indent=1), report)
     except MovieLensRecError as exc:
         parser.error(str(exc))
-    print(report)
-    return 0
+
+    def measure_all() -> dict[str, Any]:
+        return {
+            model: measure(args.dataset, args.data_dir, model, args.users, args.width)
+            for model in models
+        }
+
+    return write_measured(parser, out, args.force, argv, "planning_on_mf.py", measure_all, markdown)
 
 
 if __name__ == "__main__":

@@ -153,10 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.users < 1:
         parser.error(f"--users must be at least 1, got {args.users}")
 
-    from agents.benchmark.script_results import measure_run_folders
+    from agents.benchmark.script_results import write_measured
 
-    return measure_run_folders(
-        parser, args, argv, "refine_choice.py", lambda run: measure(run, args.users), markdown
+    def measure_all() -> list[dict[str, Any]]:
+        return [measure(run, args.users) for run in args.runs]
+
+    return write_measured(
+        parser, args.out, args.force, argv, "refine_choice.py", measure_all, markdown
     )
 
 

@@ -74,14 +74,13 @@ def write_script_results(out: Path, results_json: str, report: str) -> None:
     atomic_write(out / RESULTS[1], lambda tmp: tmp.write_text(report))
 
 
-def measure_run_folders(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None,
-    script: str, measure: Callable[[Path], dict[str, Any]],
-    markdown: Callable[[list[dict[str, Any]], str, str], str],
+def write_measured(
+    parser: argparse.ArgumentParser, out: Path, force: bool, argv: list[str] | None,
+    script: str, measure: Callable[[], Any], markdown: Callable[[Any, str, str], str],
 ) -> int:  # fmt: skip
-    """The body of a script that measures each of ``args.runs`` (run folders) into
-    ``args.out``: ``measure`` each with one torch thread, write ``results.json`` (the command,
-    the machine, the results) and ``markdown``'s report, print the report; a
+    """The body of a measuring script: hold ``out``, run ``measure()`` with one torch thread,
+    write ``results.json`` (the command, the machine, the results) and ``markdown``'s report
+    (of the results, the command and the machine), print the report; a
     :class:`~movielens_env.errors.MovieLensRecError` becomes ``parser.error``."""
     from ..threads import torch_threads
     from .machine import machine_description
@@ -89,11 +88,11 @@ def measure_run_folders(
     command = "python " + shlex.join([f"benchmarks/{script}", *(argv or sys.argv[1:])])
     machine = machine_description()
     try:
-        with script_results(args.out, command, args.force, script), torch_threads(1):
-            results = [measure(run) for run in args.runs]
+        with script_results(out, command, force, script), torch_threads(1):
+            results = measure()
             report = markdown(results, command, machine)
             payload = {"command": command, "machine": machine, "results": results}
-            write_script_results(args.out, json.dumps(payload, indent=1), report)
+            write_script_results(out, json.dumps(payload, indent=1), report)
     except MovieLensRecError as exc:
         parser.error(str(exc))
     print(report)
