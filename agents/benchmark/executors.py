@@ -142,7 +142,9 @@ class LocalExecutor:
         workers: list[_Worker] = []
         try:
             while pending or any(w.job is not None for w in workers):
-                for gone in [w for w in workers if not w.alive()]:  # its run is accounted for
+                for gone in [w for w in workers if not w.alive()]:
+                    if gone.job is not None:  # died since the last wait: its run fails here
+                        gone.collect(on_record, on_step, failures)
                     gone.stop()
                     workers.remove(gone)
                 while pending and len(workers) < self.jobs:

@@ -166,6 +166,50 @@ def test_a_worker_dead_between_runs_takes_no_run_and_one_killed_in_a_run_is_reap
     busy.stop()
 
 
+DIES_WHILE_ANOTHER_IS_READ = """
+import os
+import pathlib
+import signal
+import time
+
+HERE = pathlib.Path(__file__).parent
+
+
+def work(job, on_step):
+    if job == "dies":
+        while not (HERE / "go").exists():
+            time.sleep(0.01)
+        (HERE / "dying").touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"job": job}
+"""
+
+
+def test_a_worker_that_dies_while_another_run_is_stored_fails_its_run(tmp_path, monkeypatch):
+    """A worker can die after the executor's wait returned for another one: its run is failed
+    on the next pass, not dropped with the worker."""
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "dying_work.py").write_text(DIES_WHILE_ANOTHER_IS_READ)
+    monkeypatch.syspath_prepend(str(plugin))
+    from dying_work import work  # a module the spawned workers import by name
+
+    stored = []
+
+    def on_record(job, record):
+        stored.append(record["job"])
+        (plugin / "go").touch()  # the other worker dies now, while this record is stored
+        while not (plugin / "dying").exists():
+            time.sleep(0.01)
+        time.sleep(0.2)
+
+    failures = LocalExecutor(2).run(work, ["lives", "dies"], on_record, lambda n: None)
+    assert stored == ["lives"]
+    assert [(f.job, f.why) for f in failures] == [
+        ("dies", "its worker process was killed by signal 9 SIGKILL")
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
