@@ -25,6 +25,7 @@ REFERENCE_ROWS = {
     "myopic": "myopic (best rating now)",
     "myopic-mf": "myopic on MF's ratings (state known, log not)",
     "planner": "planner (beam search)",
+    "planner-mf": "planner on MF's ratings (state known, log not)",
     "ceiling": "static ceiling (top-T static ratings)",
 }
 
@@ -107,6 +108,8 @@ def references_table(references: dict[str, Any]) -> str:
     header = ["reference", *(f"return_{m}" for m in models), *(f"normalized_{m}" for m in models)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, label in REFERENCE_ROWS.items():
+        if name not in references["returns"][models[0]]:
+            continue  # stored before this reference existed
         cells = [label]
         for model in models:
             cells.append(_cell(*references["returns"][model][name]))

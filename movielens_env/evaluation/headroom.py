@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ArgumentError
 from .policies import Ranker
 from .protocols import episode_steps, evaluate_online, evaluation_users, heldout_env
 from .references import BeamPlanner, MFRanker, MyopicPolicy, Reference, static_ceiling
 
-REFERENCE_NAMES = ("greedy", "myopic", "myopic-mf", "planner", "ceiling")
+REFERENCE_NAMES = ("greedy", "myopic", "myopic-mf", "planner", "planner-mf", "ceiling")
 
 
 @dataclass
@@ -45,31 +46,46 @@ def reference_returns(
     planner: BeamPlanner | None = None,
     progress: Callable[[int], None] = lambda users: None,
 ) -> ReferenceReturns:
-    """Play greedy, myopic and the planner on every test user, and compute the static ceiling.
+    """Play greedy, myopic (on the log and on MF's ratings) and the planner (on the log and on
+    MF's ratings) on every test user, and compute the static ceiling.
 
     Args:
         env_kwargs: the env (its ``max_episode_steps`` is the horizon, 10 if absent).
         reward_model: the reward model the episodes are rated by.
         users: the users (default: the evaluation's test users).
-        planner: the planner to use (default: :class:`BeamPlanner` with its defaults).
+        planner: the planner to use, on the log (default: :class:`BeamPlanner` with its
+            defaults); ``planner-mf`` searches as widely on MF's ratings.
         progress: told ``n`` each time ``n`` more users are done by one reference.
+
+    Raises:
+        ArgumentError: ``planner`` plans on MF's ratings (it is the log's planner).
     """
+    planner = planner or BeamPlanner()
+    if planner.mf_ratings:
+        raise ArgumentError(
+            "reference_returns: planner must plan on the log (mf_ratings=False); planner-mf is "
+            "played beside it with the same width and shortlist"
+        )
     env = heldout_env(env_kwargs, reward_model=reward_model)
     if users is None:
         users = evaluation_users(env.world, env.history_len, env.eligible_users)
     result = ReferenceReturns(users=np.asarray(users))
-    planner = planner or BeamPlanner()
+    planner_mf = BeamPlanner(
+        planner.width, planner.shortlist, planner.search_static, mf_ratings=True
+    )
     horizon = episode_steps(env_kwargs)
     if not planner.returns_myopic(env):  # before greedy and myopic are played
         planner.check_plans(env, horizon, len(users))
     policies: dict[str, Ranker | Reference] = {
         "greedy": MFRanker(env.world), "myopic": MyopicPolicy(),
         "myopic-mf": MyopicPolicy(mf_ratings=True), "planner": planner,
+        "planner-mf": planner_mf,
     }  # fmt: skip
     for name, policy in policies.items():
         start = time.perf_counter()
-        if name == "planner" and planner.returns_myopic(env):
-            returns = result.returns["myopic"].copy()  # the same episodes, played already
+        if isinstance(policy, BeamPlanner) and policy.returns_myopic(env):
+            # The same episodes as myopic's (on the log, or on MF's ratings), played already.
+            returns = result.returns["myopic-mf" if policy.mf_ratings else "myopic"].copy()
             progress(len(users))
         else:
             returns = evaluate_online(

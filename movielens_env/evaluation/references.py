@@ -11,6 +11,8 @@ are shown beside the agents, never as agents:
   ever sees; the most an agent that does not plan can be expected to reach;
 - ``planner``: a beam search over sequences of slates, replaying copies of the user model; its
   return is the best known for each user, the top of the normalized score;
+- ``planner-mf``: the same search on MF's predicted ratings in the user's state: what planning
+  reaches knowing what an agent can know (the headroom an agent that plans can aim at);
 - the static ceiling: the sum of the user's ``T`` best static rewards, what a user without a
   state would give.
 
@@ -33,7 +35,7 @@ from ..simulator.world import RecWorld
 if TYPE_CHECKING:
     from ..envs.env import MovieLensRecEnv
 
-REFERENCES = ("greedy", "myopic", "myopic-mf", "planner")
+REFERENCES = ("greedy", "myopic", "myopic-mf", "planner", "planner-mf")
 
 # The planner's work per user grows with width * episode steps (each step re-rates every kept
 # episode and carries every plan), its memory with width * catalogue size (the ratings of every

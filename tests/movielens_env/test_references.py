@@ -94,11 +94,17 @@ def test_reference_returns_and_their_order(small_dataset):
     }  # fmt: skip
     found = reference_returns(env_kwargs, "mf", planner=BeamPlanner(width=8, shortlist=10))
     returns = {name: values.mean() for name, values in found.returns.items()}
-    assert set(returns) == {"greedy", "myopic", "myopic-mf", "planner", "ceiling"}
+    assert set(returns) == {"greedy", "myopic", "myopic-mf", "planner", "planner-mf", "ceiling"}
     assert (found.returns["planner"] >= found.returns["myopic"] - 1e-9).all()
+    # planner-mf: the same search on MF's ratings, played as an agent would be.
+    planner_mf = BeamPlanner(width=8, shortlist=10, mf_ratings=True)
+    np.testing.assert_allclose(
+        found.returns["planner-mf"], evaluate_online(planner_mf, env_kwargs, users=found.users)
+    )
+    assert not np.allclose(found.returns["planner-mf"], found.returns["myopic-mf"])
     assert returns["myopic"] > returns["greedy"]  # boredom: the MF ranking repeats genres
     assert returns["myopic-mf"] > returns["greedy"]  # the state read, the log not
-    assert all(found.seconds[name] >= 0 for name in ("greedy", "myopic", "planner"))
+    assert all(found.seconds[name] >= 0 for name in ("greedy", "myopic", "planner", "planner-mf"))
     # The ceiling is the static top-6: what a user without a state gives the static MF order.
     static = {**env_kwargs, "user_model": "static"}
     greedy_static = evaluate_online(MFRanker(_tiny_env_world(static)), static, users=found.users)
@@ -193,3 +199,15 @@ def test_the_planner_on_mf_ratings_plans_what_it_can_know_and_beats_myopic_mf(sm
         evaluate_online(planner, static, users=users, max_steps=8),
         evaluate_online(myopic_mf, static, users=users, max_steps=8),
     )
+
+
+def test_planner_mf_is_myopic_mf_on_a_static_user_and_the_planner_passed_plans_on_the_log(
+    small_dataset,
+):
+    static = {"dataset": small_dataset, "user_model": "static", "max_episode_steps": 6,
+              **SMALL_ENV_KWARGS}  # fmt: skip
+    found = reference_returns(static, "mf", planner=BeamPlanner(width=8, shortlist=10))
+    np.testing.assert_array_equal(found.returns["planner-mf"], found.returns["myopic-mf"])
+    np.testing.assert_array_equal(found.returns["planner"], found.returns["myopic"])
+    with pytest.raises(ValueError, match=r"planner must plan on the log \(mf_ratings=False\)"):
+        reference_returns(static, "mf", planner=BeamPlanner(width=8, mf_ratings=True))
