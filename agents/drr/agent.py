@@ -192,7 +192,7 @@ class DRRAgent:
             )
         self.replay = PrioritizedReplay(
             config.buffer_size, self.obs_dim, dim, config.per_alpha, config.per_eps,
-            episode_items if config.remembers_shown else 0,
+            episode_items if config.remembers_shown else 0, config.n_step > 1,
         )  # fmt: skip
         self.refiner: ItemRefiner | None = None
         if catalogue is not None and config.refine_k:
@@ -293,6 +293,9 @@ class DRRAgent:
             next_value = (1.0 - torch.as_tensor(batch.dones)) * self.critic_target(
                 next_obs, next_actions
             )
+            if batch.later is not None and batch.steps is not None:  # n-step transitions
+                spanned = torch.as_tensor(batch.steps - 1, dtype=next_value.dtype)
+                next_value = torch.as_tensor(batch.later) + self.config.gamma**spanned * next_value
             target = rewards + self.config.gamma * next_value
         first, future = self.critic.heads(obs, torch.as_tensor(batch.actions))
         if future is None:

@@ -44,6 +44,7 @@ BOUNDS = {
     "noise_decay": Bound(float, 0.0, 1.0, low_open=True),
     "noise_floor": Bound(float, 0.0, 10.0),
     "refine_k": Bound(int, 0, 1024),
+    "n_step": Bound(int, 1, 64),
     "refine_explore": Bound(float, 0.0, 1.0),
     "eval_every": Bound(int, 0, _BIG),
     "checkpoint_every": Bound(int, 0, _BIG),
@@ -133,6 +134,13 @@ class DRRConfig:
             plus a linear function of the critic's input (Wide & Deep, Cheng et al. 2016): the
             reward is nearly linear in the ``recommended-item`` features, whose sums are the
             item's MF score and its satiation penalty. Left out of ``to_dict`` at ``False``.
+        n_step: the rewards each bootstrap target sums before it bootstraps (1 to 10; 1 is
+            the paper's one-step target): ``r_t + gamma r_{t+1} + ... + gamma^(n-1)
+            r_{t+n-1} + gamma^n Q'(s_{t+n}, a')``, fewer where the episode ends first. Longer
+            sums lean less on the critic's own (biased) estimate of what follows, at the cost
+            of the rewards the exploring policy earned (Sutton & Barto, ch. 7; Rainbow). With
+            ``reward+future`` the future head's target is that sum from ``r_{t+1}``. Left
+            out of ``to_dict`` at 1.
     """
 
     state: str = "drr-ave"
@@ -163,6 +171,7 @@ class DRRConfig:
     critic_input: str = "action"
     critic_heads: str = "q"
     critic_wide: bool = False
+    n_step: int = 1
 
     def __post_init__(self) -> None:
         check_choice(self, "state", STATE_REPRESENTATIONS)
@@ -225,8 +234,8 @@ class DRRConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,
         ``refine_explore``, ``refine_target``, ``refine_exclude``, ``critic_input``,
-        ``critic_heads`` and ``critic_wide`` only when not at their defaults, so the results
-        stored before they existed keep their keys."""
+        ``critic_heads``, ``critic_wide`` and ``n_step`` only when not at their defaults, so
+        the results stored before they existed keep their keys."""
         values = dataclasses.asdict(self)
         if not self.refine_k:
             del values["refine_k"]
@@ -242,6 +251,8 @@ class DRRConfig:
             del values["critic_heads"]
         if not self.critic_wide:
             del values["critic_wide"]
+        if self.n_step == 1:
+            del values["n_step"]
         return values
 
     def to_json(self) -> str:

@@ -56,7 +56,9 @@ class SumTree:
 class ReplayBatch(NamedTuple):
     """A sampled batch; ``weights`` are the normalised importance weights; ``next_shown``
     (where the replay keeps it) the items recommended in each transition's episode up to its
-    next state (item indices, -1 padded)."""
+    next state (item indices, -1 padded); ``later`` and ``steps`` (where the replay keeps
+    n-step transitions) the discounted rewards after the first, ``r_{t+1} + gamma r_{t+2} +
+    ...``, and how many rewards the transition spans (its next state is that many steps on)."""
 
     observations: np.ndarray
     actions: np.ndarray
@@ -66,18 +68,22 @@ class ReplayBatch(NamedTuple):
     weights: np.ndarray
     indices: np.ndarray
     next_shown: np.ndarray | None = None
+    later: np.ndarray | None = None
+    steps: np.ndarray | None = None
 
 
 class PrioritizedReplay:
     """A ring buffer of transitions with proportional prioritized sampling.
 
     With ``shown_width`` > 0 it also keeps, per transition, up to that many items recommended
-    in its episode up to its next state (what refinement that remembers skips there).
+    in its episode up to its next state (what refinement that remembers skips there). With
+    ``multi_step`` it keeps n-step transitions: each also holds its ``later`` rewards and its
+    ``steps`` (see :class:`ReplayBatch`).
     """
 
     def __init__(
         self, capacity: int, obs_dim: int, action_dim: int, alpha: float, eps: float,
-        shown_width: int = 0,
+        shown_width: int = 0, multi_step: bool = False,
     ) -> None:  # fmt: skip
         self.capacity, self.alpha, self.eps = capacity, alpha, eps
         self.observations = np.zeros((capacity, obs_dim), dtype=np.float32)
@@ -86,21 +92,34 @@ class PrioritizedReplay:
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.dones = np.zeros(capacity, dtype=np.float32)
         self.next_shown = np.full((capacity, shown_width), -1, dtype=np.int64)
+        self.multi_step = multi_step
+        self.later = np.zeros(capacity if multi_step else 0, dtype=np.float32)
+        self.steps = np.ones(capacity if multi_step else 0, dtype=np.int64)
         self.tree = SumTree(capacity)
         self.position, self.size, self.max_priority = 0, 0, 1.0
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs, actions, rewards, next_obs, dones, next_shown=None) -> None:
+    def add(
+        self, obs, actions, rewards, next_obs, dones, next_shown=None, later=None, steps=None
+    ) -> None:
         """Store a batch of transitions (leading axis = transitions) at the highest priority;
-        ``next_shown`` ``(count, shown_width)`` where the replay keeps it."""
+        ``next_shown`` ``(count, shown_width)`` where the replay keeps it, ``later`` and
+        ``steps`` ``(count,)`` where it keeps n-step transitions."""
         count = len(rewards)
         if (next_shown is None) != (self.next_shown.shape[1] == 0):
             raise ArgumentError(
                 f"this replay keeps {self.next_shown.shape[1]} shown items per transition: "
                 "give next_shown exactly when it keeps some"
             )
+        if (later is None or steps is None) == self.multi_step:
+            raise ArgumentError(
+                f"this replay {'keeps' if self.multi_step else 'keeps no'} n-step transitions: "
+                "give later and steps exactly when it keeps them"
+            )
+        if count == 0:  # n-step windows complete none in their first steps
+            return
         slots = (self.position + np.arange(count)) % self.capacity
         self.observations[slots] = obs
         self.actions[slots] = actions
@@ -109,6 +128,8 @@ class PrioritizedReplay:
         self.dones[slots] = dones
         if next_shown is not None:
             self.next_shown[slots] = next_shown
+        if self.multi_step:
+            self.later[slots], self.steps[slots] = later, steps
         self.tree.update(slots, np.full(count, self.max_priority))
         self.position = int((self.position + count) % self.capacity)
         self.size = min(self.capacity, self.size + count)
@@ -129,6 +150,7 @@ class PrioritizedReplay:
             self.next_observations[indices], self.dones[indices],
             (weights / weights.max()).astype(np.float32), indices,
             self.next_shown[indices] if self.next_shown.shape[1] else None,
+            *((self.later[indices], self.steps[indices]) if self.multi_step else ()),
         )  # fmt: skip
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
@@ -146,6 +168,8 @@ class PrioritizedReplay:
             "dones": self.dones[filled], "tree": self.tree.nodes, "position": self.position,
             "size": self.size, "max_priority": self.max_priority,
             **({"next_shown": self.next_shown[filled]} if self.next_shown.shape[1] else {}),
+            **({"later": self.later[filled], "steps": self.steps[filled]}
+               if self.multi_step else {}),
         }  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
@@ -158,6 +182,8 @@ class PrioritizedReplay:
         names = ["observations", "actions", "rewards", "next_observations", "dones"]
         if self.next_shown.shape[1]:
             names.append("next_shown")
+        if self.multi_step:
+            names += ["later", "steps"]
         for name in names:
             if name not in state:
                 raise ArgumentError(f"replay state has no {name!r}")

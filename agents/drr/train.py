@@ -52,6 +52,7 @@ from .checkpoint import (
 )
 from .config import DRRConfig
 from .diagnostics import evaluation_diagnostics, greedy_first_items
+from .nstep import NStepWindows
 from .run_dir import (
     CURVE_FILE,
     LOCATION_KEYS,
@@ -176,6 +177,9 @@ def _train(
     if config.remembers_shown:
         shown = np.full((envs.num_envs, width), -1, dtype=np.int64)
     greedy_first = greedy_first_items(env_kwargs)
+    windows = None  # the steps not yet folded into n-step transitions
+    if config.n_step > 1:
+        windows = NStepWindows(config.n_step, config.gamma, envs.num_envs, obs_dim, dim)
     if resume:
         check_own_checkpoint(run_dir)  # before the file is read: a crafted one may not load
         payload, saved_config = load_checkpoint(run_dir)
@@ -216,6 +220,8 @@ def _train(
             lengths = payload["lengths"].numpy().copy()
         if shown is not None:
             shown = payload["shown"].numpy().copy()
+        if windows is not None:
+            windows.load_state_dict(to_numpy(payload["windows"]))
         result.episode_lengths = list(
             payload.get("episode_lengths", [episode_steps(env_kwargs)] * held)
         )
@@ -250,10 +256,15 @@ def _train(
         if len(ended):  # same-step autoreset: an ended row's true next state is its final_obs
             stored_next = next_obs.copy()
             stored_next[ended] = np.stack(info["final_obs"][ended])
-        agent.replay.add(
-            obs, actions, rewards, stored_next, terminated.astype(np.float32),
-            None if shown is None else shown.copy(),
-        )  # fmt: skip
+        next_shown = None if shown is None else shown.copy()
+        if windows is None:
+            agent.replay.add(
+                obs, actions, rewards, stored_next, terminated.astype(np.float32), next_shown
+            )
+        else:
+            agent.replay.add(
+                *windows.push(obs, actions, rewards, stored_next, terminated, ended, next_shown)
+            )
         if shown is not None:
             shown[ended] = -1
         if len(agent.replay) >= config.learning_starts:
@@ -301,6 +312,7 @@ def _train(
                 "obs": torch.as_tensor(obs), "running": torch.as_tensor(running),
                 "lengths": torch.as_tensor(lengths), "episode_lengths": result.episode_lengths,
                 **({} if shown is None else {"shown": torch.as_tensor(shown)}),
+                **({} if windows is None else {"windows": to_torch(windows.state_dict())}),
                 "losses": losses, "td_errors": td_errors, "curve": result.curve,
                 "episode_returns": result.episode_returns, "seed": seed, "dim": dim,
                 "history_len": history_len, "obs_dim": obs_dim,

@@ -52,7 +52,11 @@ def test_same_seed_same_agent_other_seed_other_agent():
     assert first.episode_returns != other.episode_returns
 
 
-@pytest.mark.parametrize("refine", [{}, {"refine_k": 4, "refine_exclude": "history+shown"}])
+@pytest.mark.parametrize(
+    "refine",
+    [{}, {"refine_k": 4, "refine_exclude": "history+shown"},
+     {"n_step": 3, "critic_heads": "reward+future"}],
+)  # fmt: skip
 def test_resumed_run_equals_uninterrupted_run(tmp_path, refine):
     # 3 sub-environments: the checkpoint falls while new episodes are under way (and, with
     # refinement that remembers, while their rows hold the items they recommended).
