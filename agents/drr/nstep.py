@@ -65,7 +65,7 @@ class NStepWindows:
         done = np.zeros(len(rewards), dtype=bool)
         done[ended] = True
         starts: list[tuple[int, int]] = []  # (row, first step in its window)
-        for row in rows:
+        for row in range(len(rewards)):
             if done[row]:
                 starts += [(row, first) for first in range(self.count[row])]
             elif self.count[row] == self.n:
