@@ -71,7 +71,7 @@ class NStepWindows:
             elif self.count[row] == self.n:
                 starts.append((row, 0))
         out = self._fold(starts, next_obs, terminated, next_shown)
-        for row in rows:
+        for row in range(len(rewards)):
             if done[row]:
                 self.count[row] = 0
             elif self.count[row] == self.n:  # its oldest step is folded: the window moves on
