@@ -206,11 +206,17 @@ def test_planning_on_mf_reports_every_reference_and_refuses_bad_options(tmp_path
     assert "unknown component 'bordom'" in err
     assert "--users must be at least 1" in _refused(script, ["--users", "0"], capsys)
     assert "width must be an integer" in _refused(script, ["--width", "0"], capsys)
+    assert "--depths: expected whole numbers joined by commas, got '2,x'" in _refused(
+        script, ["--depths", "2,x"], capsys
+    )
+    assert "depth must be an integer in [1, 4096]" in _refused(script, ["--depths", "0"], capsys)
     argv = ["--dataset", "synthetic", "--user-models", "boredom+drift", "--users", "4",
-            "--width", "4", "--out", str(out)]  # fmt: skip
+            "--width", "4", "--depths", "3", "--out", str(out)]  # fmt: skip
     assert script.main(argv) == 0
     found = json.loads((out / "results.json").read_text())["results"]["boredom+drift"]
     assert found["users"] == 4 and found["horizon"] == 20
-    assert set(script.POLICIES) <= set(found)
+    assert set(script.POLICIES) | {"planner-mf-depth3"} <= set(found)
     assert found["planner"][0] >= found["myopic"][0] - 1e-9  # never below myopic, by design
-    assert "| boredom+drift | 20 | 4 |" in (out / "results.md").read_text()
+    report = (out / "results.md").read_text()
+    assert "| boredom+drift | 20 | 4 |" in report
+    assert "| myopic | myopic-mf | planner-mf-depth3 | planner-mf | planner |" in report

@@ -22,6 +22,7 @@ state, and the evaluation then plays the plan in the env: the return reported is
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -118,6 +119,13 @@ class _Lookahead:
         """Per-item rewards, ``-inf`` where an item may not be recommended."""
         return np.where(self.available, self.model.rewards(ratings), -np.inf)
 
+    def copy(self) -> _Lookahead:
+        """An independent copy (its state and available items), sharing the static ratings."""
+        other = copy.copy(self)
+        other.state = self.state.rows(np.arange(len(self.state.users)))
+        other.available = self.available.copy()
+        return other
+
 
 def step_rewards(env: MovieLensRecEnv, mf_ratings: bool = False) -> np.ndarray:
     """``(n_items,)`` the reward each item would bring if recommended now, from the env's
@@ -176,6 +184,10 @@ class BeamPlanner:
     ``myopic-mf``'s episode: what planning reaches knowing what an agent can know (the state
     the observation shows, MF's fit, not the held-out ratings). The env pays the true rewards.
 
+    With ``depth``, it plans with a receding horizon: each step it searches only ``depth``
+    steps ahead, plays the first, and searches again from the state reached; how far ahead a
+    policy must look to reach the full search's return (``depth`` 1 is myopic).
+
     Args:
         width: partial episodes kept per step (16 to 256; the cost grows linearly). On
             ML-100K under ``"boredom+drift"`` with ``drift_rate=0.5`` (40 users) the return
@@ -185,20 +197,26 @@ class BeamPlanner:
             300 at width 64).
         search_static: search even where the myopic episode is known to be optimal.
         mf_ratings: plan on MF's predicted ratings (``planner-mf``).
+        depth: steps each search looks ahead, replanning every step (``None``: the whole
+            episode at once; each step then costs a search of ``depth`` steps).
     """
 
     def __init__(
         self, width: int = 128, shortlist: int = 100, search_static: bool = False,
-        mf_ratings: bool = False,
+        mf_ratings: bool = False, depth: int | None = None,
     ) -> None:  # fmt: skip
-        for label, value in (("width", width), ("shortlist", shortlist)):
+        for label, value in (("width", width), ("shortlist", shortlist), ("depth", depth)):
+            if label == "depth" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
                 raise ArgumentError(
                     f"BeamPlanner {label} must be an integer in [1, 4096], got {value!r}"
                 )
         self.width, self.shortlist, self.search_static = width, shortlist, search_static
-        self.mf_ratings = mf_ratings
+        self.mf_ratings, self.depth = mf_ratings, depth
         self.name = "planner-mf" if mf_ratings else "planner"
+        if depth is not None:
+            self.name += f"-depth{depth}"
 
     def returns_myopic(self, env: MovieLensRecEnv) -> bool:
         """Whether this planner plays the myopic episode in ``env`` without searching."""
@@ -210,8 +228,13 @@ class BeamPlanner:
         if self.returns_myopic(env):
             return myopic
         self.check_size(horizon, env.world.dataset.n_items, env.slate_size)
+        look = _Lookahead(env, self.mf_ratings, clip=True)
         with single_threaded_blas():
-            beam_plan, beam_return = self._search(env, horizon)
+            if self.depth is None or self.depth >= horizon:
+                beam_plan, beam_return = self._search(look, horizon)
+            else:
+                beam_plan = self._receding(look, horizon, self.depth)
+                beam_return = _planned_return(env, beam_plan, self.mf_ratings)
         if _planned_return(env, myopic, self.mf_ratings) > beam_return:
             return myopic
         return beam_plan
@@ -239,11 +262,12 @@ class BeamPlanner:
                 "per user grows with both): use a smaller width for episodes this long"
             )
         shortlist = self.shortlist if slate_size > 1 else 1
-        per_user = self.width * horizon * n_items * shortlist
+        per_user = self.width * self._searched_steps(horizon) * n_items * shortlist
         if per_user > MAX_PLANNER_USER:
             slates = f" x shortlist {shortlist} (slates of {slate_size})" if shortlist > 1 else ""
             raise ArgumentError(
-                f"planner width {self.width} x {horizon} episode steps x {n_items:,} items"
+                f"planner width {self.width} x {self._searched_steps(horizon)} searched steps"
+                f" x {n_items:,} items"
                 f"{slates} = {per_user:.2g} ratings per user is beyond {MAX_PLANNER_USER:.2g} "
                 "(minutes per user): use a smaller width, shorter episodes or smaller slates"
             )
@@ -269,7 +293,12 @@ class BeamPlanner:
         Raises:
             ArgumentError: naming the sizes, the ratings to compute and the widest that fits.
         """
-        per_width = horizon * n_items * (self.shortlist if slate_size > 1 else 1) * episodes
+        per_width = (
+            self._searched_steps(horizon)
+            * n_items
+            * (self.shortlist if slate_size > 1 else 1)
+            * episodes
+        )
         if self.width * per_width > MAX_PLANNER_TOTAL:
             slates = f" in slates of {slate_size}" if slate_size > 1 else ""
             raise ArgumentError(
@@ -284,8 +313,31 @@ class BeamPlanner:
                 )
             )
 
-    def _search(self, env: MovieLensRecEnv, horizon: int) -> tuple[np.ndarray, float]:
-        look, k = _Lookahead(env, self.mf_ratings, clip=True), env.slate_size
+    def _searched_steps(self, horizon: int) -> int:
+        """Steps searched to plan an episode of ``horizon`` steps (with ``depth``, a search of
+        up to ``depth`` steps for each step)."""
+        if self.depth is None or self.depth >= horizon:
+            return horizon
+        return horizon * self.depth
+
+    def _receding(self, look: _Lookahead, horizon: int, depth: int) -> np.ndarray:
+        """Each step, the first slate of a ``depth``-step search from the state reached."""
+        slates: list[np.ndarray] = []
+        while len(slates) < horizon and look.available.sum() >= look.k:
+            plan, _ = self._search(look.copy(), min(depth, horizon - len(slates)))
+            if not len(plan):
+                break
+            slate = plan[0]
+            chosen = look.ratings()[:, slate]
+            look.available[0, slate] = False
+            slates.append(slate)
+            left = look.model.advance(look.state, slate[None], chosen)[0]
+            if left and not self.mf_ratings:  # as myopic: on MF's ratings leaving is a guess
+                break
+        return np.array(slates, dtype=np.int64).reshape(-1, look.k)
+
+    def _search(self, look: _Lookahead, horizon: int) -> tuple[np.ndarray, float]:
+        k = look.k
         totals = np.zeros(1)
         alive = np.ones(1, dtype=bool)
         plans = np.zeros((1, 0, k), dtype=np.int64)

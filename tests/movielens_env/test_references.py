@@ -211,3 +211,35 @@ def test_planner_mf_is_myopic_mf_on_a_static_user_and_the_planner_passed_plans_o
     np.testing.assert_array_equal(found.returns["planner"], found.returns["myopic"])
     with pytest.raises(ValueError, match=r"planner must plan on the log \(mf_ratings=False\)"):
         reference_returns(static, "mf", planner=BeamPlanner(width=8, mf_ratings=True))
+
+
+def test_a_receding_planner_looks_depth_steps_ahead_and_replans_each_step(small_dataset):
+    """``depth`` 1 plays myopic's episode on the log (a one-step search is the best reward
+    now; on MF's ratings the search's clipped ratings tie where myopic-mf ranks them
+    unclipped); a depth covering the episode is the full search; a depth between is a plan of
+    its own, never below myopic on the ratings it plans on."""
+    from movielens_env.evaluation.protocols import heldout_env
+    from movielens_env.evaluation.references import _planned_return
+
+    env_kwargs = {"dataset": small_dataset, "user_model": "boredom+drift", **SMALL_ENV_KWARGS}
+    env = heldout_env(env_kwargs)
+    for mf in (True, False):
+        full = BeamPlanner(width=8, shortlist=10, mf_ratings=mf)
+        one = BeamPlanner(width=8, shortlist=10, mf_ratings=mf, depth=1)
+        three = BeamPlanner(width=8, shortlist=10, mf_ratings=mf, depth=3)
+        whole = BeamPlanner(width=8, shortlist=10, mf_ratings=mf, depth=8)
+        assert three.name == ("planner-mf-depth3" if mf else "planner-depth3")
+        differs = 0
+        for user in evaluation_users(env.world, 10)[:6]:
+            env.reset(options={"user_id": env.world.dataset.user_ids[user]})
+            myopic = MyopicPolicy(mf_ratings=mf).plan(env, 8)
+            if not mf:
+                np.testing.assert_array_equal(one.plan(env, 8), myopic)
+            np.testing.assert_array_equal(whole.plan(env, 8), full.plan(env, 8))
+            planned = three.plan(env, 8)
+            assert planned.shape == (8, 1) and len(np.unique(planned)) == 8
+            assert _planned_return(env, planned, mf) >= _planned_return(env, myopic, mf) - 1e-9
+            differs += not np.array_equal(planned, myopic)
+        assert differs > 0  # under drift, looking 3 steps ahead changes some episodes
+    with pytest.raises(ValueError, match=r"BeamPlanner depth must be an integer in \[1, 4096\]"):
+        BeamPlanner(depth=0)
