@@ -11,7 +11,10 @@ played, for the best of the ``k`` candidates the actor's action ranks highest, a
 item in the catalogue (``myopic-mf``'s choice); whether the catalogue's best is a candidate;
 the played item's rank among the candidates by that reward; and, across each step's
 candidates, the correlation of the critic's value (and, with ``critic_heads``
-``reward+future``, of its reward head) with it.
+``reward+future``, of its reward head) with it. The same, with each item valued two steps
+deep (its reward now plus the best the next step can bring after it, on MF's ratings: the
+first step of a two-step search, which beats myopic under drift), where the best in the
+catalogue is sought among the 100 items best now and the candidates.
 
     python benchmarks/refine_choice.py RUN [RUN ...] --out benchmarks/results/refine-choice
 """
@@ -33,8 +36,23 @@ COLUMNS = (
     ("rank", "played item's rank among the candidates (1: best)"),
     ("critic_corr", "correlation of the critic's Q with the reward, over the candidates"),
     ("reward_head_corr", "the same for the reward head (reward+future only)"),
+    ("played_2step", "played item's two-step value (reward now + best reward next)"),
+    ("best_of_k_2step", "best two-step value of the k candidates"),
+    ("best_2step", "best two-step value among the 100 best now and the candidates"),
+    ("best_2step_is_candidate", "that best among the candidates"),
+    ("critic_corr_2step", "correlation of the critic's Q with the two-step value, candidates"),
     ("return", "the episodes' return (the env's rewards)"),
 )
+
+
+# Items best now among which the best two-step value is sought (with the candidates).
+SHORTLIST = 100
+
+
+def _best(rewards: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` items of highest finite reward (fewer where fewer may be recommended)."""
+    finite = np.flatnonzero(np.isfinite(rewards))
+    return finite[np.argsort(-rewards[finite], kind="stable")[:count]]
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -54,7 +72,7 @@ def measure(run: Path, users: int) -> dict[str, Any]:
     from agents.drr.train import load_agent
     from movielens_env.errors import ArgumentError
     from movielens_env.evaluation.protocols import episode_steps, evaluation_users, heldout_env
-    from movielens_env.evaluation.references import step_rewards
+    from movielens_env.evaluation.references import step_rewards, two_step_rewards
 
     agent, env_kwargs = load_agent(run)
     refiner = agent.refiner
@@ -86,10 +104,20 @@ def measure(run: Path, users: int) -> dict[str, Any]:
                     repeated, refiner.catalogue.playable[top[0][valid]], picks
                 )
                 q = agent.critic.value(first, future).numpy()
+            # Valued before the step: the state the choice was made in.
+            pool = np.unique(np.concatenate([_best(rewards, SHORTLIST), items]))
+            deep = dict(zip(pool.tolist(), two_step_rewards(env, pool, True), strict=True))
             action, state = agent.predict(obs, state=state)
             obs, reward, terminated, truncated, info = env.step(action)
             played = internal[int(info["item_ids"][0])]
             candidate = rewards[items]
+            candidate_2 = np.array([deep[i] for i in items.tolist()])
+            # NaN where the env played an item outside the pool (not a candidate: rare)
+            steps["played_2step"].append(deep.get(played, float("nan")))
+            steps["best_of_k_2step"].append(candidate_2.max())
+            steps["best_2step"].append(max(deep.values()))
+            steps["best_2step_is_candidate"].append(float(candidate_2.max() >= max(deep.values())))
+            steps["critic_corr_2step"].append(_correlation(q, candidate_2))
             steps["played"].append(rewards[played])
             steps["best_of_k"].append(candidate.max())
             steps["best"].append(rewards.max())

@@ -191,6 +191,11 @@ def test_refine_choice_plays_as_the_evaluation_and_bounds_the_choice_by_myopic_m
     assert found["played"] <= found["best"] and found["best_of_k"] <= found["best"]
     assert 1 <= found["rank"] <= 4 and 0 <= found["best_is_candidate"] <= 1
     assert -1 <= found["critic_corr"] <= 1 and -1 <= found["reward_head_corr"] <= 1
+    # Two steps deep: the best is never below the candidates' best nor the played item's, and
+    # is worth at least the one-step best (the next step adds a reward of at least -1).
+    assert found["played_2step"] <= found["best_2step"] + 1e-9
+    assert found["best_of_k_2step"] <= found["best_2step"] + 1e-9
+    assert found["best_2step"] >= found["best"] - 1 and -1 <= found["critic_corr_2step"] <= 1
     agent, env_kwargs = load_agent(tmp_path / "refined")
     first = heldout_env(env_kwargs)
     users = evaluation_users(first.world, first.history_len, first.eligible_users)[:6]

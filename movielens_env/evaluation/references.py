@@ -135,6 +135,29 @@ def step_rewards(env: MovieLensRecEnv, mf_ratings: bool = False) -> np.ndarray:
     return look.rewards(look.ratings())[0]
 
 
+def two_step_rewards(
+    env: MovieLensRecEnv, items: np.ndarray, mf_ratings: bool = False
+) -> np.ndarray:
+    """``(len(items),)`` each item's reward if recommended now plus the best reward the next
+    step can bring after it: a search two steps deep from the env's current state (true user
+    model; with ``mf_ratings``, on MF's predicted ratings), ratings clipped as a planner sums
+    them; ``-inf`` for an item that may not be recommended now."""
+    items = np.asarray(items, dtype=np.int64)
+    look = _Lookahead(env, mf_ratings, clip=True)
+    ratings = look.ratings()
+    now = look.rewards(ratings)[0, items]
+    rows = np.arange(len(items))
+    state = look.state.rows(np.zeros(len(items), dtype=np.int64))
+    available = np.repeat(look.available, len(items), axis=0)
+    available[rows, items] = False
+    look.model.advance(state, items[:, None], ratings[0, items][:, None])
+    static = np.broadcast_to(look.static, (len(items), look.static.shape[1]))
+    later = look.model.rewards(look.model.adjust(state, static, clip=True))
+    best_next = np.where(available, later, -np.inf).max(axis=1)
+    best_next = np.where(np.isfinite(best_next), best_next, 0.0)  # nothing left to recommend
+    return np.where(np.isfinite(now), now + best_next, -np.inf)
+
+
 class MyopicPolicy:
     """Each step, the ``slate_size`` items with the best rewards now (the true user model).
 

@@ -243,3 +243,21 @@ def test_a_receding_planner_looks_depth_steps_ahead_and_replans_each_step(small_
         assert differs > 0  # under drift, looking 3 steps ahead changes some episodes
     with pytest.raises(ValueError, match=r"BeamPlanner depth must be an integer in \[1, 4096\]"):
         BeamPlanner(depth=0)
+
+
+def test_two_step_rewards_are_the_reward_now_plus_the_best_next_after_it(small_dataset):
+    from movielens_env.evaluation.protocols import heldout_env
+    from movielens_env.evaluation.references import _planned_return, two_step_rewards
+
+    env_kwargs = {"dataset": small_dataset, "user_model": "boredom+drift", **SMALL_ENV_KWARGS}
+    env = heldout_env(env_kwargs)
+    user = evaluation_users(env.world, 10)[0]
+    env.reset(options={"user_id": env.world.dataset.user_ids[user]})
+    items = env.candidate_items()[:12]
+    found = two_step_rewards(env, items, mf_ratings=True)
+    for item, value in zip(items, found, strict=True):  # every second item, by brute force
+        best = max(
+            _planned_return(env, np.array([[item], [other]]), True)
+            for other in env.candidate_items() if other != item
+        )  # fmt: skip
+        assert value == pytest.approx(best)
