@@ -65,7 +65,7 @@ def markdown(results: dict[str, Any], command: str, machine: str) -> str:
     """One row per user model, then planner-mf's ratio to myopic and myopic-mf."""
     about = "\n\n".join((__doc__ or "").split("\n\n")[:2])
     first = next(iter(results.values()), {})
-    shown = [name for name in columns(tuple(range(1, 65))) if name in first]
+    shown = [name for name in first if name not in ("horizon", "users")]  # measure's order
     lines = [
         "# Planning on MF's ratings", "", f"Command: `{command}`", "", f"Machine: {machine}", "",
         about, "", f"| user model | steps | users | {' | '.join(shown)} | planner-mf / myopic "

@@ -49,12 +49,6 @@ COLUMNS = (
 SHORTLIST = 100
 
 
-def _best(rewards: np.ndarray, count: int) -> np.ndarray:
-    """The ``count`` items of highest finite reward (fewer where fewer may be recommended)."""
-    finite = np.flatnonzero(np.isfinite(rewards))
-    return finite[np.argsort(-rewards[finite], kind="stable")[:count]]
-
-
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson's over the entries where ``b`` is finite (``-inf``: an item the env would not
     recommend now); NaN where fewer than two are left or either side is constant."""
@@ -73,6 +67,7 @@ def measure(run: Path, users: int) -> dict[str, Any]:
     from movielens_env.errors import ArgumentError
     from movielens_env.evaluation.protocols import episode_steps, evaluation_users, heldout_env
     from movielens_env.evaluation.references import step_rewards, two_step_rewards
+    from movielens_env.simulator.scoring import top_k_per_row
 
     agent, env_kwargs = load_agent(run)
     refiner = agent.refiner
@@ -105,7 +100,8 @@ def measure(run: Path, users: int) -> dict[str, Any]:
                 )
                 q = agent.critic.value(first, future).numpy()
             # Valued before the step: the state the choice was made in.
-            pool = np.unique(np.concatenate([_best(rewards, SHORTLIST), items]))
+            best_now = top_k_per_row(rewards[None], min(SHORTLIST, np.isfinite(rewards).sum()))
+            pool = np.unique(np.concatenate([best_now[0], items]))
             deep = dict(zip(pool.tolist(), two_step_rewards(env, pool, True), strict=True))
             action, state = agent.predict(obs, state=state)
             obs, reward, terminated, truncated, info = env.step(action)
@@ -115,8 +111,9 @@ def measure(run: Path, users: int) -> dict[str, Any]:
             # NaN where the env played an item outside the pool (not a candidate: rare)
             steps["played_2step"].append(deep.get(played, float("nan")))
             steps["best_of_k_2step"].append(candidate_2.max())
-            steps["best_2step"].append(max(deep.values()))
-            steps["best_2step_is_candidate"].append(float(candidate_2.max() >= max(deep.values())))
+            best_2 = max(deep.values())
+            steps["best_2step"].append(best_2)
+            steps["best_2step_is_candidate"].append(float(candidate_2.max() >= best_2))
             steps["critic_corr_2step"].append(_correlation(q, candidate_2))
             steps["played"].append(rewards[played])
             steps["best_of_k"].append(candidate.max())
