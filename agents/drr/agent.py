@@ -20,10 +20,15 @@ from ..run_folder import env_shapes
 from .catalogue import ItemCatalogue, RecommendedItem
 from .checkpoint import to_numpy, to_torch
 from .config import DRRConfig
+from .lookahead import Lookahead
+from .model import ObservationModel
 from .networks import Actor, Critic, unit
 from .refine import ItemRefiner
 from .replay import PrioritizedReplay
 from .state import state_dim
+
+MODEL_EVERY = 250  # gradient steps between fits of the lookahead's observation model
+MODEL_ROWS = 5_000  # the latest transitions each fit reads (the dynamics do not change)
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,20 @@ def _recommended_item(
     return RecommendedItem(catalogue, genres, config.critic_item_features)
 
 
+def _observation_model(
+    catalogue: ItemCatalogue, genres: np.ndarray | None, context: int
+) -> ObservationModel:
+    """The lookahead's model of the next observation, refused without the items' genres."""
+    if genres is None or np.ndim(genres) != 2 or len(genres) != catalogue.n_items:
+        raise ArgumentError(
+            "DRRConfig.lookahead predicts the satiation each item leaves: give DRRAgent "
+            f"item_genres=env.unwrapped.user_model.weights, ({catalogue.n_items}, n_genres); "
+            f"got {None if genres is None else np.shape(genres)}"
+        )
+    weights = torch.from_numpy(np.ascontiguousarray(genres, dtype=np.float32))
+    return ObservationModel(catalogue.items, weights, catalogue.history_len, context)
+
+
 class DRRAgent:
     """Actor, critic, their targets, optimisers, replay and exploration noise.
 
@@ -197,6 +216,10 @@ class DRRAgent:
         self.refiner: ItemRefiner | None = None
         if catalogue is not None and config.refine_k:
             self.refiner = ItemRefiner(catalogue, config.refine_k, features is not None)
+        self.lookahead: Lookahead | None = None
+        if self.refiner is not None and config.lookahead:
+            model = _observation_model(self.refiner.catalogue, item_genres, context)
+            self.lookahead = Lookahead(self.refiner, model, config.gamma)
         self.rng = np.random.default_rng(seed)
         self.noise_std = config.noise_std
         self.episodes = 0
@@ -229,7 +252,14 @@ class DRRAgent:
             if shown is not None and self.config.remembers_shown:
                 mask = torch.as_tensor(shown, dtype=torch.bool)
             explore_items = self.config.refine_explore if explore else 0.0
-            actions = self.refiner.choose(obs, actions, self.critic, mask, explore_items, self.rng)
+            if self.lookahead is not None and self.lookahead.model.fitted:
+                actions = self.lookahead.choose(
+                    obs, actions, self.actor, self.critic, mask, explore_items, self.rng
+                )
+            else:
+                actions = self.refiner.choose(
+                    obs, actions, self.critic, mask, explore_items, self.rng
+                )
         return np.clip(actions.numpy(), -1.0, 1.0).astype(np.float32)
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
@@ -312,7 +342,11 @@ class DRRAgent:
         return -self.critic(obs, self.actor(obs)).mean()
 
     def update(self, beta: float) -> UpdateStats:
-        """One gradient step of critic and actor on a prioritized batch; soft target updates."""
+        """One gradient step of critic and actor on a prioritized batch; soft target updates;
+        with ``config.lookahead``, every ``MODEL_EVERY`` steps (the first included) a fit of
+        the observation model to the latest transitions."""
+        if self.lookahead is not None and self.updates % MODEL_EVERY == 0:
+            self._fit_model()
         batch = self.replay.sample(self.config.batch_size, beta, self.rng)
         weights = torch.as_tensor(batch.weights)
         critic_loss, td_error, q = self._critic_loss(batch, weights)
@@ -333,11 +367,27 @@ class DRRAgent:
             critic_loss.item(), actor_loss.item(), q.mean().item(), td_error.abs().mean().item()
         )
 
+    def _fit_model(self) -> None:
+        """Fit the lookahead's model to the replay's latest ``MODEL_ROWS`` transitions."""
+        assert self.lookahead is not None
+        replay, catalogue = self.replay, self.lookahead.refiner.catalogue
+        count = min(len(replay), MODEL_ROWS)
+        rows = (replay.position - count + np.arange(count)) % replay.capacity
+        obs = replay.observations[rows]
+        picks = np.concatenate([
+            catalogue.recommended(torch.as_tensor(part), torch.as_tensor(acted)).numpy()
+            for part, acted in zip(
+                np.array_split(obs, max(1, count // 1024)),
+                np.array_split(replay.actions[rows], max(1, count // 1024)), strict=True,
+            )
+        ])  # fmt: skip
+        self.lookahead.model.fit(obs, picks, replay.rewards[rows], replay.next_observations[rows])
+
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict:
         """Everything needed to resume exactly: weights, optimisers, replay, noise, RNG states."""
         replay = to_torch(self.replay.state_dict())
-        return {
+        state = {
             "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
             "actor_target": self.actor_target.state_dict(),
             "critic_target": self.critic_target.state_dict(),
@@ -347,6 +397,9 @@ class DRRAgent:
             "updates": self.updates, "numpy_rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
         }  # fmt: skip
+        if self.lookahead is not None:
+            state["model"] = self.lookahead.model.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`'s content (shapes are checked by torch and the replay)."""
@@ -359,3 +412,5 @@ class DRRAgent:
         self.updates = int(state["updates"])
         self.rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
+        if self.lookahead is not None:
+            self.lookahead.model.load_state_dict(state["model"])

@@ -141,6 +141,13 @@ class DRRConfig:
             of the rewards the exploring policy earned (Sutton & Barto, ch. 7; Rainbow). With
             ``reward+future`` the future head's target is that sum from ``r_{t+1}``. Left
             out of ``to_dict`` at 1.
+        lookahead: with ``refine_k`` and ``reward+future``, choose among the candidates by
+            their two-step value on a learned model of the next observation
+            (``agents.drr.lookahead``, ``agents.drr.model``): the reward head's value of the
+            item plus the discounted critic value of the best candidate in the observation
+            the model predicts after it, where the critic alone reads the second part from
+            its bootstrapped future head. Costs ``k`` times the critic evaluations of an
+            action; the bootstrap target is unchanged. Left out of ``to_dict`` at ``False``.
     """
 
     state: str = "drr-ave"
@@ -172,6 +179,7 @@ class DRRConfig:
     critic_heads: str = "q"
     critic_wide: bool = False
     n_step: int = 1
+    lookahead: bool = False
 
     def __post_init__(self) -> None:
         check_choice(self, "state", STATE_REPRESENTATIONS)
@@ -181,9 +189,16 @@ class DRRConfig:
         check_choice(self, "refine_target", REFINE_TARGETS)
         check_choice(self, "refine_exclude", REFINE_EXCLUDES)
         check_fields(self, BOUNDS)
-        if not isinstance(self.critic_wide, bool):
+        for flag in ("critic_wide", "lookahead"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(
+                    f"DRRConfig.{flag} must be true or false, got {getattr(self, flag)!r}"
+                )
+        if self.lookahead and not (self.refine_k and self.critic_heads == "reward+future"):
             raise ConfigError(
-                f"DRRConfig.critic_wide must be true or false, got {self.critic_wide!r}"
+                "DRRConfig.lookahead values refine_k candidates by the critic's reward head: "
+                f"it needs refine_k > 0 and critic_heads 'reward+future' (got refine_k "
+                f"{self.refine_k}, critic_heads {self.critic_heads!r})"
             )
         if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
             raise ConfigError(
@@ -234,8 +249,8 @@ class DRRConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,
         ``refine_explore``, ``refine_target``, ``refine_exclude``, ``critic_input``,
-        ``critic_heads``, ``critic_wide`` and ``n_step`` only when not at their defaults, so
-        the results stored before they existed keep their keys."""
+        ``critic_heads``, ``critic_wide``, ``n_step`` and ``lookahead`` only when not at their
+        defaults, so the results stored before they existed keep their keys."""
         values = dataclasses.asdict(self)
         if not self.refine_k:
             del values["refine_k"]
@@ -253,6 +268,8 @@ class DRRConfig:
             del values["critic_wide"]
         if self.n_step == 1:
             del values["n_step"]
+        if not self.lookahead:
+            del values["lookahead"]
         return values
 
     def to_json(self) -> str:

@@ -14,11 +14,22 @@ chooses among.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .catalogue import ItemCatalogue
+
+
+class Scored(NamedTuple):
+    """Each row's ``k`` candidates: their ``(batch, k, dim)`` playable vectors, the critic's
+    ``(batch, k)`` values (``-inf`` where fewer than ``k`` items were left) and, where asked
+    for, the ``(batch, k)`` items they make the env recommend."""
+
+    candidates: torch.Tensor
+    values: torch.Tensor
+    items: torch.Tensor | None
 
 
 class ItemRefiner:
@@ -49,24 +60,45 @@ class ItemRefiner:
         ``explore`` > 0, each row plays, with that probability, one of its candidates drawn
         uniformly by ``rng`` instead of the critic's choice (``rng`` is not drawn from at 0)."""
         with torch.no_grad():
+            scored = self.scored(observations, protos, critic, shown)
+            chosen = scored.values.argmax(dim=1)
+            if explore > 0.0:
+                chosen = self.explore(chosen, scored.values > -torch.inf, explore, rng)
+            return self.play(scored, protos, chosen)
+
+    def scored(
+        self, observations: torch.Tensor, protos: torch.Tensor,
+        critic: Callable[..., torch.Tensor], shown: torch.Tensor | None = None,
+        picks: bool = False,
+    ) -> Scored:  # fmt: skip
+        """The candidates of ``protos`` in ``observations`` (as :meth:`choose`) and the
+        ``critic``'s value of each; with ``picks`` (or ``tell_items``), also the item each
+        candidate's vector makes the env recommend."""
+        with torch.no_grad():
             top, best_scores, mask = self.candidates(observations, protos, shown)
             candidates = self.catalogue.playable[top]  # (batch, k, dim)
             repeated = observations.repeat_interleave(self.k, dim=0)
             flat = candidates.reshape(-1, self.dim)
+            items = None
+            if self.tell_items or picks:
+                items = self.catalogue.recommended_for_items(top, mask)
             if self.tell_items:
-                picks = self.catalogue.recommended_for_items(top, mask).reshape(-1)
-                values = critic(repeated, flat, picks)
+                assert items is not None
+                values = critic(repeated, flat, items.reshape(-1))
             else:
                 values = critic(repeated, flat)
             values = values.reshape(-1, self.k)
             # With fewer than k items outside the history, history items fill the top k.
             values.masked_fill_(best_scores == -torch.inf, -torch.inf)
-            chosen = values.argmax(dim=1)
-            if explore > 0.0:
-                chosen = self._explore(chosen, best_scores > -torch.inf, explore, rng)
-            best = candidates[torch.arange(len(top)), chosen]
-            empty = best.abs().sum(dim=1) == 0
-            return torch.where(empty[:, None], protos, best)
+            return Scored(candidates, values, items)
+
+    @staticmethod
+    def play(scored: Scored, protos: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """``(batch, dim)`` the vectors of the ``chosen`` ``(batch,)`` candidates; a row whose
+        chosen item has an all-zero vector keeps its proto-action."""
+        best = scored.candidates[torch.arange(len(chosen)), chosen]
+        empty = best.abs().sum(dim=1) == 0
+        return torch.where(empty[:, None], protos, best)
 
     def candidates(
         self, observations: torch.Tensor, protos: torch.Tensor, shown: torch.Tensor | None = None
@@ -84,7 +116,7 @@ class ItemRefiner:
             return top, best_scores, mask
 
     @staticmethod
-    def _explore(
+    def explore(
         chosen: torch.Tensor, valid: torch.Tensor, explore: float,
         rng: np.random.Generator | None,
     ) -> torch.Tensor:  # fmt: skip

@@ -1,0 +1,87 @@
+"""Choosing among refinement's candidates two steps deep, on a learned observation model."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .model import ObservationModel
+from .networks import Actor, Critic
+from .refine import ItemRefiner, Scored
+
+_ROWS = 64  # observations looked ahead at once: each holds k * k critic evaluations
+
+
+class Lookahead:
+    """Values each of the refinement's ``k`` candidates ``i`` in observation ``s`` by
+
+    ``r(s, i) + gamma * max_j Q(s'_i, j)``
+
+    with ``r`` the split critic's reward head, ``s'_i`` the observation ``model`` predicts
+    after ``i`` (with reward ``r(s, i)``) and ``j`` among the ``k`` candidates of the actor's
+    action in ``s'_i``, outside the items recommended so far and ``i``: a one-step expansion
+    of ``Q(s, i) = r(s, i) + gamma * F(s, i)`` in which the next state's value is read where
+    the model puts it instead of guessed by ``F``. A candidate's effect on what the user will
+    like next (satiation, drift) then reaches the choice through the reward head, fit by
+    regression, rather than only through the bootstrapped future head.
+
+    Args:
+        refiner: the agent's refinement (its candidates and catalogue).
+        model: the fitted observation model.
+        gamma: the discount.
+    """
+
+    def __init__(self, refiner: ItemRefiner, model: ObservationModel, gamma: float) -> None:
+        self.refiner, self.model, self.gamma = refiner, model, gamma
+
+    def values(
+        self, observations: torch.Tensor, protos: torch.Tensor, actor: Actor, critic: Critic,
+        shown: torch.Tensor | None = None,
+    ) -> Scored:  # fmt: skip
+        """Each row's candidates (as :meth:`ItemRefiner.scored`) with their two-step values
+        (``-inf`` where fewer than ``k`` items were left)."""
+        parts = [
+            self._values(observations[rows], protos[rows], actor, critic,
+                         None if shown is None else shown[rows])
+            for rows in torch.arange(len(observations)).split(_ROWS)
+        ]  # fmt: skip
+        return Scored(*(torch.cat(part) for part in zip(*parts, strict=True)))
+
+    def _values(self, observations, protos, actor, critic, shown) -> Scored:
+        k = self.refiner.k
+
+        def reward(obs, actions, items=None):
+            return critic.heads(obs, actions, items)[0]
+
+        with torch.no_grad():
+            first = self.refiner.scored(observations, protos, reward, shown, picks=True)
+            assert first.items is not None
+            items = first.items.reshape(-1)
+            valid = first.values > -torch.inf
+            rewards = torch.where(valid, first.values, 0.0).reshape(-1)
+            repeated = observations.repeat_interleave(k, dim=0)
+            after = self.model.predict(repeated, items, rewards)
+            n_items = self.refiner.catalogue.n_items
+            seen = torch.zeros((len(items), n_items), dtype=torch.bool)
+            if shown is not None:
+                seen |= shown.repeat_interleave(k, dim=0)
+            seen[torch.arange(len(items)), items] = True
+            second = self.refiner.scored(after, actor(after), critic, seen)
+            best = second.values.max(dim=1).values
+            best = torch.where(torch.isfinite(best), best, 0.0)  # nothing left: the end
+            values = rewards + self.gamma * best
+            values = values.reshape(-1, k).masked_fill_(~valid, -torch.inf)
+            return Scored(first.candidates, values, first.items)
+
+    def choose(
+        self, observations: torch.Tensor, protos: torch.Tensor, actor: Actor, critic: Critic,
+        shown: torch.Tensor | None = None, explore: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """``(batch, dim)`` the played actions: as :meth:`ItemRefiner.choose`, each row's
+        candidate of highest two-step value."""
+        scored = self.values(observations, protos, actor, critic, shown)
+        chosen = scored.values.argmax(dim=1)
+        if explore > 0.0:
+            chosen = self.refiner.explore(chosen, scored.values > -torch.inf, explore, rng)
+        return self.refiner.play(scored, protos, chosen)
