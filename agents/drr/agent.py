@@ -219,7 +219,7 @@ class DRRAgent:
         self.lookahead: Lookahead | None = None
         if self.refiner is not None and config.lookahead:
             model = _observation_model(self.refiner.catalogue, item_genres, context)
-            self.lookahead = Lookahead(self.refiner, model, config.gamma)
+            self.lookahead = Lookahead(self.refiner, model, config.lookahead)
         self.rng = np.random.default_rng(seed)
         self.noise_std = config.noise_std
         self.episodes = 0

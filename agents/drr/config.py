@@ -46,6 +46,7 @@ BOUNDS = {
     "refine_k": Bound(int, 0, 1024),
     "n_step": Bound(int, 1, 64),
     "refine_explore": Bound(float, 0.0, 1.0),
+    "lookahead": Bound(float, 0.0, 1.0),
     "eval_every": Bound(int, 0, _BIG),
     "checkpoint_every": Bound(int, 0, _BIG),
 }
@@ -141,13 +142,16 @@ class DRRConfig:
             of the rewards the exploring policy earned (Sutton & Barto, ch. 7; Rainbow). With
             ``reward+future`` the future head's target is that sum from ``r_{t+1}``. Left
             out of ``to_dict`` at 1.
-        lookahead: with ``refine_k`` and ``reward+future``, choose among the candidates by
-            their two-step value on a learned model of the next observation
-            (``agents.drr.lookahead``, ``agents.drr.model``): the reward head's value of the
-            item plus the discounted critic value of the best candidate in the observation
-            the model predicts after it, where the critic alone reads the second part from
-            its bootstrapped future head. Costs ``k`` times the critic evaluations of an
-            action; the bootstrap target is unchanged. Left out of ``to_dict`` at ``False``.
+        lookahead: 0 (the default) chooses among the candidates by the critic's ``Q``; ``d``
+            > 0, with ``refine_k`` and ``reward+future``, by their two-step value on a learned
+            model of the next observation (``agents.drr.lookahead``, ``agents.drr.model``):
+            the reward head's value of the item plus ``d`` times the critic's value of the
+            best candidate in the observation the model predicts after it, where the critic
+            alone reads that part from its bootstrapped future head. ``d`` is the expansion's
+            own discount (the critic keeps ``gamma``): ``gamma`` expands ``Q`` as it is, 1
+            weighs the next step as the undiscounted return does. Costs ``k`` times the
+            critic evaluations of an action; the bootstrap target is unchanged. Left out of
+            ``to_dict`` at 0.
     """
 
     state: str = "drr-ave"
@@ -179,7 +183,7 @@ class DRRConfig:
     critic_heads: str = "q"
     critic_wide: bool = False
     n_step: int = 1
-    lookahead: bool = False
+    lookahead: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice(self, "state", STATE_REPRESENTATIONS)
@@ -189,14 +193,14 @@ class DRRConfig:
         check_choice(self, "refine_target", REFINE_TARGETS)
         check_choice(self, "refine_exclude", REFINE_EXCLUDES)
         check_fields(self, BOUNDS)
-        for flag in ("critic_wide", "lookahead"):
-            if not isinstance(getattr(self, flag), bool):
-                raise ConfigError(
-                    f"DRRConfig.{flag} must be true or false, got {getattr(self, flag)!r}"
-                )
+        if not isinstance(self.critic_wide, bool):
+            raise ConfigError(
+                f"DRRConfig.critic_wide must be true or false, got {self.critic_wide!r}"
+            )
         if self.lookahead and not (self.refine_k and self.critic_heads == "reward+future"):
             raise ConfigError(
-                "DRRConfig.lookahead values refine_k candidates by the critic's reward head: "
+                f"DRRConfig.lookahead ({self.lookahead}) values refine_k candidates by the "
+                "critic's reward head: "
                 f"it needs refine_k > 0 and critic_heads 'reward+future' (got refine_k "
                 f"{self.refine_k}, critic_heads {self.critic_heads!r})"
             )

@@ -20,7 +20,7 @@ from tests.helpers import SMALL_DRR
 
 ENV = {"dataset": "synthetic", "embedding_dim": 8, "history_len": 5,
        "mf_options": {"iterations": 2}, "user_model": "boredom+drift"}  # fmt: skip
-LOOKAHEAD = {"refine_k": 4, "critic_heads": "reward+future", "lookahead": True}
+LOOKAHEAD = {"refine_k": 4, "critic_heads": "reward+future", "lookahead": 0.9}
 
 
 def _transitions(env, steps: int, seed: int):
@@ -142,11 +142,12 @@ def test_the_agent_fits_its_model_as_it_learns_and_a_checkpoint_keeps_it():
 
 def test_lookahead_needs_refinement_the_split_critic_and_the_genres():
     with pytest.raises(ConfigError, match="it needs refine_k > 0 and critic_heads"):
-        DRRConfig(refine_k=4, lookahead=True)
+        DRRConfig(refine_k=4, lookahead=0.5)
     with pytest.raises(ConfigError, match="refine_k 0"):
-        DRRConfig(critic_heads="reward+future", lookahead=True)
-    with pytest.raises(ConfigError, match="lookahead must be true or false, got 1"):
-        DRRConfig(**LOOKAHEAD | {"lookahead": 1})
+        DRRConfig(critic_heads="reward+future", lookahead=0.5)
+    for wrong in (1.5, -0.1, True):
+        with pytest.raises(ConfigError, match="lookahead"):
+            DRRConfig(**LOOKAHEAD | {"lookahead": wrong})
     assert "lookahead" not in DRRConfig().to_dict()
     config = DRRConfig(**SMALL_DRR, **LOOKAHEAD)
     assert DRRConfig.from_dict(config.to_dict()) == config
