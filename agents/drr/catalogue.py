@@ -145,16 +145,23 @@ class RecommendedItem:
 
     def __call__(
         self, observations: torch.Tensor, actions: torch.Tensor,
-        items: torch.Tensor | None = None,
+        items: torch.Tensor | None = None, repeats: int = 1,
     ) -> torch.Tensor:  # fmt: skip
         """``(batch, width)`` for a batch of observations and actions; ``items``, where the
-        caller knows them, are the ``(batch,)`` items the actions recommend."""
+        caller knows them, are the ``(batch,)`` items the actions recommend; with ``repeats``
+        > 1, each observation stands for that many consecutive actions."""
         with torch.no_grad():
             if items is None:
+                if repeats > 1:
+                    observations = observations.repeat_interleave(repeats, 0)
+                    repeats = 1
                 items = self.catalogue.recommended(observations, actions)
             user = observations[:, : self.catalogue.dim]
             end = self._start + self.weights.shape[1]
             satiation = observations[:, self._start : end]
+            if repeats > 1:
+                user = user.repeat_interleave(repeats, 0)
+                satiation = satiation.repeat_interleave(repeats, 0)
             vectors, genres = self.catalogue.items[items], self.weights[items]
             parts = [user * vectors, satiation * genres]
             if self.item_features:

@@ -50,8 +50,8 @@ class Lookahead:
     def _values(self, observations, protos, actor, critic, shown) -> Scored:
         k = self.refiner.k
 
-        def reward(obs, actions, items=None):
-            return critic.heads(obs, actions, items)[0]
+        def reward(obs, actions, items=None, repeats=1):
+            return critic.heads(obs, actions, items, repeats)[0]
 
         with torch.no_grad():
             first = self.refiner.scored(observations, protos, reward, shown, picks=True)

@@ -71,13 +71,15 @@ class Actor(nn.Module):
 class ActionFeatures(Protocol):
     """Features of a batch of (observation, action) pairs a critic reads besides them
     (``agents.drr.catalogue.RecommendedItem``); no gradient flows through them. ``items``,
-    where the caller knows them, are the items the actions make the env recommend."""
+    where the caller knows them, are the items the actions make the env recommend; with
+    ``repeats`` > 1 each observation stands for that many consecutive actions."""
 
     width: int
 
     def __call__(
-        self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None, /
-    ) -> torch.Tensor: ...
+        self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None,
+        repeats: int = 1, /,
+    ) -> torch.Tensor: ...  # fmt: skip
 
 
 class Critic(nn.Module):
@@ -116,16 +118,22 @@ class Critic(nn.Module):
             self.future = _mlp(inputs, hidden, 1)
 
     def heads(
-        self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None,
+        repeats: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
         """``(batch,)`` the first head's values (``Q``, or the reward ``r`` with
-        ``split_gamma``) and the future head's ``F`` (``None`` without ``split_gamma``)."""
+        ``split_gamma``) and the future head's ``F`` (``None`` without ``split_gamma``).
+        With ``repeats`` > 1, ``obs`` holds one observation per ``repeats`` consecutive
+        actions (refinement's candidates): its state is computed once, not once per action."""
         user, history, context = split_observation(obs, self.dim, self.history_len)
-        parts = [self.state(user, history), context, action]
+        state = torch.cat([self.state(user, history), context], dim=1)
+        if repeats > 1:
+            state, user = state.repeat_interleave(repeats, 0), user.repeat_interleave(repeats, 0)
+        parts = [state, action]
         if self.user_product:
             parts.append(user * action)
         if self.features is not None:
-            parts.append(self.features(obs, action, items))
+            parts.append(self.features(obs, action, items, repeats))
         inputs = torch.cat(parts, dim=1)
         future = None if self.future is None else self.future(inputs).squeeze(1)
         first = self.body(inputs)
@@ -134,11 +142,13 @@ class Critic(nn.Module):
         return first.squeeze(1), future
 
     def forward(
-        self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None
-    ) -> torch.Tensor:
+        self, obs: torch.Tensor, action: torch.Tensor, items: torch.Tensor | None = None,
+        repeats: int = 1,
+    ) -> torch.Tensor:  # fmt: skip
         """Q values (batch,); ``items``, where the caller knows them, are the ``(batch,)``
-        items the actions make the env recommend (read by ``features`` only)."""
-        return self.value(*self.heads(obs, action, items))
+        items the actions make the env recommend (read by ``features`` only); ``repeats`` as
+        in :meth:`heads`."""
+        return self.value(*self.heads(obs, action, items, repeats))
 
     def value(self, first: torch.Tensor, future: torch.Tensor | None) -> torch.Tensor:
         """``Q`` from :meth:`heads`' output: the first head, or ``r + split_gamma * F``."""

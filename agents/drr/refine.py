@@ -43,6 +43,11 @@ class ItemRefiner:
         tell_items: pass the critic, as its third argument, the item each candidate's vector
             makes the env recommend (a critic that reads it need not find it in the catalogue
             again for each of the ``k`` candidates).
+
+    The critic is called as ``critic(observations, actions, items, k)``: ``(batch, ...)``
+    observations, each standing for its ``k`` consecutive rows of the ``(batch * k, dim)``
+    actions (as :meth:`~agents.drr.networks.Critic.forward`'s ``repeats``, which computes each
+    observation's state once), and the ``(batch * k,)`` items or ``None``.
     """
 
     def __init__(self, catalogue: ItemCatalogue, k: int, tell_items: bool = False) -> None:
@@ -77,17 +82,12 @@ class ItemRefiner:
         with torch.no_grad():
             top, best_scores, mask = self.candidates(observations, protos, shown)
             candidates = self.catalogue.playable[top]  # (batch, k, dim)
-            repeated = observations.repeat_interleave(self.k, dim=0)
             flat = candidates.reshape(-1, self.dim)
             items = None
             if self.tell_items or picks:
                 items = self.catalogue.recommended_for_items(top, mask)
-            if self.tell_items:
-                assert items is not None
-                values = critic(repeated, flat, items.reshape(-1))
-            else:
-                values = critic(repeated, flat)
-            values = values.reshape(-1, self.k)
+            told = items.reshape(-1) if self.tell_items and items is not None else None
+            values = critic(observations, flat, told, self.k).reshape(-1, self.k)
             # With fewer than k items outside the history, history items fill the top k.
             values.masked_fill_(best_scores == -torch.inf, -torch.inf)
             return Scored(candidates, values, items)

@@ -70,11 +70,12 @@ class _UserTimesTaste:
     def __init__(self, tastes: torch.Tensor) -> None:
         self.tastes = tastes
 
-    def heads(self, obs, actions, items):
-        return (obs[:, :3] * self.tastes[items]).sum(dim=1), torch.zeros(len(obs))
+    def heads(self, obs, actions, items, repeats=1):
+        users = obs[:, :3].repeat_interleave(repeats, 0)
+        return (users * self.tastes[items]).sum(dim=1), torch.zeros(len(users))
 
-    def __call__(self, obs, actions, items):
-        return self.heads(obs, actions, items)[0]
+    def __call__(self, obs, actions, items, repeats=1):
+        return self.heads(obs, actions, items, repeats)[0]
 
 
 class _Becomes:

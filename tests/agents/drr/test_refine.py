@@ -27,7 +27,7 @@ class _Prefers:
     def __init__(self, direction: torch.Tensor) -> None:
         self.direction = direction
 
-    def __call__(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def __call__(self, obs, actions: torch.Tensor, items=None, repeats=1) -> torch.Tensor:
         return actions @ self.direction
 
 
