@@ -166,6 +166,32 @@ def test_episode_memory_evaluates_a_refined_run_both_ways_and_refuses_an_unrefin
     assert "| mean over runs |" in (out / "results.md").read_text()
 
 
+def test_lookahead_at_evaluation_chooses_both_ways_and_refuses_a_run_that_cannot_look_ahead(
+    tmp_path, capsys
+):
+    from agents.drr.config import DRRConfig
+    from agents.drr.train import train_drr
+
+    env = {"dataset": "synthetic", "embedding_dim": 8, "history_len": 5,
+           "mf_options": {"iterations": 2}, "user_model": "boredom+drift"}  # fmt: skip
+    small = {"hidden": 16, "batch_size": 16, "learning_starts": 16, "eval_every": 1000}
+    split = DRRConfig(**small, refine_k=4, critic_heads="reward+future")
+    train_drr(env, split, 4, seed=0, run_dir=tmp_path / "split")
+    train_drr(env, DRRConfig(**small, refine_k=4), 2, seed=0, run_dir=tmp_path / "one-head")
+    script = _script("lookahead_at_evaluation")
+    out = tmp_path / "out"
+    err = _refused(script, [str(tmp_path / "one-head"), "--out", str(out)], capsys)
+    assert "it needs refine_k > 0 and critic_heads 'reward+future'" in err
+    err = _refused(script, [str(tmp_path / "split"), "--discounts", "0,1"], capsys)
+    assert "--discounts: each in (0, 1]" in err
+    argv = [str(tmp_path / "split"), "--discounts", "0.5,1", "--out", str(out)]
+    assert script.main(argv) == 0
+    (found,) = json.loads((out / "results.json").read_text())["results"]
+    assert set(found) >= {"as trained", "lookahead 0.5", "lookahead 1"}
+    assert found["lookahead 1"] != found["as trained"]
+    assert "Mean gain over the runs: lookahead 0.5" in (out / "results.md").read_text()
+
+
 def test_refine_choice_plays_as_the_evaluation_and_bounds_the_choice_by_myopic_mfs(
     tmp_path, capsys
 ):

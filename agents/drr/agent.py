@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -216,10 +217,10 @@ class DRRAgent:
         self.refiner: ItemRefiner | None = None
         if catalogue is not None and config.refine_k:
             self.refiner = ItemRefiner(catalogue, config.refine_k, features is not None)
+        self.item_genres = item_genres
         self.lookahead: Lookahead | None = None
-        if self.refiner is not None and config.lookahead:
-            model = _observation_model(self.refiner.catalogue, item_genres, context)
-            self.lookahead = Lookahead(self.refiner, model, config.lookahead)
+        if config.lookahead:
+            self.lookahead = self._lookahead(config.lookahead)
         self.rng = np.random.default_rng(seed)
         self.noise_std = config.noise_std
         self.episodes = 0
@@ -366,6 +367,26 @@ class DRRAgent:
         return UpdateStats(
             critic_loss.item(), actor_loss.item(), q.mean().item(), td_error.abs().mean().item()
         )
+
+    def _lookahead(self, discount: float) -> Lookahead:
+        assert self.refiner is not None  # DRRConfig refuses a lookahead without refine_k
+        context = self.obs_dim - (self.history_len + 1) * self.dim
+        model = _observation_model(self.refiner.catalogue, self.item_genres, context)
+        return Lookahead(self.refiner, model, discount)
+
+    def plan_ahead(self, discount: float) -> None:
+        """Choose by the lookahead at ``discount`` from now on (``config.lookahead``; 0: by the
+        critic's ``Q`` again), its model fit to the replay now: how a run trained without the
+        lookahead decides with it.
+
+        Raises:
+            ConfigError: the config cannot look ahead (it needs ``refine_k`` and the
+                ``reward+future`` critic), or ``discount`` is outside [0, 1].
+        """
+        self.config = dataclasses.replace(self.config, lookahead=discount)
+        self.lookahead = self._lookahead(discount) if discount else None
+        if self.lookahead is not None:
+            self._fit_model()
 
     def _fit_model(self) -> None:
         """Fit the lookahead's model to the replay's latest ``MODEL_ROWS`` transitions."""
