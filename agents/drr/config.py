@@ -143,15 +143,15 @@ class DRRConfig:
             ``reward+future`` the future head's target is that sum from ``r_{t+1}``. Left
             out of ``to_dict`` at 1.
         lookahead: 0 (the default) chooses among the candidates by the critic's ``Q``; ``d``
-            > 0, with ``refine_k`` and ``reward+future``, by their two-step value on a learned
-            model of the next observation (``agents.drr.lookahead``, ``agents.drr.model``):
-            the reward head's value of the item plus ``d`` times the critic's value of the
-            best candidate in the observation the model predicts after it, where the critic
-            alone reads that part from its bootstrapped future head. ``d`` is the expansion's
-            own discount (the critic keeps ``gamma``): ``gamma`` expands ``Q`` as it is, 1
-            weighs the next step as the undiscounted return does. Costs ``k`` times the
-            critic evaluations of an action; the bootstrap target is unchanged. Left out of
-            ``to_dict`` at 0.
+            > 0, with ``refine_k`` and ``reward+future``, by one step of planning on a learned
+            model of the observation and reward (``agents.drr.lookahead``,
+            ``agents.drr.model``): the model's reward of the item plus ``d`` times the value
+            of the best candidate in the observation the model predicts after it (its model
+            reward plus the critic's discounted future head), where the critic alone reads
+            what follows the item from its bootstrapped future head. ``d`` is the expansion's
+            own discount (the critic keeps ``gamma``; 1 weighs the next step as the
+            undiscounted return does). Costs ``k`` times the critic evaluations of an action;
+            the bootstrap target is unchanged. Left out of ``to_dict`` at 0.
     """
 
     state: str = "drr-ave"
@@ -199,8 +199,8 @@ class DRRConfig:
             )
         if self.lookahead and not (self.refine_k and self.critic_heads == "reward+future"):
             raise ConfigError(
-                f"DRRConfig.lookahead ({self.lookahead}) values refine_k candidates by the "
-                "critic's reward head: "
+                f"DRRConfig.lookahead ({self.lookahead}) plans among refine_k candidates up to "
+                "the critic's future head: "
                 f"it needs refine_k > 0 and critic_heads 'reward+future' (got refine_k "
                 f"{self.refine_k}, critic_heads {self.critic_heads!r})"
             )

@@ -15,24 +15,25 @@ _ROWS = 64  # observations looked ahead at once: each holds k * k critic evaluat
 class Lookahead:
     """Values each of the refinement's ``k`` candidates ``i`` in observation ``s`` by
 
-    ``r(s, i) + gamma * max_j Q(s'_i, j)``
+    ``r(s, i) + d * max_j (r(s'_i, j) + gamma * F(s'_i, j))``
 
-    with ``r`` the split critic's reward head, ``s'_i`` the observation ``model`` predicts
-    after ``i`` (with reward ``r(s, i)``) and ``j`` among the ``k`` candidates of the actor's
-    action in ``s'_i``, outside the items recommended so far and ``i``: a one-step expansion
-    of ``Q(s, i) = r(s, i) + gamma * F(s, i)`` in which the next state's value is read where
-    the model puts it instead of guessed by ``F``. A candidate's effect on what the user will
-    like next (satiation, drift) then reaches the choice through the reward head, fit by
-    regression, rather than only through the bootstrapped future head.
+    with ``r`` the reward ``model`` predicts, ``s'_i`` the observation it predicts after ``i``,
+    ``F`` the split critic's future head (``gamma`` its discount) and ``j`` among the ``k``
+    candidates of the actor's action in ``s'_i``, outside the items recommended so far and
+    ``i``: one step of planning on a learned model before the critic's estimate takes over.
+    A candidate's effect on what the user will like next (satiation, drift) then reaches the
+    choice through the model, fit by regression, rather than only through the bootstrapped
+    future head, which ranks the candidates nearly as their one-step reward does
+    (``benchmarks/results/refine-choice/two-step/``).
 
     Args:
         refiner: the agent's refinement (its candidates and catalogue).
         model: the fitted observation model.
-        gamma: the discount.
+        discount: ``d``, the expansion's weight on the next step.
     """
 
-    def __init__(self, refiner: ItemRefiner, model: ObservationModel, gamma: float) -> None:
-        self.refiner, self.model, self.gamma = refiner, model, gamma
+    def __init__(self, refiner: ItemRefiner, model: ObservationModel, discount: float) -> None:
+        self.refiner, self.model, self.discount = refiner, model, discount
 
     def values(
         self, observations: torch.Tensor, protos: torch.Tensor, actor: Actor, critic: Critic,
@@ -48,10 +49,15 @@ class Lookahead:
         return Scored(*(torch.cat(part) for part in zip(*parts, strict=True)))
 
     def _values(self, observations, protos, actor, critic, shown) -> Scored:
-        k = self.refiner.k
+        k, model = self.refiner.k, self.model
 
-        def reward(obs, actions, items=None, repeats=1):
-            return critic.heads(obs, actions, items, repeats)[0]
+        def reward(obs, actions, items, repeats=1):
+            return model.reward(obs, items, repeats)
+
+        def value(obs, actions, items, repeats=1):
+            _, future = critic.heads(obs, actions, items, repeats)
+            assert future is not None and critic.split_gamma is not None  # DRRConfig's check
+            return model.reward(obs, items, repeats) + critic.split_gamma * future
 
         with torch.no_grad():
             first = self.refiner.scored(observations, protos, reward, shown, picks=True)
@@ -60,16 +66,16 @@ class Lookahead:
             valid = first.values > -torch.inf
             rewards = torch.where(valid, first.values, 0.0).reshape(-1)
             repeated = observations.repeat_interleave(k, dim=0)
-            after = self.model.predict(repeated, items, rewards)
+            after = model.predict(repeated, items, rewards)
             n_items = self.refiner.catalogue.n_items
             seen = torch.zeros((len(items), n_items), dtype=torch.bool)
             if shown is not None:
                 seen |= shown.repeat_interleave(k, dim=0)
             seen[torch.arange(len(items)), items] = True
-            second = self.refiner.scored(after, actor(after), critic, seen)
+            second = self.refiner.scored(after, actor(after), value, seen, picks=True)
             best = second.values.max(dim=1).values
             best = torch.where(torch.isfinite(best), best, 0.0)  # nothing left: the end
-            values = rewards + self.gamma * best
+            values = rewards + self.discount * best
             values = values.reshape(-1, k).masked_fill_(~valid, -torch.inf)
             return Scored(first.candidates, values, first.items)
 

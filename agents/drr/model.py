@@ -10,7 +10,11 @@ Each part of the observation is modelled on its own, linearly, from the agent's 
 the user vector (drift moves it toward the recommended item's vector), the context after the
 vectors (satiation gains the item's genre weights and decays; patience moves with the
 rating), and the history, which takes the item (first in, first out) when the user liked it:
-when its reward reaches a threshold fit to the transitions.
+when its reward reaches a threshold fit to the transitions. So is the reward: linear in the
+item's MF score for the observed user (the user vector times the item's, the action space's
+own inner product) and in its satiation penalty (the observed satiation times the item's genre
+weights), the two sums the critic's ``recommended-item`` input is made of: three weights,
+where the critic's reward head fits thousands to the same noisy rewards.
 """
 
 from __future__ import annotations
@@ -55,7 +59,9 @@ class ObservationModel:
     - user vector ``u' = [u, v_i, 1] W_user``;
     - context ``c' = [c, g_i, r, 1] W_context`` (``g_i`` the item's genre weights, ``r`` its
       reward);
-    - history: ``v_i`` appended (the oldest dropped) when ``r`` is at least ``threshold``.
+    - history: ``v_i`` appended (the oldest dropped) when ``r`` is at least ``threshold``;
+    - reward ``r = [u . v_i, s . g_i, 1] w`` (``s`` the satiation, the context's first
+      ``n_genres`` values).
 
     Args:
         items: ``(n_items, dim)`` the env's item vectors, as the observation shows them.
@@ -71,6 +77,7 @@ class ObservationModel:
         self.dim, self.history_len, self.context = items.shape[1], history_len, context
         self.user_weights = torch.zeros((2 * self.dim + 1, self.dim))
         self.context_weights = torch.zeros((context + genres.shape[1] + 2, context))
+        self.reward_weights = torch.zeros(3)
         self.threshold = float("inf")
         self.fits = 0
 
@@ -82,6 +89,27 @@ class ObservationModel:
     def _context_inputs(self, context, picks, rewards):
         ones = torch.ones_like(rewards)[:, None]
         return torch.cat([context, self.genres[picks], rewards[:, None], ones], dim=1)
+
+    def _reward_inputs(self, observations: torch.Tensor, picks: torch.Tensor, repeats: int = 1):
+        user, _, context = split_observation(observations, self.dim, self.history_len)
+        satiation = context[:, : self.genres.shape[1]]
+        if repeats > 1:
+            user = user.repeat_interleave(repeats, 0)
+            satiation = satiation.repeat_interleave(repeats, 0)
+        vectors, genres = self.items[picks].to(user.dtype), self.genres[picks].to(user.dtype)
+        score = (user * vectors).sum(dim=1, keepdim=True)
+        penalty = (satiation * genres).sum(dim=1, keepdim=True)
+        return torch.cat([score, penalty, torch.ones_like(score)], dim=1)
+
+    def reward(
+        self, observations: torch.Tensor, picks: torch.Tensor, repeats: int = 1
+    ) -> torch.Tensor:
+        """``(batch * repeats,)`` the predicted rewards of recommending ``picks``
+        ``(batch * repeats,)`` in ``observations`` ``(batch, obs_dim)``, each observation
+        standing for ``repeats`` consecutive picks."""
+        if not self.fitted:
+            raise RuntimeError("ObservationModel.reward: fit the model first")
+        return self._reward_inputs(observations, picks, repeats) @ self.reward_weights
 
     def fit(
         self, observations: np.ndarray, picks: np.ndarray, rewards: np.ndarray,
@@ -105,6 +133,10 @@ class ObservationModel:
         context_inputs = self._context_inputs(context, index, r).double().numpy()
         self.context_weights = torch.from_numpy(
             _least_squares(context_inputs, next_context.numpy()).astype(np.float32)
+        )
+        reward_inputs = self._reward_inputs(obs.double(), index).numpy()
+        self.reward_weights = torch.from_numpy(
+            _least_squares(reward_inputs, r.numpy()[:, None])[:, 0].astype(np.float32)
         )
         entered = (next_history[:, -1] == vectors).all(dim=1).numpy()
         self.threshold = _threshold(np.asarray(rewards, dtype=np.float64), entered)
@@ -131,11 +163,13 @@ class ObservationModel:
         """The fitted parameters (a checkpoint's part)."""
         return {
             "user_weights": self.user_weights, "context_weights": self.context_weights,
-            "threshold": self.threshold, "fits": self.fits,
+            "reward_weights": self.reward_weights, "threshold": self.threshold,
+            "fits": self.fits,
         }  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`'s content."""
         self.user_weights = torch.as_tensor(state["user_weights"]).clone()
         self.context_weights = torch.as_tensor(state["context_weights"]).clone()
+        self.reward_weights = torch.as_tensor(state["reward_weights"]).clone()
         self.threshold, self.fits = float(state["threshold"]), int(state["fits"])

@@ -78,7 +78,7 @@ class ItemRefiner:
     ) -> Scored:  # fmt: skip
         """The candidates of ``protos`` in ``observations`` (as :meth:`choose`) and the
         ``critic``'s value of each; with ``picks`` (or ``tell_items``), also the item each
-        candidate's vector makes the env recommend."""
+        candidate's vector makes the env recommend, which the critic is then told."""
         with torch.no_grad():
             top, best_scores, mask = self.candidates(observations, protos, shown)
             candidates = self.catalogue.playable[top]  # (batch, k, dim)
@@ -86,7 +86,7 @@ class ItemRefiner:
             items = None
             if self.tell_items or picks:
                 items = self.catalogue.recommended_for_items(top, mask)
-            told = items.reshape(-1) if self.tell_items and items is not None else None
+            told = None if items is None else items.reshape(-1)
             values = critic(observations, flat, told, self.k).reshape(-1, self.k)
             # With fewer than k items outside the history, history items fill the top k.
             values.masked_fill_(best_scores == -torch.inf, -torch.inf)

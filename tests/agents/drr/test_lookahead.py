@@ -61,28 +61,44 @@ def test_the_model_fit_to_an_envs_transitions_predicts_its_next_observations():
     entered = (next_obs[:, end - dim : end] == np.asarray(items)[picks]).all(axis=1)
     assert 0 < entered.mean() < 1
     assert 0.4 < model.threshold <= 0.5  # liked: rated >= 4, a reward >= (4 - 3) / 2
+    # The reward: (rating - 3) / 2, the rating MF's score less the satiation penalty.
+    score, penalty, _ = model.reward_weights.tolist()
+    assert 0.3 < score < 0.6 and penalty < -0.2, model.reward_weights
+    predicted_rewards = model.reward(torch.as_tensor(obs[800:]), torch.as_tensor(picks[800:]))
+    correlation = np.corrcoef(predicted_rewards.numpy(), rewards[800:])[0, 1]
+    assert correlation > 0.8, correlation
 
 
-class _UserTimesTaste:
-    """A split critic whose reward is the observed user vector times the recommended item's
-    row of ``tastes``, and whose future head is 0: on its own it chooses greedily."""
+def _user_times(tastes, obs, items, repeats):
+    return (obs[:, :3].repeat_interleave(repeats, 0) * tastes[items]).sum(dim=1)
 
-    def __init__(self, tastes: torch.Tensor) -> None:
-        self.tastes = tastes
+
+class _Critic:
+    """A split critic (discount 0.5) whose reward head is the observed user vector times the
+    recommended item's row of ``tastes`` and whose future head is the item's ``future``."""
+
+    split_gamma = 0.5
+
+    def __init__(self, tastes: torch.Tensor, future: torch.Tensor) -> None:
+        self.tastes, self.future = tastes, future
 
     def heads(self, obs, actions, items, repeats=1):
-        users = obs[:, :3].repeat_interleave(repeats, 0)
-        return (users * self.tastes[items]).sum(dim=1), torch.zeros(len(users))
+        return _user_times(self.tastes, obs, items, repeats), self.future[items]
 
     def __call__(self, obs, actions, items, repeats=1):
-        return self.heads(obs, actions, items, repeats)[0]
+        reward, future = self.heads(obs, actions, items, repeats)
+        return reward + self.split_gamma * future
 
 
-class _Becomes:
-    """A model under which the user vector becomes the recommended item's row of ``tastes``."""
+class _Model:
+    """A model under which the reward is the user vector times the item's row of ``tastes``
+    and the user vector then becomes that row."""
 
     def __init__(self, tastes: torch.Tensor) -> None:
         self.tastes = tastes
+
+    def reward(self, obs, picks, repeats=1):
+        return _user_times(self.tastes, obs, picks, repeats)
 
     def predict(self, obs, picks, rewards):
         return torch.cat([self.tastes[picks], obs[:, 3:]], dim=1)
@@ -90,32 +106,34 @@ class _Becomes:
 
 def test_the_lookahead_plays_the_item_that_opens_a_better_next_step():
     # Items A, B, D (each its own vector's recommendation) and H, in the history. The user
-    # [1, 0, 0] rates A 1, B 0.8, D 0. Greedy plays A, after which the best is B (0.8): 1.8
-    # in two steps. B turns the user to [0.8, 0.6, 0], under which D is worth 1.2: 2.0.
+    # [1, 0, 0] is rewarded 1 by A, 0.8 by B, 0 by D; the critic's future head is 0.4 for D,
+    # 0 for the others, discounted by 0.5. The critic plays A, after which the best is B
+    # (0.8): 1.8 in two steps. B turns the user to [0.8, 0.6, 0], under which D is worth
+    # 1.2 + 0.5 * 0.4: 0.8 + 1.4 = 2.2.
     items = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [-1.0, -1.0, -1.0]])
     tastes = torch.tensor([[1.0, 0, 0], [0.8, 0.6, 0], [0, 2.0, 0], [0, 0, 0]])
     refiner = ItemRefiner(ItemCatalogue(items.numpy(), history_len=1), k=3, tell_items=True)
-    critic = _UserTimesTaste(tastes)
+    critic = _Critic(tastes, torch.tensor([0.0, 0.0, 0.4, 0.0]))
     obs = torch.tensor([[1.0, 0, 0, -1.0, -1.0, -1.0]])
     proto = torch.ones((1, 3))
-    lookahead = Lookahead(refiner, _Becomes(tastes), gamma=1.0)  # type: ignore[arg-type]
+    lookahead = Lookahead(refiner, _Model(tastes), discount=1.0)  # type: ignore[arg-type]
     actor = lambda observations: torch.ones((len(observations), 3))  # noqa: E731
-    scored = lookahead.values(obs, proto, actor, critic)  # type: ignore[arg-type]
-    assert scored.items is not None and sorted(scored.items[0].tolist()) == [0, 1, 2]
-    by_item = dict(zip(scored.items[0].tolist(), scored.values[0].tolist(), strict=True))
-    assert by_item == pytest.approx({0: 1.8, 1: 2.0, 2: 0.0 + 1.2})
+
+    def values() -> dict[int, float]:
+        scored = lookahead.values(obs, proto, actor, critic)  # type: ignore[arg-type]
+        assert scored.items is not None and sorted(scored.items[0].tolist()) == [0, 1, 2]
+        return dict(zip(scored.items[0].tolist(), scored.values[0].tolist(), strict=True))
+
+    assert values() == pytest.approx({0: 1.8, 1: 2.2, 2: 0.0 + 1.2})
     torch.testing.assert_close(refiner.choose(obs, proto, critic), items[[0]])
     chosen = lookahead.choose(obs, proto, actor, critic)  # type: ignore[arg-type]
     torch.testing.assert_close(chosen, items[[1]])
-    # At a discount of 0.25 the next step weighs too little: 1 + 0.2 for A, 0.8 + 0.3 for B.
-    lookahead.gamma = 0.25
-    low = lookahead.values(obs, proto, actor, critic)  # type: ignore[arg-type]
-    assert low.items is not None
-    by_item = dict(zip(low.items[0].tolist(), low.values[0].tolist(), strict=True))
-    assert by_item == pytest.approx({0: 1.2, 1: 1.1, 2: 0.3})
+    # At a discount of 0.25 the next step weighs too little: 1 + 0.2 for A, 0.8 + 0.35 for B.
+    lookahead.discount = 0.25
+    assert values() == pytest.approx({0: 1.2, 1: 1.15, 2: 0.3})
     chosen = lookahead.choose(obs, proto, actor, critic)  # type: ignore[arg-type]
     torch.testing.assert_close(chosen, items[[0]])
-    lookahead.gamma = 1.0
+    lookahead.discount = 1.0
     # Once A and B are shown (recommended earlier), D is the only candidate left.
     shown = torch.tensor([[True, True, False, False]])
     chosen = lookahead.choose(obs, proto, actor, critic, shown)  # type: ignore[arg-type]
