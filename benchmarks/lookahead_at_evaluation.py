@@ -1,9 +1,10 @@
 """What the lookahead is worth to trained DRR runs at decision time alone: their online return
 on the test users as trained, and choosing by the lookahead at each discount asked.
 
-``DRRConfig.lookahead`` values each of refinement's candidates by the critic's reward head
-plus the discounted critic value of the best candidate in the next observation, predicted by
-a linear model fit to the run's replay (``agents/drr/lookahead.py``). Here the same trained
+``DRRConfig.lookahead`` values each of refinement's candidates by one step of planning on a
+linear model of the observation and reward fit to the run's replay: the item's model reward
+plus the discounted value of the best candidate in the next observation the model predicts
+(its model reward plus the critic's future head; ``agents/drr/lookahead.py``). Here the same trained
 weights choose both ways (``DRRAgent.plan_ahead``), so the difference is the decision rule's,
 not the training data's. Each run folder is a ``movielens-rec train`` or ``benchmark`` run of a
 DRR agent with ``refine_k`` and ``critic_heads`` ``reward+future``.

@@ -166,7 +166,7 @@ class DRRAgent:
             ``recommended-item``.
         item_genres: ``(n_items, n_genres)`` the items' genre weights
             (``env.unwrapped.user_model.weights``; no columns without ``boredom``); needed
-            (only) with the critic input ``recommended-item``.
+            (only) with the critic input ``recommended-item`` and with ``config.lookahead``.
         episode_items: the most items an episode recommends (its steps times the slate
             size); needed (only) with ``config.refine_exclude="history+shown"``, whose replay
             keeps them per transition, so that the bootstrap target skips them too.
