@@ -116,17 +116,16 @@ def _catalogue(
     return ItemCatalogue(items, history_len)
 
 
-def _recommended_item(
-    config: DRRConfig, catalogue: ItemCatalogue, genres: np.ndarray | None, context: int
-) -> RecommendedItem:
-    """The critic's recommended-item input, refused without the items' genres (none without
-    boredom), or a satiation in the observation as long as the genres."""
-    where = f"DRRConfig.critic_input={config.critic_input!r}"
+def _genres(
+    where: str, does: str, catalogue: ItemCatalogue, genres: np.ndarray | None, context: int
+) -> np.ndarray:
+    """``genres`` for the field ``where``, which ``does`` something with them: refused
+    unless ``(n_items, n_genres)`` (none without boredom) with a satiation in the observation
+    as long as the genres (the ``context`` values after the vectors)."""
     if genres is None or np.ndim(genres) != 2 or len(genres) != catalogue.n_items:
         raise ArgumentError(
-            f"{where} reads the genres of the item each action recommends: give DRRAgent "
-            f"item_genres=env.unwrapped.user_model.weights, ({catalogue.n_items}, n_genres); "
-            f"got {None if genres is None else np.shape(genres)}"
+            f"{where} {does}: give DRRAgent item_genres=env.unwrapped.user_model.weights, "
+            f"({catalogue.n_items}, n_genres); got {None if genres is None else np.shape(genres)}"
         )
     if np.shape(genres)[1] > context:
         raise ArgumentError(
@@ -134,19 +133,25 @@ def _recommended_item(
             f"observations have {context} values after the vectors: a user model with boredom "
             "has one per genre"
         )
+    return genres
+
+
+def _recommended_item(
+    config: DRRConfig, catalogue: ItemCatalogue, genres: np.ndarray | None, context: int
+) -> RecommendedItem:
+    """The critic's recommended-item input, refused without fitting genres (:func:`_genres`)."""
+    where = f"DRRConfig.critic_input={config.critic_input!r}"
+    does = "reads the genres of the item each action recommends"
+    genres = _genres(where, does, catalogue, genres, context)
     return RecommendedItem(catalogue, genres, config.critic_item_features)
 
 
 def _observation_model(
     catalogue: ItemCatalogue, genres: np.ndarray | None, context: int
 ) -> ObservationModel:
-    """The lookahead's model of the next observation, refused without the items' genres."""
-    if genres is None or np.ndim(genres) != 2 or len(genres) != catalogue.n_items:
-        raise ArgumentError(
-            "DRRConfig.lookahead predicts the satiation each item leaves: give DRRAgent "
-            f"item_genres=env.unwrapped.user_model.weights, ({catalogue.n_items}, n_genres); "
-            f"got {None if genres is None else np.shape(genres)}"
-        )
+    """The lookahead's model of the next observation, refused without fitting genres."""
+    does = "predicts the satiation each item leaves"
+    genres = _genres("DRRConfig.lookahead", does, catalogue, genres, context)
     weights = torch.from_numpy(np.ascontiguousarray(genres, dtype=np.float32))
     return ObservationModel(catalogue.items, weights, catalogue.history_len, context)
 
