@@ -67,11 +67,9 @@ class Lookahead:
             rewards = torch.where(valid, first.values, 0.0).reshape(-1)
             repeated = observations.repeat_interleave(k, dim=0)
             after = model.predict(repeated, items, rewards)
-            n_items = self.refiner.catalogue.n_items
-            seen = torch.zeros((len(items), n_items), dtype=torch.bool)
+            seen = self.refiner.catalogue.mask_of(items[:, None])
             if shown is not None:
                 seen |= shown.repeat_interleave(k, dim=0)
-            seen[torch.arange(len(items)), items] = True
             second = self.refiner.scored(after, actor(after), value, seen, picks=True)
             best = second.values.max(dim=1).values
             best = torch.where(torch.isfinite(best), best, 0.0)  # nothing left: the end
