@@ -377,18 +377,23 @@ class DRRAgent:
         assert self.refiner is not None  # DRRConfig refuses a lookahead without refine_k
         context = self.obs_dim - (self.history_len + 1) * self.dim
         model = _observation_model(self.refiner.catalogue, self.item_genres, context)
-        return Lookahead(self.refiner, model, discount)
+        return Lookahead(self.refiner, model, discount, self.config.model_candidates)
 
-    def plan_ahead(self, discount: float) -> None:
+    def plan_ahead(self, discount: float, model_candidates: int | None = None) -> None:
         """Choose by the lookahead at ``discount`` from now on (``config.lookahead``; 0: by the
         critic's ``Q`` again), its model fit to the replay now: how a run trained without the
-        lookahead decides with it.
+        lookahead decides with it. ``model_candidates`` sets ``config.model_candidates`` (by
+        default the config's; always 0 at ``discount`` 0).
 
         Raises:
             ConfigError: the config cannot look ahead (it needs ``refine_k`` and the
-                ``reward+future`` critic), or ``discount`` is outside [0, 1].
+                ``reward+future`` critic), ``discount`` is outside [0, 1], or
+                ``model_candidates`` outside [0, ``refine_k``].
         """
-        self.config = dataclasses.replace(self.config, lookahead=discount)
+        proposed = self.config.model_candidates if model_candidates is None else model_candidates
+        self.config = dataclasses.replace(
+            self.config, lookahead=discount, model_candidates=proposed if discount else 0
+        )
         self.lookahead = self._lookahead(discount) if discount else None
         if self.lookahead is not None:
             self._fit_model()

@@ -47,6 +47,7 @@ BOUNDS = {
     "n_step": Bound(int, 1, 64),
     "refine_explore": Bound(float, 0.0, 1.0),
     "lookahead": Bound(float, 0.0, 1.0),
+    "model_candidates": Bound(int, 0, 1024),
     "eval_every": Bound(int, 0, _BIG),
     "checkpoint_every": Bound(int, 0, _BIG),
 }
@@ -152,6 +153,14 @@ class DRRConfig:
             own discount (the critic keeps ``gamma``; 1 weighs the next step as the
             undiscounted return does). Costs ``k`` times the critic evaluations of an action;
             the bootstrap target is unchanged. Left out of ``to_dict`` at 0.
+        model_candidates: with ``lookahead``, how many of the ``refine_k`` candidates (at both
+            of its steps) are the items the model's reward ranks highest over the whole
+            catalogue, the actor's action proposing the rest (0, the default: the actor
+            proposes all). The actor's ``k`` items are those nearest one direction in
+            item-vector space, and under ``boredom`` the items the state calls for are not
+            (the genres to avoid are not a direction): the model, linear in the item's MF
+            score and satiation penalty, ranks every item in one matrix product. From 0 to
+            ``refine_k``. Left out of ``to_dict`` at 0.
     """
 
     state: str = "drr-ave"
@@ -184,6 +193,7 @@ class DRRConfig:
     critic_wide: bool = False
     n_step: int = 1
     lookahead: float = 0.0
+    model_candidates: int = 0
 
     def __post_init__(self) -> None:
         check_choice(self, "state", STATE_REPRESENTATIONS)
@@ -203,6 +213,14 @@ class DRRConfig:
                 "the critic's future head: "
                 f"it needs refine_k > 0 and critic_heads 'reward+future' (got refine_k "
                 f"{self.refine_k}, critic_heads {self.critic_heads!r})"
+            )
+        if self.model_candidates and not (
+            self.lookahead and self.model_candidates <= self.refine_k
+        ):
+            raise ConfigError(
+                f"DRRConfig.model_candidates ({self.model_candidates}) are candidates of the "
+                "lookahead's model: it needs lookahead > 0 and at most refine_k of them (got "
+                f"lookahead {self.lookahead}, refine_k {self.refine_k})"
             )
         if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
             raise ConfigError(
@@ -253,8 +271,8 @@ class DRRConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,
         ``refine_explore``, ``refine_target``, ``refine_exclude``, ``critic_input``,
-        ``critic_heads``, ``critic_wide``, ``n_step`` and ``lookahead`` only when not at their
-        defaults, so the results stored before they existed keep their keys."""
+        ``critic_heads``, ``critic_wide``, ``n_step``, ``lookahead`` and ``model_candidates`` only
+        when not at their defaults, so the results stored before they existed keep their keys."""
         values = dataclasses.asdict(self)
         if not self.refine_k:
             del values["refine_k"]
@@ -274,6 +292,8 @@ class DRRConfig:
             del values["n_step"]
         if not self.lookahead:
             del values["lookahead"]
+        if not self.model_candidates:
+            del values["model_candidates"]
         return values
 
     def to_json(self) -> str:

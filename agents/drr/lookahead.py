@@ -30,10 +30,24 @@ class Lookahead:
         refiner: the agent's refinement (its candidates and catalogue).
         model: the fitted observation model.
         discount: ``d``, the expansion's weight on the next step.
+        proposed: how many of the ``k`` candidates, at both steps, are the items the model's
+            reward ranks highest in the whole catalogue (``DRRConfig.model_candidates``); the
+            actor proposes the rest.
     """
 
-    def __init__(self, refiner: ItemRefiner, model: ObservationModel, discount: float) -> None:
+    def __init__(
+        self, refiner: ItemRefiner, model: ObservationModel, discount: float, proposed: int = 0
+    ) -> None:
         self.refiner, self.model, self.discount = refiner, model, discount
+        self.proposed = proposed
+
+    def _scored(self, observations, protos, critic, shown) -> Scored:
+        """The refiner's candidates, the model's ``proposed`` first, valued by ``critic``."""
+        proposals = self.model.catalogue_rewards(observations) if self.proposed else None
+        return self.refiner.scored(
+            observations, protos, critic, shown, picks=True, proposals=proposals,
+            proposed=self.proposed,
+        )  # fmt: skip
 
     def values(
         self, observations: torch.Tensor, protos: torch.Tensor, actor: Actor, critic: Critic,
@@ -60,7 +74,7 @@ class Lookahead:
             return model.reward(obs, items, repeats) + critic.split_gamma * future
 
         with torch.no_grad():
-            first = self.refiner.scored(observations, protos, reward, shown, picks=True)
+            first = self._scored(observations, protos, reward, shown)
             assert first.items is not None
             items = first.items.reshape(-1)
             valid = first.values > -torch.inf
@@ -70,7 +84,7 @@ class Lookahead:
             seen = self.refiner.catalogue.mask_of(items[:, None])
             if shown is not None:
                 seen |= shown.repeat_interleave(k, dim=0)
-            second = self.refiner.scored(after, actor(after), value, seen, picks=True)
+            second = self._scored(after, actor(after), value, seen)
             best = second.values.max(dim=1).values
             best = torch.where(torch.isfinite(best), best, 0.0)  # nothing left: the end
             values = rewards + self.discount * best

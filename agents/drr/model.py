@@ -111,6 +111,18 @@ class ObservationModel:
             raise RuntimeError("ObservationModel.reward: fit the model first")
         return self._reward_inputs(observations, picks, repeats) @ self.reward_weights
 
+    def catalogue_rewards(self, observations: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_items)`` the predicted reward of recommending each item of the catalogue
+        in ``observations`` ``(batch, obs_dim)``: :meth:`reward` for every item at once."""
+        if not self.fitted:
+            raise RuntimeError("ObservationModel.catalogue_rewards: fit the model first")
+        user, _, context = split_observation(observations, self.dim, self.history_len)
+        satiation = context[:, : self.genres.shape[1]]
+        w = self.reward_weights.to(user.dtype)
+        score = user @ self.items.T.to(user.dtype)
+        penalty = satiation @ self.genres.T.to(user.dtype)
+        return w[0] * score + w[1] * penalty + w[2]
+
     def fit(
         self, observations: np.ndarray, picks: np.ndarray, rewards: np.ndarray,
         next_observations: np.ndarray,

@@ -74,13 +74,16 @@ class ItemRefiner:
     def scored(
         self, observations: torch.Tensor, protos: torch.Tensor,
         critic: Callable[..., torch.Tensor], shown: torch.Tensor | None = None,
-        picks: bool = False,
+        picks: bool = False, proposals: torch.Tensor | None = None, proposed: int = 0,
     ) -> Scored:  # fmt: skip
-        """The candidates of ``protos`` in ``observations`` (as :meth:`choose`) and the
-        ``critic``'s value of each; with ``picks`` (or ``tell_items``), also the item each
-        candidate's vector makes the env recommend, which the critic is then told."""
+        """The candidates of ``protos`` in ``observations`` (as :meth:`choose`, or as
+        :meth:`candidates` with ``proposals``) and the ``critic``'s value of each; with
+        ``picks`` (or ``tell_items``), also the item each candidate's vector makes the env
+        recommend, which the critic is then told."""
         with torch.no_grad():
-            top, best_scores, mask = self.candidates(observations, protos, shown)
+            top, best_scores, mask = self.candidates(
+                observations, protos, shown, proposals, proposed
+            )
             candidates = self.catalogue.playable[top]  # (batch, k, dim)
             flat = candidates.reshape(-1, self.dim)
             items = None
@@ -101,19 +104,30 @@ class ItemRefiner:
         return torch.where(empty[:, None], protos, best)
 
     def candidates(
-        self, observations: torch.Tensor, protos: torch.Tensor, shown: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self, observations: torch.Tensor, protos: torch.Tensor, shown: torch.Tensor | None = None,
+        proposals: torch.Tensor | None = None, proposed: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """``(top, scores, mask)``: the ``(batch, k)`` items ``protos`` score highest outside
         each row's history and the items ``shown`` marks, their scores (``-inf`` where fewer
-        than ``k`` items are left), and the ``(batch, n_items)`` mask of the excluded items."""
+        than ``k`` items are left), and the ``(batch, n_items)`` mask of the excluded items.
+
+        With ``proposals`` ``(batch, n_items)``, another ranking's scores of every item (a
+        model's rewards), the ``proposed`` items it ranks highest come first and ``protos``
+        propose the other ``k - proposed``; the scores are each ranking's own."""
         with torch.no_grad():
             mask = self.catalogue.history_mask(observations)
             if shown is not None:
                 mask |= shown
             scores = protos @ self.catalogue.items.T
             scores.masked_fill_(mask, -torch.inf)
-            best_scores, top = scores.topk(self.k, dim=1)
-            return top, best_scores, mask
+            if proposals is None or not proposed:
+                best_scores, top = scores.topk(self.k, dim=1)
+                return top, best_scores, mask
+            ranked = proposals.masked_fill(mask, -torch.inf)
+            first_scores, first = ranked.topk(min(proposed, self.k), dim=1)
+            scores.scatter_(1, first, -torch.inf)  # each item proposed once
+            rest_scores, rest = scores.topk(self.k - first.shape[1], dim=1)
+            return torch.cat([first, rest], 1), torch.cat([first_scores, rest_scores], 1), mask
 
     @staticmethod
     def explore(

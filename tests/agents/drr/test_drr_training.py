@@ -56,7 +56,7 @@ def test_same_seed_same_agent_other_seed_other_agent():
     "refine",
     [{}, {"refine_k": 4, "refine_exclude": "history+shown"},
      {"n_step": 3, "critic_heads": "reward+future"},
-     {"refine_k": 4, "critic_heads": "reward+future", "lookahead": 1.0}],
+     {"refine_k": 4, "critic_heads": "reward+future", "lookahead": 1.0, "model_candidates": 2}],
 )  # fmt: skip
 def test_resumed_run_equals_uninterrupted_run(tmp_path, refine):
     # 3 sub-environments: the checkpoint falls while new episodes are under way (and, with

@@ -67,6 +67,9 @@ def test_the_model_fit_to_an_envs_transitions_predicts_its_next_observations():
     predicted_rewards = model.reward(torch.as_tensor(obs[800:]), torch.as_tensor(picks[800:]))
     correlation = np.corrcoef(predicted_rewards.numpy(), rewards[800:])[0, 1]
     assert correlation > 0.8, correlation
+    every = model.catalogue_rewards(torch.as_tensor(obs[800:]))
+    assert every.shape == (400, len(items))
+    torch.testing.assert_close(every[torch.arange(400), picks[800:]], predicted_rewards)
 
 
 def _user_times(tastes, obs, items, repeats):
@@ -99,6 +102,9 @@ class _Model:
 
     def reward(self, obs, picks, repeats=1):
         return _user_times(self.tastes, obs, picks, repeats)
+
+    def catalogue_rewards(self, obs):
+        return obs[:, :3] @ self.tastes.T
 
     def predict(self, obs, picks, rewards):
         return torch.cat([self.tastes[picks], obs[:, 3:]], dim=1)
@@ -140,11 +146,53 @@ def test_the_lookahead_plays_the_item_that_opens_a_better_next_step():
     torch.testing.assert_close(chosen, items[[2]])
 
 
-def test_the_agent_fits_its_model_as_it_learns_and_a_checkpoint_keeps_it():
+def test_model_candidates_come_first_and_the_actor_proposes_the_rest():
+    # Six items, the first in the history. The actor's proto ranks them 5, 4, 3, ...; the
+    # proposals (a model's rewards) rank them 1, 2, 0, 3, ... .
+    items = torch.eye(6)
+    refiner = ItemRefiner(ItemCatalogue(items.numpy(), history_len=1), k=3)
+    obs = torch.cat([torch.zeros(1, 6), items[[0]]], dim=1)
+    proto = torch.arange(6.0)[None]
+    proposals = torch.tensor([[5.0, 9.0, 8.0, 1.0, 0.0, 0.0]])
+    top, scores, mask = refiner.candidates(obs, proto, proposals=proposals, proposed=2)
+    assert top.tolist() == [[1, 2, 5]] and scores.tolist() == [[9.0, 8.0, 5.0]]
+    assert mask.tolist() == [[True, False, False, False, False, False]]
+    # Each item proposed once: the actor's best is taken when the model proposed it already.
+    overlapping = torch.tensor([[0.0, 0.0, 0.0, 1.0, 3.0, 2.0]])
+    top, _, _ = refiner.candidates(obs, proto, proposals=overlapping, proposed=2)
+    assert top.tolist() == [[4, 5, 3]]
+    # The shown items are no one's candidates; with fewer than k left the rest is -inf.
+    shown = torch.tensor([[False, True, True, True, False, False]])
+    top, scores, _ = refiner.candidates(obs, proto, shown, proposals, proposed=2)
+    assert top[0, :2].tolist() == [4, 5] or top[0, :2].tolist() == [5, 4]
+    assert scores[0, 2] == -torch.inf
+    # Without proposals, or none proposed: the actor's top k.
+    for kwargs in ({}, {"proposals": proposals, "proposed": 0}):
+        assert refiner.candidates(obs, proto, **kwargs)[0].tolist() == [[5, 4, 3]]
+
+
+def test_the_lookahead_values_the_models_candidates_the_actor_misses():
+    # The hand-built case above with k = 2: the actor's proto ranks D, B, A, so without
+    # proposals A is no candidate; the model's best now, A, comes in with one proposed item.
+    items = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [-1.0, -1.0, -1.0]])
+    tastes = torch.tensor([[1.0, 0, 0], [0.8, 0.6, 0], [0, 2.0, 0], [0, 0, 0]])
+    refiner = ItemRefiner(ItemCatalogue(items.numpy(), history_len=1), k=2, tell_items=True)
+    critic = _Critic(tastes, torch.zeros(4))
+    obs = torch.tensor([[1.0, 0, 0, -1.0, -1.0, -1.0]])
+    proto = torch.tensor([[0.0, 0.1, 1.0]])
+    actor = lambda observations: proto.expand(len(observations), -1)  # noqa: E731
+    for proposed, candidates in ((0, [2, 1]), (1, [0, 2])):
+        lookahead = Lookahead(refiner, _Model(tastes), 1.0, proposed)  # type: ignore[arg-type]
+        scored = lookahead.values(obs, proto, actor, critic)  # type: ignore[arg-type]
+        assert scored.items is not None and scored.items[0].tolist() == candidates
+
+
+@pytest.mark.parametrize("model_candidates", [0, 2])
+def test_the_agent_fits_its_model_as_it_learns_and_a_checkpoint_keeps_it(model_candidates):
     env = gym.make("MovieLensRec-v0", **ENV)
     inner = env.unwrapped
     dim, obs_dim = env.action_space.shape[0], env.observation_space.shape[0]
-    config = DRRConfig(**SMALL_DRR, **LOOKAHEAD)
+    config = DRRConfig(**SMALL_DRR, **LOOKAHEAD, model_candidates=model_candidates)
     agent = DRRAgent(config, dim, 5, 0, obs_dim, inner.vectors.items, inner.user_model.weights)
     assert agent.lookahead is not None and not agent.lookahead.model.fitted
     obs, picks, rewards, next_obs = _transitions(env, 300, seed=1)
@@ -170,6 +218,13 @@ def test_lookahead_needs_refinement_the_split_critic_and_the_genres():
     assert "lookahead" not in DRRConfig().to_dict()
     config = DRRConfig(**SMALL_DRR, **LOOKAHEAD)
     assert DRRConfig.from_dict(config.to_dict()) == config
+    assert "model_candidates" not in config.to_dict()
+    with pytest.raises(ConfigError, match="needs lookahead > 0 and at most refine_k"):
+        DRRConfig(refine_k=4, critic_heads="reward+future", model_candidates=2)
+    with pytest.raises(ConfigError, match=r"lookahead 0.9, refine_k 4\)"):
+        DRRConfig(**LOOKAHEAD | {"model_candidates": 5})
+    proposing = DRRConfig(**SMALL_DRR, **LOOKAHEAD | {"model_candidates": 4})
+    assert DRRConfig.from_dict(proposing.to_dict()) == proposing
     items = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
     with pytest.raises(ArgumentError, match="lookahead predicts the satiation"):
         DRRAgent(config, 8, 5, seed=0, items=items)
