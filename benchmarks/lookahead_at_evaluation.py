@@ -6,8 +6,11 @@ linear model of the observation and reward fit to the run's replay: the item's m
 plus the discounted value of the best candidate in the next observation the model predicts
 (its model reward plus the critic's future head; ``agents/drr/lookahead.py``). Here the same trained
 weights choose both ways (``DRRAgent.plan_ahead``), so the difference is the decision rule's,
-not the training data's. Each run folder is a ``movielens-rec train`` or ``benchmark`` run of a
-DRR agent with ``refine_k`` and ``critic_heads`` ``reward+future``.
+not the training data's. With ``--model-candidates``, each discount is measured with each
+number of the candidates taken from the model's reward ranking over the catalogue
+(``DRRConfig.model_candidates``; 0: the actor proposes all, the only way by default). Each run
+folder is a ``movielens-rec train`` or ``benchmark`` run of a DRR agent with ``refine_k`` and
+``critic_heads`` ``reward+future``.
 
     python benchmarks/lookahead_at_evaluation.py RUN [RUN ...] --discounts 0.5,1 \\
         --out benchmarks/results/lookahead-at-evaluation
@@ -38,16 +41,37 @@ def _discounts(text: str) -> list[float]:
     return values
 
 
-def measure(run: Path, discounts: list[float]) -> dict[str, Any]:
-    """The run's mean test return as trained, then with the lookahead at each discount."""
+def _counts(text: str) -> list[int]:
+    """``--model-candidates``: comma-separated whole numbers, each at least 0."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--model-candidates: whole numbers joined by commas, got {text!r}"
+        ) from None
+    if any(value < 0 for value in values):
+        raise argparse.ArgumentTypeError(f"--model-candidates: each >= 0, got {text!r}")
+    return values
+
+
+def way(discount: float, proposed: int) -> str:
+    """A result's name: the discount, and the model's candidates where there are any."""
+    name = f"lookahead {discount:g}"
+    return f"{name}, {proposed} model candidates" if proposed else name
+
+
+def measure(run: Path, discounts: list[float], counts: tuple[int, ...] = (0,)) -> dict[str, Any]:
+    """The run's mean test return as trained, then with the lookahead at each discount, with
+    each number of model candidates."""
     from agents.drr.train import load_agent
     from movielens_env.evaluation.protocols import evaluate_online
 
     agent, env_kwargs = load_agent(run)
     returns = {TRAINED: float(evaluate_online(agent, env_kwargs).mean())}
     for discount in discounts:
-        agent.plan_ahead(discount)
-        returns[f"lookahead {discount:g}"] = float(evaluate_online(agent, env_kwargs).mean())
+        for proposed in counts:
+            agent.plan_ahead(discount, proposed)
+            returns[way(discount, proposed)] = float(evaluate_online(agent, env_kwargs).mean())
     return {"run": str(run), "env_kwargs": {k: str(v) for k, v in env_kwargs.items()}, **returns}
 
 
@@ -85,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="DRR run folders (refined, split)")
     parser.add_argument("--discounts", type=_discounts, default=[0.5, 1.0])
     parser.add_argument(
+        "--model-candidates", type=_counts, default=[0],
+        help="candidates from the model's ranking, each number tried (each <= the run's refine_k)",
+    )  # fmt: skip
+    parser.add_argument(
         "--out", type=Path, default=Path("benchmarks/results/lookahead-at-evaluation")
     )
     parser.add_argument(
@@ -97,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     from agents.benchmark.script_results import write_measured
 
     def measure_all() -> list[dict[str, Any]]:
-        return [measure(run, args.discounts) for run in args.runs]
+        counts = tuple(args.model_candidates)
+        return [measure(run, args.discounts, counts) for run in args.runs]
 
     return write_measured(
         parser, args.out, args.force, argv, "lookahead_at_evaluation.py", measure_all, markdown

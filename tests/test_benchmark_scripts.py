@@ -184,10 +184,17 @@ def test_lookahead_at_evaluation_chooses_both_ways_and_refuses_a_run_that_cannot
     assert "it needs refine_k > 0 and critic_heads 'reward+future'" in err
     err = _refused(script, [str(tmp_path / "split"), "--discounts", "0,1"], capsys)
     assert "--discounts: each in (0, 1]" in err
-    argv = [str(tmp_path / "split"), "--discounts", "0.5,1", "--out", str(out)]
-    assert script.main(argv) == 0
+    err = _refused(script, [str(tmp_path / "split"), "--model-candidates", "1,-2"], capsys)
+    assert "--model-candidates: each >= 0" in err
+    argv = [str(tmp_path / "split"), "--model-candidates", "5", "--out", str(out)]
+    assert "at most refine_k of them (got lookahead 0.5, refine_k 4)" in _refused(
+        script, argv, capsys
+    )
+    argv = [str(tmp_path / "split"), "--discounts", "0.5,1", "--model-candidates", "0,4"]
+    assert script.main([*argv, "--out", str(out)]) == 0
     (found,) = json.loads((out / "results.json").read_text())["results"]
     assert set(found) >= {"as trained", "lookahead 0.5", "lookahead 1"}
+    assert "lookahead 1, 4 model candidates" in found
     assert found["lookahead 1"] != found["as trained"]
     assert "Mean gain over the runs: lookahead 0.5" in (out / "results.md").read_text()
 
