@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +29,26 @@ import numpy as np
 TRAINED = "as trained"
 
 
-def _discounts(text: str) -> list[float]:
-    """``--discounts``: comma-separated numbers in (0, 1]."""
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--discounts: numbers joined by commas, got {text!r}"
-        ) from None
-    if not values or any(not 0.0 < value <= 1.0 for value in values):
-        raise argparse.ArgumentTypeError(f"--discounts: each in (0, 1], got {text!r}")
-    return values
+def _listed(option: str, kind: type, what: str, allowed: str, fits: Callable[[Any], bool]):
+    """An argparse type for ``option``: comma-separated ``kind`` values (``what``), each
+    ``allowed`` (``fits``)."""
+
+    def parse(text: str) -> list[Any]:
+        try:
+            values = [kind(part) for part in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{option}: {what} joined by commas, got {text!r}"
+            ) from None
+        if not all(fits(value) for value in values):
+            raise argparse.ArgumentTypeError(f"{option}: each {allowed}, got {text!r}")
+        return values
+
+    return parse
 
 
-def _counts(text: str) -> list[int]:
-    """``--model-candidates``: comma-separated whole numbers, each at least 0."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--model-candidates: whole numbers joined by commas, got {text!r}"
-        ) from None
-    if any(value < 0 for value in values):
-        raise argparse.ArgumentTypeError(f"--model-candidates: each >= 0, got {text!r}")
-    return values
+_discounts = _listed("--discounts", float, "numbers", "in (0, 1]", lambda d: 0.0 < d <= 1.0)
+_counts = _listed("--model-candidates", int, "whole numbers", ">= 0", lambda n: n >= 0)
 
 
 def way(discount: float, proposed: int) -> str:
