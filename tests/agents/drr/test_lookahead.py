@@ -157,7 +157,8 @@ def test_model_candidates_come_first_and_the_actor_proposes_the_rest():
     top, scores, mask = refiner.candidates(obs, proto, proposals=proposals, proposed=2)
     assert top.tolist() == [[1, 2, 5]] and scores.tolist() == [[9.0, 8.0, 5.0]]
     assert mask.tolist() == [[True, False, False, False, False, False]]
-    # Each item proposed once: the actor's best is taken when the model proposed it already.
+    # Each item proposed once: where the model proposes the actor's best two, the actor's
+    # third comes after them.
     overlapping = torch.tensor([[0.0, 0.0, 0.0, 1.0, 3.0, 2.0]])
     top, _, _ = refiner.candidates(obs, proto, proposals=overlapping, proposed=2)
     assert top.tolist() == [[4, 5, 3]]
