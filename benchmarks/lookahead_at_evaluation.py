@@ -19,6 +19,7 @@ folder is a ``movielens-rec train`` or ``benchmark`` run of a DRR agent with ``r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,9 @@ def measure(run: Path, discounts: list[float], counts: tuple[int, ...] = (0,)) -
     from movielens_env.evaluation.protocols import evaluate_online
 
     agent, env_kwargs = load_agent(run)
+    # Every way the run cannot choose is refused before the first evaluation's minutes.
+    for proposed in counts:
+        dataclasses.replace(agent.config, lookahead=discounts[0], model_candidates=proposed)
     returns = {TRAINED: float(evaluate_online(agent, env_kwargs).mean())}
     for discount in discounts:
         for proposed in counts:
