@@ -342,10 +342,14 @@ class DRRAgent:
         loss = (weights * ((rewards - first).pow(2) + (next_value - future).pow(2))).mean()
         return loss, (target - q).detach(), q.detach()
 
-    def _actor_loss(self, obs: torch.Tensor) -> torch.Tensor:
+    def _actor_loss(self, obs: torch.Tensor, replayed: torch.Tensor) -> torch.Tensor:
         # The deterministic policy gradient is taken at the actor's own action mu(s), never at
-        # the replayed (noisy, stale) action.
-        return -self.critic(obs, self.actor(obs)).mean()
+        # the replayed (noisy, stale) action; only the imitation term reads that one.
+        actions = self.actor(obs)
+        loss = -self.critic(obs, actions).mean()
+        if self.config.actor_imitation:
+            loss = loss + self.config.actor_imitation * (actions - replayed).pow(2).sum(1).mean()
+        return loss
 
     def update(self, beta: float) -> UpdateStats:
         """One gradient step of critic and actor on a prioritized batch; soft target updates;
@@ -360,7 +364,9 @@ class DRRAgent:
         critic_loss.backward()
         self.critic_optimizer.step()
 
-        actor_loss = self._actor_loss(torch.as_tensor(batch.observations))
+        actor_loss = self._actor_loss(
+            torch.as_tensor(batch.observations), torch.as_tensor(batch.actions)
+        )
         self.actor_optimizer.zero_grad()
         actor_loss.backward()
         self.actor_optimizer.step()

@@ -48,6 +48,7 @@ BOUNDS = {
     "refine_explore": Bound(float, 0.0, 1.0),
     "lookahead": Bound(float, 0.0, 1.0),
     "model_candidates": Bound(int, 0, 1024),
+    "actor_imitation": Bound(float, 0.0, 100.0),
     "eval_every": Bound(int, 0, _BIG),
     "checkpoint_every": Bound(int, 0, _BIG),
 }
@@ -161,6 +162,15 @@ class DRRConfig:
             (the genres to avoid are not a direction): the model, linear in the item's MF
             score and satiation penalty, ranks every item in one matrix product. From 0 to
             ``refine_k``. Left out of ``to_dict`` at 0.
+        actor_imitation: with ``refine_k``, the weight ``beta`` of a behaviour-cloning term
+            in the actor's loss, ``-Q(s, mu(s)) + beta * |mu(s) - a|^2``, with ``a`` the
+            replayed action: the vector of the item the agent chose among its candidates (as
+            TD3+BC, Fujimoto and Gu 2021, and the policy targets of expert iteration). Where
+            the critic's choice, or the lookahead's, or the model's candidates pick the items,
+            the actor's gradient alone follows the critic into directions it never played;
+            this pulls the actor toward the items that were chosen, so that its own
+            candidates hold them (0 to 10; 0, the default, is the deterministic policy
+            gradient alone, the paper's). Left out of ``to_dict`` at 0.
     """
 
     state: str = "drr-ave"
@@ -194,6 +204,7 @@ class DRRConfig:
     n_step: int = 1
     lookahead: float = 0.0
     model_candidates: int = 0
+    actor_imitation: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice(self, "state", STATE_REPRESENTATIONS)
@@ -221,6 +232,12 @@ class DRRConfig:
                 f"DRRConfig.model_candidates ({self.model_candidates}) are candidates of the "
                 "lookahead's model: it needs lookahead > 0 and at most refine_k of them (got "
                 f"lookahead {self.lookahead}, refine_k {self.refine_k})"
+            )
+        if self.actor_imitation and not self.refine_k:
+            raise ConfigError(
+                f"DRRConfig.actor_imitation ({self.actor_imitation}) pulls the actor toward "
+                "the items refinement chose: it needs refine_k > 0 (without it the replayed "
+                "action is the actor's own, plus noise)"
             )
         if self.num_envs * self.updates_per_step > MAX_UPDATES_PER_BATCH:
             raise ConfigError(
@@ -271,8 +288,9 @@ class DRRConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,
         ``refine_explore``, ``refine_target``, ``refine_exclude``, ``critic_input``,
-        ``critic_heads``, ``critic_wide``, ``n_step``, ``lookahead`` and ``model_candidates`` only
-        when not at their defaults, so the results stored before they existed keep their keys."""
+        ``critic_heads``, ``critic_wide``, ``n_step``, ``lookahead``, ``model_candidates`` and
+        ``actor_imitation`` only when not at their defaults, so the results stored before they
+        existed keep their keys."""
         values = dataclasses.asdict(self)
         if not self.refine_k:
             del values["refine_k"]
@@ -294,6 +312,8 @@ class DRRConfig:
             del values["lookahead"]
         if not self.model_candidates:
             del values["model_candidates"]
+        if not self.actor_imitation:
+            del values["actor_imitation"]
         return values
 
     def to_json(self) -> str:

@@ -14,6 +14,7 @@ from agents.drr.config import DRRConfig
 from agents.drr.networks import unit
 from agents.drr.refine import ItemRefiner
 from agents.drr.train import load_agent, train_drr
+from agents.fields import ConfigError
 from movielens_env.errors import ArgumentError
 from tests.helpers import SMALL_DRR, drr_observations
 
@@ -263,3 +264,45 @@ def test_exploring_in_item_space_plays_other_candidates_and_only_while_exploring
         DRRConfig(refine_explore=0.1)
     with pytest.raises(ValueError, match="refine_explore"):
         DRRConfig(refine_k=k, refine_explore=1.5)
+
+
+def test_actor_imitation_pulls_the_actors_candidates_toward_the_items_chosen():
+    rng = np.random.default_rng(0)
+    dim, history, n = 4, 2, 64
+    items = rng.normal(size=(20, dim)).astype(np.float32)
+    obs = drr_observations(rng, items, n, history)
+    target = 7
+    held = obs[:, dim:].reshape(n, history, dim)
+    free = ~(held == items[target]).all(axis=2).any(axis=1)  # rows where item 7 may be played
+    chosen = np.tile(items[target] / np.linalg.norm(items[target]), (n, 1))
+
+    def candidates_after(imitation: float) -> np.ndarray:
+        config = DRRConfig(
+            **SMALL_DRR | {"batch_size": n, "learning_starts": n}, refine_k=3, actor_lr=3e-2,
+            actor_imitation=imitation,
+        )  # fmt: skip
+        agent = DRRAgent(config, dim, history, seed=0, items=items)
+        agent.replay.add(obs, chosen, np.zeros(n), obs, np.ones(n))
+        for _ in range(100):
+            agent.update(beta=0.4)
+        assert agent.refiner is not None
+        with torch.no_grad():
+            protos = agent.actor(torch.as_tensor(obs))
+        top, _, _ = agent.refiner.candidates(torch.as_tensor(obs), protos)
+        return (top.numpy() == target).any(axis=1)[free]
+
+    # Replayed item 7 everywhere: imitation puts it among nearly every row's 3 candidates,
+    # where the critic's gradient alone (it learns nothing of item 7: every reward is 0)
+    # leaves the actor's candidates where MF's are.
+    assert candidates_after(10.0).mean() > 0.9
+    assert candidates_after(0.0).mean() < 0.5
+
+
+def test_actor_imitation_needs_refinement_and_keeps_old_keys():
+    with pytest.raises(ConfigError, match=r"actor_imitation .*needs refine_k > 0"):
+        DRRConfig(**SMALL_DRR, actor_imitation=1.0)
+    assert "actor_imitation" not in DRRConfig(**SMALL_DRR, refine_k=3).to_dict()
+    config = DRRConfig(**SMALL_DRR, refine_k=3, actor_imitation=0.5)
+    assert DRRConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="actor_imitation"):
+        DRRConfig(**SMALL_DRR, refine_k=3, actor_imitation=-1.0)
