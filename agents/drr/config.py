@@ -55,6 +55,12 @@ BOUNDS = {
 # Gradient steps per collected batch (num_envs * updates_per_step): each field in its bounds
 # still allowed 1024 * 64 = 65,536 of them, half an hour for one episode.
 MAX_UPDATES_PER_BATCH = 1024
+# Fields added after results were first stored: DRRConfig.to_dict leaves each out at its
+# default, so the stored results keep their keys.
+LATER_FIELDS = (
+    "refine_k", "refine_explore", "refine_target", "refine_exclude", "critic_input",
+    "critic_heads", "critic_wide", "n_step", "lookahead", "model_candidates", "actor_imitation",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -286,34 +292,14 @@ class DRRConfig:
         return self.critic_input.endswith("+item-features")
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as JSON values (as ``SB3Config.to_dict``); ``refine_k``,
-        ``refine_explore``, ``refine_target``, ``refine_exclude``, ``critic_input``,
-        ``critic_heads``, ``critic_wide``, ``n_step``, ``lookahead``, ``model_candidates`` and
-        ``actor_imitation`` only when not at their defaults, so the results stored before they
-        existed keep their keys."""
+        """The config as JSON values (as ``SB3Config.to_dict``); the fields added after
+        results were first stored (``LATER_FIELDS``) only when not at their defaults, so those
+        results keep their keys."""
         values = dataclasses.asdict(self)
-        if not self.refine_k:
-            del values["refine_k"]
-        if not self.refine_explore:
-            del values["refine_explore"]
-        if self.refine_target == "target":
-            del values["refine_target"]
-        if self.refine_exclude == "history":
-            del values["refine_exclude"]
-        if self.critic_input == "action":
-            del values["critic_input"]
-        if self.critic_heads == "q":
-            del values["critic_heads"]
-        if not self.critic_wide:
-            del values["critic_wide"]
-        if self.n_step == 1:
-            del values["n_step"]
-        if not self.lookahead:
-            del values["lookahead"]
-        if not self.model_candidates:
-            del values["model_candidates"]
-        if not self.actor_imitation:
-            del values["actor_imitation"]
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        for name in LATER_FIELDS:
+            if values[name] == defaults[name]:
+                del values[name]
         return values
 
     def to_json(self) -> str:
